@@ -57,12 +57,9 @@ internal sealed class AllocationProfiler : EventListener
     }
 
     /// <summary>Prints the top types of a <see cref="TakeAndReset"/> profile, per operation.</summary>
-    public static void Print(string side, string profile, long ops, int top = 12)
+    public static void Print(string side, string profile, long ops, int top = 8)
     {
-        var rows = profile.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(line => line.Split(' ', 2))
-            .Select(p => (Bytes: long.Parse(p[0], CultureInfo.InvariantCulture), Type: p[1]))
-            .ToList();
+        var rows = Parse(profile);
         var total = rows.Sum(r => r.Bytes);
         if (total == 0 || ops == 0)
         {
@@ -75,4 +72,33 @@ internal sealed class AllocationProfiler : EventListener
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "      {0,8:F0}  {1,5:P0}  {2}", (double)bytes / ops, (double)bytes / total, type));
         }
     }
+
+    /// <summary>Prints the types LabMesh allocates more of per operation than the baseline does.</summary>
+    public static void PrintDifference(string side, string labMesh, long labMeshOps, string baseline, long baselineOps, int top = 15)
+    {
+        if (labMeshOps == 0 || baselineOps == 0)
+        {
+            return;
+        }
+        var perOp = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (bytes, type) in Parse(labMesh))
+        {
+            perOp[type] = perOp.GetValueOrDefault(type) + (double)bytes / labMeshOps;
+        }
+        foreach (var (bytes, type) in Parse(baseline))
+        {
+            perOp[type] = perOp.GetValueOrDefault(type) - (double)bytes / baselineOps;
+        }
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "  {0} allocations, LabMesh minus baseline (sampled, ~B/op; total {1:+0;-0})", side, perOp.Values.Sum()));
+        foreach (var (type, bytes) in perOp.Where(p => p.Value >= 1).OrderByDescending(p => p.Value).Take(top))
+        {
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "      {0,8:+0;-0}  {1}", bytes, type));
+        }
+    }
+
+    private static List<(long Bytes, string Type)> Parse(string profile) =>
+        [.. profile.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ', 2))
+            .Select(p => (long.Parse(p[0], CultureInfo.InvariantCulture), p[1]))];
 }

@@ -18,7 +18,7 @@ internal static class Report
     {
         Console.WriteLine(string.Format(
             Inv,
-            "  {0,-34} {1,12:N0} {2,-7} {3,8:F3} {4,8:F3} {5,7:F1}us {6,9:F0}B {7,7}us {8,9}B {9,7}",
+            "  {0,-34} {1,12:N0} {2,-7} {3,8:F3} {4,8:F3} {5,7:F2}us {6,9:F0}B {7,7}us {8,9}B {9,7}",
             m.Target,
             m.Rate,
             m.Unit,
@@ -26,7 +26,7 @@ internal static class Report
             m.P99Ms,
             m.ServerCpuUsPerOp,
             m.ServerBytesPerOp,
-            double.IsNaN(m.ClientCpuUsPerOp) ? "-" : m.ClientCpuUsPerOp.ToString("F1", Inv),
+            double.IsNaN(m.ClientCpuUsPerOp) ? "-" : m.ClientCpuUsPerOp.ToString("F2", Inv),
             double.IsNaN(m.ClientBytesPerOp) ? "-" : m.ClientBytesPerOp.ToString("F0", Inv),
             m.Errors));
         if (m.Note is not null)
@@ -49,7 +49,7 @@ internal static class Report
         var p99 = labMesh.P99Ms / bare.P99Ms;
         Console.WriteLine(string.Format(
             Inv,
-            "  LabMesh/bare: throughput {0:F2} ({1}), p99 {2:F2} (lower is better), server CPU/op {3:F2}, server alloc/op +{4:F0}B",
+            "  LabMesh/bare: throughput {0:F2} ({1}), p99 {2:F2} (lower is better), server CPU/op {3:F2}, server alloc/op {4:+0;-0}B",
             throughput,
             throughput >= ThroughputTarget ? "meets the 0.80 target" : "BELOW the 0.80 target",
             p99,
@@ -86,9 +86,9 @@ internal static class Report
         {
             sb.AppendLine(string.Format(
                 Inv,
-                "| {0} | {1} | {2:F1} | {3:F0} | {4} | {5} | {6}/{7}/{8} |",
+                "| {0} | {1} | {2:F2} | {3:F0} | {4} | {5} | {6}/{7}/{8} |",
                 m.Scenario, m.Target, m.ServerCpuUsPerOp, m.ServerBytesPerOp,
-                double.IsNaN(m.ClientCpuUsPerOp) ? "-" : m.ClientCpuUsPerOp.ToString("F1", Inv),
+                double.IsNaN(m.ClientCpuUsPerOp) ? "-" : m.ClientCpuUsPerOp.ToString("F2", Inv),
                 double.IsNaN(m.ClientBytesPerOp) ? "-" : m.ClientBytesPerOp.ToString("F0", Inv),
                 m.Server.Gen0, m.Server.Gen1, m.Server.Gen2));
         }

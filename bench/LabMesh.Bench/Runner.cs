@@ -98,6 +98,14 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         if (labMeshMedian is not null && bareMedian is not null)
         {
             Report.PrintRatio(labMeshMedian, bareMedian);
+            if (labMeshMedian.ServerAllocations is not null && bareMedian.ServerAllocations is not null)
+            {
+                AllocationProfiler.PrintDifference("server", labMeshMedian.ServerAllocations, labMeshMedian.Ops, bareMedian.ServerAllocations, bareMedian.Ops);
+            }
+            if (labMeshMedian.ClientAllocations is not null && bareMedian.ClientAllocations is not null)
+            {
+                AllocationProfiler.PrintDifference("client", labMeshMedian.ClientAllocations, labMeshMedian.Ops, bareMedian.ClientAllocations, bareMedian.Ops);
+            }
         }
     }
 

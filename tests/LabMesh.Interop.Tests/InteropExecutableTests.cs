@@ -39,6 +39,31 @@ public sealed class InteropExecutableTests(PythonServerFixture python) : IClassF
     }
 
     [Fact]
+    public async Task ServerProcess_WithGivenCertificate_ServesIt()
+    {
+        await PythonGrpc.RequireAsync();
+        var directory = Directory.CreateTempSubdirectory("labmesh-interop-exe-").FullName;
+        try
+        {
+            using var authority = TestCertificateAuthority.Create("LabMesh interop test CA (given certificate)");
+            var issued = authority.IssueServerCertificate();
+            var caFile = Path.Combine(directory, "ca.pem");
+            var certFile = Path.Combine(directory, "server.pem");
+            var keyFile = Path.Combine(directory, "server.key");
+            await File.WriteAllTextAsync(caFile, authority.CertificatePem);
+            await File.WriteAllTextAsync(certFile, issued.CertificatePem);
+            await File.WriteAllTextAsync(keyFile, issued.PrivateKeyPem);
+            await using var server = StartInterop(["server", "--port", "0", "--use_tls", "--tls_cert", certFile, "--tls_key", keyFile]);
+            var port = await ReadyPortAsync(server);
+            await PythonGrpc.RunClientAsync("localhost", port, "empty_unary,large_unary", useTls: true, caFile: caFile, serverOutput: server.Describe());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task ClientProcess_AgainstGrpcioServer_ExitsZero()
     {
         var port = await python.PortAsync(tls: false);

@@ -71,7 +71,7 @@ public sealed class LabMeshServerFixture : IAsyncLifetime
         {
             throw new Xunit.Sdk.XunitException($"{e.Message}\n--- server log (warnings and up) ---\n{string.Join('\n', logs.Since(start, LogLevel.Warning))}");
         }
-        var errors = logs.Since(start, LogLevel.Error);
+        var errors = logs.Since(start, LogLevel.Error).ToList();
         Assert.True(errors.Count == 0, $"The server logged errors:\n{string.Join('\n', errors)}");
     }
 

@@ -17,14 +17,37 @@ public sealed class LabMeshToLabMeshTests(LabMeshServerFixture server) : IClassF
     [MemberData(nameof(InteropCases.CompressionData), MemberType = typeof(InteropCases))]
     public Task CompressionCase_OverH2c_Passes(string testCase) => RunAsync(testCase, tls: false);
 
-    private Task RunAsync(string testCase, bool tls) => server.RunCheckingLogsAsync(tls, async () =>
+    [Theory]
+    [InlineData("empty_unary")]
+    [InlineData("custom_metadata")]
+    public Task InteropCase_OverTlsWithHostOverride_Passes(string testCase) =>
+        RunAsync(testCase, tls: true, host: "127.0.0.1", hostOverride: "foo.test.google.fr");
+
+    [Fact]
+    public async Task Tls_HostOverrideNotInCertificate_Fails()
+    {
+        using var client = new InteropClient(new InteropClientOptions
+        {
+            ServerHost = "127.0.0.1",
+            ServerPort = server.Tls.Port,
+            UseTls = true,
+            ServerHostOverride = "not-in-the-certificate.example",
+            CaCertificate = server.Tls.CaCertificate,
+        });
+        using var cancel = new CancellationTokenSource(CaseTimeout);
+        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.EmptyUnaryAsync(cancel.Token).WaitAsync(CaseTimeout + TimeSpan.FromSeconds(5)));
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, error.StatusCode);
+    }
+
+    private Task RunAsync(string testCase, bool tls, string? host = null, string? hostOverride = null) => server.RunCheckingLogsAsync(tls, async () =>
     {
         var target = server.Server(tls);
         using var client = new InteropClient(new InteropClientOptions
         {
-            ServerHost = tls ? "localhost" : "127.0.0.1",
+            ServerHost = host ?? (tls ? "localhost" : "127.0.0.1"),
             ServerPort = target.Port,
             UseTls = tls,
+            ServerHostOverride = hostOverride,
             CaCertificate = target.CaCertificate,
         });
         using var cancel = new CancellationTokenSource(CaseTimeout);

@@ -16,6 +16,10 @@ public sealed class PythonClientToLabMeshServerTests(LabMeshServerFixture server
     public Task CompressionCase_OverH2c_Passes(string testCase) => RunAsync(testCase, tls: false);
 
     [Fact]
+    public Task InteropCases_OverTlsWithHostOverride_Pass() => server.RunCheckingLogsAsync(true, () =>
+        PythonGrpc.RunClientAsync("127.0.0.1", server.Tls.Port, "empty_unary,custom_metadata", useTls: true, caFile: server.CaFile, hostOverride: "foo.test.google.fr"));
+
+    [Fact]
     public Task HealthCheck_ViaGrpcio_IsServing() => RunAsync("health_check", tls: false);
 
     [Fact]

@@ -29,7 +29,7 @@ internal static class PythonGrpc
     }
 
     /// <summary>Runs interop_client.py for the cases and fails with its output unless it exits 0.</summary>
-    public static async Task RunClientAsync(string host, int port, string testCases, bool useTls = false, string? caFile = null, TimeSpan? timeout = null, string? serverOutput = null)
+    public static async Task RunClientAsync(string host, int port, string testCases, bool useTls = false, string? caFile = null, TimeSpan? timeout = null, string? serverOutput = null, string? hostOverride = null)
     {
         await RequireAsync();
         List<string> arguments = [ClientScript, "--server_host", host, "--server_port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--test_case", testCases];
@@ -40,6 +40,10 @@ internal static class PythonGrpc
             {
                 arguments.AddRange(["--ca_file", caFile]);
             }
+        }
+        if (hostOverride is not null)
+        {
+            arguments.AddRange(["--server_host_override", hostOverride]);
         }
         await using var process = ExternalProcess.Start(Interpreter, arguments);
         var exitCode = await process.WaitForExitAsync(timeout ?? TimeSpan.FromSeconds(90));

@@ -391,11 +391,7 @@ public sealed class InteropClient : IDisposable
 
     private GrpcChannel CreateChannel(string? compressionAlgorithm)
     {
-        var options = new GrpcChannelOptions
-        {
-            CompressionAlgorithm = compressionAlgorithm,
-            MaxReceiveMessageSize = null,
-        };
+        var options = new GrpcChannelOptions { CompressionAlgorithm = compressionAlgorithm };
         var host = _options.ServerHostOverride ?? _options.ServerHost;
         if (_options.UseTls || _options.ServerHostOverride is not null)
         {

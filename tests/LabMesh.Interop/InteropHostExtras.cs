@@ -19,6 +19,6 @@ internal static class InteropHostExtras
     public static void MapEndpoints(IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGrpcHealthChecksService();
-        //TEMP endpoints.MapGrpcReflectionService();
+        endpoints.MapGrpcReflectionService();
     }
 }

@@ -116,11 +116,7 @@ public sealed class InteropServer : IAsyncDisposable
                 });
             });
 
-            builder.Services.AddGrpc(grpc =>
-            {
-                grpc.ResponseCompressionAlgorithm = options.ResponseCompressionAlgorithm;
-                grpc.MaxReceiveMessageSize = null;
-            });
+            builder.Services.AddGrpc(grpc => grpc.ResponseCompressionAlgorithm = options.ResponseCompressionAlgorithm);
             InteropHostExtras.AddServices(builder.Services);
 
             app = builder.Build();

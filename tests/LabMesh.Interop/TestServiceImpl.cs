@@ -1,5 +1,6 @@
 using System.Globalization;
 using Google.Protobuf;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Testing;
 
@@ -185,7 +186,9 @@ public sealed class TestServiceImpl : TestService.TestServiceBase
         }
     }
 
-    private static string? RequestEncoding(ServerCallContext context) => context.RequestHeaders.GetValue("grpc-encoding");
+    // grpc-encoding is a protocol header, so it is not in RequestHeaders; read it from HTTP.
+    private static string? RequestEncoding(ServerCallContext context) =>
+        context.GetHttpContext().Request.Headers.TryGetValue("grpc-encoding", out var value) ? value.ToString() : null;
 
     private static void SetResponseCompression(ServerCallContext context, IServerStreamWriter<StreamingOutputCallResponse>? stream, bool compress)
     {

@@ -65,6 +65,23 @@ public sealed class PythonReflectionClientTests
     }
 
     [Fact]
+    public async Task Describe_MethodEnumAndField_PrintsWhatTheyAre()
+    {
+        await using var server = await ReflectionServiceTests.StartAsync();
+
+        var method = await RunAsync(server, "describe", "labmesh.test.catalog.v1.Catalog.WatchItems");
+        var enumType = await RunAsync(server, "describe", "grpc.health.v1.HealthCheckResponse.ServingStatus");
+        var field = await RunAsync(server, "describe", "labmesh.test.catalog.v1.Item.shelf_life");
+
+        method.AssertSucceeded();
+        Assert.Equal("rpc WatchItems ( .google.protobuf.Empty ) returns ( stream .labmesh.test.catalog.v1.Item );", method.Lines[^1]);
+        enumType.AssertSucceeded();
+        Assert.Contains("  SERVICE_UNKNOWN = 3;", enumType.Lines);
+        field.AssertSucceeded();
+        Assert.Equal("labmesh.test.catalog.v1.Item.shelf_life is declared in catalog_types.proto", field.Lines.Single());
+    }
+
+    [Fact]
     public async Task Call_HealthCheckWithJsonBody_PrintsServing()
     {
         await using var server = await ReflectionServiceTests.StartAsync();

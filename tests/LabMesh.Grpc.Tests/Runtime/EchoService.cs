@@ -14,6 +14,8 @@ public sealed class EchoProbe
     public Metadata? LastRequestHeaders { get; set; }
 
     public DateTime LastDeadline { get; set; }
+
+    public string? LastProtocol { get; set; }
 }
 
 /// <summary>One method of each kind, steered by the request (delays, failures, sizes).</summary>
@@ -72,6 +74,7 @@ public sealed class EchoService(EchoProbe probe) : Echo.Echo.EchoBase
     {
         probe.LastRequestHeaders = context.RequestHeaders;
         probe.LastDeadline = context.Deadline;
+        probe.LastProtocol = global::Grpc.AspNetCore.Server.ServerCallContextExtensions.GetHttpContext(context).Request.Protocol;
         context.CancellationToken.Register(() => probe.CallCancelled.TrySetResult(true));
         probe.CallStarted.TrySetResult(context);
     }

@@ -122,10 +122,11 @@ class ReflectionSession:
         return [s.name for s in self.ask(list_services="").list_services_response.service]
 
     def load_symbol(self, pool, loaded, symbol):
-        self._add_files(pool, loaded, self.ask(file_containing_symbol=symbol))
+        """Adds the file declaring a symbol, and its imports, to the pool; returns that file's name."""
+        return self._add_files(pool, loaded, self.ask(file_containing_symbol=symbol))
 
     def _add_files(self, pool, loaded, response):
-        # The server sends each file with all of its imports; a pool needs imports added first.
+        # The server sends the declaring file first, then all of its imports; a pool needs imports added first.
         files = {}
         for raw in response.file_descriptor_response.file_descriptor_proto:
             proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
@@ -146,48 +147,64 @@ class ReflectionSession:
 
         for name in files:
             add(name)
+        return next(iter(files), "")
 
 
 def _type_name(descriptor):
     return "." + descriptor.full_name
 
 
-def describe(pool, symbol):
-    """Prints a symbol roughly the way grpcurl's describe does."""
-    lines = []
+def _find(finder, name):
     try:
-        service = pool.FindServiceByName(symbol)
+        return finder(name)
     except KeyError:
-        service = None
-    if service is not None:
-        lines.append("%s is a service:" % service.full_name)
-        lines.append("service %s {" % service.name)
-        for method in service.methods:
-            # Streaming flags read from the method's proto: not every protobuf runtime exposes them directly.
-            method_proto = descriptor_pb2.MethodDescriptorProto()
-            method.CopyToProto(method_proto)
-            request_stream = "stream " if method_proto.client_streaming else ""
-            response_stream = "stream " if method_proto.server_streaming else ""
-            lines.append("  rpc %s ( %s%s ) returns ( %s%s );" % (
-                method.name, request_stream, _type_name(method.input_type),
-                response_stream, _type_name(method.output_type)))
-        lines.append("}")
-        return "\n".join(lines)
+        return None
 
-    message = pool.FindMessageTypeByName(symbol)
-    lines.append("%s is a message:" % message.full_name)
-    lines.append("message %s {" % message.name)
-    for field in message.fields:
-        if field.message_type is not None:
-            type_name = _type_name(field.message_type)
-        elif field.enum_type is not None:
-            type_name = _type_name(field.enum_type)
-        else:
-            type_name = _SCALAR_NAMES.get(field.type, str(field.type))
-        label = "repeated " if field.label == field.LABEL_REPEATED else ""
-        lines.append("  %s%s %s = %d;" % (label, type_name, field.name, field.number))
-    lines.append("}")
-    return "\n".join(lines)
+
+def _method_line(method):
+    # Streaming flags read from the method's proto: not every protobuf runtime exposes them directly.
+    method_proto = descriptor_pb2.MethodDescriptorProto()
+    method.CopyToProto(method_proto)
+    request_stream = "stream " if method_proto.client_streaming else ""
+    response_stream = "stream " if method_proto.server_streaming else ""
+    return "rpc %s ( %s%s ) returns ( %s%s );" % (
+        method.name, request_stream, _type_name(method.input_type), response_stream, _type_name(method.output_type))
+
+
+def describe(pool, symbol, declaring_file):
+    """Prints a service, method, message or enum roughly the way grpcurl's describe does."""
+    service = _find(pool.FindServiceByName, symbol)
+    if service is not None:
+        lines = ["%s is a service:" % service.full_name, "service %s {" % service.name]
+        lines += ["  " + _method_line(method) for method in service.methods]
+        return "\n".join(lines + ["}"])
+
+    method = _find(pool.FindMethodByName, symbol)
+    if method is not None:
+        return "%s is a method:\n%s" % (method.full_name, _method_line(method))
+
+    message = _find(pool.FindMessageTypeByName, symbol)
+    if message is not None:
+        lines = ["%s is a message:" % message.full_name, "message %s {" % message.name]
+        for field in message.fields:
+            if field.message_type is not None:
+                type_name = _type_name(field.message_type)
+            elif field.enum_type is not None:
+                type_name = _type_name(field.enum_type)
+            else:
+                type_name = _SCALAR_NAMES.get(field.type, str(field.type))
+            label = "repeated " if field.label == field.LABEL_REPEATED else ""
+            lines.append("  %s%s %s = %d;" % (label, type_name, field.name, field.number))
+        return "\n".join(lines + ["}"])
+
+    enum = _find(pool.FindEnumTypeByName, symbol)
+    if enum is not None:
+        lines = ["%s is an enum:" % enum.full_name, "enum %s {" % enum.name]
+        lines += ["  %s = %d;" % (value.name, value.number) for value in enum.values]
+        return "\n".join(lines + ["}"])
+
+    # A field, enum value or extension: the server found it, so name the file that declares it.
+    return "%s is declared in %s" % (symbol, declaring_file)
 
 
 _SCALAR_NAMES = {
@@ -238,8 +255,8 @@ def main(argv):
                 for name in sorted(session.list_services()):
                     print(name)
             elif args.command == "describe":
-                session.load_symbol(pool, loaded, args.symbol)
-                print(describe(pool, args.symbol))
+                declaring_file = session.load_symbol(pool, loaded, args.symbol)
+                print(describe(pool, args.symbol, declaring_file))
             else:
                 print(call(channel, session, pool, loaded, args.method, args.body, args.timeout))
             session.close()

@@ -503,10 +503,7 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
             }
         }
         _requestContent?.Abort(new RpcException(status, trailers));
-        if (_disposed || status.StatusCode == StatusCode.OK || _reader is null)
-        {
-            Cleanup();
-        }
+        Cleanup();
     }
 
     private void OnDeadline()
@@ -515,6 +512,10 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         CancelTransport();
     }
 
+    /// <summary>
+    /// Stops the HTTP/2 stream: cancels what is pending, ends the request body and disposes the
+    /// response, which resets the stream (RST_STREAM CANCEL) if the server has not finished it.
+    /// </summary>
     private void CancelTransport()
     {
         try
@@ -524,6 +525,8 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         catch (ObjectDisposedException)
         {
         }
+        _requestContent?.Abort(new RpcException(_status ?? new Status(StatusCode.Cancelled, "Call canceled.")));
+        _response?.Dispose();
     }
 
     private void Cleanup()

@@ -425,15 +425,17 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
         var metadata = new Metadata();
         foreach (var header in _http.Request.Headers)
         {
-            if (GrpcProtocol.IsReservedHeader(header.Key))
+            // Kestrel names known headers in canonical case ("Content-Type"); metadata keys are lower-case.
+            var key = header.Key.ToLowerInvariant();
+            if (GrpcProtocol.IsReservedHeader(key))
             {
                 continue;
             }
             foreach (var value in header.Value)
             {
-                if (value is not null && !GrpcProtocol.TryAddHeaderToMetadata(metadata, header.Key, value))
+                if (value is not null && !GrpcProtocol.TryAddHeaderToMetadata(metadata, key, value))
                 {
-                    Log.BadRequestHeader(_logger, header.Key);
+                    Log.BadRequestHeader(_logger, key);
                 }
             }
         }

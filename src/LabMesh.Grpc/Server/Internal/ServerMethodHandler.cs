@@ -120,6 +120,18 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
 
     private async ValueTask<TRequest> ReadSingleRequestAsync(MessageReader reader, HttpServerCallContext call)
     {
+        try
+        {
+            return await ReadExactlyOneAsync(reader, call).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException || (ex is OperationCanceledException && !call.DeadlineExceeded))
+        {
+            throw ClientGone.Exception(ex);
+        }
+    }
+
+    private async ValueTask<TRequest> ReadExactlyOneAsync(MessageReader reader, HttpServerCallContext call)
+    {
         var (ok, request) = await reader.ReadAsync(_method.RequestMarshaller.ContextualDeserializer, call.CancellationToken).ConfigureAwait(false);
         if (!ok)
         {

@@ -38,7 +38,20 @@ internal sealed class ServerStreamReader<TRequest>(HttpServerCallContext call, M
         {
             throw new RpcException(new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded"));
         }
+        catch (Exception ex) when (ex is IOException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw ClientGone.Exception(ex);
+        }
     }
+}
+
+/// <summary>What a failed request-body read means on a server: the client went away.</summary>
+internal static class ClientGone
+{
+    // Kestrel may fail the body read ("The client reset the request stream.") before RequestAborted fires,
+    // so the read failure itself is the signal.
+    public static RpcException Exception(Exception ex) =>
+        new(new Status(StatusCode.Cancelled, "The client cancelled the call or went away.", ex));
 }
 
 /// <summary>The response stream of a server- or duplex-streaming handler.</summary>

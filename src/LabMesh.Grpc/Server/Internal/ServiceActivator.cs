@@ -9,12 +9,18 @@ namespace Grpc.AspNetCore.Server.Internal;
 internal sealed class ServiceActivator<TService>
     where TService : class
 {
-    private readonly ObjectFactory _factory = ActivatorUtilities.CreateFactory(typeof(TService), Type.EmptyTypes);
+    // Built on first need only: a type registered in DI may have constructors ActivatorUtilities cannot choose between.
+    private ObjectFactory? _factory;
 
     public (TService Service, bool Created) Create(IServiceProvider services)
     {
         var registered = services.GetService<TService>();
-        return registered is not null ? (registered, false) : ((TService)_factory(services, null), true);
+        if (registered is not null)
+        {
+            return (registered, false);
+        }
+        _factory ??= ActivatorUtilities.CreateFactory(typeof(TService), Type.EmptyTypes);
+        return ((TService)_factory(services, null), true);
     }
 
     public static ValueTask ReleaseAsync(TService service, bool created)
