@@ -16,6 +16,8 @@ public sealed class EchoProbe
     public DateTime LastDeadline { get; set; }
 
     public string? LastProtocol { get; set; }
+
+    public string? LastRequestEncoding { get; set; }
 }
 
 /// <summary>One method of each kind, steered by the request (delays, failures, sizes).</summary>
@@ -74,7 +76,9 @@ public sealed class EchoService(EchoProbe probe) : Echo.Echo.EchoBase
     {
         probe.LastRequestHeaders = context.RequestHeaders;
         probe.LastDeadline = context.Deadline;
-        probe.LastProtocol = global::Grpc.AspNetCore.Server.ServerCallContextExtensions.GetHttpContext(context).Request.Protocol;
+        var http = global::Grpc.AspNetCore.Server.ServerCallContextExtensions.GetHttpContext(context);
+        probe.LastProtocol = http.Request.Protocol;
+        probe.LastRequestEncoding = http.Request.Headers["grpc-encoding"].ToString();
         context.CancellationToken.Register(() => probe.CallCancelled.TrySetResult(true));
         probe.CallStarted.TrySetResult(context);
     }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Globalization;
 using System.IO.Compression;
 using System.IO.Pipelines;
@@ -27,6 +28,8 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
     private readonly TaskCompletionSource<Metadata> _headers = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly DateTime _deadline;
     private readonly CancellationToken _parentToken;
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+    private readonly Activity? _activity;
     private CancellationTokenSource? _deadlineCts;
     private readonly CancellationTokenRegistration _userRegistration;
     private readonly CancellationTokenRegistration _parentRegistration;
@@ -67,6 +70,11 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
             _parentRegistration = _parentToken.UnsafeRegister(static s => ((GrpcCall<TRequest, TResponse>)s!).CancelTransport(), this);
         }
         _shutdownRegistration = channel.ShutdownToken.UnsafeRegister(static s => ((GrpcCall<TRequest, TResponse>)s!).CancelTransport(), this);
+        // The call's span must not become the caller's Activity.Current: it is made current only
+        // inside the call's own async flow (SendAsync).
+        var callerActivity = Activity.Current;
+        _activity = GrpcTelemetry.StartClient(method, channel.Address);
+        Activity.Current = callerActivity;
         ResponseStream = new ResponseStreamReader(this);
         RequestStream = new RequestStreamWriter(this);
     }
@@ -178,6 +186,10 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
                     _deadlineCts.CancelAfter(timeout);
                 }
             }
+            if (_activity is not null)
+            {
+                Activity.Current = _activity;
+            }
             using var request = CreateRequest(content, timeout);
             var response = await _channel.HttpInvoker.SendAsync(request, _cts.Token).ConfigureAwait(false);
             _response = response;
@@ -200,6 +212,12 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         content.Headers.TryAddWithoutValidation("content-type", GrpcProtocol.ContentType);
         var headers = request.Headers;
         headers.TryAddWithoutValidation(GrpcProtocol.TeHeader, "trailers");
+        if ((_activity ?? Activity.Current) is { } traceContext)
+        {
+            // W3C trace context (traceparent, tracestate) in the call's metadata.
+            DistributedContextPropagator.Current.Inject(traceContext, headers,
+                static (carrier, name, value) => ((HttpRequestHeaders)carrier!).TryAddWithoutValidation(name, value));
+        }
         headers.TryAddWithoutValidation(GrpcProtocol.UserAgentHeader, GrpcProtocol.UserAgent);
         headers.TryAddWithoutValidation(GrpcProtocol.AcceptEncodingHeader, GrpcCompression.AcceptEncoding);
         if (_channel.Options.CompressionAlgorithm is { } encoding)
@@ -489,6 +507,7 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         }
         _trailers = trailers;
         _status = status;
+        GrpcTelemetry.StopClient(_activity, _method, status.StatusCode, _startTimestamp);
         if (!_headers.Task.IsCompleted)
         {
             if (status.StatusCode == StatusCode.OK)

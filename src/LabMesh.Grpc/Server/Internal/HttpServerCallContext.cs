@@ -54,6 +54,9 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
     public bool DeadlineExceeded => _deadlineExceeded;
 
+    /// <summary>The status code that went on the wire (UNKNOWN until one did).</summary>
+    public StatusCode SentStatusCode { get; private set; } = StatusCode.Unknown;
+
     protected override string MethodCore => _method.FullName;
 
     protected override string HostCore => _http.Request.Host.Value ?? "";
@@ -362,6 +365,7 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
 
     private void WriteStatus(Status status)
     {
+        SentStatusCode = status.StatusCode;
         if (!_headersSent)
         {
             WriteTrailersOnly(status);
@@ -389,6 +393,7 @@ internal sealed class HttpServerCallContext : ServerCallContext, IDisposable
     /// <summary>A Trailers-Only answer: the status in the one HEADERS frame, no body.</summary>
     private void WriteTrailersOnly(Status status, bool acceptEncoding = false)
     {
+        SentStatusCode = status.StatusCode;
         var headers = _http.Response.Headers;
         if (_http.Response.StatusCode == StatusCodes.Status200OK)
         {

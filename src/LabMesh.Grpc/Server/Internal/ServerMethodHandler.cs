@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Compression;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
@@ -40,6 +41,9 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
 
     public async Task HandleCallAsync(HttpContext http)
     {
+        var started = Stopwatch.GetTimestamp();
+        var headers = http.Request.Headers;
+        var activity = GrpcTelemetry.StartServer(_method, headers.TraceParent, headers.TraceState, http.Connection.RemoteIpAddress?.ToString());
         var call = new HttpServerCallContext(http, _method, _options, _logger);
         List<object>? created = null;
         try
@@ -107,6 +111,7 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
         }
         finally
         {
+            GrpcTelemetry.StopServer(activity, _method, call.SentStatusCode, started);
             call.Dispose();
             if (created is not null)
             {
