@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every LabMesh test. On a fresh machine it first installs what the tests need from Debian's
 # packages (when run as root; otherwise it says what is missing). Servers the tests need (Python
-# gRPC peers, later Redis and PostgreSQL) are started by the tests' own fixtures on free loopback
-# ports, so nothing here is left running.
+# and Node gRPC peers, later Redis and PostgreSQL) are started by the tests' own fixtures on free
+# loopback ports, so nothing here is left running. The Node interop tests run `npm ci` in
+# tests/LabMesh.Interop/node once (it needs the npm registry, or an npm cache that holds the pins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +14,22 @@ packages=(
   "python3-protobuf:/usr/lib/python3/dist-packages/google/protobuf/__init__.py"
   "protobuf-compiler:/usr/bin/protoc"
   "grpc-proto:/usr/share/grpc-proto/grpc/health/v1/health.proto"
+  "nodejs:/usr/bin/node"
+  "npm:/usr/bin/npm"
 )
+# Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
+# Node.js installed another way (nvm, a tarball under /usr/local) serves as well as Debian's.
+on_path=(nodejs npm)
+
+present() {
+  local package=${1%%:*} file=${1#*:}
+  [ -e "$file" ] && return 0
+  [[ " ${on_path[*]} " == *" $package "* ]] && command -v "${file##*/}" >/dev/null
+}
 
 missing=()
 for entry in "${packages[@]}"; do
-  [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")
+  present "$entry" || missing+=("${entry%%:*}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

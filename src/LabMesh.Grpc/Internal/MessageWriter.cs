@@ -80,7 +80,9 @@ internal sealed class MessageWriter : SerializationContext
     private void WriteFrame(ReadOnlySpan<byte> payload)
     {
         CheckSize(payload.Length);
-        if (_encoding is not null)
+        // The flag is per message: an empty message goes uncompressed, since a compressor may emit
+        // nothing at all for no input, and a zero-length "gzip" frame is not a gzip stream.
+        if (_encoding is not null && payload.Length > 0)
         {
             var compressed = GrpcCompression.Compress(_encoding, payload, _level);
             WriteHeader(_output, true, compressed.Length);

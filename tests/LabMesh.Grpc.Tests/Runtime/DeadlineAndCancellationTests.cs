@@ -178,7 +178,8 @@ public sealed class DeadlineAndCancellationTests
         public GrpcChannel Channel { get; } = GrpcChannel.ForAddress(downstream);
     }
 
-    private sealed class RelayService(RelayProbe relay) : Echo.Echo.EchoBase
+    /// <summary>Service A of a two-hop chain: relays each call to B, passing its deadline and cancellation on.</summary>
+    public sealed class RelayService(RelayProbe relay) : Echo.Echo.EchoBase
     {
         public override Task<EchoResponse> Unary(EchoRequest request, ServerCallContext context) =>
             new Echo.Echo.EchoClient(relay.Channel).UnaryAsync(request, new CallOptions(propagationToken: context.CreatePropagationToken())).ResponseAsync;

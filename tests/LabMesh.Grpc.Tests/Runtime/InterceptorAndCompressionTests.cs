@@ -76,6 +76,18 @@ public sealed class InterceptorAndCompressionTests
     }
 
     [Fact]
+    public async Task EmptyMessage_UnderCompression_GoesUncompressed()
+    {
+        // A zero-length "gzip" frame is not a gzip stream; peers such as grpc-js reject it.
+        await using var echo = await EchoServer.StartAsync(o => o.ResponseCompressionAlgorithm = "gzip");
+        using var raw = new RawHttp2();
+        var wire = await raw.PostAsync(echo.Server.Address + "/labmesh.test.v1.Echo/Unary",
+            RawHttp2.Frame(new EchoRequest().ToByteArray()), headers: [("grpc-accept-encoding", "gzip")]);
+        Assert.Equal("gzip", wire.Header("grpc-encoding"));
+        Assert.Equal(new byte[] { 0, 0, 0, 0, 0 }, wire.Body);
+    }
+
+    [Fact]
     public async Task ServerCompression_OnlyForClientsThatAcceptIt()
     {
         await using var echo = await EchoServer.StartAsync(o => o.ResponseCompressionAlgorithm = "gzip");

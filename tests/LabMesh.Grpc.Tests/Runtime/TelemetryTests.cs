@@ -28,7 +28,7 @@ public sealed class TelemetryTests
         await using var serviceB = await EchoServer.StartAsync();
         await using var serviceA = await TestGrpcServer.StartAsync(
             services => services.AddSingleton(new DeadlineAndCancellationTests.RelayProbe(serviceB.Server.Address)),
-            app => app.MapGrpcService<RelayService>());
+            app => app.MapGrpcService<DeadlineAndCancellationTests.RelayService>());
         using var channel = serviceA.CreateChannel();
         var client = new Echo.Echo.EchoClient(channel);
 
@@ -120,10 +120,4 @@ public sealed class TelemetryTests
         new[] { "rpc.server.duration", "rpc.client.duration" }.All(name =>
             new[] { "0", "5" }.All(code => measurements.Any(m =>
                 m.Instrument == name && Equals(m.Tags.GetValueOrDefault("rpc.grpc.status_code"), code) && Equals(m.Tags.GetValueOrDefault("rpc.method"), "Unary"))));
-
-    private sealed class RelayService(DeadlineAndCancellationTests.RelayProbe relay) : Echo.Echo.EchoBase
-    {
-        public override Task<EchoResponse> Unary(EchoRequest request, ServerCallContext context) =>
-            new Echo.Echo.EchoClient(relay.Channel).UnaryAsync(request, new CallOptions(propagationToken: context.CreatePropagationToken())).ResponseAsync;
-    }
 }
