@@ -38,8 +38,11 @@ public sealed class TestGrpcServer : IAsyncDisposable
         Action<IServiceCollection>? configureServices,
         Action<IEndpointRouteBuilder> mapEndpoints,
         X509Certificate2? certificate = null,
-        Action<KestrelServerOptions>? configureKestrel = null)
+        Action<KestrelServerOptions>? configureKestrel = null,
+        IPAddress? bindAddress = null,
+        int port = 0)
     {
+        bindAddress ??= IPAddress.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         var logs = new TestLogSink();
         builder.Logging.ClearProviders();
@@ -47,7 +50,7 @@ public sealed class TestGrpcServer : IAsyncDisposable
         builder.Logging.AddProvider(logs);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(IPAddress.Loopback, 0, listen =>
+            kestrel.Listen(bindAddress, port, listen =>
             {
                 if (certificate is null)
                 {
@@ -67,13 +70,16 @@ public sealed class TestGrpcServer : IAsyncDisposable
         mapEndpoints(app);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var bound = app.Urls.Single();
-        var port = new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
+        var boundPort = new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
         var scheme = certificate is null ? "http" : "https";
-        return new TestGrpcServer(app, $"{scheme}://127.0.0.1:{port}", logs);
+        return new TestGrpcServer(app, $"{scheme}://{new IPEndPoint(bindAddress, boundPort)}", logs);
     }
 
     public GrpcChannel CreateChannel(GrpcChannelOptions? options = null) =>
         GrpcChannel.ForAddress(Address, options ?? new GrpcChannelOptions());
+
+    /// <summary>Stops listening and closes connections (in-flight calls get a short grace period).</summary>
+    public Task StopAsync() => _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
 
     public async ValueTask DisposeAsync()
     {

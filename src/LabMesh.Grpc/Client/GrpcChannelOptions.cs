@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using Microsoft.Extensions.Logging;
 
 namespace Grpc.Net.Client;
 
@@ -27,9 +26,66 @@ public sealed class GrpcChannelOptions
     /// <summary>The compression level for requests.</summary>
     public CompressionLevel? CompressionLevel { get; set; }
 
-    /// <summary>Whether errors thrown while sending include the local exception.</summary>
-    public bool ThrowOperationCanceledOnCancellation { get; set; }
 
-    /// <summary>Logger factory for the channel's diagnostics.</summary>
-    public ILoggerFactory? LoggerFactory { get; set; }
+    /// <summary>Per-method settings, such as retry policies.</summary>
+    public Configuration.ServiceConfig? ServiceConfig { get; set; }
+
+    /// <summary>A cap on any retry policy's attempts (default 5).</summary>
+    public int MaxRetryAttempts { get; set; } = 5;
+
+    /// <summary>
+    /// The largest request a call keeps for replay (default 1 MiB); a larger request is sent once, never retried.
+    /// </summary>
+    public int MaxRetryBufferPerCallSize { get; set; } = 1024 * 1024;
+
+
+    /// <summary>
+    /// Plaintext or TLS. Required for a <c>dns:</c> target (<see cref="Grpc.Core.ChannelCredentials.Insecure"/> or
+    /// <see cref="Grpc.Core.ChannelCredentials.SecureSsl"/>); for an <c>http://</c> or <c>https://</c> address it may be
+    /// left null, and must agree with the scheme when set.
+    /// </summary>
+    public Grpc.Core.ChannelCredentials? Credentials { get; set; }
+
+    /// <summary>
+    /// How long a connection may go without receiving a frame before the client sends an HTTP/2 PING
+    /// (default 60 s; <see cref="Timeout.InfiniteTimeSpan"/> turns pings off; at least 1 s). Applies to
+    /// the channel's own handler only: with <see cref="HttpHandler"/>, set it on that handler.
+    /// </summary>
+    public TimeSpan KeepAlivePingDelay { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How long the client waits for the PING's acknowledgement before it closes the connection as dead
+    /// (default 20 s). Calls in flight on it fail UNAVAILABLE; the next call opens a new connection.
+    /// </summary>
+    public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Whether idle connections (no calls in flight) are pinged too. Default
+    /// <see cref="HttpKeepAlivePingPolicy.Always"/>: a pooled connection whose peer vanished is found and
+    /// dropped before a call is sent on it, and NAT and load-balancer entries stay alive. Use
+    /// <see cref="HttpKeepAlivePingPolicy.WithActiveRequests"/> (gRPC's default) towards servers that
+    /// punish pings without calls (grpc-go, C-core) — see the README.
+    /// </summary>
+    public HttpKeepAlivePingPolicy KeepAlivePingPolicy { get; set; } = HttpKeepAlivePingPolicy.Always;
+
+    /// <summary>
+    /// Resolves a <c>dns:</c> target's host to all its addresses; null for
+    /// <see cref="System.Net.Dns.GetHostAddressesAsync(string, CancellationToken)"/>. Tests and custom discovery set it.
+    /// </summary>
+    public Func<string, CancellationToken, Task<System.Net.IPAddress[]>>? DnsResolver { get; set; }
+
+    /// <summary>
+    /// How often a <c>dns:</c> target is resolved again while the channel is in use (default 30 s). It is also
+    /// resolved again, at most once a second, when a connection to one of its addresses fails.
+    /// </summary>
+    public TimeSpan DnsRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long an address of a <c>dns:</c> target that refused a connection is skipped before it is tried
+    /// again (default 1 s); each further failure multiplies the wait by 1.6 with ±20 % jitter.
+    /// </summary>
+    public TimeSpan InitialReconnectBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest an unreachable address is skipped between two attempts (default 120 s).</summary>
+    public TimeSpan MaxReconnectBackoff { get; set; } = TimeSpan.FromSeconds(120);
 }

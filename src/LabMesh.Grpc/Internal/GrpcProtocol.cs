@@ -15,6 +15,8 @@ internal static class GrpcProtocol
     public const string AcceptEncodingHeader = "grpc-accept-encoding";
     public const string TeHeader = "te";
     public const string UserAgentHeader = "user-agent";
+    public const string PreviousAttemptsHeader = "grpc-previous-rpc-attempts";
+    public const string RetryPushbackHeader = "grpc-retry-pushback-ms";
     public const string UserAgent = "grpc-dotnet-labmesh/1.0";
     public const string IdentityEncoding = "identity";
     public const int HeaderSize = 5;
@@ -39,8 +41,7 @@ internal static class GrpcProtocol
     public static bool IsReservedHeader(string name) => name switch
     {
         "content-type" or "te" or "host" or "user-agent" or "content-length" or "accept-encoding" or "connection"
-            or "grpc-status" or "grpc-message" or "grpc-timeout" or "grpc-encoding" or "grpc-accept-encoding"
-            or "grpc-previous-rpc-attempts" => true,
+            or "grpc-status" or "grpc-message" or "grpc-timeout" or "grpc-encoding" or "grpc-accept-encoding" => true,
         _ => name.Length > 0 && name[0] == ':',
     };
 

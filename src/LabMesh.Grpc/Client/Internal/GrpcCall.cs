@@ -81,6 +81,15 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
 
     public Task<Metadata> ResponseHeadersAsync => _headers.Task;
 
+    /// <summary>
+    /// True once response headers that are not a Trailers-Only answer have arrived: the server has
+    /// committed to this attempt and it must not be retried.
+    /// </summary>
+    public bool Committed { get; private set; }
+
+    /// <summary>Earlier attempts of this call, sent as <c>grpc-previous-rpc-attempts</c> when non-zero.</summary>
+    public int PreviousAttempts { get; init; }
+
     public IAsyncStreamReader<TResponse> ResponseStream { get; }
 
     public IClientStreamWriter<TRequest> RequestStream { get; }
@@ -232,6 +241,10 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         {
             headers.Host = _host;
         }
+        if (PreviousAttempts > 0)
+        {
+            headers.TryAddWithoutValidation(GrpcProtocol.PreviousAttemptsHeader, PreviousAttempts.ToString(CultureInfo.InvariantCulture));
+        }
         if (_options.Headers is { Count: > 0 } metadata)
         {
             foreach (var entry in metadata)
@@ -278,6 +291,7 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         {
             throw Settle(new Status(StatusCode.Internal, $"The server answered with unsupported grpc-encoding '{encoding}'."), headerMetadata);
         }
+        Committed = true;
         var stream = await response.Content.ReadAsStreamAsync(_cts.Token).ConfigureAwait(false);
         _reader = new MessageReader(PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true)),
             _channel.Options.MaxReceiveMessageSize, encoding, isServer: false);
@@ -482,6 +496,8 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         0x8 => new Status(StatusCode.Cancelled, "The server cancelled the stream (CANCEL).", exception),
         0xB => new Status(StatusCode.ResourceExhausted, "The server asked to slow down (ENHANCE_YOUR_CALM).", exception),
         0xC => new Status(StatusCode.PermissionDenied, "The connection's security is inadequate (INADEQUATE_SECURITY).", exception),
+        // SocketsHttpHandler reports an unanswered keepalive PING as PROTOCOL_ERROR; the connection is dead, not the stream refused.
+        0x1 when exception.Message.Contains("ping request", StringComparison.OrdinalIgnoreCase) => new Status(StatusCode.Unavailable, "The connection was lost: a keepalive PING went unanswered.", exception),
         _ => new Status(StatusCode.Internal, $"The HTTP/2 stream was reset with error code 0x{errorCode:X}.", exception),
     };
 
