@@ -84,6 +84,7 @@ foreach (var scenario in options.Scenarios)
 
 var markdown = Report.Markdown(runner.Results);
 Console.WriteLine();
+Console.WriteLine($"Load average at the end: {Runner.LoadAverage()} (the bench itself keeps 2-3 threads busy; well above 3, something else ran)");
 Console.WriteLine("Summary (Markdown):");
 Console.WriteLine();
 Console.WriteLine(markdown);

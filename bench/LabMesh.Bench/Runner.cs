@@ -56,7 +56,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
     public async Task RunScenarioAsync(string scenario)
     {
         Console.WriteLine();
-        Console.WriteLine($"== {scenario}: {Describe(scenario)}");
+        Console.WriteLine($"== {scenario}: {Describe(scenario)}  [load average {LoadAverage()}]");
         var labMeshRuns = new List<Measurement>();
         var bareRuns = new List<Measurement>();
         for (var round = 0; round < options.Rounds; round++)
@@ -108,6 +108,10 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
             }
         }
     }
+
+    /// <summary>The 1-minute load average: other work on the machine skews every figure.</summary>
+    public static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "n/a";
 
     private static Measurement? Median(List<Measurement> runs) =>
         runs.Count == 0 ? null : runs.OrderBy(m => m.Rate).ElementAt((runs.Count - 1) / 2);
