@@ -14,6 +14,9 @@ internal sealed class BenchOptions
 
     public double WarmupSeconds { get; private set; } = 1;
 
+    /// <summary>Seconds of load on each of the seven paths before the first scenario (see <see cref="Runner.PrimeAsync"/>).</summary>
+    public double PrimeSeconds { get; private set; } = 1;
+
     /// <summary>Calls in flight at once, across all connections.</summary>
     public int Concurrency { get; private set; } = 16;
 
@@ -70,6 +73,9 @@ internal sealed class BenchOptions
                     break;
                 case "--warmup":
                     options.WarmupSeconds = double.Parse(Value(), CultureInfo.InvariantCulture);
+                    break;
+                case "--prime":
+                    options.PrimeSeconds = double.Parse(Value(), CultureInfo.InvariantCulture);
                     break;
                 case "--concurrency":
                     options.Concurrency = PositiveInt(arg, Value());
@@ -139,6 +145,7 @@ internal sealed class BenchOptions
                                 server-unary                  HttpClient -> LabMesh server vs bare endpoint
           --duration S          measured seconds per target (default 5)
           --warmup S            warm-up seconds before each measurement (default 1)
+          --prime S             load on each of the 7 paths before measuring anything (default 1)
           --concurrency N       calls in flight at once (default 16)
           --connections N       HTTP/2 connections (default 1)
           --request-size B      request payload bytes (default 100)

@@ -55,7 +55,7 @@ Console.WriteLine($"  machine: {Environment.ProcessorCount} cores visible, {Runt
 Console.WriteLine($"  args: {(options.CommandLine.Length == 0 ? "(defaults)" : options.CommandLine)}");
 Console.WriteLine(string.Format(
     CultureInfo.InvariantCulture,
-    "  load: {0} calls in flight over {1} connection(s); request {2} B, response {3} B, {4} msgs per stream; {5}s warm-up + {6}s measured per target, {7} round(s)",
+    "  load: {0} calls in flight over {1} connection(s); request {2} B, response {3} B, {4} msgs per stream; {5}s warm-up + {6}s measured per side, {7} round(s)",
     options.Concurrency, options.Connections, options.RequestSize, options.ResponseSize, options.StreamMessages,
     options.WarmupSeconds, options.DurationSeconds, options.Rounds));
 Console.WriteLine(options.InProcess
@@ -76,6 +76,10 @@ if (!await runner.CheckAsync())
 }
 
 Console.WriteLine();
+Console.WriteLine($"Priming every path for {options.PrimeSeconds.ToString(CultureInfo.InvariantCulture)}s...");
+await runner.PrimeAsync();
+
+Console.WriteLine();
 Report.PrintHeader();
 foreach (var scenario in options.Scenarios)
 {
@@ -84,7 +88,7 @@ foreach (var scenario in options.Scenarios)
 
 var markdown = Report.Markdown(runner.Results);
 Console.WriteLine();
-Console.WriteLine($"Load average at the end: {Runner.LoadAverage()} (the bench itself keeps 2-3 threads busy; well above 3, something else ran)");
+Console.WriteLine($"Load average at the end: {Runner.LoadAverage()} (the bench alone brings 2 cores to about 4; the figures are trustworthy when the load was low before it started)");
 Console.WriteLine("Summary (Markdown):");
 Console.WriteLine();
 Console.WriteLine(markdown);

@@ -53,6 +53,36 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         return ok;
     }
 
+    /// <summary>
+    /// Load on every path before any measuring, so that both fresh server processes and the client
+    /// reach optimized (tier-1, PGO) code first: otherwise whichever side is measured first pays for it.
+    /// </summary>
+    public async Task PrimeAsync()
+    {
+        if (options.PrimeSeconds <= 0)
+        {
+            return;
+        }
+        var each = TimeSpan.FromSeconds(options.PrimeSeconds);
+        using var raw = new RawHttpLoad(options.Connections);
+        await using var toLabMesh = new LabMeshClientLoad(labMesh.Address, options.Connections);
+        await using var toBare = new LabMeshClientLoad(bare.Address, options.Connections);
+        var paths = new[]
+        {
+            raw.Calls(labMesh.UnaryUri, payloads.FramedRequest, options.Concurrency, 1),
+            raw.Calls(bare.UnaryUri, payloads.FramedRequest, options.Concurrency, 1),
+            raw.Calls(labMesh.StreamUri, payloads.FramedRequest, options.Concurrency, payloads.StreamMessages),
+            raw.Calls(bare.StreamUri, payloads.FramedRequest, options.Concurrency, payloads.StreamMessages),
+            toLabMesh.Unary(payloads.Request, options.Concurrency, payloads.Response.Payload.Length),
+            toLabMesh.ServerStream(payloads.Request, options.Concurrency),
+            toBare.Unary(payloads.Request, options.Concurrency, payloads.Response.Payload.Length),
+        };
+        foreach (var calls in paths)
+        {
+            await ClosedLoop.RunAsync(calls, TimeSpan.Zero, each);
+        }
+    }
+
     public async Task RunScenarioAsync(string scenario)
     {
         Console.WriteLine();
