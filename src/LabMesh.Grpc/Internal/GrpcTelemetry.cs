@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Net;
 
 namespace Grpc.Core.Internal;
 
@@ -27,7 +28,7 @@ internal static class GrpcTelemetry
 
     private static readonly string[] StatusCodeNames = [.. Enumerable.Range(0, 17).Select(i => i.ToString(CultureInfo.InvariantCulture))];
 
-    public static Activity? StartServer(IMethod method, string? traceParent, string? traceState, string? peerAddress)
+    public static Activity? StartServer(IMethod method, string? traceParent, string? traceState, IPAddress? peerAddress)
     {
         if (!Source.HasListeners())
         {
@@ -50,7 +51,7 @@ internal static class GrpcTelemetry
             SetCommonTags(activity, method);
             if (peerAddress is not null)
             {
-                activity.SetTag("network.peer.address", peerAddress);
+                activity.SetTag("network.peer.address", peerAddress.ToString());
             }
         }
         return activity;

@@ -5,6 +5,7 @@ using System.IO.Compression;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
 using Grpc.Core;
 using Grpc.Core.Internal;
 
@@ -571,11 +572,6 @@ internal sealed class GrpcCall<TRequest, TResponse> : IDisposable
         _shutdownRegistration.Dispose();
         _deadlineCts?.Dispose();
         _response?.Dispose();
-    }
-
-    private sealed class StrongBox<T>
-    {
-        public T? Value;
     }
 
     private sealed class ResponseStreamReader(GrpcCall<TRequest, TResponse> call) : IAsyncStreamReader<TResponse>

@@ -25,6 +25,12 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
     private readonly ILogger _logger;
     private readonly ServiceActivator<TService> _activator = new();
 
+    // The innermost handlers, bound once: a method group converted at each call would allocate a delegate per call.
+    private readonly UnaryServerMethod<TRequest, TResponse> _unary;
+    private readonly ServerStreamingServerMethod<TRequest, TResponse> _serverStreaming;
+    private readonly ClientStreamingServerMethod<TRequest, TResponse> _clientStreaming;
+    private readonly DuplexStreamingServerMethod<TRequest, TResponse> _duplexStreaming;
+
     /// <param name="method">The method.</param>
     /// <param name="invoker">An open-instance delegate to the service method: the first parameter is the service.</param>
     /// <param name="options">Server options.</param>
@@ -37,13 +43,17 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
         _options = options;
         _interceptors = interceptors;
         _logger = logger;
+        _unary = InvokeUnary;
+        _serverStreaming = InvokeServerStreaming;
+        _clientStreaming = InvokeClientStreaming;
+        _duplexStreaming = InvokeDuplexStreaming;
     }
 
     public async Task HandleCallAsync(HttpContext http)
     {
         var started = Stopwatch.GetTimestamp();
         var headers = http.Request.Headers;
-        var activity = GrpcTelemetry.StartServer(_method, headers.TraceParent, headers.TraceState, http.Connection.RemoteIpAddress?.ToString());
+        var activity = GrpcTelemetry.StartServer(_method, headers.TraceParent, headers.TraceState, http.Connection.RemoteIpAddress);
         var call = new HttpServerCallContext(http, _method, _options, _logger);
         List<object>? created = null;
         try
@@ -62,8 +72,8 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
                     {
                         var request = await ReadSingleRequestAsync(reader, call).ConfigureAwait(false);
                         var handler = _interceptors.Count == 0
-                            ? InvokeUnary
-                            : Intercept<UnaryServerMethod<TRequest, TResponse>>(http, ref created, InvokeUnary,
+                            ? _unary
+                            : Intercept<UnaryServerMethod<TRequest, TResponse>>(http, ref created, _unary,
                                 static (i, next) => (req, ctx) => i.UnaryServerHandler(req, ctx, next));
                         var response = await handler(request, call).ConfigureAwait(false);
                         await WriteSingleResponseAsync(call, writer, response).ConfigureAwait(false);
@@ -73,8 +83,8 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
                     {
                         var request = await ReadSingleRequestAsync(reader, call).ConfigureAwait(false);
                         var handler = _interceptors.Count == 0
-                            ? InvokeServerStreaming
-                            : Intercept<ServerStreamingServerMethod<TRequest, TResponse>>(http, ref created, InvokeServerStreaming,
+                            ? _serverStreaming
+                            : Intercept<ServerStreamingServerMethod<TRequest, TResponse>>(http, ref created, _serverStreaming,
                                 static (i, next) => (req, stream, ctx) => i.ServerStreamingServerHandler(req, stream, ctx, next));
                         await handler(request, new ServerStreamWriter<TResponse>(call, writer, _method.ResponseMarshaller), call).ConfigureAwait(false);
                         break;
@@ -83,8 +93,8 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
                     {
                         call.DisableMinimumDataRate();
                         var handler = _interceptors.Count == 0
-                            ? InvokeClientStreaming
-                            : Intercept<ClientStreamingServerMethod<TRequest, TResponse>>(http, ref created, InvokeClientStreaming,
+                            ? _clientStreaming
+                            : Intercept<ClientStreamingServerMethod<TRequest, TResponse>>(http, ref created, _clientStreaming,
                                 static (i, next) => (stream, ctx) => i.ClientStreamingServerHandler(stream, ctx, next));
                         var response = await handler(new ServerStreamReader<TRequest>(call, reader, _method.RequestMarshaller), call).ConfigureAwait(false);
                         await WriteSingleResponseAsync(call, writer, response).ConfigureAwait(false);
@@ -94,8 +104,8 @@ internal sealed class ServerMethodHandler<TService, TRequest, TResponse>
                     {
                         call.DisableMinimumDataRate();
                         var handler = _interceptors.Count == 0
-                            ? InvokeDuplexStreaming
-                            : Intercept<DuplexStreamingServerMethod<TRequest, TResponse>>(http, ref created, InvokeDuplexStreaming,
+                            ? _duplexStreaming
+                            : Intercept<DuplexStreamingServerMethod<TRequest, TResponse>>(http, ref created, _duplexStreaming,
                                 static (i, next) => (requests, responses, ctx) => i.DuplexStreamingServerHandler(requests, responses, ctx, next));
                         await handler(new ServerStreamReader<TRequest>(call, reader, _method.RequestMarshaller),
                             new ServerStreamWriter<TResponse>(call, writer, _method.ResponseMarshaller), call).ConfigureAwait(false);
