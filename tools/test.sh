@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every LabMesh test. On a fresh machine it first installs what the tests need from Debian's
 # packages (when run as root; otherwise it says what is missing). Servers the tests need (Python
-# and Node gRPC peers, later Redis and PostgreSQL) are started by the tests' own fixtures on free
+# and Node gRPC peers, Redis, a throw-away PostgreSQL cluster) are started by the tests' own fixtures on free
 # loopback ports, so nothing here is left running. The Node interop tests run `npm ci` in
 # tests/LabMesh.Interop/node once (it needs the npm registry, or an npm cache that holds the pins).
 set -euo pipefail
@@ -16,6 +16,8 @@ packages=(
   "grpc-proto:/usr/share/grpc-proto/grpc/health/v1/health.proto"
   "nodejs:/usr/bin/node"
   "npm:/usr/bin/npm"
+  "redis-server:/usr/bin/redis-server"
+  "postgresql:/usr/lib/postgresql/*/bin/initdb"
 )
 # Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
 # Node.js installed another way (nvm, a tarball under /usr/local) serves as well as Debian's.
@@ -23,7 +25,7 @@ on_path=(nodejs npm)
 
 present() {
   local package=${1%%:*} file=${1#*:}
-  [ -e "$file" ] && return 0
+  compgen -G "$file" >/dev/null && return 0
   [[ " ${on_path[*]} " == *" $package "* ]] && command -v "${file##*/}" >/dev/null
 }
 

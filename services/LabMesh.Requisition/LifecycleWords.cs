@@ -1,0 +1,22 @@
+using LabMesh.Contracts.Requisition.V1;
+
+namespace LabMesh.Requisition;
+
+/// <summary>Seed 003's words for the lifecycle view, as events and webhooks carry them.</summary>
+public static class LifecycleWords
+{
+    public static string Word(LifecycleStatus status) => status switch
+    {
+        LifecycleStatus.NotPurchased => "not_purchased",
+        LifecycleStatus.Purchased => "purchased",
+        LifecycleStatus.ScheduleAppointment => "schedule_appointment",
+        LifecycleStatus.UpcomingAppointment => "upcoming_appointment",
+        LifecycleStatus.Processing => "processing",
+        LifecycleStatus.PartialResults => "partial_results",
+        LifecycleStatus.ResultsReady => "results_ready",
+        LifecycleStatus.ResultsAmended => "results_amended",
+        LifecycleStatus.InterpretationReady => "interpretation_ready",
+        LifecycleStatus.InterpretationShared => "interpretation_shared",
+        _ => "",
+    };
+}

@@ -1,0 +1,234 @@
+using System.Globalization;
+using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Requisition.Domain;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Validation;
+
+namespace LabMesh.Requisition;
+
+/// <summary>
+/// <c>labmesh.requisition.v1.RequisitionService</c>: validates and maps; the work is in
+/// <see cref="RequisitionWorkflow"/>, the rules in <see cref="Domain"/>.
+/// </summary>
+public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStore store, OrderSimulator simulator)
+    : RequisitionService.RequisitionServiceBase
+{
+    private static readonly TimeSpan MaxStepDelay = TimeSpan.FromSeconds(60);
+
+    public override async Task<CreateRequisitionResponse> CreateRequisition(CreateRequisitionRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        Validate(request);
+        var (requisition, created) = await workflow.CreateAsync(caller, request, context.Deadline, context.CancellationToken);
+        return new CreateRequisitionResponse { Requisition = requisition, Created = created };
+    }
+
+    public override async Task<PlaceRequisitionResponse> PlaceRequisition(PlaceRequisitionRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var requisition = await workflow.PlaceAsync(caller, RequireId(request.Id), request.Etag, context.Deadline, context.CancellationToken);
+        return new PlaceRequisitionResponse { Requisition = requisition };
+    }
+
+    public override async Task<GetRequisitionResponse> GetRequisition(GetRequisitionRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        return new GetRequisitionResponse
+        {
+            Requisition = await workflow.GetAsync(caller, RequireId(request.Id), context.Deadline, context.CancellationToken),
+        };
+    }
+
+    public override async Task<ListRequisitionsResponse> ListRequisitions(ListRequisitionsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var pageSize = PageToken.Size(request.PageSize);
+        var after = PageToken.Decode(request.PageToken);
+        var filter = new RequisitionFilter(request.Status, request.LifecycleStatus, request.Modality,
+            request.PatientId, request.HasDraft ? request.Draft : null);
+        var records = await store.ListAsync(caller.TeamId, filter, after, pageSize, context.CancellationToken);
+        var response = new ListRequisitionsResponse();
+        response.Requisitions.AddRange(records.Take(pageSize).Select(r => RequisitionWorkflow.Map(r, null)));
+        if (records.Count > pageSize)
+        {
+            response.NextPageToken = PageToken.Encode(records[pageSize - 1].Id);
+        }
+
+        return response;
+    }
+
+    public override async Task<RecordOrderEventResponse> RecordOrderEvent(RecordOrderEventRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id);
+        if (string.IsNullOrWhiteSpace(request.Status))
+        {
+            throw new InvalidArgumentException("status", "is required: a namespaced order status, e.g. \"collecting_sample.testkit.transit_customer\".");
+        }
+
+        var requisition = await workflow.RecordEventAsync(caller, id, request.Etag, request.Status, Truncate(request.Note),
+            context.Deadline, context.CancellationToken);
+        return new RecordOrderEventResponse { Requisition = requisition };
+    }
+
+    public override async Task<CancelRequisitionResponse> CancelRequisition(CancelRequisitionRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id);
+        var reason = string.IsNullOrEmpty(request.Reason) ? "cancelled" : request.Reason;
+        if (reason is not ("cancelled" or "do_not_process"))
+        {
+            throw new InvalidArgumentException("reason", "must be \"cancelled\" or \"do_not_process\" (test kits only).");
+        }
+
+        var record = await store.GetAsync(caller.TeamId, id, context.CancellationToken) ?? throw new NotFoundException("requisition", id);
+        var status = $"cancelled.{Modalities.Word(record.Modality)}.{reason}";
+        var requisition = await workflow.RecordEventAsync(caller, id, request.Etag, status, "", context.Deadline, context.CancellationToken);
+        return new CancelRequisitionResponse { Requisition = requisition };
+    }
+
+    public override async Task<GetRequisitionStatusResponse> GetRequisitionStatus(GetRequisitionStatusRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        return new GetRequisitionStatusResponse
+        {
+            Status = await workflow.GetStatusAsync(caller, RequireId(request.Id), context.CancellationToken),
+        };
+    }
+
+    public override async Task<SimulateOrderResponse> SimulateOrder(SimulateOrderRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id);
+        var delay = request.StepDelay?.ToTimeSpan() ?? TimeSpan.Zero;
+        if (delay < TimeSpan.Zero || delay > MaxStepDelay)
+        {
+            throw new InvalidArgumentException("step_delay", "must be between 0 and 60 s.");
+        }
+
+        var record = await store.GetAsync(caller.TeamId, id, context.CancellationToken) ?? throw new NotFoundException("requisition", id);
+        if (record.IsDraft)
+        {
+            throw new IllegalTransitionException("requisition", "draft", "simulation", ["PlaceRequisition"]);
+        }
+
+        var final = string.IsNullOrEmpty(request.FinalStatus) ? $"completed.{Modalities.Word(record.Modality)}.completed" : request.FinalStatus;
+        var path = OrderStatusMachine.PathTo(record.Modality, record.Current, final);
+        _ = simulator.Start(caller, record.Id, path, delay);
+        var response = new SimulateOrderResponse();
+        response.PlannedStatuses.AddRange(path);
+        return response;
+    }
+
+    /// <summary>Every field problem at once, so a caller fixes them in one round.</summary>
+    private static void Validate(CreateRequisitionRequest request)
+    {
+        var violations = new List<FieldViolation>();
+        if (string.IsNullOrWhiteSpace(request.RequestId) || request.RequestId.Length > 128)
+        {
+            violations.Add(new("request_id", "is required: 1 to 128 characters, the same on every retry of this order."));
+        }
+
+        if (request.Patient is null)
+        {
+            violations.Add(new("patient", "is required."));
+        }
+        else
+        {
+            if (string.IsNullOrWhiteSpace(request.Patient.Id) || request.Patient.Id.Length > 64)
+            {
+                violations.Add(new("patient.id", "is required (at most 64 characters)."));
+            }
+
+            if (request.Patient.GivenName.Length > 200)
+            {
+                violations.Add(new("patient.given_name", "must be at most 200 characters."));
+            }
+
+            if (request.Patient.FamilyName.Length > 200)
+            {
+                violations.Add(new("patient.family_name", "must be at most 200 characters."));
+            }
+
+            if (request.Patient.BirthDate.Length > 0 &&
+                (!DateOnly.TryParseExact(request.Patient.BirthDate, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var birth) ||
+                 birth > DateOnly.FromDateTime(DateTime.UtcNow)))
+            {
+                violations.Add(new("patient.birth_date", "must be a past date as YYYY-MM-DD."));
+            }
+
+            if (request.Patient.Sex is not ("" or "female" or "male" or "other" or "unknown"))
+            {
+                violations.Add(new("patient.sex", "must be \"female\", \"male\", \"other\" or \"unknown\"."));
+            }
+        }
+
+        if (request.OrderingProvider is { } provider)
+        {
+            if (provider.Npi.Length > 0 && (provider.Npi.Length != 10 || !provider.Npi.All(char.IsAsciiDigit)))
+            {
+                violations.Add(new("ordering_provider.npi", "must be 10 digits."));
+            }
+
+            if (provider.Name.Length > 200 || provider.Id.Length > 64)
+            {
+                violations.Add(new("ordering_provider", "name at most 200 and id at most 64 characters."));
+            }
+        }
+
+        if (request.Lab.Length > 100)
+        {
+            violations.Add(new("lab", "must be at most 100 characters."));
+        }
+
+        if (request.Modality == TestModality.Unspecified || !Enum.IsDefined(request.Modality))
+        {
+            violations.Add(new("modality", "is required: TEST_MODALITY_TESTKIT, TEST_MODALITY_WALK_IN_TEST or TEST_MODALITY_AT_HOME_PHLEBOTOMY."));
+        }
+
+        if (request.Tests.Count is 0 or > 50)
+        {
+            violations.Add(new("tests", "must hold 1 to 50 tests."));
+        }
+
+        for (var i = 0; i < request.Tests.Count; i++)
+        {
+            var test = request.Tests[i];
+            if (!TestCodes.IsValid(test.Code))
+            {
+                violations.Add(new($"tests[{i}].code", TestCodes.Rule));
+            }
+
+            if (string.IsNullOrWhiteSpace(test.PartnerId) || test.PartnerId.Length > 64)
+            {
+                violations.Add(new($"tests[{i}].partner_id", "is required (at most 64 characters): the lab partner that will work on it."));
+            }
+
+            if (test.Description.Length > 1024)
+            {
+                violations.Add(new($"tests[{i}].description", "must be at most 1024 characters."));
+            }
+        }
+
+        if (request.ReplacesRequisitionId.Length > 64)
+        {
+            violations.Add(new("replaces_requisition_id", "must be at most 64 characters."));
+        }
+
+        if (violations.Count > 0)
+        {
+            throw new InvalidArgumentException(violations);
+        }
+    }
+
+    private static string RequireId(string id) =>
+        string.IsNullOrWhiteSpace(id) ? throw new InvalidArgumentException("id", "is required.")
+        : id.Length > 64 ? throw new InvalidArgumentException("id", "must be at most 64 characters.")
+        : id;
+
+    private static string Truncate(string text) => text.Length <= 1024 ? text : text[..1024];
+}

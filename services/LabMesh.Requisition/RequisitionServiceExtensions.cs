@@ -1,0 +1,32 @@
+using LabMesh.ServiceDefaults.Storage;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace LabMesh.Requisition;
+
+public static class RequisitionServiceExtensions
+{
+    /// <summary>
+    /// The Requisition service: its store (migrated at start-up) and outbox relay, its client of the
+    /// ServiceRequest service (<c>LabMesh:Services:ServiceRequest</c>), the sync worker, the simulator.
+    /// </summary>
+    public static IServiceCollection AddRequisitionService(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddLabMeshStore(RequisitionStore.ServiceName, RequisitionStore.Migrations);
+        services.TryAddSingleton(TimeProvider.System);
+        services.Configure<PeerOptions>(configuration.GetSection("LabMesh:Services"));
+        services.AddSingleton(sp => new RequisitionStore(
+            sp.GetRequiredKeyedService<Database>(RequisitionStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ServiceRequestGateway>();
+        services.AddSingleton<ServiceRequestSync>();
+        services.AddHostedService(sp => sp.GetRequiredService<ServiceRequestSync>());
+        services.AddSingleton<RequisitionWorkflow>();
+        services.AddSingleton<OrderSimulator>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapRequisitionService(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<RequisitionApi>();
+        return endpoints;
+    }
+}

@@ -1,0 +1,483 @@
+using System.Data.Common;
+using System.Globalization;
+using Dapper;
+using Google.Protobuf;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Requisition.Domain;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Storage;
+
+namespace LabMesh.Requisition;
+
+/// <summary>One requisition as stored. <see cref="Order"/> holds what the caller ordered (patient, provider, lab, tests).</summary>
+public sealed record RequisitionRecord(
+    string Id,
+    string TeamId,
+    string RequestId,
+    string RequestHash,
+    bool Committed,
+    TestModality Modality,
+    Contracts.Requisition.V1.Requisition Order,
+    OrderStatus Status,
+    string SubStatus,
+    LifecycleStatus Lifecycle,
+    long Version,
+    bool ServiceRequestsConfirmed,
+    long ServiceRequestsSyncedEventId,
+    long LastEventId,
+    DateTimeOffset CreateTime,
+    DateTimeOffset UpdateTime,
+    DateTimeOffset? PlaceTime,
+    IReadOnlyList<OrderEvent> Events)
+{
+    public string Etag => Version.ToString(CultureInfo.InvariantCulture);
+
+    public bool IsDraft => Status == OrderStatus.Unspecified;
+
+    public NamespacedStatus? Current => SubStatus.Length == 0 ? null : Modalities.Parse(Modality, SubStatus, "sub_status");
+}
+
+/// <summary>Filters of <see cref="RequisitionStore.ListAsync"/>; default values mean any.</summary>
+public sealed record RequisitionFilter(OrderStatus Status, LifecycleStatus Lifecycle, TestModality Modality, string? PatientId, bool? Draft);
+
+/// <summary>
+/// The Requisition service's store. A requisition is inserted uncommitted while its service
+/// requests are created in the ServiceRequest service, and committed (visible) after; every
+/// change after that writes the row (version + 1), its order event and its outbox events in one
+/// transaction. All reads are scoped to a team and see committed requisitions only.
+/// </summary>
+public sealed class RequisitionStore(Database database, TimeProvider time)
+{
+    public const string ServiceName = "requisition";
+
+    private const string Columns =
+        "id AS Id, team_id AS TeamId, request_id AS RequestId, request_hash AS RequestHash, committed AS Committed, " +
+        "modality AS Modality, order_body AS OrderBody, status AS Status, sub_status AS SubStatus, lifecycle AS Lifecycle, " +
+        "version AS Version, sr_confirmed AS ServiceRequestsConfirmed, sr_synced_event_id AS ServiceRequestsSyncedEventId, " +
+        "last_event_id AS LastEventId, create_time AS CreateTime, update_time AS UpdateTime, place_time AS PlaceTime";
+
+    private const string Schema = """
+        CREATE TABLE requisitions (
+            id TEXT PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            committed INTEGER NOT NULL,
+            patient_id TEXT NOT NULL,
+            modality INTEGER NOT NULL,
+            order_body BLOB NOT NULL,
+            status INTEGER NOT NULL,
+            sub_status TEXT NOT NULL,
+            lifecycle INTEGER NOT NULL,
+            version BIGINT NOT NULL,
+            sr_confirmed INTEGER NOT NULL,
+            sr_synced_event_id BIGINT NOT NULL,
+            last_event_id BIGINT NOT NULL,
+            create_time TEXT NOT NULL,
+            update_time TEXT NOT NULL,
+            place_time TEXT NULL,
+            UNIQUE (team_id, request_id)
+        );
+        CREATE INDEX ix_requisitions_team ON requisitions (team_id, id);
+        CREATE INDEX ix_requisitions_unsynced ON requisitions (committed, sr_confirmed, sr_synced_event_id);
+        CREATE TABLE order_events (
+            requisition_id TEXT NOT NULL REFERENCES requisitions (id),
+            id BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            note TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            PRIMARY KEY (requisition_id, id)
+        );
+        """;
+
+    public static IReadOnlyList<Migration> Migrations { get; } =
+    [
+        new(1, "requisitions and their order events", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
+        Outbox.Migration(2),
+    ];
+
+    public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await SelectAsync(connection, null, "id = @id AND team_id = @teamId AND committed = 1", new { id, teamId });
+    }
+
+    /// <summary>The requisition a request_id created, committed or not.</summary>
+    public async Task<RequisitionRecord?> FindByRequestAsync(string teamId, string requestId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await SelectAsync(connection, null, "team_id = @teamId AND request_id = @requestId", new { teamId, requestId });
+    }
+
+    public async Task<IReadOnlyList<RequisitionRecord>> ListAsync(
+        string teamId, RequisitionFilter filter, string? afterId, int pageSize, CancellationToken cancellationToken)
+    {
+        var where = new System.Text.StringBuilder("team_id = @teamId AND committed = 1");
+        if (filter.Status != OrderStatus.Unspecified)
+        {
+            where.Append(" AND status = @Status");
+        }
+
+        if (filter.Lifecycle != LifecycleStatus.Unspecified)
+        {
+            where.Append(" AND lifecycle = @Lifecycle");
+        }
+
+        if (filter.Modality != TestModality.Unspecified)
+        {
+            where.Append(" AND modality = @Modality");
+        }
+
+        if (!string.IsNullOrEmpty(filter.PatientId))
+        {
+            where.Append(" AND patient_id = @PatientId");
+        }
+
+        if (filter.Draft is { } draft)
+        {
+            where.Append(draft ? " AND status = 0" : " AND status <> 0");
+        }
+
+        if (afterId is not null)
+        {
+            where.Append(" AND id < @afterId");
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM requisitions WHERE {where} ORDER BY id DESC LIMIT @limit",
+            new
+            {
+                teamId,
+                Status = (int)filter.Status,
+                Lifecycle = (int)filter.Lifecycle,
+                Modality = (int)filter.Modality,
+                filter.PatientId,
+                afterId,
+                limit = pageSize + 1,
+            }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord([])).ToList();
+    }
+
+    /// <summary>
+    /// Inserts an uncommitted requisition for (team, request_id), or returns the one that is there
+    /// (a retry, or a concurrent twin that won the unique key).
+    /// </summary>
+    public async Task<RequisitionRecord> InsertUncommittedAsync(
+        string teamId, string requestId, string requestHash, Contracts.Requisition.V1.Requisition order, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var record = new RequisitionRecord(Guid.CreateVersion7().ToString(), teamId, requestId, requestHash, false, order.Modality, order,
+            OrderStatus.Unspecified, "", LifecycleStatus.NotPurchased, 1, false, 0, 0, now, now, null, []);
+        try
+        {
+            await database.WriteAsync(async (connection, transaction) =>
+            {
+                await connection.ExecuteAsync(
+                    "INSERT INTO requisitions (id, team_id, request_id, request_hash, committed, patient_id, modality, order_body, status, " +
+                    "sub_status, lifecycle, version, sr_confirmed, sr_synced_event_id, last_event_id, create_time, update_time, place_time) " +
+                    "VALUES (@Id, @TeamId, @RequestId, @RequestHash, 0, @PatientId, @Modality, @OrderBody, 0, '', @Lifecycle, 1, 0, 0, 0, " +
+                    "@Time, @Time, NULL)",
+                    new
+                    {
+                        record.Id,
+                        TeamId = teamId,
+                        RequestId = requestId,
+                        RequestHash = requestHash,
+                        PatientId = order.Patient?.Id ?? "",
+                        Modality = (int)order.Modality,
+                        OrderBody = order.ToByteArray(),
+                        Lifecycle = (int)record.Lifecycle,
+                        Time = DbTime.ToDb(now),
+                    }, transaction);
+                return true;
+            }, cancellationToken);
+            return record;
+        }
+        catch (Exception ex) when (Database.IsUniqueViolation(ex))
+        {
+            return await FindByRequestAsync(teamId, requestId, cancellationToken)
+                ?? throw new InvalidOperationException("A unique violation on (team_id, request_id) without a row.", ex);
+        }
+    }
+
+    /// <summary>
+    /// Makes the requisition visible, placed (<c>received.[modality].ordered</c>, <c>order.placed</c>)
+    /// or as a draft. Committing a committed one returns it unchanged.
+    /// </summary>
+    public Task<(RequisitionRecord Record, bool Changed)> CommitAsync(
+        string teamId, string id, bool place, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var record = await SelectAsync(connection, transaction, "id = @id AND team_id = @teamId", new { id, teamId })
+                ?? throw new NotFoundException("requisition", id);
+            if (record.Committed)
+            {
+                return (record, false);
+            }
+
+            // Concurrent retries of one create may all get here: the guard lets exactly one commit.
+            if (await connection.ExecuteAsync("UPDATE requisitions SET committed = 1 WHERE id = @id AND committed = 0", new { id }, transaction) == 0)
+            {
+                var winner = await SelectAsync(connection, transaction, "id = @id", new { id });
+                return (winner!, false);
+            }
+
+            record = record with { Committed = true };
+            if (place)
+            {
+                record = await PlaceInTransactionAsync(connection, transaction, record, lineItems, actor, cancellationToken);
+            }
+
+            return (record, true);
+        }, cancellationToken);
+
+    /// <summary>Places a draft. Placing a placed requisition is FAILED_PRECONDITION.</summary>
+    public Task<RequisitionRecord> PlaceAsync(
+        string teamId, string id, string? etag, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag);
+            if (!record.IsDraft)
+            {
+                throw new IllegalTransitionException("requisition", record.SubStatus, Ordered(record.Modality),
+                    OrderStatusMachine.AllowedNext(record.Modality, record.Current).ToList());
+            }
+
+            return await PlaceInTransactionAsync(connection, transaction, record, lineItems, actor, cancellationToken);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Records an order event by the modality's rules. Recording the current status again changes
+    /// nothing (Changed is false). A draft accepts only its cancellation.
+    /// </summary>
+    public Task<(RequisitionRecord Record, bool Changed)> RecordEventAsync(
+        string teamId, string id, string? etag, string status, string note, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag);
+            NamespacedStatus next;
+            if (record.IsDraft)
+            {
+                // A draft was never placed: it can only be cancelled, straight from not_purchased.
+                if (!Modalities.TryParse(status, out var cancel) || cancel.High != OrderStatus.Cancelled || cancel.Modality != record.Modality)
+                {
+                    throw new IllegalTransitionException("requisition", "draft", status,
+                        [$"cancelled.{Modalities.Word(record.Modality)}.cancelled", "PlaceRequisition"]);
+                }
+
+                next = cancel;
+            }
+            else
+            {
+                next = OrderStatusMachine.Record(record.Modality, record.Current, status);
+                if (next == record.Current)
+                {
+                    return (record, false);
+                }
+            }
+
+            var updated = await AddEventInTransactionAsync(connection, transaction, record, next, note, actor, cancellationToken);
+            return (updated, true);
+        }, cancellationToken);
+
+    /// <summary>Committed requisitions whose service requests still need a confirm or the latest order event.</summary>
+    public async Task<IReadOnlyList<RequisitionRecord>> ListUnsyncedAsync(int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM requisitions WHERE committed = 1 AND (sr_confirmed = 0 OR sr_synced_event_id < last_event_id) " +
+            "ORDER BY id LIMIT @limit", new { limit }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord([])).ToList();
+    }
+
+    public async Task MarkServiceRequestsConfirmedAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE requisitions SET sr_confirmed = 1 WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Notes that the service requests have the order event <paramref name="eventId"/> (never moves back).</summary>
+    public async Task MarkServiceRequestsSyncedAsync(string id, long eventId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE requisitions SET sr_synced_event_id = @eventId WHERE id = @id AND sr_synced_event_id < @eventId",
+            new { id, eventId }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
+    /// Stores a lifecycle view derived with the service requests' statuses (it is a view, so the
+    /// version does not change). Returns the record as stored.
+    /// </summary>
+    public async Task UpdateLifecycleAsync(string id, LifecycleStatus lifecycle, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE requisitions SET lifecycle = @lifecycle WHERE id = @id", new { id, lifecycle = (int)lifecycle },
+            cancellationToken: cancellationToken));
+    }
+
+    private async Task<RequisitionRecord> PlaceInTransactionAsync(
+        DbConnection connection, DbTransaction transaction, RequisitionRecord record, IReadOnlyList<LineItem> lineItems, string actor,
+        CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var placed = await AddEventInTransactionAsync(connection, transaction, record with { PlaceTime = now },
+            Modalities.Parse(record.Modality, Ordered(record.Modality), "status"), note: "", actor, cancellationToken);
+        await connection.ExecuteAsync("UPDATE requisitions SET place_time = @time WHERE id = @id",
+            new { time = DbTime.ToDb(now), id = record.Id }, transaction);
+        var evt = NewEvent(placed, EventTypes.OrderPlaced, now);
+        evt.OrderPlaced = new OrderPlaced { Modality = Modalities.Word(record.Modality) };
+        evt.OrderPlaced.LineItems.AddRange(lineItems);
+        await Outbox.AddAsync(transaction, evt, cancellationToken);
+        return placed;
+    }
+
+    private async Task<RequisitionRecord> AddEventInTransactionAsync(
+        DbConnection connection, DbTransaction transaction, RequisitionRecord record, NamespacedStatus next, string note, string actor,
+        CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var eventId = record.LastEventId + 1;
+        var nextText = next.ToString();
+        var orderEvent = new OrderEvent
+        {
+            Id = eventId,
+            CreatedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now),
+            Status = nextText,
+            Note = note,
+        };
+        var events = record.Events.Append(orderEvent).ToList();
+        var lifecycle = Lifecycle.Derive(new LifecycleInputs(false, record.Modality, events.Select(e => e.Status).ToList(), []));
+        var updated = record with
+        {
+            Status = next.High,
+            SubStatus = nextText,
+            Lifecycle = lifecycle,
+            Version = record.Version + 1,
+            LastEventId = eventId,
+            UpdateTime = now,
+            Events = events,
+        };
+        var rows = await connection.ExecuteAsync(
+            "UPDATE requisitions SET status = @Status, sub_status = @SubStatus, lifecycle = @Lifecycle, version = @Version, " +
+            "last_event_id = @LastEventId, update_time = @UpdateTime WHERE id = @Id AND version = @previous",
+            new
+            {
+                Status = (int)updated.Status,
+                updated.SubStatus,
+                Lifecycle = (int)lifecycle,
+                updated.Version,
+                updated.LastEventId,
+                UpdateTime = DbTime.ToDb(now),
+                updated.Id,
+                previous = record.Version,
+            }, transaction);
+        if (rows == 0)
+        {
+            // A concurrent writer (PostgreSQL, READ COMMITTED) changed it after we read it.
+            throw new StaleEtagException("requisition", record.Id);
+        }
+
+        await connection.ExecuteAsync(
+            "INSERT INTO order_events (requisition_id, id, created_at, status, note, actor) VALUES (@id, @eventId, @at, @status, @note, @actor)",
+            new { id = record.Id, eventId, at = DbTime.ToDb(now), status = nextText, note, actor }, transaction);
+
+        var evt = NewEvent(updated, EventTypes.OrderStatusChanged, now);
+        evt.OrderStatusChanged = new OrderStatusChanged
+        {
+            Status = nextText,
+            HighLevelStatus = Modalities.HighWord(updated.Status),
+            PreviousHighLevelStatus = record.IsDraft ? "" : Modalities.HighWord(record.Status),
+            LifecycleStatus = LifecycleWords.Word(lifecycle),
+            OrderEventId = eventId,
+        };
+        await Outbox.AddAsync(transaction, evt, cancellationToken);
+        return updated;
+    }
+
+    /// <summary>The first status of every placed order: <c>received.[modality].ordered</c>.</summary>
+    private static string Ordered(TestModality modality) => $"received.{Modalities.Word(modality)}.ordered";
+
+    private static Event NewEvent(RequisitionRecord record, string type, DateTimeOffset now) => new()
+    {
+        Type = type,
+        CreatedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now),
+        TeamId = record.TeamId,
+        RequisitionId = record.Id,
+        Source = ServiceName,
+    };
+
+    private async Task<RequisitionRecord> LoadForUpdateAsync(DbConnection connection, DbTransaction transaction, string teamId, string id, string? etag)
+    {
+        var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
+        var record = await SelectAsync(connection, transaction, "id = @id AND team_id = @teamId AND committed = 1", new { id, teamId }, lockClause)
+            ?? throw new NotFoundException("requisition", id);
+        if (!string.IsNullOrEmpty(etag) && etag != record.Etag)
+        {
+            throw new StaleEtagException("requisition", id);
+        }
+
+        return record;
+    }
+
+    private static async Task<RequisitionRecord?> SelectAsync(
+        DbConnection connection, DbTransaction? transaction, string where, object parameters, string suffix = "")
+    {
+        var row = await connection.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM requisitions WHERE {where}{suffix}", parameters, transaction);
+        if (row is null)
+        {
+            return null;
+        }
+
+        var events = await connection.QueryAsync<EventRow>(
+            "SELECT id AS Id, created_at AS CreatedAt, status AS Status, note AS Note FROM order_events WHERE requisition_id = @Id ORDER BY id",
+            new { row.Id }, transaction);
+        return row.ToRecord(events.Select(e => new OrderEvent
+        {
+            Id = e.Id,
+            CreatedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DbTime.FromDb(e.CreatedAt)),
+            Status = e.Status,
+            Note = e.Note,
+        }).ToList());
+    }
+
+    private sealed class Row
+    {
+        public string Id { get; set; } = "";
+        public string TeamId { get; set; } = "";
+        public string RequestId { get; set; } = "";
+        public string RequestHash { get; set; } = "";
+        public int Committed { get; set; }
+        public int Modality { get; set; }
+        public byte[] OrderBody { get; set; } = [];
+        public int Status { get; set; }
+        public string SubStatus { get; set; } = "";
+        public int Lifecycle { get; set; }
+        public long Version { get; set; }
+        public int ServiceRequestsConfirmed { get; set; }
+        public long ServiceRequestsSyncedEventId { get; set; }
+        public long LastEventId { get; set; }
+        public string CreateTime { get; set; } = "";
+        public string UpdateTime { get; set; } = "";
+        public string? PlaceTime { get; set; }
+
+        public RequisitionRecord ToRecord(IReadOnlyList<OrderEvent> events) => new(Id, TeamId, RequestId, RequestHash, Committed != 0,
+            (TestModality)Modality, Contracts.Requisition.V1.Requisition.Parser.ParseFrom(OrderBody), (OrderStatus)Status, SubStatus,
+            (LifecycleStatus)Lifecycle, Version, ServiceRequestsConfirmed != 0, ServiceRequestsSyncedEventId, LastEventId,
+            DbTime.FromDb(CreateTime), DbTime.FromDb(UpdateTime), PlaceTime is null ? null : DbTime.FromDb(PlaceTime), events);
+    }
+
+    private sealed class EventRow
+    {
+        public long Id { get; set; }
+        public string CreatedAt { get; set; } = "";
+        public string Status { get; set; } = "";
+        public string Note { get; set; } = "";
+    }
+}

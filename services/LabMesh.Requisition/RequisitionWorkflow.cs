@@ -1,0 +1,252 @@
+using System.Security.Cryptography;
+using Google.Protobuf;
+using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.Requisition.Domain;
+using LabMesh.ServiceDefaults.Caching;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Identity;
+
+namespace LabMesh.Requisition;
+
+/// <summary>
+/// The Requisition service's operations across its store and the ServiceRequest service.
+/// </summary>
+/// <remarks>
+/// Creating a requisition spans two services, so it runs in three idempotent steps keyed by the
+/// caller's request_id: (1) insert the requisition uncommitted (invisible); (2) create its
+/// service requests, pending (invisible), in the ServiceRequest service; (3) commit the
+/// requisition with its events in one local transaction, then confirm the service requests. A
+/// failure at any step leaves nothing visible, and the caller's retry with the same request_id
+/// resumes where the first attempt stopped: it never makes a second requisition or second
+/// service requests. Once committed, what the ServiceRequest service still has to hear (the
+/// confirm, the latest order event) is recorded on the row and pushed by
+/// <see cref="ServiceRequestSync"/> until it lands.
+/// </remarks>
+public sealed partial class RequisitionWorkflow(
+    RequisitionStore store,
+    ServiceRequestGateway serviceRequests,
+    IStatusCache cache,
+    [FromKeyedServices(RequisitionStore.ServiceName)] OutboxRelay relay,
+    ServiceRequestSync sync,
+    ILogger<RequisitionWorkflow> logger)
+{
+    /// <summary>The status cache kind: keys are <c>labmesh:status:requisition:{id}</c>.</summary>
+    public const string CacheKind = "requisition";
+
+    public async Task<(Contracts.Requisition.V1.Requisition Requisition, bool Created)> CreateAsync(
+        Caller caller, CreateRequisitionRequest request, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var hash = RequestHash(request);
+        var record = await store.FindByRequestAsync(caller.TeamId, request.RequestId, cancellationToken);
+        if (record is not null && record.RequestHash != hash)
+        {
+            throw new AlreadyExistsException("requisition", record.Id,
+                $"request_id '{request.RequestId}' was used for a different requisition; use a new request_id for a new order.");
+        }
+
+        if (record is { Committed: true })
+        {
+            await EnsureConfirmedAsync(caller, record, deadline, cancellationToken);
+            return (await ReadAsync(caller, record, deadline, cancellationToken), false);
+        }
+
+        if (!string.IsNullOrEmpty(request.ReplacesRequisitionId) &&
+            await store.GetAsync(caller.TeamId, request.ReplacesRequisitionId, cancellationToken) is null)
+        {
+            throw new InvalidArgumentException("replaces_requisition_id", "names no requisition of this team.");
+        }
+
+        var order = new Contracts.Requisition.V1.Requisition
+        {
+            Patient = request.Patient,
+            OrderingProvider = request.OrderingProvider,
+            Lab = request.Lab,
+            Modality = request.Modality,
+            ReplacesRequisitionId = request.ReplacesRequisitionId,
+        };
+        order.Tests.AddRange(request.Tests);
+        record ??= await store.InsertUncommittedAsync(caller.TeamId, request.RequestId, hash, order, cancellationToken);
+        if (record.RequestHash != hash)
+        {
+            throw new AlreadyExistsException("requisition", record.Id,
+                $"request_id '{request.RequestId}' was used for a different requisition; use a new request_id for a new order.");
+        }
+
+        var created = await serviceRequests.CreateAsync(caller, record.Id, request.Tests.Select(t => new NewServiceRequest
+        {
+            Code = t.Code,
+            TaskDescription = t.Description,
+            PartnerId = t.PartnerId,
+        }), deadline, cancellationToken);
+
+        var (committed, changed) = await store.CommitAsync(caller.TeamId, record.Id, request.Place, LineItems(created), caller.Actor, cancellationToken);
+        if (changed)
+        {
+            await AfterCommitAsync(committed);
+        }
+
+        await EnsureConfirmedAsync(caller, committed, deadline, cancellationToken);
+        return (Map(committed, created), changed);
+    }
+
+    public async Task<Contracts.Requisition.V1.Requisition> PlaceAsync(
+        Caller caller, string id, string? etag, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var existing = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);
+        var serviceRequestList = await serviceRequests.ListForRequisitionAsync(caller, id, deadline, cancellationToken);
+        var placed = await store.PlaceAsync(caller.TeamId, existing.Id, etag, LineItems(serviceRequestList), caller.Actor, cancellationToken);
+        await AfterCommitAsync(placed);
+        return Map(placed, serviceRequestList);
+    }
+
+    /// <summary>Records an order event and brings the service requests in line (consistency table).</summary>
+    public async Task<Contracts.Requisition.V1.Requisition> RecordEventAsync(
+        Caller caller, string id, string? etag, string status, string note, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var (record, changed) = await store.RecordEventAsync(caller.TeamId, id, etag, status, note, caller.Actor, cancellationToken);
+        if (changed)
+        {
+            await AfterCommitAsync(record);
+            await SyncServiceRequestsAsync(caller, record, deadline, cancellationToken);
+        }
+
+        return await ReadAsync(caller, record, deadline, cancellationToken);
+    }
+
+    public async Task<Contracts.Requisition.V1.Requisition> GetAsync(Caller caller, string id, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var record = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);
+        return await ReadAsync(caller, record, deadline, cancellationToken);
+    }
+
+    /// <summary>The requisition's statuses: the cache first, the store on a miss (which fills the cache).</summary>
+    public async Task<RequisitionStatusView> GetStatusAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        var cached = (await cache.GetManyAsync(CacheKind, [id], cancellationToken))[0];
+        if (cached is not null)
+        {
+            var view = RequisitionStatusView.Parser.ParseFrom(cached);
+            return view.TeamId == caller.TeamId ? view : throw new NotFoundException("requisition", id);
+        }
+
+        var record = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);
+        var fresh = MapStatus(record);
+        await cache.SetAsync(CacheKind, record.Id, record.Version, fresh.ToByteArray(), CancellationToken.None);
+        return fresh;
+    }
+
+    /// <summary>Pushes the latest order event of <paramref name="record"/> to its service requests; on failure the sync worker takes over.</summary>
+    public async Task SyncServiceRequestsAsync(Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
+            await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
+        {
+            LogSyncDeferred(logger, record.Id, ex.StatusCode);
+            sync.Nudge();
+        }
+    }
+
+    private async Task EnsureConfirmedAsync(Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
+    {
+        if (record.ServiceRequestsConfirmed)
+        {
+            return;
+        }
+
+        try
+        {
+            await serviceRequests.ConfirmAsync(caller, record.Id, deadline, cancellationToken);
+            await store.MarkServiceRequestsConfirmedAsync(record.Id, CancellationToken.None);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
+        {
+            // The requisition is committed and reads show its service requests (pending ones
+            // included); partners see them once the sync worker's confirm lands.
+            LogSyncDeferred(logger, record.Id, ex.StatusCode);
+            sync.Nudge();
+        }
+    }
+
+    private async Task<Contracts.Requisition.V1.Requisition> ReadAsync(
+        Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
+        var lifecycle = DeriveLifecycle(record, list);
+        if (lifecycle != record.Lifecycle)
+        {
+            await store.UpdateLifecycleAsync(record.Id, lifecycle, cancellationToken);
+            record = record with { Lifecycle = lifecycle };
+        }
+
+        return Map(record, list);
+    }
+
+    private async Task AfterCommitAsync(RequisitionRecord record)
+    {
+        await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
+        relay.Nudge();
+    }
+
+    /// <summary>The lifecycle view of seed 003 from the order events and the service requests' business statuses.</summary>
+    public static LifecycleStatus DeriveLifecycle(RequisitionRecord record, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
+        Lifecycle.Derive(new LifecycleInputs(
+            record.IsDraft,
+            record.Modality,
+            record.Events.Select(e => e.Status).ToList(),
+            serviceRequests.Where(s => s.Status != ServiceRequestStatus.Revoked).Select(s => s.TaskBusinessStatus).ToList()));
+
+    public static Contracts.Requisition.V1.Requisition Map(RequisitionRecord record, IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest>? serviceRequests)
+    {
+        var requisition = record.Order.Clone();
+        requisition.Id = record.Id;
+        requisition.TeamId = record.TeamId;
+        requisition.RequestId = record.RequestId;
+        requisition.Status = record.Status;
+        requisition.SubStatus = record.SubStatus;
+        requisition.LifecycleStatus = record.Lifecycle;
+        requisition.Etag = record.Etag;
+        requisition.CreateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(record.CreateTime);
+        requisition.UpdateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(record.UpdateTime);
+        if (record.PlaceTime is { } placed)
+        {
+            requisition.PlaceTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(placed);
+        }
+
+        requisition.Events.AddRange(record.Events);
+        if (serviceRequests is not null)
+        {
+            requisition.ServiceRequests.AddRange(serviceRequests);
+        }
+
+        return requisition;
+    }
+
+    public static RequisitionStatusView MapStatus(RequisitionRecord record) => new()
+    {
+        Id = record.Id,
+        Status = record.Status,
+        SubStatus = record.SubStatus,
+        LifecycleStatus = record.Lifecycle,
+        Etag = record.Etag,
+        UpdateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(record.UpdateTime),
+        TeamId = record.TeamId,
+    };
+
+    private static List<LineItem> LineItems(IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
+        serviceRequests.Select(s => new LineItem { ServiceRequestId = s.Id, Code = s.Code, Type = "labs" }).ToList();
+
+    /// <summary>What makes two CreateRequisition requests "the same order": everything but nothing else.</summary>
+    private static string RequestHash(CreateRequisitionRequest request) =>
+        Convert.ToHexString(SHA256.HashData(request.ToByteArray()));
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: the ServiceRequest service did not answer ({Status}); the sync worker will retry")]
+    private static partial void LogSyncDeferred(ILogger logger, string requisitionId, StatusCode status);
+}

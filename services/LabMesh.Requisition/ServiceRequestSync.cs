@@ -1,0 +1,103 @@
+using Grpc.Core;
+using LabMesh.ServiceDefaults.Identity;
+
+namespace LabMesh.Requisition;
+
+/// <summary>
+/// Brings the ServiceRequest service in line with committed requisitions when a call made during
+/// the request did not land (the peer was down or slow): it confirms pending service requests and
+/// applies each requisition's latest order event, retrying until the ServiceRequest service
+/// answers. Both calls are idempotent, so several replicas doing this at once is harmless.
+/// </summary>
+public sealed partial class ServiceRequestSync(
+    RequisitionStore store,
+    ServiceRequestGateway gateway,
+    ILogger<ServiceRequestSync> logger) : BackgroundService
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
+    private readonly SemaphoreSlim _wake = new(0, 1);
+
+    /// <summary>Runs a pass soon instead of at the next interval.</summary>
+    public void Nudge()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            try
+            {
+                _wake.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+            }
+        }
+    }
+
+    /// <summary>One pass; returns how many requisitions were brought in line.</summary>
+    public async Task<int> SyncOnceAsync(CancellationToken cancellationToken)
+    {
+        var done = 0;
+        foreach (var record in await store.ListUnsyncedAsync(100, cancellationToken))
+        {
+            var caller = new Caller(record.TeamId, "service:" + RequisitionStore.ServiceName, CallerRole.Service, null);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            try
+            {
+                if (!record.ServiceRequestsConfirmed)
+                {
+                    await gateway.ConfirmAsync(caller, record.Id, deadline, cancellationToken);
+                    await store.MarkServiceRequestsConfirmedAsync(record.Id, cancellationToken);
+                }
+
+                if (record.ServiceRequestsSyncedEventId < record.LastEventId)
+                {
+                    await gateway.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
+                    await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, cancellationToken);
+                }
+
+                done++;
+            }
+            catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                LogSyncFailed(logger, record.Id, ex.StatusCode);
+                if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+                {
+                    break;
+                }
+            }
+        }
+
+        return done;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _wake.WaitAsync(Interval, stoppingToken);
+                await SyncOnceAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogPassFailed(logger, ex);
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: syncing its service requests failed ({Status}); retrying later")]
+    private static partial void LogSyncFailed(ILogger logger, string requisitionId, StatusCode status);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A service-request sync pass failed")]
+    private static partial void LogPassFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,273 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Caching;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Validation;
+
+namespace LabMesh.ServiceRequest;
+
+/// <summary>
+/// <c>labmesh.servicerequest.v1.ServiceRequestService</c>: maps proto to the store and back. The
+/// rules live in <see cref="Domain.TaskStatusMachine"/>; errors are domain exceptions that the
+/// service-wide interceptor turns into statuses.
+/// </summary>
+public sealed class ServiceRequestApi(
+    ServiceRequestStore store,
+    IStatusCache cache,
+    [FromKeyedServices(ServiceRequestStore.ServiceName)] OutboxRelay relay) : ServiceRequestService.ServiceRequestServiceBase
+{
+    /// <summary>The status cache kind: keys are <c>labmesh:status:servicerequest:{id}</c>.</summary>
+    public const string CacheKind = "servicerequest";
+
+    private const int MaxBatch = 500;
+
+    public override async Task<GetServiceRequestResponse> GetServiceRequest(GetServiceRequestRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id, "id");
+        var record = await store.GetAsync(caller.TeamId, id, context.CancellationToken) ?? throw new NotFoundException("service request", id);
+        return new GetServiceRequestResponse { ServiceRequest = Map(record) };
+    }
+
+    public override async Task<ListServiceRequestsResponse> ListServiceRequests(ListServiceRequestsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var pageSize = PageToken.Size(request.PageSize);
+        var after = PageToken.Decode(request.PageToken);
+        if (request.IncludePending && string.IsNullOrEmpty(request.RequisitionId))
+        {
+            throw new InvalidArgumentException("requisition_id", "is required with include_pending.");
+        }
+
+        var filter = new ServiceRequestFilter(request.RequisitionId, request.PartnerId, request.Status, request.TaskBusinessStatus,
+            request.Code, request.IncludePending);
+        var records = await store.ListAsync(caller.TeamId, filter, after, pageSize, context.CancellationToken);
+        var response = new ListServiceRequestsResponse();
+        response.ServiceRequests.AddRange(records.Take(pageSize).Select(Map));
+        if (records.Count > pageSize)
+        {
+            response.NextPageToken = PageToken.Encode(records[pageSize - 1].Id);
+        }
+
+        return response;
+    }
+
+    public override async Task<UpdateTaskStatusResponse> UpdateTaskStatus(UpdateTaskStatusRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id, "id");
+        if (request.TaskBusinessStatus == TaskBusinessStatus.Unspecified)
+        {
+            throw new InvalidArgumentException("task_business_status", "is required: one of ORDER_CONFIRMED, APPOINTMENT_ATTENDED, PARTIAL_RESULTS_READY, FULL_RESULTS_READY, APPOINTMENT_ISSUE, RESULTS_ISSUE, ORDER_ISSUE.");
+        }
+
+        if (request.HasTaskDescription && request.TaskDescription.Length > 1024)
+        {
+            throw new InvalidArgumentException("task_description", "must be at most 1024 characters.");
+        }
+
+        var change = await store.UpdateTaskStatusAsync(caller.TeamId, id, request.Etag, request.TaskBusinessStatus,
+            request.HasTaskDescription ? request.TaskDescription : null, Truncate(request.Note), caller.Actor, context.CancellationToken);
+        await AfterCommitAsync([change]);
+        return new UpdateTaskStatusResponse { ServiceRequest = Map(change.Record), Changed = change.Changed };
+    }
+
+    public override async Task<RevokeServiceRequestResponse> RevokeServiceRequest(RevokeServiceRequestRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id, "id");
+        var change = await store.RevokeAsync(caller.TeamId, id, request.Etag, Truncate(request.Reason), caller.Actor, context.CancellationToken);
+        await AfterCommitAsync([change]);
+        return new RevokeServiceRequestResponse { ServiceRequest = Map(change.Record), Changed = change.Changed };
+    }
+
+    public override async Task<BatchGetStatusResponse> BatchGetStatus(BatchGetStatusRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        if (request.Ids.Count is 0 or > MaxBatch)
+        {
+            throw new InvalidArgumentException("ids", $"must hold 1 to {MaxBatch} ids.");
+        }
+
+        var ids = request.Ids.Select((id, i) => RequireId(id, $"ids[{i}]")).ToList();
+        var found = new Dictionary<string, ServiceRequestStatusView>(StringComparer.Ordinal);
+        var cached = await cache.GetManyAsync(CacheKind, ids, context.CancellationToken);
+        var misses = new List<string>();
+        for (var i = 0; i < ids.Count; i++)
+        {
+            var view = cached[i] is { } bytes ? ServiceRequestStatusView.Parser.ParseFrom(bytes) : null;
+            if (view is null)
+            {
+                misses.Add(ids[i]);
+            }
+            else if (view.TeamId == caller.TeamId)
+            {
+                found[ids[i]] = view;
+            }
+        }
+
+        if (misses.Count > 0)
+        {
+            // Read through: the store answers what the cache did not, and fills the cache.
+            foreach (var record in await store.GetManyAsync(caller.TeamId, misses.Distinct().ToList(), context.CancellationToken))
+            {
+                var view = MapStatus(record);
+                found[record.Id] = view;
+                await cache.SetAsync(CacheKind, record.Id, record.Version, view.ToByteArray(), CancellationToken.None);
+            }
+        }
+
+        var response = new BatchGetStatusResponse();
+        foreach (var id in ids)
+        {
+            if (found.TryGetValue(id, out var view))
+            {
+                response.Statuses.Add(view);
+            }
+            else
+            {
+                response.NotFoundIds.Add(id);
+            }
+        }
+
+        return response;
+    }
+
+    public override async Task<GetServiceRequestHistoryResponse> GetServiceRequestHistory(GetServiceRequestHistoryRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id, "id");
+        var response = new GetServiceRequestHistoryResponse();
+        response.Changes.AddRange(await store.GetHistoryAsync(caller.TeamId, id, context.CancellationToken));
+        return response;
+    }
+
+    public override async Task<CreateServiceRequestsResponse> CreateServiceRequests(CreateServiceRequestsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var violations = new List<FieldViolation>();
+        if (request.ServiceRequests.Count is 0 or > 50)
+        {
+            violations.Add(new FieldViolation("service_requests", "must hold 1 to 50 service requests."));
+        }
+
+        for (var i = 0; i < request.ServiceRequests.Count; i++)
+        {
+            var item = request.ServiceRequests[i];
+            if (!TestCodes.IsValid(item.Code))
+            {
+                violations.Add(new FieldViolation($"service_requests[{i}].code", TestCodes.Rule));
+            }
+
+            if (string.IsNullOrWhiteSpace(item.PartnerId) || item.PartnerId.Length > 64)
+            {
+                violations.Add(new FieldViolation($"service_requests[{i}].partner_id", "is required (at most 64 characters)."));
+            }
+
+            if (item.TaskDescription.Length > 1024)
+            {
+                violations.Add(new FieldViolation($"service_requests[{i}].task_description", "must be at most 1024 characters."));
+            }
+        }
+
+        if (violations.Count > 0)
+        {
+            throw new InvalidArgumentException(violations);
+        }
+
+        var records = await store.CreateForRequisitionAsync(caller.TeamId, requisitionId, request.ServiceRequests, caller.Actor, context.CancellationToken);
+        var response = new CreateServiceRequestsResponse();
+        response.ServiceRequests.AddRange(records.Select(Map));
+        return response;
+    }
+
+    public override async Task<ConfirmServiceRequestsResponse> ConfirmServiceRequests(ConfirmServiceRequestsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var changes = await store.ConfirmAsync(caller.TeamId, requisitionId, caller.Actor, context.CancellationToken);
+        await AfterCommitAsync(changes);
+        var response = new ConfirmServiceRequestsResponse();
+        response.ServiceRequests.AddRange(changes.Select(c => Map(c.Record)));
+        return response;
+    }
+
+    public override async Task<ApplyOrderEventResponse> ApplyOrderEvent(ApplyOrderEventRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        if (string.IsNullOrEmpty(request.OrderStatus) || request.OrderStatus.Count(c => c == '.') != 2)
+        {
+            throw new InvalidArgumentException("order_status", "must be a namespaced order status, e.g. \"completed.testkit.completed\".");
+        }
+
+        if (request.OrderEventId <= 0)
+        {
+            throw new InvalidArgumentException("order_event_id", "must be positive.");
+        }
+
+        var changes = await store.ApplyOrderEventAsync(caller.TeamId, requisitionId, request.OrderStatus, request.OrderEventId, caller.Actor,
+            context.CancellationToken);
+        await AfterCommitAsync(changes);
+        var response = new ApplyOrderEventResponse();
+        response.ServiceRequests.AddRange(changes.Select(c => Map(c.Record)));
+        return response;
+    }
+
+    /// <summary>After a commit: the new statuses go to the cache, and the relay is woken for the events.</summary>
+    private async Task AfterCommitAsync(IEnumerable<Change> changes)
+    {
+        var any = false;
+        foreach (var change in changes.Where(c => c.Changed && !c.Record.Pending))
+        {
+            any = true;
+            await cache.SetAsync(CacheKind, change.Record.Id, change.Record.Version, MapStatus(change.Record).ToByteArray(), CancellationToken.None);
+        }
+
+        if (any)
+        {
+            relay.Nudge();
+        }
+    }
+
+    public static LabMesh.Contracts.ServiceRequest.V1.ServiceRequest Map(ServiceRequestRecord record) => new()
+    {
+        Id = record.Id,
+        RequisitionId = record.RequisitionId,
+        TeamId = record.TeamId,
+        Status = record.Status,
+        Code = record.Code,
+        TaskBusinessStatus = record.BusinessStatus,
+        TaskDescription = record.TaskDescription,
+        PartnerId = record.PartnerId,
+        Etag = record.Etag,
+        CreateTime = Timestamp.FromDateTimeOffset(record.CreateTime),
+        UpdateTime = Timestamp.FromDateTimeOffset(record.UpdateTime),
+        Line = record.Line,
+    };
+
+    public static ServiceRequestStatusView MapStatus(ServiceRequestRecord record) => new()
+    {
+        Id = record.Id,
+        RequisitionId = record.RequisitionId,
+        Status = record.Status,
+        TaskBusinessStatus = record.BusinessStatus,
+        Etag = record.Etag,
+        UpdateTime = Timestamp.FromDateTimeOffset(record.UpdateTime),
+        TeamId = record.TeamId,
+        PartnerId = record.PartnerId,
+    };
+
+    private static string RequireId(string id, string field) =>
+        string.IsNullOrWhiteSpace(id) ? throw new InvalidArgumentException(field, "is required.")
+        : id.Length > 64 ? throw new InvalidArgumentException(field, "must be at most 64 characters.")
+        : id;
+
+    private static string Truncate(string text) => text.Length <= 1024 ? text : text[..1024];
+}

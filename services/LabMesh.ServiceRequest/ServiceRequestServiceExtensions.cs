@@ -1,0 +1,23 @@
+using LabMesh.ServiceDefaults.Storage;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace LabMesh.ServiceRequest;
+
+public static class ServiceRequestServiceExtensions
+{
+    /// <summary>The ServiceRequest service's store (migrated at start-up), its outbox relay and its gRPC class.</summary>
+    public static IServiceCollection AddServiceRequestService(this IServiceCollection services)
+    {
+        services.AddLabMeshStore(ServiceRequestStore.ServiceName, ServiceRequestStore.Migrations);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(sp => new ServiceRequestStore(
+            sp.GetRequiredKeyedService<Database>(ServiceRequestStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapServiceRequestService(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<ServiceRequestApi>();
+        return endpoints;
+    }
+}

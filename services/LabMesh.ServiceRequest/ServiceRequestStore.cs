@@ -1,0 +1,540 @@
+using System.Data.Common;
+using Dapper;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceRequest.Domain;
+
+namespace LabMesh.ServiceRequest;
+
+/// <summary>One service request as stored.</summary>
+public sealed record ServiceRequestRecord(
+    string Id,
+    string TeamId,
+    string RequisitionId,
+    int Line,
+    string Code,
+    string TaskDescription,
+    string PartnerId,
+    ServiceRequestStatus Status,
+    TaskBusinessStatus BusinessStatus,
+    long Version,
+    bool Pending,
+    long LastOrderEventId,
+    DateTimeOffset CreateTime,
+    DateTimeOffset UpdateTime)
+{
+    public string Etag => Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    public TaskState State => new(Status, BusinessStatus);
+}
+
+/// <summary>A change that committed, for the status cache (written after the commit).</summary>
+public sealed record Change(ServiceRequestRecord Record, bool Changed);
+
+/// <summary>Filters of <see cref="ServiceRequestStore.ListAsync"/>; null or default means any.</summary>
+public sealed record ServiceRequestFilter(
+    string? RequisitionId,
+    string? PartnerId,
+    ServiceRequestStatus Status,
+    TaskBusinessStatus BusinessStatus,
+    string? Code,
+    bool IncludePending);
+
+/// <summary>
+/// The ServiceRequest service's store. Every mutation writes the row (version + 1), a history entry
+/// and a <c>service_request.status_changed</c> event into the outbox in one transaction. Reads
+/// and writes are always scoped to a team; a pending row (created for a requisition that has not
+/// committed yet) is invisible except to the Requisition service's reads of its own requisition.
+/// </summary>
+public sealed class ServiceRequestStore(Database database, TimeProvider time)
+{
+    public const string ServiceName = "servicerequest";
+
+    private const string Columns =
+        "id AS Id, team_id AS TeamId, requisition_id AS RequisitionId, line AS Line, code AS Code, " +
+        "task_description AS TaskDescription, partner_id AS PartnerId, status AS Status, " +
+        "task_business_status AS BusinessStatus, version AS Version, pending AS Pending, " +
+        "last_order_event_id AS LastOrderEventId, create_time AS CreateTime, update_time AS UpdateTime";
+
+    public static IReadOnlyList<Migration> Migrations { get; } =
+    [
+        new(1, "service requests and their history", """
+            CREATE TABLE service_requests (
+                id TEXT PRIMARY KEY,
+                team_id TEXT NOT NULL,
+                requisition_id TEXT NOT NULL,
+                line INTEGER NOT NULL,
+                code TEXT NOT NULL,
+                task_description TEXT NOT NULL,
+                partner_id TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                task_business_status INTEGER NOT NULL,
+                version BIGINT NOT NULL,
+                pending INTEGER NOT NULL,
+                last_order_event_id BIGINT NOT NULL,
+                create_time TEXT NOT NULL,
+                update_time TEXT NOT NULL,
+                UNIQUE (requisition_id, line)
+            );
+            CREATE INDEX ix_service_requests_team ON service_requests (team_id, id);
+            CREATE TABLE service_request_history (
+                service_request_id TEXT NOT NULL REFERENCES service_requests (id),
+                sequence BIGINT NOT NULL,
+                time TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                from_status INTEGER NOT NULL,
+                to_status INTEGER NOT NULL,
+                from_business INTEGER NOT NULL,
+                to_business INTEGER NOT NULL,
+                note TEXT NOT NULL,
+                cause TEXT NOT NULL,
+                PRIMARY KEY (service_request_id, sequence)
+            );
+            """),
+        Outbox.Migration(2),
+    ];
+
+    public Database Database => database;
+
+    public async Task<ServiceRequestRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0",
+            new { id, teamId }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    /// <summary>Newest first; up to <paramref name="pageSize"/> + 1 rows so the caller knows whether another page follows.</summary>
+    public async Task<IReadOnlyList<ServiceRequestRecord>> ListAsync(
+        string teamId, ServiceRequestFilter filter, string? afterId, int pageSize, CancellationToken cancellationToken)
+    {
+        var sql = new System.Text.StringBuilder($"SELECT {Columns} FROM service_requests WHERE team_id = @teamId");
+        if (!filter.IncludePending)
+        {
+            sql.Append(" AND pending = 0");
+        }
+
+        if (!string.IsNullOrEmpty(filter.RequisitionId))
+        {
+            sql.Append(" AND requisition_id = @RequisitionId");
+        }
+
+        if (!string.IsNullOrEmpty(filter.PartnerId))
+        {
+            sql.Append(" AND partner_id = @PartnerId");
+        }
+
+        if (filter.Status != ServiceRequestStatus.Unspecified)
+        {
+            sql.Append(" AND status = @Status");
+        }
+
+        if (filter.BusinessStatus != TaskBusinessStatus.Unspecified)
+        {
+            sql.Append(" AND task_business_status = @BusinessStatus");
+        }
+
+        if (!string.IsNullOrEmpty(filter.Code))
+        {
+            sql.Append(" AND code = @Code");
+        }
+
+        if (afterId is not null)
+        {
+            sql.Append(" AND id < @afterId");
+        }
+
+        sql.Append(" ORDER BY id DESC LIMIT @limit");
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(sql.ToString(), new
+        {
+            teamId,
+            filter.RequisitionId,
+            filter.PartnerId,
+            Status = (int)filter.Status,
+            BusinessStatus = (int)filter.BusinessStatus,
+            filter.Code,
+            afterId,
+            limit = pageSize + 1,
+        }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    /// <summary>The visible service requests of <paramref name="ids"/> that belong to the team.</summary>
+    public async Task<IReadOnlyList<ServiceRequestRecord>> GetManyAsync(string teamId, IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+            // Npgsql binds a list as one array parameter; SQLite needs Dapper to expand it.
+            database.Provider == StorageProvider.Postgres
+                ? $"SELECT {Columns} FROM service_requests WHERE id = ANY(@ids) AND team_id = @teamId AND pending = 0"
+                : $"SELECT {Columns} FROM service_requests WHERE id IN @ids AND team_id = @teamId AND pending = 0",
+            new { ids = ids.ToArray(), teamId }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    public async Task<IReadOnlyList<ServiceRequestChange>> GetHistoryAsync(string teamId, string id, CancellationToken cancellationToken)
+    {
+        if (await GetAsync(teamId, id, cancellationToken) is null)
+        {
+            throw new NotFoundException("service request", id);
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<HistoryRow>(new CommandDefinition(
+            "SELECT sequence AS Sequence, time AS Time, actor AS Actor, from_status AS FromStatus, to_status AS ToStatus, " +
+            "from_business AS FromBusiness, to_business AS ToBusiness, note AS Note, cause AS Cause " +
+            "FROM service_request_history WHERE service_request_id = @id ORDER BY sequence",
+            new { id }, cancellationToken: cancellationToken));
+        return rows.Select(r => new ServiceRequestChange
+        {
+            Sequence = r.Sequence,
+            Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DbTime.FromDb(r.Time)),
+            Actor = r.Actor,
+            FromStatus = (ServiceRequestStatus)r.FromStatus,
+            ToStatus = (ServiceRequestStatus)r.ToStatus,
+            FromTaskBusinessStatus = (TaskBusinessStatus)r.FromBusiness,
+            ToTaskBusinessStatus = (TaskBusinessStatus)r.ToBusiness,
+            Note = r.Note,
+            Cause = r.Cause,
+        }).ToList();
+    }
+
+    /// <summary>
+    /// Creates the service requests of a requisition, pending. Idempotent: when the requisition has
+    /// them already, returns those (ALREADY_EXISTS if they differ from what is asked now).
+    /// </summary>
+    public async Task<IReadOnlyList<ServiceRequestRecord>> CreateForRequisitionAsync(
+        string teamId, string requisitionId, IReadOnlyList<NewServiceRequest> items, string actor, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await database.WriteAsync(async (connection, transaction) =>
+                {
+                    var existing = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+                    if (existing.Count > 0)
+                    {
+                        if (existing[0].TeamId != teamId || !SameItems(existing, items))
+                        {
+                            throw new AlreadyExistsException("requisition", requisitionId,
+                                $"Requisition '{requisitionId}' already has different service requests.");
+                        }
+
+                        return existing;
+                    }
+
+                    var now = time.GetUtcNow();
+                    var created = new List<ServiceRequestRecord>(items.Count);
+                    for (var line = 0; line < items.Count; line++)
+                    {
+                        var item = items[line];
+                        var record = new ServiceRequestRecord(Guid.CreateVersion7().ToString(), teamId, requisitionId, line, item.Code,
+                            item.TaskDescription, item.PartnerId, ServiceRequestStatus.Active, TaskBusinessStatus.Unspecified,
+                            1, Pending: true, 0, now, now);
+                        await connection.ExecuteAsync(
+                            "INSERT INTO service_requests (id, team_id, requisition_id, line, code, task_description, partner_id, status, " +
+                            "task_business_status, version, pending, last_order_event_id, create_time, update_time) VALUES " +
+                            "(@Id, @TeamId, @RequisitionId, @Line, @Code, @TaskDescription, @PartnerId, @Status, @BusinessStatus, " +
+                            "@Version, 1, 0, @CreateTime, @UpdateTime)",
+                            Parameters(record), transaction);
+                        await AddHistoryAsync(connection, transaction, record, 1, actor,
+                            new TaskState(ServiceRequestStatus.Unspecified, TaskBusinessStatus.Unspecified), note: "", cause: "created", now);
+                        created.Add(record);
+                    }
+
+                    return (IReadOnlyList<ServiceRequestRecord>)created;
+                }, cancellationToken);
+            }
+            catch (Exception ex) when (attempt == 0 && Database.IsUniqueViolation(ex))
+            {
+                // Another replica created them at the same moment: read theirs on the next pass.
+            }
+        }
+    }
+
+    /// <summary>Makes a requisition's pending service requests visible, with one creation event each.</summary>
+    public Task<IReadOnlyList<Change>> ConfirmAsync(string teamId, string requisitionId, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+            if (rows.Count == 0 || rows[0].TeamId != teamId)
+            {
+                throw new NotFoundException("requisition", requisitionId);
+            }
+
+            var now = time.GetUtcNow();
+            var result = new List<Change>(rows.Count);
+            foreach (var row in rows)
+            {
+                if (!row.Pending)
+                {
+                    result.Add(new Change(row, false));
+                    continue;
+                }
+
+                var confirmed = row with { Pending = false, Version = row.Version + 1, UpdateTime = now };
+                await connection.ExecuteAsync(
+                    "UPDATE service_requests SET pending = 0, version = @Version, update_time = @UpdateTime WHERE id = @Id",
+                    Parameters(confirmed), transaction);
+                await Outbox.AddAsync(transaction, StatusChangedEvent(confirmed,
+                    new TaskState(ServiceRequestStatus.Unspecified, TaskBusinessStatus.Unspecified), actor, now), cancellationToken);
+                result.Add(new Change(confirmed, true));
+            }
+
+            return (IReadOnlyList<Change>)result;
+        }, cancellationToken);
+
+    /// <summary>The partner's PATCH of seed 000 (task_business_status), under the etag if one is given.</summary>
+    public Task<Change> UpdateTaskStatusAsync(
+        string teamId, string id, string? etag, TaskBusinessStatus next, string? description, string note, string actor, CancellationToken cancellationToken) =>
+        MutateAsync(teamId, id, etag, actor, note, cause: "", cancellationToken, record =>
+        {
+            var state = TaskStatusMachine.UpdateBusinessStatus(record.State, next);
+            return record with
+            {
+                Status = state.Status,
+                BusinessStatus = state.BusinessStatus,
+                TaskDescription = description ?? record.TaskDescription,
+            };
+        });
+
+    /// <summary>The owner's cancel (FHIR <c>revoked</c>).</summary>
+    public Task<Change> RevokeAsync(string teamId, string id, string? etag, string reason, string actor, CancellationToken cancellationToken) =>
+        MutateAsync(teamId, id, etag, actor, reason, cause: "revoked", cancellationToken, record =>
+        {
+            var state = TaskStatusMachine.Revoke(record.State);
+            return record with { Status = state.Status, BusinessStatus = state.BusinessStatus };
+        });
+
+    /// <summary>
+    /// Applies an order event to every service request of the requisition (pending ones too), by the
+    /// consistency table. An event id at or below a row's last applied one changes nothing.
+    /// </summary>
+    public Task<IReadOnlyList<Change>> ApplyOrderEventAsync(
+        string teamId, string requisitionId, string orderStatus, long orderEventId, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+            if (rows.Count == 0 || rows[0].TeamId != teamId)
+            {
+                throw new NotFoundException("requisition", requisitionId);
+            }
+
+            var now = time.GetUtcNow();
+            var result = new List<Change>(rows.Count);
+            foreach (var row in rows)
+            {
+                if (orderEventId <= row.LastOrderEventId)
+                {
+                    result.Add(new Change(row, false));
+                    continue;
+                }
+
+                var state = TaskStatusMachine.ApplyOrderEvent(row.State, orderStatus);
+                var changed = state != row.State;
+                var next = row with
+                {
+                    Status = state.Status,
+                    BusinessStatus = state.BusinessStatus,
+                    LastOrderEventId = orderEventId,
+                    Version = changed ? row.Version + 1 : row.Version,
+                    UpdateTime = changed ? now : row.UpdateTime,
+                };
+                await connection.ExecuteAsync(
+                    "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
+                    "last_order_event_id = @LastOrderEventId, version = @Version, update_time = @UpdateTime WHERE id = @Id",
+                    Parameters(next), transaction);
+                if (changed)
+                {
+                    await RecordChangeAsync(connection, transaction, row, next, actor, note: "", cause: orderStatus, now, cancellationToken);
+                }
+
+                result.Add(new Change(next, changed));
+            }
+
+            return (IReadOnlyList<Change>)result;
+        }, cancellationToken);
+
+    private async Task<Change> MutateAsync(
+        string teamId, string id, string? etag, string actor, string note, string cause, CancellationToken cancellationToken,
+        Func<ServiceRequestRecord, ServiceRequestRecord> apply)
+    {
+        while (true)
+        {
+            var outcome = await database.WriteAsync(async (connection, transaction) =>
+            {
+                var row = (await connection.QuerySingleOrDefaultAsync<Row>(
+                    $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0",
+                    new { id, teamId }, transaction))?.ToRecord() ?? throw new NotFoundException("service request", id);
+                if (!string.IsNullOrEmpty(etag) && etag != row.Etag)
+                {
+                    throw new StaleEtagException("service request", id);
+                }
+
+                var applied = apply(row);
+                if (applied == row)
+                {
+                    return new Change(row, false);
+                }
+
+                var now = time.GetUtcNow();
+                var next = applied with { Version = row.Version + 1, UpdateTime = now };
+                // The version guard makes a concurrent writer that read the same row lose instead of
+                // overwriting: on PostgreSQL (READ COMMITTED) both may have read it.
+                var updated = await connection.ExecuteAsync(
+                    "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
+                    "task_description = @TaskDescription, version = @Version, update_time = @UpdateTime " +
+                    "WHERE id = @Id AND version = @previous",
+                    new { Status = (int)next.Status, BusinessStatus = (int)next.BusinessStatus, next.TaskDescription, next.Version, UpdateTime = DbTime.ToDb(now), next.Id, previous = row.Version },
+                    transaction);
+                if (updated == 0)
+                {
+                    return null;
+                }
+
+                await RecordChangeAsync(connection, transaction, row, next, actor, note, cause, now, cancellationToken);
+                return new Change(next, true);
+            }, cancellationToken);
+
+            if (outcome is not null)
+            {
+                return outcome;
+            }
+
+            if (!string.IsNullOrEmpty(etag))
+            {
+                throw new StaleEtagException("service request", id);
+            }
+        }
+    }
+
+    private static async Task RecordChangeAsync(
+        DbConnection connection, DbTransaction transaction, ServiceRequestRecord before, ServiceRequestRecord after,
+        string actor, string note, string cause, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var sequence = await connection.ExecuteScalarAsync<long>(
+            "SELECT COALESCE(MAX(sequence), 0) + 1 FROM service_request_history WHERE service_request_id = @Id", new { before.Id }, transaction);
+        await AddHistoryAsync(connection, transaction, after, sequence, actor, before.State, note, cause, now);
+        if (before.State != after.State)
+        {
+            await Outbox.AddAsync(transaction, StatusChangedEvent(after, before.State, actor, now), cancellationToken);
+        }
+    }
+
+    private static Task<int> AddHistoryAsync(
+        DbConnection connection, DbTransaction transaction, ServiceRequestRecord after, long sequence, string actor,
+        TaskState from, string note, string cause, DateTimeOffset now) =>
+        connection.ExecuteAsync(
+            "INSERT INTO service_request_history (service_request_id, sequence, time, actor, from_status, to_status, from_business, " +
+            "to_business, note, cause) VALUES (@id, @sequence, @time, @actor, @fromStatus, @toStatus, @fromBusiness, @toBusiness, @note, @cause)",
+            new
+            {
+                id = after.Id,
+                sequence,
+                time = DbTime.ToDb(now),
+                actor,
+                fromStatus = (int)from.Status,
+                toStatus = (int)after.Status,
+                fromBusiness = (int)from.BusinessStatus,
+                toBusiness = (int)after.BusinessStatus,
+                note,
+                cause,
+            },
+            transaction);
+
+    private static Event StatusChangedEvent(ServiceRequestRecord after, TaskState before, string actor, DateTimeOffset now) => new()
+    {
+        Type = EventTypes.ServiceRequestStatusChanged,
+        CreatedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now),
+        TeamId = after.TeamId,
+        RequisitionId = after.RequisitionId,
+        ServiceRequestId = after.Id,
+        Source = ServiceName,
+        ServiceRequestStatusChanged = new ServiceRequestStatusChanged
+        {
+            Status = EventWord(after.Status),
+            PreviousStatus = EventWord(before.Status),
+            TaskBusinessStatus = EventWord(after.BusinessStatus),
+            PreviousTaskBusinessStatus = EventWord(before.BusinessStatus),
+            Code = after.Code,
+            Actor = actor,
+        },
+    };
+
+    /// <summary>Events carry the seed's word, or "" for none.</summary>
+    private static string EventWord(ServiceRequestStatus status) => status == ServiceRequestStatus.Unspecified ? "" : TaskStatusMachine.Word(status);
+
+    private static string EventWord(TaskBusinessStatus status) => status == TaskBusinessStatus.Unspecified ? "" : TaskStatusMachine.Word(status);
+
+    private static async Task<IReadOnlyList<ServiceRequestRecord>> SelectByRequisitionAsync(
+        DbConnection connection, DbTransaction transaction, string requisitionId)
+    {
+        var rows = await connection.QueryAsync<Row>(
+            $"SELECT {Columns} FROM service_requests WHERE requisition_id = @requisitionId ORDER BY line",
+            new { requisitionId }, transaction);
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    private static bool SameItems(IReadOnlyList<ServiceRequestRecord> existing, IReadOnlyList<NewServiceRequest> items) =>
+        existing.Count == items.Count &&
+        existing.Zip(items).All(pair => pair.First.Code == pair.Second.Code && pair.First.PartnerId == pair.Second.PartnerId &&
+                                        pair.First.TaskDescription == pair.Second.TaskDescription);
+
+    private static object Parameters(ServiceRequestRecord r) => new
+    {
+        r.Id,
+        r.TeamId,
+        r.RequisitionId,
+        r.Line,
+        r.Code,
+        r.TaskDescription,
+        r.PartnerId,
+        Status = (int)r.Status,
+        BusinessStatus = (int)r.BusinessStatus,
+        r.Version,
+        r.LastOrderEventId,
+        CreateTime = DbTime.ToDb(r.CreateTime),
+        UpdateTime = DbTime.ToDb(r.UpdateTime),
+    };
+
+    private sealed class Row
+    {
+        public string Id { get; set; } = "";
+        public string TeamId { get; set; } = "";
+        public string RequisitionId { get; set; } = "";
+        public int Line { get; set; }
+        public string Code { get; set; } = "";
+        public string TaskDescription { get; set; } = "";
+        public string PartnerId { get; set; } = "";
+        public int Status { get; set; }
+        public int BusinessStatus { get; set; }
+        public long Version { get; set; }
+        public int Pending { get; set; }
+        public long LastOrderEventId { get; set; }
+        public string CreateTime { get; set; } = "";
+        public string UpdateTime { get; set; } = "";
+
+        public ServiceRequestRecord ToRecord() => new(Id, TeamId, RequisitionId, Line, Code, TaskDescription, PartnerId,
+            (ServiceRequestStatus)Status, (TaskBusinessStatus)BusinessStatus, Version, Pending != 0, LastOrderEventId,
+            DbTime.FromDb(CreateTime), DbTime.FromDb(UpdateTime));
+    }
+
+    private sealed class HistoryRow
+    {
+        public long Sequence { get; set; }
+        public string Time { get; set; } = "";
+        public string Actor { get; set; } = "";
+        public int FromStatus { get; set; }
+        public int ToStatus { get; set; }
+        public int FromBusiness { get; set; }
+        public int ToBusiness { get; set; }
+        public string Note { get; set; } = "";
+        public string Cause { get; set; } = "";
+    }
+}

@@ -1,0 +1,64 @@
+namespace LabMesh.ServiceDefaults.Errors;
+
+/// <summary>
+/// A caller's mistake found by the domain: the one server interceptor
+/// (<see cref="DomainExceptionInterceptor"/>) turns each kind into its gRPC status with details.
+/// Never thrown for a fault of LabMesh itself.
+/// </summary>
+public abstract class DomainException(string message) : Exception(message);
+
+/// <summary>NOT_FOUND with <c>google.rpc.ResourceInfo</c>. Also for another team's resource, so existence does not leak.</summary>
+public sealed class NotFoundException(string resourceType, string resourceName)
+    : DomainException($"{resourceType} '{resourceName}' was not found.")
+{
+    public string ResourceType { get; } = resourceType;
+    public string ResourceName { get; } = resourceName;
+}
+
+/// <summary>One bad field: its path in the request (e.g. <c>tests[1].code</c>) and what is wrong.</summary>
+public sealed record FieldViolation(string Field, string Description);
+
+/// <summary>INVALID_ARGUMENT with <c>google.rpc.BadRequest</c> field violations.</summary>
+public sealed class InvalidArgumentException(IReadOnlyList<FieldViolation> violations)
+    : DomainException(violations.Count == 1
+        ? $"Invalid {violations[0].Field}: {violations[0].Description}"
+        : $"{violations.Count} invalid fields, first {violations[0].Field}: {violations[0].Description}")
+{
+    public InvalidArgumentException(string field, string description)
+        : this([new FieldViolation(field, description)])
+    {
+    }
+
+    public IReadOnlyList<FieldViolation> Violations { get; } = violations;
+}
+
+/// <summary>
+/// FAILED_PRECONDITION with <c>google.rpc.PreconditionFailure</c>: a state machine refused a move.
+/// <see cref="Allowed"/> lists every move that would have been accepted from <see cref="From"/>.
+/// </summary>
+public sealed class IllegalTransitionException(string subject, string from, string to, IReadOnlyList<string> allowed)
+    : DomainException(allowed.Count == 0
+        ? $"{subject} cannot move from {from} to {to}: {from} is terminal."
+        : $"{subject} cannot move from {from} to {to}; allowed: {string.Join(", ", allowed)}.")
+{
+    public string Subject { get; } = subject;
+    public string From { get; } = from;
+    public string To { get; } = to;
+    public IReadOnlyList<string> Allowed { get; } = allowed;
+}
+
+/// <summary>ABORTED: the caller's etag is not the current one; read again and retry.</summary>
+public sealed class StaleEtagException(string resourceType, string resourceName)
+    : DomainException($"{resourceType} '{resourceName}' changed since it was read (stale etag); read it again.")
+{
+    public string ResourceType { get; } = resourceType;
+    public string ResourceName { get; } = resourceName;
+}
+
+/// <summary>ALREADY_EXISTS: an idempotency key was reused for a different request.</summary>
+public sealed class AlreadyExistsException(string resourceType, string resourceName, string message)
+    : DomainException(message)
+{
+    public string ResourceType { get; } = resourceType;
+    public string ResourceName { get; } = resourceName;
+}

@@ -1,0 +1,216 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using GrpcStatus = Grpc.Core.Status;
+using RpcStatus = Google.Rpc.Status;
+
+namespace LabMesh.ServiceDefaults.Errors;
+
+/// <summary>
+/// The one server interceptor that turns a <see cref="DomainException"/> thrown by a handler (of any
+/// of the four call kinds) into its gRPC status, with a <c>google.rpc.Status</c> in the
+/// <c>grpc-status-details-bin</c> trailer:
+/// <code>
+/// NotFoundException           NOT_FOUND            ResourceInfo
+/// InvalidArgumentException    INVALID_ARGUMENT     BadRequest (one field violation per bad field)
+/// IllegalTransitionException  FAILED_PRECONDITION  PreconditionFailure (one STATE_TRANSITION violation
+///                                                  whose description lists the allowed moves)
+///                                                  + ErrorInfo ILLEGAL_TRANSITION {from, to, allowed}
+/// StaleEtagException          ABORTED              ErrorInfo STALE_ETAG {resource_type, resource_name}
+/// AlreadyExistsException      ALREADY_EXISTS       ResourceInfo
+/// any other DomainException   FAILED_PRECONDITION  (none)
+/// </code>
+/// Any other exception passes through untouched. Nothing is logged: domain errors are the caller's
+/// mistakes, and their messages may carry request data.
+/// <para>ErrorInfo's first field is <c>reason</c> in today's <c>google/rpc/error_details.proto</c>; the
+/// pinned Google.Api.CommonProtos 2.0.0 still calls it <c>type</c> (<see cref="ErrorInfo.Type"/>). Same
+/// field number, so every client reads it as <c>reason</c>.</para>
+/// </summary>
+public sealed class DomainExceptionInterceptor : Interceptor
+{
+    /// <summary>The trailer that carries the serialized <c>google.rpc.Status</c>.</summary>
+    public const string StatusDetailsTrailer = "grpc-status-details-bin";
+
+    /// <summary>The <c>google.rpc.ErrorInfo</c> domain of LabMesh's errors.</summary>
+    public const string ErrorDomain = "labmesh.dev";
+
+    /// <inheritdoc />
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (DomainException ex)
+        {
+            throw ToRpcException(ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(requestStream, context);
+        }
+        catch (DomainException ex)
+        {
+            throw ToRpcException(ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (DomainException ex)
+        {
+            throw ToRpcException(ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(requestStream, responseStream, context);
+        }
+        catch (DomainException ex)
+        {
+            throw ToRpcException(ex);
+        }
+    }
+
+    /// <summary>
+    /// The <see cref="RpcException"/> a domain exception becomes: its code, the exception's message as
+    /// <c>grpc-message</c>, and the details in the <c>grpc-status-details-bin</c> trailer.
+    /// The domain exception is kept as the status's debug exception (never sent).
+    /// </summary>
+    public static RpcException ToRpcException(DomainException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var (code, details) = Describe(exception);
+        var rpcStatus = new RpcStatus { Code = (int)code, Message = exception.Message };
+        foreach (var detail in details)
+        {
+            rpcStatus.Details.Add(Any.Pack(detail));
+        }
+        var trailers = new Metadata { { StatusDetailsTrailer, rpcStatus.ToByteArray() } };
+        return new RpcException(new GrpcStatus(code, exception.Message, exception), trailers);
+    }
+
+    private static (StatusCode Code, IMessage[] Details) Describe(DomainException exception) => exception switch
+    {
+        NotFoundException e => (StatusCode.NotFound,
+        [
+            new ResourceInfo { ResourceType = e.ResourceType, ResourceName = e.ResourceName, Description = e.Message },
+        ]),
+        InvalidArgumentException e => (StatusCode.InvalidArgument,
+        [
+            new BadRequest
+            {
+                FieldViolations =
+                {
+                    e.Violations.Select(v => new BadRequest.Types.FieldViolation { Field = v.Field, Description = v.Description }),
+                },
+            },
+        ]),
+        IllegalTransitionException e => (StatusCode.FailedPrecondition,
+        [
+            new PreconditionFailure
+            {
+                Violations =
+                {
+                    new PreconditionFailure.Types.Violation
+                    {
+                        Type = "STATE_TRANSITION",
+                        Subject = e.Subject,
+                        Description = e.Allowed.Count == 0
+                            ? $"{e.From} is terminal: no move is allowed."
+                            : $"Allowed from {e.From}: {string.Join(", ", e.Allowed)}.",
+                    },
+                },
+            },
+            new ErrorInfo
+            {
+                // Field 1: `reason` in today's error_details.proto, `type` in CommonProtos 2.0.0; same wire field.
+                Type = "ILLEGAL_TRANSITION",
+                Domain = ErrorDomain,
+                Metadata =
+                {
+                    ["from"] = e.From,
+                    ["to"] = e.To,
+                    ["allowed"] = string.Join(",", e.Allowed),
+                },
+            },
+        ]),
+        StaleEtagException e => (StatusCode.Aborted,
+        [
+            new ErrorInfo
+            {
+                Type = "STALE_ETAG",
+                Domain = ErrorDomain,
+                Metadata = { ["resource_type"] = e.ResourceType, ["resource_name"] = e.ResourceName },
+            },
+        ]),
+        AlreadyExistsException e => (StatusCode.AlreadyExists,
+        [
+            new ResourceInfo { ResourceType = e.ResourceType, ResourceName = e.ResourceName, Description = e.Message },
+        ]),
+        // A kind added later without a mapping is still the caller's mistake, never UNKNOWN.
+        _ => (StatusCode.FailedPrecondition, []),
+    };
+}
+
+/// <summary>Reads the <c>google.rpc.Status</c> details a LabMesh server sent with an error (client side).</summary>
+public static class RpcExceptionDetails
+{
+    /// <summary>The <c>google.rpc.Status</c> in the <c>grpc-status-details-bin</c> trailer; null when absent or unreadable.</summary>
+    public static RpcStatus? GetRpcStatus(this RpcException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var bytes = exception.Trailers.GetValueBytes(DomainExceptionInterceptor.StatusDetailsTrailer);
+        if (bytes is null)
+        {
+            return null;
+        }
+        try
+        {
+            return RpcStatus.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The first detail of type <typeparamref name="T"/> (e.g. <c>BadRequest</c>), or null.</summary>
+    public static T? GetDetail<T>(this RpcException exception)
+        where T : class, IMessage<T>, new()
+    {
+        var status = exception.GetRpcStatus();
+        if (status is null)
+        {
+            return null;
+        }
+        foreach (var any in status.Details)
+        {
+            if (any.TryUnpack<T>(out var detail))
+            {
+                return detail;
+            }
+        }
+        return null;
+    }
+}

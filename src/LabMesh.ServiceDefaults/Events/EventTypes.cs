@@ -1,0 +1,16 @@
+namespace LabMesh.ServiceDefaults.Events;
+
+/// <summary>The event types of DESIGN.md ("Notification service"), in the seeds' words.</summary>
+public static class EventTypes
+{
+    public const string OrderPlaced = "order.placed";
+    public const string OrderStatusChanged = "order.status_changed";
+    public const string ServiceRequestStatusChanged = "service_request.status_changed";
+    public const string LabOrderUpdated = "lab_order.updated";
+    public const string LabTestResultCritical = "labtest.result.critical";
+    public const string CriticalResultAcknowledged = "critical_result.acknowledged";
+    public const string CriticalResultEscalated = "critical_result.escalated";
+
+    /// <summary>Types also fanned out through pub/sub the moment they are published.</summary>
+    public static bool IsCritical(string type) => type == LabTestResultCritical;
+}

@@ -1,0 +1,420 @@
+using System.Data.Common;
+using Google.Protobuf;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.ServiceDefaults.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace LabMesh.ServiceDefaults.Events;
+
+/// <summary>How an <see cref="OutboxRelay"/> paces itself. Bound from <c>LabMesh:Outbox</c>.</summary>
+public sealed class OutboxRelayOptions
+{
+    /// <summary>How often the outbox is looked at when nobody calls <see cref="OutboxRelay.Nudge"/>.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Rows taken per pass, oldest first.</summary>
+    public int BatchSize { get; set; } = 100;
+
+    /// <summary>The wait after the first failed pass; it doubles with every further failure.</summary>
+    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The longest wait between two passes while the bus or the store keeps failing.</summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>One publish that takes longer than this counts as a failure (the row is retried).</summary>
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long sent rows are kept (to investigate) before the relay deletes them.</summary>
+    public TimeSpan SentRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>How often the relay deletes sent rows older than <see cref="SentRetention"/>.</summary>
+    public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>
+/// Moves one store's committed outbox rows to the <see cref="IEventBus"/>, oldest first, and marks
+/// them sent. Delivery is at least once: a row is marked only after the bus accepted it, so a crash
+/// in between publishes it again (the bus deduplicates by <see cref="Event.Id"/>). A failed publish
+/// ends the pass there, so a later event never overtakes an earlier one, and the relay backs off.
+/// On PostgreSQL, replicas relaying the same schema take turns (a transaction-scoped advisory lock,
+/// and the rows claimed <c>FOR UPDATE SKIP LOCKED</c>), so each row is published by one of them.
+/// </summary>
+public sealed partial class OutboxRelay : BackgroundService
+{
+    private const int MaxErrorLength = 2000;
+    private const int PurgeChunk = 5000;
+
+    private readonly Database _database;
+    private readonly IEventBus _bus;
+    private readonly OutboxRelayOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly SemaphoreSlim _pass = new(1, 1);
+
+    public OutboxRelay(Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        ArgumentNullException.ThrowIfNull(bus);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        if (options.BatchSize <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "OutboxRelayOptions.BatchSize must be positive.");
+        }
+
+        _database = database;
+        _bus = bus;
+        _options = options;
+        _logger = logger;
+        _time = timeProvider ?? TimeProvider.System;
+    }
+
+    /// <summary>The service whose outbox this relay drains.</summary>
+    public string ServiceName => _database.ServiceName;
+
+    /// <summary>
+    /// Test seam: runs after a batch was published and before it is marked sent. Throwing from it
+    /// stands for the process dying at that moment.
+    /// </summary>
+    internal Func<IReadOnlyList<Event>, CancellationToken, Task>? BeforeMarkSent { get; set; }
+
+    /// <summary>Wakes the relay at once (call it after committing a transaction that added events).</summary>
+    public void Nudge()
+    {
+        if (_wake.CurrentCount > 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Another nudge got there first; one wake-up is enough.
+        }
+    }
+
+    /// <summary>
+    /// One pass: publishes up to <see cref="OutboxRelayOptions.BatchSize"/> unsent rows, oldest first,
+    /// and marks them sent. Returns how many were published. A bus failure is not thrown: it ends the
+    /// pass, and the failed row keeps its place with <c>attempts</c> and <c>last_error</c> updated.
+    /// Store failures are thrown. Passes of one relay never overlap.
+    /// </summary>
+    public async Task<int> RelayOnceAsync(CancellationToken cancellationToken) =>
+        (await RunPassAsync(cancellationToken)).Published;
+
+    /// <summary>Deletes rows sent longer than <see cref="OutboxRelayOptions.SentRetention"/> ago; returns how many.</summary>
+    public async Task<int> PurgeSentAsync(CancellationToken cancellationToken)
+    {
+        var cutoff = Outbox.FormatTime(_time.GetUtcNow() - _options.SentRetention);
+        var total = 0;
+        while (true)
+        {
+            // Chunked, so a large backlog never holds SQLite's write lock for long.
+            var deleted = await _database.WriteAsync(async (connection, transaction) =>
+            {
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText =
+                    "DELETE FROM outbox WHERE sequence IN (SELECT sequence FROM outbox WHERE sent_at IS NOT NULL AND sent_at < @cutoff ORDER BY sequence LIMIT @limit);";
+                Outbox.AddParameter(command, "cutoff", cutoff);
+                Outbox.AddParameter(command, "limit", PurgeChunk);
+                return await command.ExecuteNonQueryAsync(cancellationToken);
+            }, cancellationToken);
+            total += deleted;
+            if (deleted < PurgeChunk)
+            {
+                break;
+            }
+        }
+
+        if (total > 0)
+        {
+            LogPurged(_logger, ServiceName, total);
+        }
+
+        return total;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        LogStarted(_logger, ServiceName, _database.Provider);
+        var failures = 0;
+        var nextPurge = _time.GetUtcNow();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var more = false;
+            try
+            {
+                var pass = await RunPassAsync(stoppingToken);
+                failures = pass.Failed ? failures + 1 : 0;
+                more = !pass.Failed && pass.Claimed == _options.BatchSize;
+
+                if (_time.GetUtcNow() >= nextPurge)
+                {
+                    nextPurge = _time.GetUtcNow() + _options.PurgeInterval;
+                    await PurgeSentAsync(stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                failures++;
+                LogStoreFailed(_logger, ServiceName, failures, ex);
+            }
+
+            if (more)
+            {
+                continue;
+            }
+
+            try
+            {
+                if (failures == 0)
+                {
+                    await _wake.WaitAsync(_options.PollInterval, stoppingToken);
+                }
+                else
+                {
+                    // While failing, nudges do not shorten the wait: a service committing at full
+                    // speed must not turn a bus outage into a retry storm.
+                    await Task.Delay(Backoff(failures), _time, stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+        }
+    }
+
+    internal TimeSpan Backoff(int failures)
+    {
+        var initial = _options.InitialBackoff > TimeSpan.Zero ? _options.InitialBackoff : _options.PollInterval;
+        var factor = Math.Pow(2, Math.Min(failures - 1, 20));
+        var delay = TimeSpan.FromTicks((long)Math.Min(initial.Ticks * factor, _options.MaxBackoff.Ticks));
+        return delay > TimeSpan.Zero ? delay : TimeSpan.FromMilliseconds(1);
+    }
+
+    private async Task<PassResult> RunPassAsync(CancellationToken cancellationToken)
+    {
+        await _pass.WaitAsync(cancellationToken);
+        try
+        {
+            return _database.Provider == StorageProvider.Postgres
+                ? await RunPostgresPassAsync(cancellationToken)
+                : await RunSqlitePassAsync(cancellationToken);
+        }
+        finally
+        {
+            _pass.Release();
+        }
+    }
+
+    private async Task<PassResult> RunSqlitePassAsync(CancellationToken cancellationToken)
+    {
+        // One relay per SQLite file (the embedded host), so reading without a claim is enough; marking
+        // goes through WriteAsync like any other write.
+        List<OutboxRow> rows;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            rows = await ReadUnsentAsync(connection, null, lockRows: false, cancellationToken);
+        }
+
+        if (rows.Count == 0)
+        {
+            return default;
+        }
+
+        var outcome = await PublishAsync(rows, cancellationToken);
+
+        // Not cancellable: what the bus has accepted is recorded even while the host stops, or it
+        // would all be published again after the restart.
+        await _database.WriteAsync(async (connection, transaction) =>
+        {
+            await RecordOutcomeAsync(connection, transaction, outcome, CancellationToken.None);
+            return 0;
+        }, CancellationToken.None);
+        return new PassResult(rows.Count, outcome.Published.Count, outcome.Failure is not null);
+    }
+
+    private async Task<PassResult> RunPostgresPassAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        // Replicas take turns per schema: SKIP LOCKED alone would let a second replica publish rows
+        // 101-200 while the first is still publishing 1-100, and order would be lost. The lock is
+        // released with the transaction, after the batch is marked.
+        await using (var turn = connection.CreateCommand())
+        {
+            turn.Transaction = transaction;
+            turn.CommandText = "SELECT pg_try_advisory_xact_lock(hashtext(@key));";
+            Outbox.AddParameter(turn, "key", "labmesh:outbox:" + ServiceName);
+            if (await turn.ExecuteScalarAsync(cancellationToken) is not true)
+            {
+                return default;
+            }
+        }
+
+        var rows = await ReadUnsentAsync(connection, transaction, lockRows: true, cancellationToken);
+        if (rows.Count == 0)
+        {
+            await transaction.CommitAsync(cancellationToken);
+            return default;
+        }
+
+        var outcome = await PublishAsync(rows, cancellationToken);
+
+        // Not cancellable: what the bus has accepted is recorded even while the host stops.
+        await RecordOutcomeAsync(connection, transaction, outcome, CancellationToken.None);
+        await transaction.CommitAsync(CancellationToken.None);
+        return new PassResult(rows.Count, outcome.Published.Count, outcome.Failure is not null);
+    }
+
+    private async Task<List<OutboxRow>> ReadUnsentAsync(DbConnection connection, DbTransaction? transaction, bool lockRows, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText =
+            "SELECT sequence, event_id, event_type, payload FROM outbox WHERE sent_at IS NULL ORDER BY sequence LIMIT @limit"
+            + (lockRows ? " FOR UPDATE SKIP LOCKED;" : ";");
+        Outbox.AddParameter(command, "limit", _options.BatchSize);
+        var rows = new List<OutboxRow>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), (byte[])reader.GetValue(3)));
+        }
+
+        return rows;
+    }
+
+    private async Task<PublishOutcome> PublishAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
+    {
+        var published = new List<OutboxRow>(rows.Count);
+        var events = new List<Event>(rows.Count);
+        foreach (var row in rows)
+        {
+            Event evt;
+            try
+            {
+                evt = Event.Parser.ParseFrom(row.Payload);
+            }
+            catch (InvalidProtocolBufferException ex)
+            {
+                // Cannot happen for rows written by Outbox.AddAsync; the row blocks the outbox
+                // until someone repairs or deletes it, which is better than skipping an event.
+                LogUnreadable(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                return new PublishOutcome(published, events, row, ex);
+            }
+
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(_options.PublishTimeout);
+                await _bus.PublishAsync(evt, timeout.Token);
+                published.Add(row);
+                events.Add(evt);
+                LogPublished(_logger, ServiceName, row.EventId, row.EventType, row.Sequence);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Stopping: keep what was published so far; this row is simply tried again later.
+                break;
+            }
+            catch (Exception ex)
+            {
+                // Stop here: publishing the rows after this one would reorder events.
+                LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                return new PublishOutcome(published, events, row, ex);
+            }
+        }
+
+        return new PublishOutcome(published, events, null, null);
+    }
+
+    private async Task RecordOutcomeAsync(DbConnection connection, DbTransaction transaction, PublishOutcome outcome, CancellationToken cancellationToken)
+    {
+        if (outcome.Published.Count > 0)
+        {
+            if (BeforeMarkSent is { } hook)
+            {
+                await hook(outcome.Events, cancellationToken);
+            }
+
+            var now = Outbox.FormatTime(_time.GetUtcNow());
+            await using var mark = connection.CreateCommand();
+            mark.Transaction = transaction;
+            Outbox.AddParameter(mark, "sent_at", now);
+            const string Update = "UPDATE outbox SET sent_at = @sent_at, attempts = attempts + 1, last_error = NULL WHERE ";
+            if (_database.Provider == StorageProvider.Postgres)
+            {
+                // By the exact sequences, never a range: PostgreSQL hands out sequences before commit,
+                // so a row inside the range may have committed after the batch was read.
+                mark.CommandText = Update + "sequence = ANY(@sequences);";
+                Outbox.AddParameter(mark, "sequences", outcome.Published.Select(r => r.Sequence).ToArray());
+                await mark.ExecuteNonQueryAsync(cancellationToken);
+            }
+            else
+            {
+                mark.CommandText = Update + "sequence = @sequence;";
+                var sequence = mark.CreateParameter();
+                sequence.ParameterName = "sequence";
+                mark.Parameters.Add(sequence);
+                foreach (var row in outcome.Published)
+                {
+                    sequence.Value = row.Sequence;
+                    await mark.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+        }
+
+        if (outcome.Failed is { } failed && outcome.Failure is { } failure)
+        {
+            var error = failure.GetType().Name + ": " + failure.Message;
+            if (error.Length > MaxErrorLength)
+            {
+                error = error[..MaxErrorLength];
+            }
+
+            await using var record = connection.CreateCommand();
+            record.Transaction = transaction;
+            record.CommandText = "UPDATE outbox SET attempts = attempts + 1, last_error = @error WHERE sequence = @sequence;";
+            Outbox.AddParameter(record, "error", error);
+            Outbox.AddParameter(record, "sequence", failed.Sequence);
+            await record.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    private sealed record OutboxRow(long Sequence, string EventId, string EventType, byte[] Payload);
+
+    private sealed record PublishOutcome(List<OutboxRow> Published, List<Event> Events, OutboxRow? Failed, Exception? Failure);
+
+    private readonly record struct PassResult(int Claimed, int Published, bool Failed);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox relay for {Service} started ({Provider})")]
+    private static partial void LogStarted(ILogger logger, string service, StorageProvider provider);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: published event {EventId} ({EventType}), sequence {Sequence}")]
+    private static partial void LogPublished(ILogger logger, string service, string eventId, string eventType, long sequence);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Service}: publishing event {EventId} ({EventType}), sequence {Sequence}, failed; it stays queued and is retried")]
+    private static partial void LogPublishFailed(ILogger logger, string service, string eventId, string eventType, long sequence, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Outbox {Service}: event {EventId} ({EventType}), sequence {Sequence}, is unreadable; the outbox is blocked until the row is repaired or deleted")]
+    private static partial void LogUnreadable(ILogger logger, string service, string eventId, string eventType, long sequence, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Service}: relay pass failed ({Failures} in a row); backing off")]
+    private static partial void LogStoreFailed(ILogger logger, string service, int failures, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Service}: deleted {Count} sent rows past retention")]
+    private static partial void LogPurged(ILogger logger, string service, int count);
+}

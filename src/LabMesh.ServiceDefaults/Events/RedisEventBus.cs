@@ -1,0 +1,454 @@
+using System.Globalization;
+using System.Threading.Channels;
+using Google.Protobuf;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.ServiceDefaults.Redis;
+using Microsoft.Extensions.Logging;
+
+namespace LabMesh.ServiceDefaults.Events;
+
+/// <summary>
+/// <see cref="IEventBus"/> over Redis: every event is appended to the stream (<see cref="RedisOptions.StreamKey"/>,
+/// deduplicated by event id), and critical ones (<see cref="EventTypes.IsCritical"/>) are also published
+/// on <see cref="RedisOptions.CriticalChannel"/> in the same step.
+/// <para>
+/// Subscribers share one feed per bus that follows the stream (polling every
+/// <see cref="RedisOptions.StreamPollInterval"/>) and listens on the critical channel, so a critical event
+/// reaches every replica at once, ahead of the events before it; everything else arrives in stream order.
+/// An event that arrives both ways is delivered once. Each subscriber has its own queue of 10,000 events
+/// and runs its handler one event at a time; a subscriber whose queue is full holds the feed back (no
+/// event is dropped). The feed rides out Redis outages and carries on from its last position.
+/// </para>
+/// </summary>
+public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDisposable
+{
+    private const int ReadBatchSize = 512;
+    private const int SubscriberCapacity = 10_000;
+
+    // Critical event ids a subscriber remembers, to drop the second copy of an event that came both ways.
+    private const int RecentCriticalIds = 16_384;
+
+    private readonly RedisConnection _redis;
+    private readonly TimeSpan _pollInterval;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Subscriber[] _subscribers = [];
+    private Task? _feed;
+    private int _disposed;
+
+    public RedisEventBus(RedisConnection redis, ILogger<RedisEventBus> logger)
+    {
+        _redis = redis;
+        _pollInterval = redis.Options.StreamPollInterval > TimeSpan.Zero ? redis.Options.StreamPollInterval : TimeSpan.FromMilliseconds(50);
+        _logger = logger;
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="RedisUnavailableException">Redis could not take the event.</exception>
+    public async Task PublishAsync(Event evt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        if (string.IsNullOrEmpty(evt.Id))
+        {
+            throw new ArgumentException("An event needs an id.", nameof(evt));
+        }
+
+        var position = await _redis.AppendEventAsync(evt.Id, evt.Type, evt.ToByteArray(), EventTypes.IsCritical(evt.Type), cancellationToken);
+        if (position is null)
+        {
+            LogDuplicate(_logger, evt.Id, evt.Type);
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="RedisUnavailableException">Redis could not be read.</exception>
+    public async Task<IReadOnlyList<BusEntry>> ReadAsync(string? afterPosition, int count, CancellationToken cancellationToken)
+    {
+        var stored = await _redis.ReadEventsAsync(afterPosition, count, cancellationToken);
+        var entries = new List<BusEntry>(stored.Count);
+        foreach (var item in stored)
+        {
+            if (TryParse(item) is { } entry)
+            {
+                entries.Add(entry);
+            }
+        }
+
+        return entries;
+    }
+
+    /// <inheritdoc/>
+    public IDisposable Subscribe(Func<BusEntry, CancellationToken, Task> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+        // Registered before the stream's end is known, holding what the feed hands it until then, so
+        // nothing appended between the two is lost and nothing appended before is delivered.
+        var subscriber = new Subscriber(this, handler);
+        lock (_gate)
+        {
+            _subscribers = [.. _subscribers, subscriber];
+        }
+
+        string? start = null;
+        try
+        {
+            // Synchronous (the interface is), a loopback round trip; fails at once when disconnected.
+            start = _redis.GetLastEventPosition();
+        }
+        catch (RedisUnavailableException ex)
+        {
+            // Nothing can be appended while Redis is unreachable; the feed starts at the end it finds.
+            LogSubscribedWhileUnavailable(_logger, ex);
+        }
+
+        subscriber.Start(start);
+        lock (_gate)
+        {
+            _feed ??= FeedAsync(start, _stopping.Token);
+        }
+
+        return subscriber;
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _stopping.Cancel();
+        Subscriber[] subscribers;
+        lock (_gate)
+        {
+            subscribers = _subscribers;
+        }
+
+        foreach (var subscriber in subscribers)
+        {
+            subscriber.Dispose();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Dispose();
+        Task? feed;
+        lock (_gate)
+        {
+            feed = _feed;
+        }
+
+        if (feed is not null)
+        {
+            await feed;
+        }
+    }
+
+    /// <summary>Orders two stream positions (<c>milliseconds-sequence</c>).</summary>
+    internal static int ComparePositions(string a, string b)
+    {
+        var (aTime, aSequence) = Split(a);
+        var (bTime, bSequence) = Split(b);
+        var byTime = aTime.CompareTo(bTime);
+        return byTime != 0 ? byTime : aSequence.CompareTo(bSequence);
+
+        static (ulong Time, ulong Sequence) Split(string position)
+        {
+            var dash = position.IndexOf('-', StringComparison.Ordinal);
+            return dash < 0
+                ? (ulong.Parse(position, NumberStyles.None, CultureInfo.InvariantCulture), 0)
+                : (ulong.Parse(position.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture),
+                   ulong.Parse(position.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture));
+        }
+    }
+
+    private async Task FeedAsync(string? position, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        IDisposable? critical = null;
+        var unavailable = false;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var more = false;
+                try
+                {
+                    critical ??= await _redis.SubscribeCriticalEventsAsync(OnCriticalEvent, cancellationToken);
+                    position ??= await _redis.GetLastEventPositionAsync(cancellationToken);
+                    var batch = await _redis.ReadEventsAsync(position, ReadBatchSize, cancellationToken);
+                    foreach (var item in batch)
+                    {
+                        position = item.Position;
+                        if (TryParse(item) is { } entry)
+                        {
+                            foreach (var subscriber in Volatile.Read(ref _subscribers))
+                            {
+                                await subscriber.OfferFromStreamAsync(entry, cancellationToken);
+                            }
+                        }
+                    }
+
+                    more = batch.Count == ReadBatchSize;
+                    if (unavailable)
+                    {
+                        unavailable = false;
+                        LogFeedResumed(_logger, position);
+                    }
+                }
+                catch (RedisUnavailableException ex)
+                {
+                    if (!unavailable)
+                    {
+                        unavailable = true;
+                        LogFeedUnavailable(_logger, ex);
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The connection was disposed before this bus: nothing more to follow.
+                    return;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFeedFailed(_logger, ex);
+                }
+
+                if (!more)
+                {
+                    await Task.Delay(_pollInterval, cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Disposed.
+        }
+        finally
+        {
+            critical?.Dispose();
+        }
+    }
+
+    // Runs on the Redis client's reader: parse and queue, nothing that waits.
+    private void OnCriticalEvent(StoredEvent item)
+    {
+        if (TryParse(item) is not { } entry)
+        {
+            return;
+        }
+
+        foreach (var subscriber in Volatile.Read(ref _subscribers))
+        {
+            subscriber.OfferFromPubSub(entry);
+        }
+    }
+
+    private BusEntry? TryParse(StoredEvent item)
+    {
+        try
+        {
+            var evt = Event.Parser.ParseFrom(item.Data);
+            if (!string.IsNullOrEmpty(evt.Id))
+            {
+                return new BusEntry(item.Position, evt);
+            }
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            // Logged below with the position, which is all that is known of it.
+        }
+
+        LogUnreadable(_logger, item.Position, item.Data.Length);
+        return null;
+    }
+
+    private void Remove(Subscriber subscriber)
+    {
+        lock (_gate)
+        {
+            _subscribers = [.. _subscribers.Where(s => s != subscriber)];
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Event {EventId} ({EventType}) was already published; nothing appended")]
+    private static partial void LogDuplicate(ILogger logger, string eventId, string eventType);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event bus: subscribed while Redis is unreachable; delivery starts when it returns")]
+    private static partial void LogSubscribedWhileUnavailable(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event bus: cannot read the event stream; retrying")]
+    private static partial void LogFeedUnavailable(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Event bus: reading the event stream again after {Position}")]
+    private static partial void LogFeedResumed(ILogger logger, string? position);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Event bus: following the event stream failed; retrying")]
+    private static partial void LogFeedFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event bus: skipped an unreadable stream entry at {Position} ({Length} bytes)")]
+    private static partial void LogUnreadable(ILogger logger, string position, int length);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Event bus subscriber failed on event {EventId} ({EventType})")]
+    private static partial void LogHandlerFailed(ILogger logger, string eventId, string eventType, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Event bus subscriber's queue is full before it started; event {EventId} ({EventType}) was not delivered to it")]
+    private static partial void LogStartOverflow(ILogger logger, string eventId, string eventType);
+
+    private sealed class Subscriber : IDisposable
+    {
+        private readonly RedisEventBus _bus;
+        private readonly Func<BusEntry, CancellationToken, Task> _handler;
+        private readonly Channel<BusEntry> _queue = Channel.CreateBounded<BusEntry>(new BoundedChannelOptions(SubscriberCapacity) { SingleReader = true });
+        private readonly CancellationTokenSource _stopping = new();
+        private readonly Lock _lock = new();
+        private readonly HashSet<string> _criticalSeen = new(StringComparer.Ordinal);
+        private readonly Queue<string> _criticalSeenOrder = new();
+        private List<BusEntry>? _held = [];
+        private string? _startAfter;
+        private int _disposed;
+
+        public Subscriber(RedisEventBus bus, Func<BusEntry, CancellationToken, Task> handler)
+        {
+            _bus = bus;
+            _handler = handler;
+            _ = RunAsync();
+        }
+
+        /// <summary>Sets where delivery starts (null: wherever the feed is) and releases what was held.</summary>
+        public void Start(string? startAfter)
+        {
+            lock (_lock)
+            {
+                _startAfter = startAfter;
+                var held = _held!;
+                _held = null;
+                foreach (var entry in held)
+                {
+                    if (IsAfterStart(entry) && (!IsCritical(entry) || RememberCritical(entry.Event.Id)) && !_queue.Writer.TryWrite(entry))
+                    {
+                        LogStartOverflow(_bus._logger, entry.Event.Id, entry.Event.Type);
+                    }
+                }
+            }
+        }
+
+        /// <summary>From the stream feed, in stream order; waits while the queue is full.</summary>
+        public ValueTask OfferFromStreamAsync(BusEntry entry, CancellationToken feedCancellation)
+        {
+            lock (_lock)
+            {
+                if (_held is not null)
+                {
+                    _held.Add(entry);
+                    return ValueTask.CompletedTask;
+                }
+
+                // A critical event is marked before it is queued, so its pub/sub copy is dropped.
+                if (!IsAfterStart(entry) || (IsCritical(entry) && !RememberCritical(entry.Event.Id)))
+                {
+                    return ValueTask.CompletedTask;
+                }
+            }
+
+            return _queue.Writer.TryWrite(entry) ? ValueTask.CompletedTask : WriteSlowAsync(entry, feedCancellation);
+        }
+
+        /// <summary>From pub/sub, on the Redis reader: never waits. A full queue leaves the event to the stream feed.</summary>
+        public void OfferFromPubSub(BusEntry entry)
+        {
+            lock (_lock)
+            {
+                if (_held is not null)
+                {
+                    _held.Add(entry);
+                    return;
+                }
+
+                if (!IsAfterStart(entry) || _criticalSeen.Contains(entry.Event.Id))
+                {
+                    return;
+                }
+
+                if (_queue.Writer.TryWrite(entry))
+                {
+                    RememberCritical(entry.Event.Id);
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            {
+                return;
+            }
+
+            _bus.Remove(this);
+            _queue.Writer.TryComplete();
+            _stopping.Cancel();
+        }
+
+        private static bool IsCritical(BusEntry entry) => EventTypes.IsCritical(entry.Event.Type);
+
+        private bool IsAfterStart(BusEntry entry) => _startAfter is null || ComparePositions(entry.Position, _startAfter) > 0;
+
+        // Under _lock. False when the id was already there.
+        private bool RememberCritical(string eventId)
+        {
+            if (!_criticalSeen.Add(eventId))
+            {
+                return false;
+            }
+
+            _criticalSeenOrder.Enqueue(eventId);
+            if (_criticalSeenOrder.Count > RecentCriticalIds)
+            {
+                _criticalSeen.Remove(_criticalSeenOrder.Dequeue());
+            }
+
+            return true;
+        }
+
+        private async ValueTask WriteSlowAsync(BusEntry entry, CancellationToken feedCancellation)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(feedCancellation, _stopping.Token);
+            try
+            {
+                await _queue.Writer.WriteAsync(entry, linked.Token);
+            }
+            catch (Exception ex) when (ex is ChannelClosedException || (ex is OperationCanceledException && _stopping.IsCancellationRequested))
+            {
+                // Unsubscribed while waiting for room.
+            }
+        }
+
+        private async Task RunAsync()
+        {
+            await Task.Yield();
+            var cancellationToken = _stopping.Token;
+            try
+            {
+                await foreach (var entry in _queue.Reader.ReadAllAsync(cancellationToken))
+                {
+                    try
+                    {
+                        await _handler(entry, cancellationToken);
+                    }
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        LogHandlerFailed(_bus._logger, entry.Event.Id, entry.Event.Type, ex);
+                    }
+                }
+            }
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
+            {
+                // Unsubscribed while a handler was running: its outcome no longer matters.
+            }
+        }
+    }
+}

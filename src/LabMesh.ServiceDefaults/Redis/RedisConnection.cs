@@ -1,0 +1,588 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace LabMesh.ServiceDefaults.Redis;
+
+/// <summary>
+/// The process's one connection to Redis and the only place that calls StackExchange.Redis (1.2.6,
+/// which predates streams, so stream commands run inside Lua scripts). It speaks LabMesh's terms:
+/// versioned status values, the event stream with dedup by event id, critical fan-out over pub/sub.
+/// It connects in the background and reconnects by itself, so a process starts while Redis is down.
+/// Every failure to reach Redis or get an answer in time is a <see cref="RedisUnavailableException"/>.
+/// </summary>
+public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
+{
+    // Writes ARGV[2] ("{version}:{bytes}") with a TTL of ARGV[3] ms unless the stored version is the
+    // same or newer. Versions are compared as decimal digit strings so no precision is lost to Lua's
+    // doubles and no locale-dependent string comparison is involved.
+    private const string SetIfNewerScript = """
+        local current = redis.call('GET', KEYS[1])
+        if current then
+          local sep = string.find(current, ':', 1, true)
+          if sep then
+            local old = string.sub(current, 1, sep - 1)
+            local new = ARGV[1]
+            if #new < #old then return 0 end
+            if #new == #old then
+              for i = 1, #new do
+                local a, b = string.byte(new, i), string.byte(old, i)
+                if a < b then return 0 end
+                if a > b then break end
+                if i == #new then return 0 end
+              end
+            end
+          end
+        end
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+        return 1
+        """;
+
+    // The dedup marker is set after XADD succeeds, so a failed append never marks an event as seen
+    // (a script is atomic, so no other client runs between the EXISTS and the SET). PUBLISH in the
+    // same script makes the fan-out of a critical event atomic with its append.
+    private const string AppendScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+        local position = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[2], 'type', ARGV[3], 'data', ARGV[4])
+        redis.call('SET', KEYS[1], position, 'EX', ARGV[5])
+        if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], position .. '\n' .. ARGV[4]) end
+        return position
+        """;
+
+    // A flat array [position1, data1, position2, data2, ...]; '' stands for a missing data field
+    // because a nil would end a Lua array.
+    private const string ReadScript = """
+        local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+        local result = {}
+        for _, entry in ipairs(entries) do
+          local fields = entry[2]
+          local data = ''
+          for i = 1, #fields, 2 do
+            if fields[i] == 'data' then data = fields[i + 1] end
+          end
+          result[#result + 1] = entry[1]
+          result[#result + 1] = data
+        end
+        return result
+        """;
+
+    private const string LastPositionScript = """
+        local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+        if #last == 0 then return '0-0' end
+        return last[1][1]
+        """;
+
+    private readonly RedisOptions _options;
+    private readonly ConfigurationOptions _configuration;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _timeout;
+    private readonly string _endPoints;
+    private readonly Task<ConnectionMultiplexer> _connecting;
+    private int _disposed;
+
+    /// <summary>Starts connecting in the background and returns at once.</summary>
+    /// <exception cref="ArgumentException"><see cref="RedisOptions.Configuration"/> is missing or malformed.</exception>
+    public RedisConnection(IOptions<RedisOptions> options, ILogger<RedisConnection> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+        if (string.IsNullOrWhiteSpace(_options.Configuration))
+        {
+            throw new ArgumentException("RedisOptions.Configuration is required.", nameof(options));
+        }
+
+        _configuration = ConfigurationOptions.Parse(_options.Configuration);
+        _configuration.AbortOnConnectFail = false;
+        _timeout = TimeSpan.FromMilliseconds(Math.Max(1, _configuration.SyncTimeout));
+        _endPoints = string.Join(",", _configuration.EndPoints.Select(e => e.ToString()));
+        _connecting = ConnectCoreAsync();
+    }
+
+    /// <summary>Raised (on the thread pool) whenever the connection to Redis is established or re-established.</summary>
+    public event EventHandler? ConnectionRestored;
+
+    /// <summary>Whether Redis can be reached right now.</summary>
+    public bool IsConnected => _connecting.IsCompletedSuccessfully && _connecting.Result.IsConnected;
+
+    /// <summary>The options this connection was made with.</summary>
+    public RedisOptions Options => _options;
+
+    /// <summary>
+    /// Creates a connection and waits for its first connection attempt to finish, successful or not
+    /// (when Redis is down it keeps trying in the background).
+    /// </summary>
+    public static async Task<RedisConnection> ConnectAsync(IOptions<RedisOptions> options, ILogger<RedisConnection> logger, CancellationToken cancellationToken)
+    {
+        var connection = new RedisConnection(options, logger);
+        try
+        {
+            await connection._connecting.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+
+        return connection;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="value"/> at <paramref name="key"/> with version <paramref name="version"/>
+    /// and a time to live of <paramref name="ttl"/>, unless the stored version is the same or newer.
+    /// </summary>
+    /// <returns>Whether the value was written.</returns>
+    public async Task<bool> SetVersionedAsync(string key, long version, ReadOnlyMemory<byte> value, TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        var versionText = version.ToString(CultureInfo.InvariantCulture);
+        var stored = new byte[versionText.Length + 1 + value.Length];
+        Encoding.ASCII.GetBytes(versionText, stored);
+        stored[versionText.Length] = (byte)':';
+        value.Span.CopyTo(stored.AsSpan(versionText.Length + 1));
+        var ttlMilliseconds = Math.Max(1L, (long)Math.Ceiling(ttl.TotalMilliseconds));
+
+        var result = await ExecuteAsync(
+            "status write",
+            db => db.ScriptEvaluateAsync(SetIfNewerScript, [key], [versionText, stored, ttlMilliseconds]),
+            cancellationToken);
+        return (long)result == 1;
+    }
+
+    /// <summary>The values written by <see cref="SetVersionedAsync"/> at <paramref name="keys"/>, in one round trip (MGET), in order; null for a miss.</summary>
+    public async Task<IReadOnlyList<VersionedValue?>> GetVersionedManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        if (keys.Count == 0)
+        {
+            return [];
+        }
+
+        var redisKeys = new RedisKey[keys.Count];
+        for (var i = 0; i < keys.Count; i++)
+        {
+            redisKeys[i] = keys[i];
+        }
+
+        var values = await ExecuteAsync("status read", db => db.StringGetAsync(redisKeys), cancellationToken);
+        var result = new VersionedValue?[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            result[i] = values[i].IsNull ? null : DecodeVersioned((byte[])values[i]!);
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Appends an event to the stream unless its id was appended within <see cref="RedisOptions.DedupWindow"/>,
+    /// and when <paramref name="critical"/> also publishes it on <see cref="RedisOptions.CriticalChannel"/>,
+    /// atomically with the append.
+    /// </summary>
+    /// <returns>The new stream position, or null when the event id was already appended.</returns>
+    public async Task<string?> AppendEventAsync(string eventId, string eventType, ReadOnlyMemory<byte> data, bool critical, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventId);
+        var seenKey = _options.StreamKey + ":seen:" + eventId;
+        var dedupSeconds = Math.Max(1L, (long)Math.Ceiling(_options.DedupWindow.TotalSeconds));
+        var bytes = data.ToArray();
+        var result = await ExecuteAsync(
+            "event append",
+            db => db.ScriptEvaluateAsync(
+                AppendScript,
+                [seenKey, _options.StreamKey],
+                [_options.StreamMaxLength, eventId, eventType, bytes, dedupSeconds, critical ? _options.CriticalChannel : string.Empty]),
+            cancellationToken);
+        return result.IsNull ? null : (string?)result;
+    }
+
+    /// <summary>Up to <paramref name="count"/> stream entries after <paramref name="afterPosition"/> (null: from the oldest kept), oldest first.</summary>
+    public async Task<IReadOnlyList<StoredEvent>> ReadEventsAsync(string? afterPosition, int count, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        if (afterPosition is not null && !IsStreamPosition(afterPosition))
+        {
+            throw new ArgumentException($"'{afterPosition}' is not a stream position.", nameof(afterPosition));
+        }
+
+        var start = afterPosition is null ? "-" : "(" + afterPosition;
+        var result = await ExecuteAsync(
+            "event read",
+            db => db.ScriptEvaluateAsync(ReadScript, [_options.StreamKey], [start, count]),
+            cancellationToken);
+        var flat = (RedisResult[])result!;
+        var events = new StoredEvent[flat.Length / 2];
+        for (var i = 0; i < events.Length; i++)
+        {
+            events[i] = new StoredEvent((string)flat[2 * i]!, (byte[])flat[(2 * i) + 1]! ?? []);
+        }
+
+        return events;
+    }
+
+    /// <summary>The position of the newest stream entry, <c>0-0</c> when the stream is empty.</summary>
+    public Task<string> GetLastEventPositionAsync(CancellationToken cancellationToken) =>
+        ExecuteAsync("stream tail read", async db => (string)(await db.ScriptEvaluateAsync(LastPositionScript, [_options.StreamKey]))!, cancellationToken);
+
+    /// <summary>
+    /// <see cref="GetLastEventPositionAsync"/> for callers that cannot await; blocks for at most
+    /// <c>syncTimeout</c> and fails at once when not connected.
+    /// </summary>
+    public string GetLastEventPosition()
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (!_connecting.IsCompletedSuccessfully)
+        {
+            throw new RedisUnavailableException("Still connecting to Redis.");
+        }
+
+        try
+        {
+            return (string)_connecting.Result.GetDatabase().ScriptEvaluate(LastPositionScript, [_options.StreamKey])!;
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            throw Unavailable("stream tail read", ex);
+        }
+    }
+
+    /// <summary>
+    /// Calls <paramref name="handler"/> with every message published on <paramref name="channel"/>, one
+    /// at a time in arrival order, on the connection's reader: keep it short (hand the message off).
+    /// Its exceptions are caught and logged. The subscription survives reconnects; dispose it to stop.
+    /// </summary>
+    public async Task<IDisposable> SubscribeAsync(string channel, Action<byte[]> handler, CancellationToken cancellationToken)
+    {
+        var multiplexer = await GetMultiplexerAsync(cancellationToken);
+        var subscriber = multiplexer.GetSubscriber();
+        Action<RedisChannel, RedisValue> onMessage = (_, value) =>
+        {
+            try
+            {
+                handler((byte[]?)value ?? []);
+            }
+            catch (Exception ex)
+            {
+                LogHandlerFailed(_logger, channel, ex);
+            }
+        };
+
+        var unsubscribe = () =>
+        {
+            try
+            {
+                subscriber.Unsubscribe(channel, onMessage, CommandFlags.FireAndForget);
+            }
+            catch (Exception ex) when (IsRedisFailure(ex) || ex is ObjectDisposedException)
+            {
+                // Nothing to undo on a connection that is gone.
+            }
+        };
+
+        try
+        {
+            // While disconnected StackExchange.Redis records the handler and subscribes when it connects.
+            await subscriber.SubscribeAsync(channel, onMessage).WaitAsync(_timeout, cancellationToken);
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            unsubscribe();
+            throw Unavailable("subscribe " + channel, ex);
+        }
+        catch (OperationCanceledException)
+        {
+            unsubscribe();
+            throw;
+        }
+
+        return new Subscription(unsubscribe);
+    }
+
+    /// <summary>
+    /// <see cref="SubscribeAsync"/> to the critical events that <see cref="AppendEventAsync"/> publishes,
+    /// each with its stream position.
+    /// </summary>
+    public Task<IDisposable> SubscribeCriticalEventsAsync(Action<StoredEvent> handler, CancellationToken cancellationToken) =>
+        SubscribeAsync(
+            _options.CriticalChannel,
+            message =>
+            {
+                var newline = Array.IndexOf(message, (byte)'\n');
+                if (newline <= 0)
+                {
+                    LogMalformedCriticalMessage(_logger, _options.CriticalChannel, message.Length);
+                    return;
+                }
+
+                handler(new StoredEvent(Encoding.ASCII.GetString(message, 0, newline), message[(newline + 1)..]));
+            },
+            cancellationToken);
+
+    /// <summary>Whether <paramref name="value"/> looks like a stream position (<c>milliseconds-sequence</c> or <c>milliseconds</c>).</summary>
+    public static bool IsStreamPosition(string value)
+    {
+        var dash = value.IndexOf('-', StringComparison.Ordinal);
+        return dash < 0
+            ? IsDigits(value.AsSpan())
+            : IsDigits(value.AsSpan(0, dash)) && IsDigits(value.AsSpan(dash + 1));
+
+        static bool IsDigits(ReadOnlySpan<char> text) => text.Length is > 0 and <= 20 && !text.ContainsAnyExceptInRange('0', '9');
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (_connecting.IsCompleted)
+        {
+            Close(_connecting);
+        }
+        else
+        {
+            _connecting.ContinueWith(Close, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private void Close(Task<ConnectionMultiplexer> connecting)
+    {
+        if (!connecting.IsCompletedSuccessfully)
+        {
+            _ = connecting.Exception;
+            return;
+        }
+
+        var multiplexer = connecting.Result;
+        multiplexer.ConnectionFailed -= OnConnectionFailed;
+        multiplexer.ConnectionRestored -= OnConnectionRestored;
+        multiplexer.InternalError -= OnInternalError;
+        try
+        {
+            // Not waiting for outstanding commands: with Redis hung that would block for syncTimeout.
+            multiplexer.Close(allowCommandsToComplete: false);
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            // Closing a broken connection can report that it is broken.
+        }
+
+        multiplexer.Dispose();
+    }
+
+    private async Task<ConnectionMultiplexer> ConnectCoreAsync()
+    {
+        ConnectionMultiplexer multiplexer;
+        try
+        {
+            multiplexer = await ConnectionMultiplexer.ConnectAsync(_configuration);
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            LogConnectFailed(_logger, ex);
+            throw Unavailable("connect", ex);
+        }
+
+        multiplexer.ConnectionFailed += OnConnectionFailed;
+        multiplexer.ConnectionRestored += OnConnectionRestored;
+        multiplexer.InternalError += OnInternalError;
+
+        // Checked after subscribing to the events so a connection made in between is not missed
+        // (listeners may hear about it twice, which they tolerate).
+        if (multiplexer.IsConnected)
+        {
+            LogConnected(_logger, _endPoints);
+            RaiseConnectionRestored();
+        }
+        else
+        {
+            LogStartedDisconnected(_logger, _endPoints);
+        }
+
+        return multiplexer;
+    }
+
+    private async Task<T> ExecuteAsync<T>(string operation, Func<IDatabase, Task<T>> call, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        var multiplexer = await GetMultiplexerAsync(cancellationToken);
+
+        Task<T> task;
+        try
+        {
+            task = call(multiplexer.GetDatabase());
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            throw Unavailable(operation, ex);
+        }
+
+        // 1.2.6 has no cancellation and does not time out asynchronous calls itself.
+        try
+        {
+            return await task.WaitAsync(_timeout, cancellationToken);
+        }
+        catch (TimeoutException ex) when (!task.IsCompleted)
+        {
+            Observe(task);
+            throw new RedisUnavailableException($"Redis did not answer the {operation} within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+        catch (OperationCanceledException) when (!task.IsCompleted)
+        {
+            Observe(task);
+            throw;
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            throw Unavailable(operation, ex);
+        }
+    }
+
+    private async ValueTask<ConnectionMultiplexer> GetMultiplexerAsync(CancellationToken cancellationToken)
+    {
+        if (_connecting.IsCompletedSuccessfully)
+        {
+            return _connecting.Result;
+        }
+
+        try
+        {
+            return await _connecting.WaitAsync(_timeout, cancellationToken);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new RedisUnavailableException("Still connecting to Redis.", ex);
+        }
+    }
+
+    private static void Observe(Task task) =>
+        task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    private static bool IsRedisFailure(Exception ex) => ex is RedisException or TimeoutException;
+
+    private static RedisUnavailableException Unavailable(string operation, Exception ex) =>
+        new($"Redis could not serve the {operation}: {ex.Message}", ex);
+
+    private static VersionedValue? DecodeVersioned(byte[] stored)
+    {
+        var separator = Array.IndexOf(stored, (byte)':', 0, Math.Min(stored.Length, 21));
+        if (separator <= 0 || !long.TryParse(stored.AsSpan(0, separator), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+        {
+            return null;
+        }
+
+        return new VersionedValue(version, stored[(separator + 1)..]);
+    }
+
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType == ConnectionType.Interactive)
+        {
+            LogConnectionLost(_logger, e.EndPoint, e.FailureType, e.Exception);
+        }
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType == ConnectionType.Interactive)
+        {
+            LogConnectionRestored(_logger, e.EndPoint);
+            RaiseConnectionRestored();
+        }
+    }
+
+    private void OnInternalError(object? sender, InternalErrorEventArgs e) =>
+        LogInternalError(_logger, e.Origin ?? "?", e.Exception);
+
+    private void RaiseConnectionRestored()
+    {
+        // Off the client's reader thread: a listener that blocks must not stall every Redis reply.
+        _ = Task.Run(() =>
+        {
+            if (ConnectionRestored is not { } handlers)
+            {
+                return;
+            }
+
+            foreach (var handler in handlers.GetInvocationList().Cast<EventHandler>())
+            {
+                try
+                {
+                    handler(this, EventArgs.Empty);
+                }
+                catch (Exception ex)
+                {
+                    LogRestoredListenerFailed(_logger, ex);
+                }
+            }
+        });
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Redis connected to {EndPoints}")]
+    private static partial void LogConnected(ILogger logger, string endPoints);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis at {EndPoints} is not reachable yet; connecting in the background")]
+    private static partial void LogStartedDisconnected(ILogger logger, string endPoints);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Redis connection could not be created")]
+    private static partial void LogConnectFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis connection to {EndPoint} lost ({FailureType}); reconnecting in the background")]
+    private static partial void LogConnectionLost(ILogger logger, EndPoint? endPoint, ConnectionFailureType failureType, Exception? exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Redis connection to {EndPoint} restored")]
+    private static partial void LogConnectionRestored(ILogger logger, EndPoint? endPoint);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis client internal error in {Origin}")]
+    private static partial void LogInternalError(ILogger logger, string origin, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Redis subscription handler for {Channel} failed")]
+    private static partial void LogHandlerFailed(ILogger logger, string channel, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ignored a malformed message of {Length} bytes on {Channel}")]
+    private static partial void LogMalformedCriticalMessage(ILogger logger, string channel, int length);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A Redis connection-restored listener failed")]
+    private static partial void LogRestoredListenerFailed(ILogger logger, Exception exception);
+
+    private sealed class Subscription(Action unsubscribe) : IDisposable
+    {
+        private Action? _unsubscribe = unsubscribe;
+
+        public void Dispose() => Interlocked.Exchange(ref _unsubscribe, null)?.Invoke();
+    }
+}
+
+/// <summary>A value written with a version by <see cref="RedisConnection.SetVersionedAsync"/>.</summary>
+public readonly record struct VersionedValue(long Version, byte[] Value);
+
+/// <summary>One entry of the event stream: its position and the serialized event.</summary>
+public sealed record StoredEvent(string Position, byte[] Data);
+
+/// <summary>Redis could not serve a call: not connected, no answer in time, or an error reply.</summary>
+public sealed class RedisUnavailableException : Exception
+{
+    public RedisUnavailableException()
+    {
+    }
+
+    public RedisUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    public RedisUnavailableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

@@ -1,0 +1,41 @@
+namespace LabMesh.ServiceDefaults.Redis;
+
+/// <summary>
+/// Redis settings. Bound from configuration section <c>LabMesh:Redis</c>; <c>ConnectionStrings:Redis</c>,
+/// when set, is the <see cref="Configuration"/>. Without a configuration string the process uses the
+/// in-process status cache and event bus instead.
+/// </summary>
+public sealed class RedisOptions
+{
+    /// <summary>
+    /// A StackExchange.Redis configuration string, e.g. <c>127.0.0.1:6379,password=...</c>.
+    /// <c>abortConnect</c> is always forced to false: a process starts while Redis is down and connects
+    /// by itself when it comes up. <c>syncTimeout</c> (StackExchange.Redis 1.2.6's default: 1000 ms) also
+    /// bounds every asynchronous call, which 1.2.6 does not time out by itself.
+    /// </summary>
+    public string? Configuration { get; set; }
+
+    /// <summary>How long a status cache entry lives after its last write. Default one hour.</summary>
+    public TimeSpan StatusTtl { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>The event stream. Default <c>labmesh:events</c>; dedup markers are <c>{StreamKey}:seen:{event id}</c>.</summary>
+    public string StreamKey { get; set; } = "labmesh:events";
+
+    /// <summary>The pub/sub channel critical events are fanned out on. Default <c>labmesh:critical</c>.</summary>
+    public string CriticalChannel { get; set; } = "labmesh:critical";
+
+    /// <summary>The stream is trimmed to about this many entries (<c>XADD MAXLEN ~</c>). Default one million.</summary>
+    public long StreamMaxLength { get; set; } = 1_000_000;
+
+    /// <summary>How long an event id is remembered, so publishing it again appends nothing. Default 24 hours.</summary>
+    public TimeSpan DedupWindow { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How often a subscriber looks for new stream entries when the last look found none. Default 50 ms.</summary>
+    public TimeSpan StreamPollInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// Status writes kept in memory while Redis cannot take them (the latest version per key), to be
+    /// written when it returns. Past this many keys further writes are dropped and logged. Default 100,000.
+    /// </summary>
+    public int MaxPendingStatusWrites { get; set; } = 100_000;
+}

@@ -1,0 +1,47 @@
+using LabMesh.ServiceDefaults.Caching;
+using LabMesh.ServiceDefaults.Events;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace LabMesh.ServiceDefaults.Redis;
+
+public static class RedisServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the <see cref="IStatusCache"/> and the <see cref="IEventBus"/>: over one shared
+    /// <see cref="RedisConnection"/> when <c>ConnectionStrings:Redis</c> or <c>LabMesh:Redis:Configuration</c>
+    /// is set (the connection string wins), in process otherwise (the all-in-one host). Other
+    /// <see cref="RedisOptions"/> come from section <c>LabMesh:Redis</c>. Calling it again changes nothing.
+    /// </summary>
+    public static IServiceCollection AddLabMeshEventsAndCache(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection("LabMesh:Redis").Get<RedisOptions>() ?? new RedisOptions();
+        var connectionString = configuration.GetConnectionString("Redis");
+        if (!string.IsNullOrWhiteSpace(connectionString))
+        {
+            options.Configuration = connectionString;
+        }
+
+        services.AddLogging();
+        services.TryAddSingleton<IOptions<RedisOptions>>(Options.Create(options));
+
+        if (string.IsNullOrWhiteSpace(options.Configuration))
+        {
+            services.TryAddSingleton<IStatusCache>(sp => new InMemoryStatusCache(
+                sp.GetRequiredService<IOptions<RedisOptions>>().Value.StatusTtl,
+                sp.GetService<TimeProvider>()));
+            services.TryAddSingleton<IEventBus>(sp => new InProcessEventBus(sp.GetRequiredService<ILogger<InProcessEventBus>>()));
+        }
+        else
+        {
+            services.TryAddSingleton<RedisConnection>();
+            services.TryAddSingleton<IStatusCache, RedisStatusCache>();
+            services.TryAddSingleton<IEventBus, RedisEventBus>();
+        }
+
+        return services;
+    }
+}

@@ -1,0 +1,49 @@
+using System.Buffers.Text;
+using System.Text;
+using LabMesh.ServiceDefaults.Errors;
+
+namespace LabMesh.ServiceDefaults.Storage;
+
+/// <summary>
+/// List paging by key: ids are time-ordered (UUID v7), lists run newest first, and a page token is
+/// the last id of the previous page, opaque to callers (base64url). A token from another list is
+/// harmless: it only says where to continue.
+/// </summary>
+public static class PageToken
+{
+    public const int DefaultPageSize = 50;
+    public const int MaxPageSize = 500;
+
+    public static string Encode(string lastId) => Base64Url.EncodeToString(Encoding.UTF8.GetBytes("v1:" + lastId));
+
+    /// <summary>The id to continue after, or null for the first page; INVALID_ARGUMENT for a token that is not ours.</summary>
+    public static string? Decode(string? token, string field = "page_token")
+    {
+        if (string.IsNullOrEmpty(token))
+        {
+            return null;
+        }
+
+        try
+        {
+            var text = Encoding.UTF8.GetString(Base64Url.DecodeFromChars(token));
+            if (text.StartsWith("v1:", StringComparison.Ordinal) && text.Length > 3 && text.Length <= 131)
+            {
+                return text[3..];
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        throw new InvalidArgumentException(field, "is not a page token returned by this list.");
+    }
+
+    /// <summary>The page size to use: 0 means the default; above the cap or negative is INVALID_ARGUMENT.</summary>
+    public static int Size(int requested, string field = "page_size") => requested switch
+    {
+        0 => DefaultPageSize,
+        < 0 or > MaxPageSize => throw new InvalidArgumentException(field, $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})."),
+        _ => requested,
+    };
+}

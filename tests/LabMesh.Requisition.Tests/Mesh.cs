@@ -1,0 +1,120 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceRequest;
+using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LabMesh.Requisition.Tests;
+
+/// <summary>
+/// The two services as separate hosts on their own loopback ports, the Requisition service calling
+/// the ServiceRequest service over gRPC as it does when deployed.
+/// </summary>
+public sealed class Mesh : IAsyncDisposable
+{
+    private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly List<Grpc.Net.Client.GrpcChannel> _channels = [];
+
+    private Mesh(Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions)
+    {
+        _serviceRequestSettings = serviceRequestSettings;
+        ServiceRequests = serviceRequests;
+        Requisitions = requisitions;
+    }
+
+    public ServiceHost ServiceRequests { get; private set; }
+
+    public ServiceHost Requisitions { get; }
+
+    public static async Task<Mesh> StartAsync(Backend backend, string? redis = null)
+    {
+        var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
+        var serviceRequests = await StartServiceRequestsAsync(serviceRequestSettings, port: 0);
+        var requisitionSettings = await TestSettings.CreateAsync(backend, redis);
+        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
+        requisitionSettings["LabMesh:Services:CallTimeout"] = "00:00:05";
+        var requisitions = await ServiceHost.StartAsync(requisitionSettings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddRequisitionService(builder.Configuration);
+            },
+            app =>
+            {
+                app.MapRequisitionService();
+                app.MapDefaultEndpoints();
+            });
+        return new Mesh(serviceRequestSettings, serviceRequests, requisitions);
+    }
+
+    /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
+    public Task StopServiceRequestsAsync() => ServiceRequests.DisposeAsync().AsTask();
+
+    /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
+    public async Task RestartServiceRequestsAsync() =>
+        ServiceRequests = await StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+
+    public RequisitionService.RequisitionServiceClient RequisitionClient(string team) =>
+        new(Invoker(Requisitions, team));
+
+    public ServiceRequestService.ServiceRequestServiceClient ServiceRequestClient(string team, string? partner = null) =>
+        new(Invoker(ServiceRequests, team, partner));
+
+    /// <summary>Events the Requisition service has published (its bus), for one requisition.</summary>
+    public async Task<IReadOnlyList<LabMesh.Contracts.Common.V1.Event>> RequisitionEventsAsync(string requisitionId) =>
+        (await Requisitions.Services.GetRequiredService<IEventBus>().ReadAsync(null, 10_000, CancellationToken.None))
+        .Select(e => e.Event).Where(e => e.RequisitionId == requisitionId).ToList();
+
+    /// <summary>Events the ServiceRequest service has published, for one requisition.</summary>
+    public async Task<IReadOnlyList<LabMesh.Contracts.Common.V1.Event>> ServiceRequestEventsAsync(string requisitionId) =>
+        (await ServiceRequests.Services.GetRequiredService<IEventBus>().ReadAsync(null, 10_000, CancellationToken.None))
+        .Select(e => e.Event).Where(e => e.RequisitionId == requisitionId).ToList();
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        await Requisitions.DisposeAsync();
+        await ServiceRequests.DisposeAsync();
+    }
+
+    private CallInvoker Invoker(ServiceHost host, string team, string? partner = null)
+    {
+        var channel = host.CreateChannel();
+        _channels.Add(channel);
+        return channel.CreateCallInvoker().Intercept(metadata =>
+        {
+            metadata.Add(Caller.TeamHeader, team);
+            metadata.Add(Caller.SubjectHeader, "test-user");
+            if (partner is not null)
+            {
+                metadata.Add(Caller.RoleHeader, "partner");
+                metadata.Add(Caller.PartnerHeader, partner);
+            }
+
+            return metadata;
+        });
+    }
+
+    private static Task<ServiceHost> StartServiceRequestsAsync(Dictionary<string, string?> settings, int port) =>
+        ServiceHost.StartAsync(settings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddServiceRequestService();
+            },
+            app =>
+            {
+                app.MapServiceRequestService();
+                app.MapDefaultEndpoints();
+            },
+            port);
+}

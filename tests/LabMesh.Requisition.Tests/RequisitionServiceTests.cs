@@ -1,0 +1,409 @@
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.Testing;
+
+namespace LabMesh.Requisition.Tests;
+
+public abstract class MeshFixture(Backend backend) : IAsyncLifetime
+{
+    public Mesh Mesh { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Mesh = await Mesh.StartAsync(backend).WaitAsync(TimeSpan.FromSeconds(120));
+
+    public async Task DisposeAsync()
+    {
+        var requisitionLogs = Mesh.Requisitions.Logs;
+        var serviceRequestLogs = Mesh.ServiceRequests.Logs;
+        await Mesh.DisposeAsync();
+        requisitionLogs.AssertNoErrors();
+        serviceRequestLogs.AssertNoErrors();
+    }
+}
+
+public sealed class SqliteMesh() : MeshFixture(Backend.Sqlite);
+
+public sealed class PostgresMesh() : MeshFixture(Backend.Postgres);
+
+public sealed class RequisitionServiceTests_Sqlite(SqliteMesh fixture) : RequisitionServiceTests(fixture.Mesh), IClassFixture<SqliteMesh>;
+
+public sealed class RequisitionServiceTests_Postgres(PostgresMesh fixture) : RequisitionServiceTests(fixture.Mesh), IClassFixture<PostgresMesh>;
+
+/// <summary>
+/// The Requisition service through its generated client over real sockets, calling the real
+/// ServiceRequest service, on SQLite and on PostgreSQL. Each test uses its own team.
+/// </summary>
+public abstract class RequisitionServiceTests(Mesh mesh)
+{
+    private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
+
+    private RequisitionService.RequisitionServiceClient Client => mesh.RequisitionClient(_team);
+
+    public static CreateRequisitionRequest NewOrder(TestModality modality = TestModality.Testkit, bool place = true, int tests = 2)
+    {
+        var request = new CreateRequisitionRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            Patient = new Patient { Id = "patient-1", GivenName = "Ada", FamilyName = "Lovelace", BirthDate = "1985-12-10", Sex = "female" },
+            OrderingProvider = new Provider { Id = "dr-1", Name = "Dr. Grace Hopper", Npi = "1234567890" },
+            Lab = "LabCorp",
+            Modality = modality,
+            Place = place,
+        };
+        for (var i = 0; i < tests; i++)
+        {
+            request.Tests.Add(new OrderedTest { Code = i == 0 ? "LIPID_PANEL" : $"TEST_{i}", Description = $"test {i}", PartnerId = "partner-a" });
+        }
+
+        return request;
+    }
+
+    [Fact]
+    public async Task CreateRequisition_Placed_ReturnsItWithItsServiceRequestsAndFiresOrderPlaced()
+    {
+        var request = NewOrder();
+        var response = await Client.CreateRequisitionAsync(request, deadline: Deadline);
+
+        var requisition = response.Requisition;
+        Assert.True(response.Created);
+        Assert.Equal(OrderStatus.Received, requisition.Status);
+        Assert.Equal("received.testkit.ordered", requisition.SubStatus);
+        Assert.Equal(LifecycleStatus.Purchased, requisition.LifecycleStatus);
+        Assert.Equal(_team, requisition.TeamId);
+        Assert.Equal(["LIPID_PANEL", "TEST_1"], requisition.ServiceRequests.Select(s => s.Code));
+        Assert.All(requisition.ServiceRequests, s => Assert.Equal(ServiceRequestStatus.Active, s.Status));
+
+        var read = await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = requisition.Id }, deadline: Deadline);
+        Assert.Equal(requisition.ServiceRequests.Select(s => s.Id), read.Requisition.ServiceRequests.Select(s => s.Id));
+        Assert.Equal("Ada", read.Requisition.Patient.GivenName);
+
+        var events = await Eventually.MatchAsync(() => mesh.RequisitionEventsAsync(requisition.Id), e => e.Count >= 2, what: "order events");
+        var placed = Assert.Single(events, e => e.Type == EventTypes.OrderPlaced);
+        Assert.Equal("testkit", placed.OrderPlaced.Modality);
+        Assert.Equal(requisition.ServiceRequests.Select(s => s.Id), placed.OrderPlaced.LineItems.Select(l => l.ServiceRequestId));
+        Assert.Contains(events, e => e.Type == EventTypes.OrderStatusChanged && e.OrderStatusChanged.Status == "received.testkit.ordered");
+        Assert.All(events, e => Assert.Equal(_team, e.TeamId));
+    }
+
+    [Fact]
+    public async Task CreateRequisition_SameRequestIdTwice_ReturnsTheFirstAndCreatesNothing()
+    {
+        var request = NewOrder();
+        var first = await Client.CreateRequisitionAsync(request, deadline: Deadline);
+        var second = await Client.CreateRequisitionAsync(request, deadline: Deadline);
+
+        Assert.True(first.Created);
+        Assert.False(second.Created);
+        Assert.Equal(first.Requisition.Id, second.Requisition.Id);
+        Assert.Equal(first.Requisition.ServiceRequests.Select(s => s.Id), second.Requisition.ServiceRequests.Select(s => s.Id));
+        var listed = await Client.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline);
+        Assert.Single(listed.Requisitions);
+        var serviceRequests = await mesh.ServiceRequestClient(_team).ListServiceRequestsAsync(
+            new ListServiceRequestsRequest { RequisitionId = first.Requisition.Id }, deadline: Deadline);
+        Assert.Equal(2, serviceRequests.ServiceRequests.Count);
+    }
+
+    [Fact]
+    public async Task CreateRequisition_ConcurrentRetries_CreateOneRequisition()
+    {
+        var request = NewOrder();
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Client.CreateRequisitionAsync(request, deadline: Deadline).ResponseAsync));
+
+        Assert.Single(responses.Select(r => r.Requisition.Id).Distinct());
+        var listed = await Client.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline);
+        Assert.Single(listed.Requisitions);
+        var serviceRequests = await mesh.ServiceRequestClient(_team).ListServiceRequestsAsync(
+            new ListServiceRequestsRequest { RequisitionId = responses[0].Requisition.Id }, deadline: Deadline);
+        Assert.Equal(2, serviceRequests.ServiceRequests.Count);
+    }
+
+    [Fact]
+    public async Task CreateRequisition_SameRequestIdOtherOrder_IsAlreadyExists()
+    {
+        var request = NewOrder();
+        await Client.CreateRequisitionAsync(request, deadline: Deadline);
+        request.Tests[0].Code = "CBC";
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(request, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task CreateRequisition_BadFields_IsInvalidArgumentListingEveryViolation()
+    {
+        var request = NewOrder();
+        request.RequestId = "";
+        request.Patient.BirthDate = "10/12/1985";
+        request.Modality = TestModality.Unspecified;
+        request.Tests[1].Code = "lower case";
+        request.Tests[1].PartnerId = "";
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(request, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        var badRequest = error.GetDetail<BadRequest>();
+        Assert.NotNull(badRequest);
+        Assert.Equal(
+            ["request_id", "patient.birth_date", "modality", "tests[1].code", "tests[1].partner_id"],
+            badRequest.FieldViolations.Select(v => v.Field));
+        Assert.DoesNotContain("Ada", error.Status.Detail, StringComparison.Ordinal);
+        var listed = await Client.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline);
+        Assert.Empty(listed.Requisitions);
+    }
+
+    [Fact]
+    public async Task CreateRequisition_ServiceRequestServiceDown_LeavesNothingVisibleAndTheRetryCompletesIt()
+    {
+        var request = NewOrder();
+        await mesh.StopServiceRequestsAsync();
+        try
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(request, deadline: Deadline).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+            var listed = await Client.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline);
+            Assert.Empty(listed.Requisitions);
+        }
+        finally
+        {
+            await mesh.RestartServiceRequestsAsync();
+        }
+
+        var retried = await Client.CreateRequisitionAsync(request, deadline: Deadline);
+        Assert.Equal(2, retried.Requisition.ServiceRequests.Count);
+        var again = await Client.CreateRequisitionAsync(request, deadline: Deadline);
+        Assert.Equal(retried.Requisition.Id, again.Requisition.Id);
+        var listedAfter = await Client.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline);
+        Assert.Single(listedAfter.Requisitions);
+        var serviceRequests = await mesh.ServiceRequestClient(_team).ListServiceRequestsAsync(
+            new ListServiceRequestsRequest { RequisitionId = retried.Requisition.Id }, deadline: Deadline);
+        Assert.Equal(2, serviceRequests.ServiceRequests.Count);
+    }
+
+    [Fact]
+    public async Task Draft_IsNotPurchasedUntilPlaced_ThenFiresOrderPlaced()
+    {
+        var created = await Client.CreateRequisitionAsync(NewOrder(place: false), deadline: Deadline);
+        Assert.Equal(OrderStatus.Unspecified, created.Requisition.Status);
+        Assert.Equal(LifecycleStatus.NotPurchased, created.Requisition.LifecycleStatus);
+        var recordOnDraft = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = created.Requisition.Id, Status = "received.testkit.requisition_created" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, recordOnDraft.StatusCode);
+
+        var placed = await Client.PlaceRequisitionAsync(
+            new PlaceRequisitionRequest { Id = created.Requisition.Id, Etag = created.Requisition.Etag }, deadline: Deadline);
+
+        Assert.Equal("received.testkit.ordered", placed.Requisition.SubStatus);
+        Assert.NotNull(placed.Requisition.PlaceTime);
+        var placeAgain = await Assert.ThrowsAsync<RpcException>(() => Client.PlaceRequisitionAsync(
+            new PlaceRequisitionRequest { Id = created.Requisition.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, placeAgain.StatusCode);
+        await Eventually.MatchAsync(() => mesh.RequisitionEventsAsync(created.Requisition.Id),
+            e => e.Any(x => x.Type == EventTypes.OrderPlaced), what: "order.placed");
+    }
+
+    [Fact]
+    public async Task RecordOrderEvent_FollowsTheConsistencyTableOnItsServiceRequests()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+
+        var confirmed = await Record(id, "received.testkit.requisition_created");
+        Assert.All(confirmed.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.OrderConfirmed, s.TaskBusinessStatus));
+        var transit = await Record(id, "collecting_sample.testkit.transit_lab");
+        Assert.All(transit.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentAttended, s.TaskBusinessStatus));
+        Assert.Equal(LifecycleStatus.Processing, transit.LifecycleStatus);
+        var completed = await Record(id, "completed.testkit.completed");
+
+        Assert.Equal(OrderStatus.Completed, completed.Status);
+        Assert.Equal(LifecycleStatus.ResultsReady, completed.LifecycleStatus);
+        Assert.All(completed.ServiceRequests, s =>
+        {
+            Assert.Equal(TaskBusinessStatus.FullResultsReady, s.TaskBusinessStatus);
+            Assert.Equal(ServiceRequestStatus.Completed, s.Status);
+        });
+        Assert.Equal([1L, 2, 3, 4], completed.Events.Select(e => e.Id));
+        var serviceRequestEvents = await Eventually.MatchAsync(() => mesh.ServiceRequestEventsAsync(id),
+            e => e.Count(x => x.ServiceRequestStatusChanged?.TaskBusinessStatus == "FULL_RESULTS_READY") == 2, what: "service request events");
+        Assert.All(serviceRequestEvents, e => Assert.Equal(EventTypes.ServiceRequestStatusChanged, e.Type));
+    }
+
+    [Fact]
+    public async Task RecordOrderEvent_BackwardsStage_IsFailedPreconditionListingAllowedMoves()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+        await Record(id, "sample_with_lab.testkit.delivered_to_lab");
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = id, Status = "collecting_sample.testkit.transit_customer" }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        var info = error.GetDetail<ErrorInfo>();
+        Assert.NotNull(info);
+        Assert.Contains("completed.testkit.completed", info.Metadata["allowed"], StringComparison.Ordinal);
+        Assert.DoesNotContain("collecting_sample", info.Metadata["allowed"], StringComparison.Ordinal);
+        Assert.NotNull(error.GetDetail<PreconditionFailure>());
+    }
+
+    [Fact]
+    public async Task RecordOrderEvent_OtherModalitysStatus_IsInvalidArgument()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(TestModality.WalkInTest), deadline: Deadline)).Requisition.Id;
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = id, Status = "collecting_sample.testkit.transit_customer" }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("status", Assert.Single(error.GetDetail<BadRequest>()!.FieldViolations).Field);
+    }
+
+    [Fact]
+    public async Task RecordOrderEvent_StaleEtag_IsAborted_AndTheRepeatIsANoOp()
+    {
+        var created = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var first = await Client.RecordOrderEventAsync(new RecordOrderEventRequest
+        {
+            Id = created.Id, Status = "received.testkit.requisition_created", Etag = created.Etag,
+        }, deadline: Deadline);
+
+        var stale = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(new RecordOrderEventRequest
+        {
+            Id = created.Id, Status = "collecting_sample.testkit.transit_customer", Etag = created.Etag,
+        }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+
+        var repeat = await Client.RecordOrderEventAsync(new RecordOrderEventRequest
+        {
+            Id = created.Id, Status = "received.testkit.requisition_created",
+        }, deadline: Deadline);
+        Assert.Equal(first.Requisition.Etag, repeat.Requisition.Etag);
+        Assert.Equal(2, repeat.Requisition.Events.Count);
+    }
+
+    [Fact]
+    public async Task CancelRequisition_RevokesItsServiceRequests()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition.Id;
+        Assert.Equal(LifecycleStatus.ScheduleAppointment, (await Record(id, "received.at_home_phlebotomy.requisition_created")).LifecycleStatus);
+
+        var cancelled = await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = id }, deadline: Deadline);
+
+        Assert.Equal(OrderStatus.Cancelled, cancelled.Requisition.Status);
+        Assert.Equal("cancelled.at_home_phlebotomy.cancelled", cancelled.Requisition.SubStatus);
+        Assert.All(cancelled.Requisition.ServiceRequests, s => Assert.Equal(ServiceRequestStatus.Revoked, s.Status));
+        var afterTerminal = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = id, Status = "completed.at_home_phlebotomy.completed" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, afterTerminal.StatusCode);
+        var doNotProcess = await Assert.ThrowsAsync<RpcException>(() => Client.CancelRequisitionAsync(
+            new CancelRequisitionRequest { Id = id, Reason = "because" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, doNotProcess.StatusCode);
+    }
+
+    [Fact]
+    public async Task OtherTeam_CannotReadListOrChangeIt()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+        var other = mesh.RequisitionClient("team-other-" + Guid.NewGuid().ToString("N")[..6]);
+
+        var get = await Assert.ThrowsAsync<RpcException>(() => other.GetRequisitionAsync(new GetRequisitionRequest { Id = id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, get.StatusCode);
+        var status = await Assert.ThrowsAsync<RpcException>(() => other.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, status.StatusCode);
+        var cancel = await Assert.ThrowsAsync<RpcException>(() => other.CancelRequisitionAsync(new CancelRequisitionRequest { Id = id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, cancel.StatusCode);
+        Assert.Empty((await other.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline)).Requisitions);
+    }
+
+    [Fact]
+    public async Task Call_WithoutTeam_IsUnauthenticated()
+    {
+        using var channel = mesh.Requisitions.CreateChannel();
+        var anonymous = new RequisitionService.RequisitionServiceClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => anonymous.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task ListRequisitions_PagesNewestFirstAndFilters()
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            ids.Add((await Client.CreateRequisitionAsync(NewOrder(place: i != 2, tests: 1), deadline: Deadline)).Requisition.Id);
+        }
+
+        var seen = new List<string>();
+        var token = "";
+        do
+        {
+            var page = await Client.ListRequisitionsAsync(new ListRequisitionsRequest { PageSize = 2, PageToken = token }, deadline: Deadline);
+            Assert.True(page.Requisitions.Count <= 2);
+            seen.AddRange(page.Requisitions.Select(r => r.Id));
+            token = page.NextPageToken;
+        }
+        while (token.Length > 0);
+
+        Assert.Equal(Enumerable.Reverse(ids), seen);
+        var drafts = await Client.ListRequisitionsAsync(new ListRequisitionsRequest { Draft = true }, deadline: Deadline);
+        Assert.Equal([ids[2]], drafts.Requisitions.Select(r => r.Id));
+        var tooBig = await Assert.ThrowsAsync<RpcException>(() => Client.ListRequisitionsAsync(new ListRequisitionsRequest { PageSize = 501 }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, tooBig.StatusCode);
+        var badToken = await Assert.ThrowsAsync<RpcException>(() => Client.ListRequisitionsAsync(new ListRequisitionsRequest { PageToken = "nope" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, badToken.StatusCode);
+    }
+
+    [Fact]
+    public async Task GetRequisitionStatus_FollowsEveryChange()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+        var before = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: Deadline);
+        Assert.Equal("received.testkit.ordered", before.Status.SubStatus);
+
+        var after = await Record(id, "collecting_sample.testkit.transit_customer");
+        var status = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: Deadline);
+
+        Assert.Equal(OrderStatus.CollectingSample, status.Status.Status);
+        Assert.Equal("collecting_sample.testkit.transit_customer", status.Status.SubStatus);
+        Assert.Equal(after.Etag, status.Status.Etag);
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.GetRequisitionStatusAsync(
+            new GetRequisitionStatusRequest { Id = Guid.NewGuid().ToString() }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task SimulateOrder_WalksToTheFinalStatusFiringEveryEvent()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition.Id;
+
+        var plan = await Client.SimulateOrderAsync(new SimulateOrderRequest
+        {
+            Id = id, FinalStatus = "completed.at_home_phlebotomy.completed", StepDelay = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(20)),
+        }, deadline: Deadline);
+
+        Assert.Equal("completed.at_home_phlebotomy.completed", plan.PlannedStatuses[^1]);
+        var done = await Eventually.MatchAsync(
+            async () => (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = id }, deadline: Deadline)).Requisition,
+            r => r.Status == OrderStatus.Completed && r.ServiceRequests.All(s => s.Status == ServiceRequestStatus.Completed),
+            what: "the simulated order to complete");
+        Assert.Equal(["received.at_home_phlebotomy.ordered", .. plan.PlannedStatuses], done.Events.Select(e => e.Status));
+        var events = await Eventually.MatchAsync(() => mesh.RequisitionEventsAsync(id),
+            e => e.Count(x => x.Type == EventTypes.OrderStatusChanged) == plan.PlannedStatuses.Count + 1, what: "every simulated event");
+        Assert.Equal(done.Events.Select(e => e.Status), events.Where(e => e.Type == EventTypes.OrderStatusChanged).Select(e => e.OrderStatusChanged.Status));
+
+        var unreachable = await Assert.ThrowsAsync<RpcException>(() => Client.SimulateOrderAsync(new SimulateOrderRequest
+        {
+            Id = id, FinalStatus = "failed.testkit.lost",
+        }, deadline: Deadline).ResponseAsync);
+        Assert.True(unreachable.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition, unreachable.Status.ToString());
+    }
+
+    private async Task<LabMesh.Contracts.Requisition.V1.Requisition> Record(string id, string status) =>
+        (await Client.RecordOrderEventAsync(new RecordOrderEventRequest { Id = id, Status = status }, deadline: Deadline)).Requisition;
+}

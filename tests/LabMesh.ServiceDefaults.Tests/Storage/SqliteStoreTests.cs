@@ -1,0 +1,38 @@
+using LabMesh.ServiceDefaults.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace LabMesh.ServiceDefaults.Tests.Storage;
+
+/// <summary>The store contract on a real SQLite file in a temporary directory.</summary>
+public sealed class SqliteStoreTests : StoreContractTests
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "labmesh-sqlite-" + Guid.NewGuid().ToString("N")[..12]);
+
+    protected override Task<StorageOptions> CreateOptionsAsync() =>
+        Task.FromResult(new StorageOptions { DataDirectory = _directory });
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Sqlite_File_IsInWalMode()
+    {
+        await OutboxStoreAsync();
+        var file = Path.Combine(_directory, ServiceName + ".db");
+        Assert.True(File.Exists(file));
+
+        // A plain connection, without the store's pragmas: WAL is a property of the file itself.
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Pooling = false }.ConnectionString);
+        await connection.OpenAsync().WaitAsync(Timeout);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode;";
+        Assert.Equal("wal", (string?)await command.ExecuteScalarAsync().WaitAsync(Timeout));
+    }
+}

@@ -1,0 +1,278 @@
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Testing;
+
+namespace LabMesh.ServiceRequest.Tests;
+
+/// <summary>The ServiceRequest service alone, as a host on a loopback port, with its store on <c>Backend</c>.</summary>
+public abstract class ServiceRequestHostFixture(Backend backend) : IAsyncLifetime
+{
+    private readonly List<Grpc.Net.Client.GrpcChannel> _channels = [];
+
+    public ServiceHost Host { get; private set; } = null!;
+
+    public static Task<ServiceHost> StartAsync(Dictionary<string, string?> settings, int port = 0) =>
+        ServiceHost.StartAsync(settings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddServiceRequestService();
+            },
+            app =>
+            {
+                app.MapServiceRequestService();
+                app.MapDefaultEndpoints();
+            },
+            port);
+
+    public virtual async Task InitializeAsync() =>
+        Host = await StartAsync(await TestSettings.CreateAsync(backend)).WaitAsync(TimeSpan.FromSeconds(120));
+
+    public ServiceRequestService.ServiceRequestServiceClient Client(string team, string? partner = null)
+    {
+        var channel = Host.CreateChannel();
+        _channels.Add(channel);
+        return Client(channel, team, partner);
+    }
+
+    public static ServiceRequestService.ServiceRequestServiceClient Client(Grpc.Net.Client.GrpcChannel channel, string team, string? partner = null) =>
+        new(channel.CreateCallInvoker().Intercept(metadata =>
+        {
+            metadata.Add(Caller.TeamHeader, team);
+            metadata.Add(Caller.SubjectHeader, partner is null ? "service:requisition" : "partner-user");
+            if (partner is not null)
+            {
+                metadata.Add(Caller.RoleHeader, "partner");
+                metadata.Add(Caller.PartnerHeader, partner);
+            }
+
+            return metadata;
+        }));
+
+    public async Task DisposeAsync()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        var logs = Host.Logs;
+        await Host.DisposeAsync();
+        logs.AssertNoErrors();
+    }
+}
+
+public sealed class SqliteHost() : ServiceRequestHostFixture(Backend.Sqlite);
+
+public sealed class PostgresHost() : ServiceRequestHostFixture(Backend.Postgres);
+
+public sealed class ServiceRequestServiceTests_Sqlite(SqliteHost fixture) : ServiceRequestServiceTests(fixture), IClassFixture<SqliteHost>;
+
+public sealed class ServiceRequestServiceTests_Postgres(PostgresHost fixture) : ServiceRequestServiceTests(fixture), IClassFixture<PostgresHost>;
+
+/// <summary>The ServiceRequest service through its generated client, on SQLite and PostgreSQL. Each test has its own team.</summary>
+public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixture)
+{
+    private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
+
+    private ServiceRequestService.ServiceRequestServiceClient Owner => fixture.Client(_team);
+
+    private ServiceRequestService.ServiceRequestServiceClient Partner => fixture.Client(_team, "partner-a");
+
+    /// <summary>Creates and confirms service requests for a new requisition, as the Requisition service does.</summary>
+    public static async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> CreateConfirmedAsync(
+        ServiceRequestService.ServiceRequestServiceClient owner, int count = 2)
+    {
+        var requisitionId = Guid.CreateVersion7().ToString();
+        var create = new CreateServiceRequestsRequest { RequisitionId = requisitionId };
+        for (var i = 0; i < count; i++)
+        {
+            create.ServiceRequests.Add(new NewServiceRequest { Code = $"CODE_{i}", PartnerId = "partner-a", TaskDescription = "fasting" });
+        }
+
+        await owner.CreateServiceRequestsAsync(create, deadline: Deadline);
+        return (await owner.ConfirmServiceRequestsAsync(new ConfirmServiceRequestsRequest { RequisitionId = requisitionId }, deadline: Deadline))
+            .ServiceRequests;
+    }
+
+    [Fact]
+    public async Task UpdateTaskStatus_HappyPathWithASkip_CompletesAndKeepsHistory()
+    {
+        var serviceRequest = (await CreateConfirmedAsync(Owner))[0];
+
+        var confirmed = await Update(serviceRequest.Id, TaskBusinessStatus.OrderConfirmed, serviceRequest.Etag);
+        var partial = await Update(serviceRequest.Id, TaskBusinessStatus.PartialResultsReady, confirmed.ServiceRequest.Etag);
+        var full = await Update(serviceRequest.Id, TaskBusinessStatus.FullResultsReady, partial.ServiceRequest.Etag);
+
+        Assert.Equal(ServiceRequestStatus.Completed, full.ServiceRequest.Status);
+        Assert.True(full.Changed);
+        var history = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequest.Id }, deadline: Deadline);
+        Assert.Equal(
+            [TaskBusinessStatus.Unspecified, TaskBusinessStatus.OrderConfirmed, TaskBusinessStatus.PartialResultsReady, TaskBusinessStatus.FullResultsReady],
+            history.Changes.Select(c => c.ToTaskBusinessStatus));
+        Assert.Equal("partner:partner-a", history.Changes[^1].Actor);
+        Assert.Equal(ServiceRequestStatus.Active, history.Changes[^1].FromStatus);
+        Assert.Equal(ServiceRequestStatus.Completed, history.Changes[^1].ToStatus);
+    }
+
+    [Fact]
+    public async Task UpdateTaskStatus_BackwardsMove_IsFailedPreconditionListingTheAllowedValues()
+    {
+        var serviceRequest = (await CreateConfirmedAsync(Owner))[0];
+        await Update(serviceRequest.Id, TaskBusinessStatus.PartialResultsReady);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Update(serviceRequest.Id, TaskBusinessStatus.OrderConfirmed));
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        var info = error.GetDetail<ErrorInfo>()!;
+        Assert.Equal("ILLEGAL_TRANSITION", info.Type);
+        Assert.Contains("FULL_RESULTS_READY", info.Metadata["allowed"], StringComparison.Ordinal);
+        Assert.DoesNotContain("ORDER_CONFIRMED", info.Metadata["allowed"], StringComparison.Ordinal);
+        var unchanged = await Owner.GetServiceRequestAsync(new GetServiceRequestRequest { Id = serviceRequest.Id }, deadline: Deadline);
+        Assert.Equal(TaskBusinessStatus.PartialResultsReady, unchanged.ServiceRequest.TaskBusinessStatus);
+    }
+
+    [Fact]
+    public async Task UpdateTaskStatus_RepeatOfTheCurrentValue_IsANoOp()
+    {
+        var serviceRequest = (await CreateConfirmedAsync(Owner))[0];
+        var first = await Update(serviceRequest.Id, TaskBusinessStatus.OrderConfirmed);
+
+        var repeat = await Update(serviceRequest.Id, TaskBusinessStatus.OrderConfirmed, first.ServiceRequest.Etag);
+
+        Assert.False(repeat.Changed);
+        Assert.Equal(first.ServiceRequest.Etag, repeat.ServiceRequest.Etag);
+    }
+
+    [Fact]
+    public async Task UpdateTaskStatus_ConcurrentUpdatesWithOneEtag_ExactlyOneWins()
+    {
+        var serviceRequest = (await CreateConfirmedAsync(Owner))[0];
+        var targets = new[] { TaskBusinessStatus.OrderConfirmed, TaskBusinessStatus.AppointmentAttended, TaskBusinessStatus.PartialResultsReady, TaskBusinessStatus.AppointmentIssue };
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
+        {
+            try
+            {
+                await Update(serviceRequest.Id, targets[i % targets.Length], serviceRequest.Etag);
+                return StatusCode.OK;
+            }
+            catch (RpcException ex)
+            {
+                return ex.StatusCode;
+            }
+        }));
+
+        Assert.Equal(1, outcomes.Count(o => o == StatusCode.OK));
+        Assert.All(outcomes.Where(o => o != StatusCode.OK), o => Assert.Equal(StatusCode.Aborted, o));
+        var history = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequest.Id }, deadline: Deadline);
+        Assert.Equal(2, history.Changes.Count);
+    }
+
+    [Fact]
+    public async Task Pending_ServiceRequests_AreInvisibleUntilConfirmed()
+    {
+        var requisitionId = Guid.CreateVersion7().ToString();
+        var create = new CreateServiceRequestsRequest { RequisitionId = requisitionId };
+        create.ServiceRequests.Add(new NewServiceRequest { Code = "CBC", PartnerId = "partner-a" });
+        var created = (await Owner.CreateServiceRequestsAsync(create, deadline: Deadline)).ServiceRequests.Single();
+        var again = (await Owner.CreateServiceRequestsAsync(create, deadline: Deadline)).ServiceRequests.Single();
+        Assert.Equal(created.Id, again.Id);
+
+        var get = await Assert.ThrowsAsync<RpcException>(() => Partner.GetServiceRequestAsync(new GetServiceRequestRequest { Id = created.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, get.StatusCode);
+        Assert.Empty((await Partner.ListServiceRequestsAsync(new ListServiceRequestsRequest { RequisitionId = requisitionId }, deadline: Deadline)).ServiceRequests);
+        Assert.Equal([created.Id], (await Partner.BatchGetStatusAsync(new BatchGetStatusRequest { Ids = { created.Id } }, deadline: Deadline)).NotFoundIds);
+        var update = await Assert.ThrowsAsync<RpcException>(() => Update(created.Id, TaskBusinessStatus.OrderConfirmed));
+        Assert.Equal(StatusCode.NotFound, update.StatusCode);
+
+        await Owner.ConfirmServiceRequestsAsync(new ConfirmServiceRequestsRequest { RequisitionId = requisitionId }, deadline: Deadline);
+
+        Assert.Equal(created.Id, (await Partner.GetServiceRequestAsync(new GetServiceRequestRequest { Id = created.Id }, deadline: Deadline)).ServiceRequest.Id);
+        create.ServiceRequests[0].Code = "LIPID_PANEL";
+        var different = await Assert.ThrowsAsync<RpcException>(() => Owner.CreateServiceRequestsAsync(create, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.AlreadyExists, different.StatusCode);
+    }
+
+    [Fact]
+    public async Task BatchGetStatus_ReturnsInOrderAndNamesTheMissing()
+    {
+        var serviceRequests = await CreateConfirmedAsync(Owner, 3);
+        await Update(serviceRequests[1].Id, TaskBusinessStatus.AppointmentAttended);
+        var foreign = (await CreateConfirmedAsync(fixture.Client("team-other-" + Guid.NewGuid().ToString("N")[..6]), 1))[0];
+        var missing = Guid.NewGuid().ToString();
+
+        var response = await Partner.BatchGetStatusAsync(new BatchGetStatusRequest
+        {
+            Ids = { serviceRequests[2].Id, serviceRequests[1].Id, missing, foreign.Id, serviceRequests[0].Id },
+        }, deadline: Deadline);
+
+        Assert.Equal([serviceRequests[2].Id, serviceRequests[1].Id, serviceRequests[0].Id], response.Statuses.Select(s => s.Id));
+        Assert.Equal(TaskBusinessStatus.AppointmentAttended, response.Statuses[1].TaskBusinessStatus);
+        Assert.Equal([missing, foreign.Id], response.NotFoundIds);
+        var again = await Partner.BatchGetStatusAsync(new BatchGetStatusRequest { Ids = { serviceRequests[1].Id } }, deadline: Deadline);
+        Assert.Equal(response.Statuses[1], again.Statuses.Single());
+        var empty = await Assert.ThrowsAsync<RpcException>(() => Partner.BatchGetStatusAsync(new BatchGetStatusRequest(), deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
+    }
+
+    [Fact]
+    public async Task RevokeServiceRequest_IsTerminalForThePartner()
+    {
+        var serviceRequest = (await CreateConfirmedAsync(Owner))[0];
+
+        var revoked = await Owner.RevokeServiceRequestAsync(new RevokeServiceRequestRequest { Id = serviceRequest.Id, Reason = "patient request" }, deadline: Deadline);
+        var again = await Owner.RevokeServiceRequestAsync(new RevokeServiceRequestRequest { Id = serviceRequest.Id }, deadline: Deadline);
+
+        Assert.Equal(ServiceRequestStatus.Revoked, revoked.ServiceRequest.Status);
+        Assert.False(again.Changed);
+        var error = await Assert.ThrowsAsync<RpcException>(() => Update(serviceRequest.Id, TaskBusinessStatus.OrderConfirmed));
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task ApplyOrderEvent_AppliesOnceByEventIdAndNeverMovesBack()
+    {
+        var serviceRequests = await CreateConfirmedAsync(Owner);
+        var requisitionId = serviceRequests[0].RequisitionId;
+
+        var attended = await Apply(requisitionId, "collecting_sample.testkit.transit_lab", 3);
+        Assert.All(attended.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentAttended, s.TaskBusinessStatus));
+        var older = await Apply(requisitionId, "received.testkit.requisition_created", 2);
+        Assert.All(older.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentAttended, s.TaskBusinessStatus));
+        var repeated = await Apply(requisitionId, "collecting_sample.testkit.transit_lab", 3);
+        Assert.Equal(attended.ServiceRequests.Select(s => s.Etag), repeated.ServiceRequests.Select(s => s.Etag));
+
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Apply(Guid.NewGuid().ToString(), "completed.testkit.completed", 1));
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task UnknownOrForeignId_IsNotFound_AndBadInputIsInvalidArgument()
+    {
+        var foreign = (await CreateConfirmedAsync(fixture.Client("team-other-" + Guid.NewGuid().ToString("N")[..6]), 1))[0];
+
+        var notFound = await Assert.ThrowsAsync<RpcException>(() => Update(foreign.Id, TaskBusinessStatus.OrderConfirmed));
+        Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
+        Assert.Equal(foreign.Id, notFound.GetDetail<ResourceInfo>()!.ResourceName);
+
+        var unspecified = await Assert.ThrowsAsync<RpcException>(() => Update(foreign.Id, TaskBusinessStatus.Unspecified));
+        Assert.Equal(StatusCode.InvalidArgument, unspecified.StatusCode);
+        Assert.Equal("task_business_status", unspecified.GetDetail<BadRequest>()!.FieldViolations.Single().Field);
+        var noId = await Assert.ThrowsAsync<RpcException>(() => Owner.GetServiceRequestAsync(new GetServiceRequestRequest(), deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, noId.StatusCode);
+    }
+
+    private async Task<UpdateTaskStatusResponse> Update(string id, TaskBusinessStatus status, string etag = "") =>
+        await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = id, TaskBusinessStatus = status, Etag = etag }, deadline: Deadline);
+
+    private async Task<ApplyOrderEventResponse> Apply(string requisitionId, string status, long eventId) =>
+        await Owner.ApplyOrderEventAsync(new ApplyOrderEventRequest { RequisitionId = requisitionId, OrderStatus = status, OrderEventId = eventId }, deadline: Deadline);
+}
