@@ -27,7 +27,11 @@ public sealed class RedisOptions
     /// <summary>The stream is trimmed to about this many entries (<c>XADD MAXLEN ~</c>). Default one million.</summary>
     public long StreamMaxLength { get; set; } = 1_000_000;
 
-    /// <summary>How long an event id is remembered, so publishing it again appends nothing. Default 24 hours.</summary>
+    /// <summary>
+    /// How long an event id is remembered, so publishing it again appends nothing. Default one hour:
+    /// it must outlast an outbox relay's repeat after a crash (seconds), not the stream's history,
+    /// and each remembered id is a key (at 500 events/s a day would be 43 million keys).
+    /// </summary>
     public TimeSpan DedupWindow { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>How often a subscriber looks for new stream entries when the last look found none. Default 50 ms.</summary>
