@@ -187,6 +187,33 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task RecordOrderEvent_ServiceRequestServiceDown_IsAppliedByTheSyncWorkerWhenItReturns()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+        await mesh.StopServiceRequestsAsync();
+        try
+        {
+            // The event commits; the answer (which reads the service requests) cannot be given.
+            var error = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+                new RecordOrderEventRequest { Id = id, Status = "received.testkit.requisition_created" }, deadline: Deadline).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        }
+        finally
+        {
+            await mesh.RestartServiceRequestsAsync();
+        }
+
+        await Eventually.MatchAsync(
+            async () => (await mesh.ServiceRequestClient(_team).ListServiceRequestsAsync(
+                new ListServiceRequestsRequest { RequisitionId = id }, deadline: Deadline)).ServiceRequests,
+            list => list.Count == 2 && list.All(s => s.TaskBusinessStatus == TaskBusinessStatus.OrderConfirmed),
+            TimeSpan.FromSeconds(20), "the sync worker to apply the order event");
+        var retried = await Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = id, Status = "received.testkit.requisition_created" }, deadline: Deadline);
+        Assert.Equal(2, retried.Requisition.Events.Count);
+    }
+
+    [Fact]
     public async Task Draft_IsNotPurchasedUntilPlaced_ThenFiresOrderPlaced()
     {
         var created = await Client.CreateRequisitionAsync(NewOrder(place: false), deadline: Deadline);
