@@ -1,0 +1,20 @@
+using LabMesh.AllInOne;
+using LabMesh.Requisition;
+using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceRequest;
+
+var builder = WebApplication.CreateBuilder(args);
+var url = AllInOne.ListenUrl(builder.Configuration);
+builder.WebHost.UseUrls(url);
+// The services call each other over gRPC as they do when deployed apart: here, on this very port.
+builder.Configuration["LabMesh:Services:ServiceRequest"] ??= AllInOne.LoopbackAddress(url);
+builder.AddServiceDefaults();
+builder.Services.AddServiceRequestService();
+builder.Services.AddRequisitionService(builder.Configuration);
+
+var app = builder.Build();
+app.MapServiceRequestService();
+app.MapRequisitionService();
+app.MapDefaultEndpoints();
+app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url));
+app.Run();
