@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Testing;
+
+namespace LabMesh.AllInOne.Tests;
+
+/// <summary>
+/// The README's run command: the all-in-one host as its own process, with nothing but its embedded
+/// defaults (SQLite under the working directory, in-process cache and bus), on a chosen port.
+/// </summary>
+public sealed class AllInOneHostTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private readonly string _workingDirectory = Directory.CreateTempSubdirectory("labmesh-aio-").FullName;
+    private readonly TaskCompletionSource<string> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<string> _output = [];
+    private Process _process = null!;
+    private int _port;
+
+    public async Task InitializeAsync()
+    {
+        _port = FreePort.Next();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = _workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(HostAssembly());
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add($"http://127.0.0.1:{_port}");
+        _process = Process.Start(start)!;
+        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        await _listening.Task.WaitAsync(Timeout);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _process.WaitForExitAsync().WaitAsync(Timeout);
+        _process.Dispose();
+        Directory.Delete(_workingDirectory, recursive: true);
+    }
+
+    [Fact]
+    public async Task RunCommand_ServesAnOrderEndToEndAndSaysHowToTryIt()
+    {
+        string[] output;
+        lock (_output)
+        {
+            output = [.. _output];
+        }
+
+        Assert.Contains(output, line => line.Contains($"grpcurl -plaintext 127.0.0.1:{_port} list", StringComparison.Ordinal));
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_port}");
+        var invoker = channel.CreateCallInvoker().Intercept(m =>
+        {
+            m.Add(Caller.TeamHeader, "demo");
+            return m;
+        });
+        var requisitions = new RequisitionService.RequisitionServiceClient(invoker);
+        var request = new CreateRequisitionRequest
+        {
+            RequestId = "first-order",
+            Patient = new Patient { Id = "p-1" },
+            Modality = TestModality.WalkInTest,
+            Place = true,
+            Tests = { new OrderedTest { Code = "CBC", PartnerId = "lab-a" }, new OrderedTest { Code = "LIPID_PANEL", PartnerId = "lab-a" } },
+        };
+
+        var created = await requisitions.CreateRequisitionAsync(request, deadline: DateTime.UtcNow.Add(Timeout));
+
+        Assert.Equal(2, created.Requisition.ServiceRequests.Count);
+        var statuses = await new ServiceRequestService.ServiceRequestServiceClient(invoker).BatchGetStatusAsync(
+            new BatchGetStatusRequest { Ids = { created.Requisition.ServiceRequests.Select(s => s.Id) } }, deadline: DateTime.UtcNow.Add(Timeout));
+        Assert.Equal(2, statuses.Statuses.Count);
+        Assert.True(File.Exists(Path.Combine(_workingDirectory, "data", "requisition.db")));
+        var anonymous = await Assert.ThrowsAsync<RpcException>(() => new RequisitionService.RequisitionServiceClient(channel)
+            .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.Add(line);
+        }
+
+        if (line.Contains("LabMesh all-in-one listening on", StringComparison.Ordinal))
+        {
+            // The welcome is printed once started; the grpcurl lines follow it at once.
+            _ = Task.Delay(200).ContinueWith(_ => _listening.TrySetResult(line), TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>The host built beside this test assembly's configuration (bin/Release or bin/Debug).</summary>
+    private static string HostAssembly()
+    {
+        var testDirectory = new DirectoryInfo(AppContext.BaseDirectory);
+        var framework = testDirectory.Name;
+        var configuration = testDirectory.Parent!.Name;
+        var root = testDirectory;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "LabMesh.sln")))
+        {
+            root = root.Parent;
+        }
+
+        var path = Path.Combine(root!.FullName, "services", "LabMesh.AllInOne", "bin", configuration, framework, "LabMesh.AllInOne.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException("Build services/LabMesh.AllInOne first.", path);
+    }
+}
