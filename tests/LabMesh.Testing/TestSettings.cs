@@ -44,7 +44,7 @@ public static class Eventually
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
         while (true)
         {
-            var value = await probe();
+            var value = await probe().WaitAsync(deadline - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
             if (done(value))
             {
                 return value;
@@ -55,7 +55,14 @@ public static class Eventually
                 throw new TimeoutException($"Timed out waiting for {what ?? "a condition"}; last value: {value}");
             }
 
-            await Task.Delay(50);
+            await Task.Delay(20);
         }
     }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; TimeoutException naming <paramref name="what"/> after <paramref name="timeout"/>.</summary>
+    public static Task HoldsAsync(Func<Task<bool>> condition, TimeSpan timeout, string what) =>
+        MatchAsync(condition, held => held, timeout, what);
+
+    public static Task HoldsAsync(Func<bool> condition, TimeSpan timeout, string what) =>
+        MatchAsync(() => Task.FromResult(condition()), held => held, timeout, what);
 }

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Redis;
@@ -20,24 +18,12 @@ internal static class RedisTestSupport
 
     public static Task Within(this ValueTask task) => task.AsTask().WaitAsync(Timeout);
 
-    /// <summary>Polls <paramref name="condition"/> every 20 ms until it holds; fails after <paramref name="timeout"/> (default <see cref="Timeout"/>).</summary>
-    public static async Task Eventually(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
-    {
-        var limit = timeout ?? Timeout;
-        var waited = Stopwatch.StartNew();
-        while (!await condition().WaitAsync(limit))
-        {
-            if (waited.Elapsed > limit)
-            {
-                Assert.Fail($"Not within {limit}: {what}");
-            }
-
-            await Task.Delay(20);
-        }
-    }
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails after <paramref name="timeout"/> (default <see cref="Timeout"/>).</summary>
+    public static Task Eventually(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
+        LabMesh.Testing.Eventually.HoldsAsync(condition, timeout ?? Timeout, what);
 
     public static Task Eventually(Func<bool> condition, string what, TimeSpan? timeout = null) =>
-        Eventually(() => Task.FromResult(condition()), what, timeout);
+        LabMesh.Testing.Eventually.HoldsAsync(condition, timeout ?? Timeout, what);
 
     public static Event NewEvent(string type, string? id = null) => new()
     {
@@ -75,54 +61,28 @@ internal static class RedisTestSupport
         server.ExecuteAsync(command).Within();
 }
 
-/// <summary>Collects log records so a test fails on an unexpected error and can look for expected warnings.</summary>
+/// <summary>A logger factory over <see cref="LogCapture"/>, so a test fails on an unexpected error and can look for expected warnings.</summary>
 internal sealed class TestLog : IDisposable
 {
-    private readonly ConcurrentQueue<Record> _records = new();
+    private readonly LogCapture _capture = new();
 
     public TestLog()
     {
-        Factory = LoggerFactory.Create(builder => builder.SetMinimumLevel(LogLevel.Debug).AddProvider(new Provider(_records)));
+        Factory = LoggerFactory.Create(builder => builder.SetMinimumLevel(LogLevel.Debug).AddProvider(_capture));
     }
 
     public ILoggerFactory Factory { get; }
 
-    public IReadOnlyList<Record> Records => [.. _records];
+    public IReadOnlyCollection<LogCapture.LogRecord> Records => _capture.Records;
 
     public ILogger<T> For<T>() => Factory.CreateLogger<T>();
 
-    public void AssertNoErrors()
-    {
-        var errors = _records.Where(r => r.Level >= LogLevel.Error).ToList();
-        Assert.True(errors.Count == 0, "Unexpected error logs:\n" + string.Join("\n", errors.Select(e => $"{e.Category}: {e.Message} {e.Exception}")));
-    }
+    public void AssertNoErrors() => _capture.AssertNoErrors();
 
     public bool Contains(LogLevel level, string fragment) =>
-        _records.Any(r => r.Level == level && r.Message.Contains(fragment, StringComparison.Ordinal));
+        _capture.Records.Any(r => r.Level == level && r.Message.Contains(fragment, StringComparison.Ordinal));
 
     public void Dispose() => Factory.Dispose();
-
-    internal sealed record Record(string Category, LogLevel Level, string Message, Exception? Exception);
-
-    private sealed class Provider(ConcurrentQueue<Record> records) : ILoggerProvider
-    {
-        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, records);
-
-        public void Dispose()
-        {
-        }
-    }
-
-    private sealed class Logger(string category, ConcurrentQueue<Record> records) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            records.Enqueue(new Record(category, logLevel, formatter(state, exception), exception));
-    }
 }
 
 /// <summary>A clock the test moves by hand.</summary>

@@ -135,26 +135,6 @@ public sealed class RecordingEventBus : IEventBus
         throw new NotSupportedException("The storage tests never subscribe.");
 }
 
-/// <summary>Polls a condition until it holds or the time is up.</summary>
-public static class Eventually
-{
-    public static async Task HoldsAsync(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        while (!condition())
-        {
-            try
-            {
-                await Task.Delay(10, cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                throw new TimeoutException($"Still not true after {timeout}: {what}.");
-            }
-        }
-    }
-}
-
 /// <summary>Keeps what was logged, so a test can fail on an unexpected error.</summary>
 public sealed class ListLogger<T> : ILogger<T>
 {

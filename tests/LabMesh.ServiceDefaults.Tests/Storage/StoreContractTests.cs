@@ -4,6 +4,7 @@ using System.Globalization;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Testing;
 
 namespace LabMesh.ServiceDefaults.Tests.Storage;
 
