@@ -312,7 +312,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
 
     /// <summary>
     /// Stores a lifecycle view derived with the service requests' statuses (it is a view, so the
-    /// version does not change). Returns the record as stored.
+    /// version does not change), for the list filter.
     /// </summary>
     public async Task UpdateLifecycleAsync(string id, LifecycleStatus lifecycle, CancellationToken cancellationToken)
     {

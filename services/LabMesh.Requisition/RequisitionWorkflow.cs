@@ -42,10 +42,9 @@ public sealed partial class RequisitionWorkflow(
     {
         var hash = RequestHash(request);
         var record = await store.FindByRequestAsync(caller.TeamId, request.RequestId, cancellationToken);
-        if (record is not null && record.RequestHash != hash)
+        if (record is not null)
         {
-            throw new AlreadyExistsException("requisition", record.Id,
-                $"request_id '{request.RequestId}' was used for a different requisition; use a new request_id for a new order.");
+            EnsureSameOrder(record, request.RequestId, hash);
         }
 
         if (record is { Committed: true })
@@ -69,11 +68,11 @@ public sealed partial class RequisitionWorkflow(
             ReplacesRequisitionId = request.ReplacesRequisitionId,
         };
         order.Tests.AddRange(request.Tests);
-        record ??= await store.InsertUncommittedAsync(caller.TeamId, request.RequestId, hash, order, cancellationToken);
-        if (record.RequestHash != hash)
+        if (record is null)
         {
-            throw new AlreadyExistsException("requisition", record.Id,
-                $"request_id '{request.RequestId}' was used for a different requisition; use a new request_id for a new order.");
+            // A concurrent twin may have inserted first: then its row comes back, and must be this order.
+            record = await store.InsertUncommittedAsync(caller.TeamId, request.RequestId, hash, order, cancellationToken);
+            EnsureSameOrder(record, request.RequestId, hash);
         }
 
         var created = await serviceRequests.CreateAsync(caller, record.Id, request.Tests.Select(t => new NewServiceRequest
@@ -239,6 +238,15 @@ public sealed partial class RequisitionWorkflow(
         UpdateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(record.UpdateTime),
         TeamId = record.TeamId,
     };
+
+    private static void EnsureSameOrder(RequisitionRecord record, string requestId, string hash)
+    {
+        if (record.RequestHash != hash)
+        {
+            throw new AlreadyExistsException("requisition", record.Id,
+                $"request_id '{requestId}' was used for a different requisition; use a new request_id for a new order.");
+        }
+    }
 
     private static List<LineItem> LineItems(IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
         serviceRequests.Select(s => new LineItem { ServiceRequestId = s.Id, Code = s.Code, Type = "labs" }).ToList();

@@ -106,10 +106,10 @@ public sealed class AllInOneHostTests : IAsyncLifetime
             _output.Add(line);
         }
 
-        if (line.Contains("LabMesh all-in-one listening on", StringComparison.Ordinal))
+        // The welcome is printed once started; its last line is the ListRequisitions example.
+        if (line.Contains("RequisitionService/ListRequisitions", StringComparison.Ordinal))
         {
-            // The welcome is printed once started; the grpcurl lines follow it at once.
-            _ = Task.Delay(200).ContinueWith(_ => _listening.TrySetResult(line), TaskScheduler.Default);
+            _listening.TrySetResult(line);
         }
     }
 

@@ -332,6 +332,38 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task CancelRequisition_Draft_IsCancelledWithoutBeingPlaced()
+    {
+        var draft = (await Client.CreateRequisitionAsync(NewOrder(place: false), deadline: Deadline)).Requisition;
+
+        var cancelled = await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = draft.Id, Etag = draft.Etag }, deadline: Deadline);
+
+        Assert.Equal(OrderStatus.Cancelled, cancelled.Requisition.Status);
+        Assert.Equal(["cancelled.testkit.cancelled"], cancelled.Requisition.Events.Select(e => e.Status));
+        Assert.Null(cancelled.Requisition.PlaceTime);
+        Assert.All(cancelled.Requisition.ServiceRequests, s => Assert.Equal(ServiceRequestStatus.Revoked, s.Status));
+        var place = await Assert.ThrowsAsync<RpcException>(() => Client.PlaceRequisitionAsync(
+            new PlaceRequisitionRequest { Id = draft.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, place.StatusCode);
+        var events = await Eventually.MatchAsync(() => mesh.RequisitionEventsAsync(draft.Id), e => e.Count >= 1, what: "the cancellation event");
+        Assert.DoesNotContain(events, e => e.Type == EventTypes.OrderPlaced);
+    }
+
+    [Fact]
+    public async Task SimulateOrder_WhileOneRuns_IsAlreadyExists()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+        var slow = new SimulateOrderRequest { Id = id, StepDelay = Duration.FromTimeSpan(TimeSpan.FromSeconds(2)) };
+        await Client.SimulateOrderAsync(slow, deadline: Deadline);
+
+        var second = await Assert.ThrowsAsync<RpcException>(() => Client.SimulateOrderAsync(slow, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.AlreadyExists, second.StatusCode);
+        var cancelled = await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = id }, deadline: Deadline);
+        Assert.Equal(OrderStatus.Cancelled, cancelled.Requisition.Status);
+    }
+
+    [Fact]
     public async Task OtherTeam_CannotReadListOrChangeIt()
     {
         var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
