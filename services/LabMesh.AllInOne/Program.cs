@@ -1,5 +1,6 @@
 using LabMesh.AllInOne;
 using LabMesh.Requisition;
+using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceRequest;
 
@@ -8,13 +9,16 @@ var url = AllInOne.ListenUrl(builder.Configuration);
 builder.WebHost.UseUrls(url);
 // The services call each other over gRPC as they do when deployed apart: here, on this very port.
 builder.Configuration["LabMesh:Services:ServiceRequest"] ??= AllInOne.LoopbackAddress(url);
+builder.Configuration["LabMesh:Services:Requisition"] ??= AllInOne.LoopbackAddress(url);
 builder.AddServiceDefaults();
 builder.Services.AddServiceRequestService();
 builder.Services.AddRequisitionService(builder.Configuration);
+builder.Services.AddResultsInterpretationService(builder.Configuration);
 
 var app = builder.Build();
 app.MapServiceRequestService();
 app.MapRequisitionService();
+app.MapResultsInterpretationService();
 app.MapDefaultEndpoints();
 app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url));
 app.Run();

@@ -124,6 +124,33 @@ public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStor
         return response;
     }
 
+    public override async Task<RecordResultsStageResponse> RecordResultsStage(RecordResultsStageRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var violations = new List<FieldViolation>();
+        if (request.Stage is not (LifecycleStatus.PartialResults or LifecycleStatus.ResultsReady or LifecycleStatus.ResultsAmended
+            or LifecycleStatus.InterpretationReady or LifecycleStatus.InterpretationShared))
+        {
+            violations.Add(new FieldViolation("stage",
+                "must be a results milestone: PARTIAL_RESULTS, RESULTS_READY, RESULTS_AMENDED, INTERPRETATION_READY or INTERPRETATION_SHARED."));
+        }
+
+        if (request.Sequence <= 0)
+        {
+            violations.Add(new FieldViolation("sequence", "must be positive."));
+        }
+
+        var id = RequireId(request.Id);
+        if (violations.Count > 0)
+        {
+            throw new InvalidArgumentException(violations);
+        }
+
+        var (status, changed) = await workflow.RecordResultsStageAsync(caller, id, request.Stage, request.Sequence, context.Deadline,
+            context.CancellationToken);
+        return new RecordResultsStageResponse { Status = status, Changed = changed };
+    }
+
     /// <summary>Every field problem at once, so a caller fixes them in one round.</summary>
     private static void Validate(CreateRequisitionRequest request)
     {

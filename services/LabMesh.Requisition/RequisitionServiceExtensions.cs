@@ -1,3 +1,4 @@
+using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -13,7 +14,7 @@ public static class RequisitionServiceExtensions
     {
         services.AddLabMeshStore(RequisitionStore.ServiceName, RequisitionStore.Migrations);
         services.TryAddSingleton(TimeProvider.System);
-        services.Configure<PeerOptions>(configuration.GetSection("LabMesh:Services"));
+        services.Configure<PeerOptions>(configuration.GetSection(PeerOptions.Section));
         services.AddSingleton(sp => new RequisitionStore(
             sp.GetRequiredKeyedService<Database>(RequisitionStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ServiceRequestGateway>();

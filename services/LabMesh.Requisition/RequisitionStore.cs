@@ -30,7 +30,9 @@ public sealed record RequisitionRecord(
     DateTimeOffset CreateTime,
     DateTimeOffset UpdateTime,
     DateTimeOffset? PlaceTime,
-    IReadOnlyList<OrderEvent> Events)
+    IReadOnlyList<OrderEvent> Events,
+    LifecycleStatus ResultsStage = LifecycleStatus.Unspecified,
+    long ResultsStageSequence = 0)
 {
     public string Etag => Version.ToString(CultureInfo.InvariantCulture);
 
@@ -56,7 +58,8 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         "id AS Id, team_id AS TeamId, request_id AS RequestId, request_hash AS RequestHash, committed AS Committed, " +
         "modality AS Modality, order_body AS OrderBody, status AS Status, sub_status AS SubStatus, lifecycle AS Lifecycle, " +
         "version AS Version, sr_confirmed AS ServiceRequestsConfirmed, sr_synced_event_id AS ServiceRequestsSyncedEventId, " +
-        "last_event_id AS LastEventId, create_time AS CreateTime, update_time AS UpdateTime, place_time AS PlaceTime";
+        "last_event_id AS LastEventId, create_time AS CreateTime, update_time AS UpdateTime, place_time AS PlaceTime, " +
+        "results_stage AS ResultsStage, results_seq AS ResultsStageSequence";
 
     private const string Schema = """
         CREATE TABLE requisitions (
@@ -97,6 +100,9 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     [
         new(1, "requisitions and their order events", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
         Outbox.Migration(2),
+        new(3, "the results stage the ResultsInterpretation service reports",
+            "ALTER TABLE requisitions ADD COLUMN results_stage INTEGER NOT NULL DEFAULT 0;\n" +
+            "ALTER TABLE requisitions ADD COLUMN results_seq BIGINT NOT NULL DEFAULT 0;"),
     ];
 
     public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
@@ -311,6 +317,35 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     }
 
     /// <summary>
+    /// Records the results milestone <paramref name="stage"/> numbered <paramref name="sequence"/>
+    /// (version + 1) unless that sequence, or a later one, was recorded already.
+    /// </summary>
+    public Task<(RequisitionRecord Record, bool Changed)> RecordResultsStageAsync(
+        string teamId, string id, LifecycleStatus stage, long sequence, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag: null);
+            if (sequence <= record.ResultsStageSequence)
+            {
+                return (record, false);
+            }
+
+            var now = time.GetUtcNow();
+            var updated = record with { ResultsStage = stage, ResultsStageSequence = sequence, Version = record.Version + 1, UpdateTime = now };
+            var rows = await connection.ExecuteAsync(
+                "UPDATE requisitions SET results_stage = @stage, results_seq = @sequence, version = @Version, update_time = @UpdateTime " +
+                "WHERE id = @Id AND version = @previous",
+                new { stage = (int)stage, sequence, updated.Version, UpdateTime = DbTime.ToDb(now), updated.Id, previous = record.Version },
+                transaction);
+            if (rows == 0)
+            {
+                throw new StaleEtagException("requisition", record.Id);
+            }
+
+            return (updated, true);
+        }, cancellationToken);
+
+    /// <summary>
     /// Stores a lifecycle view derived with the service requests' statuses (it is a view, so the
     /// version does not change), for the list filter.
     /// </summary>
@@ -353,7 +388,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             Note = note,
         };
         var events = record.Events.Append(orderEvent).ToList();
-        var lifecycle = Lifecycle.Derive(new LifecycleInputs(false, record.Modality, events.Select(e => e.Status).ToList(), []));
+        var lifecycle = Lifecycle.Derive(new LifecycleInputs(false, record.Modality, events.Select(e => e.Status).ToList(), [], record.ResultsStage));
         var updated = record with
         {
             Status = next.High,
@@ -466,11 +501,14 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         public string CreateTime { get; set; } = "";
         public string UpdateTime { get; set; } = "";
         public string? PlaceTime { get; set; }
+        public int ResultsStage { get; set; }
+        public long ResultsStageSequence { get; set; }
 
         public RequisitionRecord ToRecord(IReadOnlyList<OrderEvent> events) => new(Id, TeamId, RequestId, RequestHash, Committed != 0,
             (TestModality)Modality, Contracts.Requisition.V1.Requisition.Parser.ParseFrom(OrderBody), (OrderStatus)Status, SubStatus,
             (LifecycleStatus)Lifecycle, Version, ServiceRequestsConfirmed != 0, ServiceRequestsSyncedEventId, LastEventId,
-            DbTime.FromDb(CreateTime), DbTime.FromDb(UpdateTime), PlaceTime is null ? null : DbTime.FromDb(PlaceTime), events);
+            DbTime.FromDb(CreateTime), DbTime.FromDb(UpdateTime), PlaceTime is null ? null : DbTime.FromDb(PlaceTime), events,
+            (LifecycleStatus)ResultsStage, ResultsStageSequence);
     }
 
     private sealed class EventRow

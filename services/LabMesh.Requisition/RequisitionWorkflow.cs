@@ -9,6 +9,7 @@ using LabMesh.ServiceDefaults.Caching;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
 
 namespace LabMesh.Requisition;
 
@@ -122,6 +123,27 @@ public sealed partial class RequisitionWorkflow(
         return await ReadAsync(caller, record, deadline, cancellationToken);
     }
 
+    /// <summary>Records a results milestone, then refreshes the lifecycle view and the status cache.</summary>
+    public async Task<(RequisitionStatusView Status, bool Changed)> RecordResultsStageAsync(
+        Caller caller, string id, LifecycleStatus stage, long sequence, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var (record, changed) = await store.RecordResultsStageAsync(caller.TeamId, id, stage, sequence, cancellationToken);
+        var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
+        var lifecycle = DeriveLifecycle(record, list);
+        if (lifecycle != record.Lifecycle)
+        {
+            await store.UpdateLifecycleAsync(record.Id, lifecycle, cancellationToken);
+            record = record with { Lifecycle = lifecycle };
+        }
+
+        if (changed)
+        {
+            await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
+        }
+
+        return (MapStatus(record), changed);
+    }
+
     /// <summary>The requisition's statuses: the cache first, the store on a miss (which fills the cache).</summary>
     public async Task<RequisitionStatusView> GetStatusAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
@@ -146,7 +168,7 @@ public sealed partial class RequisitionWorkflow(
             await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
             await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
         }
-        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
+        catch (RpcException ex) when (PeerChannel.IsTransient(ex))
         {
             LogSyncDeferred(logger, record.Id, ex.StatusCode);
             sync.Nudge();
@@ -165,7 +187,7 @@ public sealed partial class RequisitionWorkflow(
             await serviceRequests.ConfirmAsync(caller, record.Id, deadline, cancellationToken);
             await store.MarkServiceRequestsConfirmedAsync(record.Id, CancellationToken.None);
         }
-        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
+        catch (RpcException ex) when (PeerChannel.IsTransient(ex))
         {
             // The requisition is committed and reads show its service requests (pending ones
             // included); partners see them once the sync worker's confirm lands.
@@ -200,7 +222,8 @@ public sealed partial class RequisitionWorkflow(
             record.IsDraft,
             record.Modality,
             record.Events.Select(e => e.Status).ToList(),
-            serviceRequests.Where(s => s.Status != ServiceRequestStatus.Revoked).Select(s => s.TaskBusinessStatus).ToList()));
+            serviceRequests.Where(s => s.Status != ServiceRequestStatus.Revoked).Select(s => s.TaskBusinessStatus).ToList(),
+            record.ResultsStage));
 
     public static Contracts.Requisition.V1.Requisition Map(RequisitionRecord record, IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest>? serviceRequests)
     {

@@ -1,24 +1,10 @@
-using Grpc.Core;
 using Grpc.Net.Client;
-using Grpc.Net.Client.Configuration;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Requisition;
-
-/// <summary>Where the Requisition service finds its peers. Section <c>LabMesh:Services</c>.</summary>
-public sealed class PeerOptions
-{
-    /// <summary>
-    /// The ServiceRequest service: <c>http://host:port</c>, or <c>dns:///host:port</c> to balance over
-    /// every address of a Kubernetes headless service. Default: this process (the all-in-one host).
-    /// </summary>
-    public string ServiceRequest { get; set; } = "http://127.0.0.1:5000";
-
-    /// <summary>The longest a call to a peer may take when the caller's own deadline is later or absent.</summary>
-    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(5);
-}
 
 /// <summary>
 /// The Requisition service's calls to the ServiceRequest service. Every call carries the caller's
@@ -35,23 +21,7 @@ public sealed class ServiceRequestGateway : IDisposable
     {
         var peers = options.Value;
         _timeout = peers.CallTimeout;
-        var retry = new MethodConfig
-        {
-            Names = { new MethodName { Service = "labmesh.servicerequest.v1.ServiceRequestService" } },
-            RetryPolicy = new RetryPolicy
-            {
-                MaxAttempts = 4,
-                InitialBackoff = TimeSpan.FromMilliseconds(50),
-                MaxBackoff = TimeSpan.FromSeconds(1),
-                BackoffMultiplier = 2,
-                RetryableStatusCodes = { StatusCode.Unavailable },
-            },
-        };
-        _channel = GrpcChannel.ForAddress(peers.ServiceRequest, new GrpcChannelOptions
-        {
-            ServiceConfig = new ServiceConfig { MethodConfigs = { retry } },
-            Credentials = peers.ServiceRequest.StartsWith("dns:", StringComparison.Ordinal) ? ChannelCredentials.Insecure : null,
-        });
+        _channel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName);
         _client = new ServiceRequestService.ServiceRequestServiceClient(_channel);
     }
 
@@ -92,9 +62,6 @@ public sealed class ServiceRequestGateway : IDisposable
 
     public void Dispose() => _channel.Dispose();
 
-    private CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken)
-    {
-        var own = DateTime.UtcNow + _timeout;
-        return new CallOptions(caller.ToMetadata(RequisitionStore.ServiceName), deadline < own ? deadline : own, cancellationToken);
-    }
+    private Grpc.Core.CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
+        PeerChannel.Options(caller, RequisitionStore.ServiceName, deadline, _timeout, cancellationToken);
 }

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Identity;
 
 namespace LabMesh.Requisition;
@@ -15,22 +16,10 @@ public sealed partial class ServiceRequestSync(
     ILogger<ServiceRequestSync> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
-    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly WakeSignal _wake = new();
 
     /// <summary>Runs a pass soon instead of at the next interval.</summary>
-    public void Nudge()
-    {
-        if (_wake.CurrentCount == 0)
-        {
-            try
-            {
-                _wake.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-            }
-        }
-    }
+    public void Nudge() => _wake.Set();
 
     /// <summary>One pass; returns how many requisitions were brought in line.</summary>
     public async Task<int> SyncOnceAsync(CancellationToken cancellationToken)

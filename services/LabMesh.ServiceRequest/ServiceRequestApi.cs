@@ -220,6 +220,25 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    public override async Task<RecordResultsResponse> RecordResults(RecordResultsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        if (request.ServiceRequestIds.Count is 0 or > MaxBatch)
+        {
+            throw new InvalidArgumentException("service_request_ids", $"must name 1 to {MaxBatch} service requests.");
+        }
+
+        var ids = request.ServiceRequestIds.Distinct(StringComparer.Ordinal).ToList();
+        var changes = await store.ApplyResultsAsync(caller.TeamId, requisitionId, ids, request.Final,
+            string.IsNullOrEmpty(request.Cause) ? "results" : request.Cause, caller.Actor, context.CancellationToken);
+        await AfterCommitAsync(changes);
+        var byId = changes.ToDictionary(c => c.Record.Id, c => c.Record, StringComparer.Ordinal);
+        var response = new RecordResultsResponse();
+        response.ServiceRequests.AddRange(request.ServiceRequestIds.Select(id => Map(byId[id])));
+        return response;
+    }
+
     /// <summary>After a commit: the new statuses go to the cache, and the relay is woken for the events.</summary>
     private async Task AfterCommitAsync(IEnumerable<Change> changes)
     {

@@ -361,6 +361,54 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             return (IReadOnlyList<Change>)result;
         }, cancellationToken);
 
+    /// <summary>
+    /// Applies a result report to the named service requests of one requisition (<see cref="TaskStatusMachine.ApplyResults"/>),
+    /// in one transaction; every id must belong to the requisition.
+    /// </summary>
+    public Task<IReadOnlyList<Change>> ApplyResultsAsync(
+        string teamId, string requisitionId, IReadOnlyList<string> ids, bool final, string cause, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+            if (rows.Count == 0 || rows[0].TeamId != teamId)
+            {
+                throw new NotFoundException("requisition", requisitionId);
+            }
+
+            var byId = rows.ToDictionary(r => r.Id, StringComparer.Ordinal);
+            var unknown = ids.Select((id, i) => (id, i)).Where(x => !byId.ContainsKey(x.id))
+                .Select(x => new FieldViolation($"service_request_ids[{x.i}]", $"'{x.id}' is not a service request of requisition '{requisitionId}'."))
+                .ToList();
+            if (unknown.Count > 0)
+            {
+                throw new InvalidArgumentException(unknown);
+            }
+
+            var now = time.GetUtcNow();
+            var result = new List<Change>(ids.Count);
+            foreach (var id in ids)
+            {
+                var row = byId[id];
+                var state = TaskStatusMachine.ApplyResults(row.State, final);
+                if (state == row.State)
+                {
+                    result.Add(new Change(row, false));
+                    continue;
+                }
+
+                var next = row with { Status = state.Status, BusinessStatus = state.BusinessStatus, Version = row.Version + 1, UpdateTime = now };
+                await connection.ExecuteAsync(
+                    "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
+                    "version = @Version, update_time = @UpdateTime WHERE id = @Id",
+                    Parameters(next), transaction);
+                await RecordChangeAsync(connection, transaction, row, next, actor, note: "", cause, now, cancellationToken);
+                byId[id] = next;
+                result.Add(new Change(next, true));
+            }
+
+            return (IReadOnlyList<Change>)result;
+        }, cancellationToken);
+
     private async Task<Change> MutateAsync(
         string teamId, string id, string? etag, string actor, string note, string cause, CancellationToken cancellationToken,
         Func<ServiceRequestRecord, ServiceRequestRecord> apply)

@@ -1,10 +1,8 @@
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceRequest;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -90,18 +88,7 @@ public sealed class Mesh : IAsyncDisposable
     {
         var channel = host.CreateChannel();
         _channels.Add(channel);
-        return channel.CreateCallInvoker().Intercept(metadata =>
-        {
-            metadata.Add(Caller.TeamHeader, team);
-            metadata.Add(Caller.SubjectHeader, "test-user");
-            if (partner is not null)
-            {
-                metadata.Add(Caller.RoleHeader, "partner");
-                metadata.Add(Caller.PartnerHeader, partner);
-            }
-
-            return metadata;
-        });
+        return TestCaller.Invoker(channel, team, partner);
     }
 
     private static Task<ServiceHost> StartServiceRequestsAsync(Dictionary<string, string?> settings, int port) =>

@@ -1,10 +1,8 @@
 using Google.Rpc;
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.ServiceRequest.Tests;
@@ -41,18 +39,7 @@ public abstract class ServiceRequestHostFixture(Backend backend) : IAsyncLifetim
     }
 
     public static ServiceRequestService.ServiceRequestServiceClient Client(Grpc.Net.Client.GrpcChannel channel, string team, string? partner = null) =>
-        new(channel.CreateCallInvoker().Intercept(metadata =>
-        {
-            metadata.Add(Caller.TeamHeader, team);
-            metadata.Add(Caller.SubjectHeader, partner is null ? "service:requisition" : "partner-user");
-            if (partner is not null)
-            {
-                metadata.Add(Caller.RoleHeader, "partner");
-                metadata.Add(Caller.PartnerHeader, partner);
-            }
-
-            return metadata;
-        }));
+        new(TestCaller.Invoker(channel, team, partner, partner is null ? "service:requisition" : "partner-user"));
 
     public async Task DisposeAsync()
     {

@@ -234,7 +234,7 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
         }
     }
 
-    private static async Task<string> ReadLineAsync(Stream stream, CancellationToken cancellationToken)
+    internal static async Task<string> ReadLineAsync(Stream stream, CancellationToken cancellationToken)
     {
         var line = new List<byte>();
         var one = new byte[1];

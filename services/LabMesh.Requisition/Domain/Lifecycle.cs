@@ -10,17 +10,15 @@ namespace LabMesh.Requisition.Domain;
 /// <param name="OrderEvents">The namespaced order statuses recorded, oldest first.</param>
 /// <param name="ServiceRequestStatuses">The business statuses of the requisition's service requests,
 /// revoked ones left out by the caller.</param>
-/// <param name="ResultsAmended">A final result report was corrected.</param>
-/// <param name="InterpretationReady">The results are ready to be interpreted.</param>
-/// <param name="InterpretationShared">The practitioner shared the interpretation with the patient.</param>
+/// <param name="ResultsStage">The results milestone the ResultsInterpretation service reported last
+/// (partial_results, results_amended, interpretation_ready or interpretation_shared; Unspecified before
+/// any report). It is the latest in time, not the highest: an amendment after sharing is results_amended.</param>
 public sealed record LifecycleInputs(
     bool Draft,
     TestModality Modality,
     IReadOnlyList<string> OrderEvents,
     IReadOnlyList<TaskBusinessStatus> ServiceRequestStatuses,
-    bool ResultsAmended = false,
-    bool InterpretationReady = false,
-    bool InterpretationShared = false);
+    LifecycleStatus ResultsStage = LifecycleStatus.Unspecified);
 
 /// <summary>
 /// Seed 003's lab-order lifecycle view, derived (never stored as a machine of its own) from a
@@ -44,8 +42,8 @@ public sealed record LifecycleInputs(
 /// 2. service requests (non-revoked):
 ///    every one FULL_RESULTS_READY               results_ready
 ///    some PARTIAL_ or FULL_RESULTS_READY        partial_results
-/// 3. result flags: ResultsAmended → results_amended, InterpretationReady → interpretation_ready,
-///    InterpretationShared → interpretation_shared.
+/// 3. the results stage (ResultsInterpretation's latest milestone) when later than views 1 and 2.
+///    Those never pass results_ready, so every later stage shows as reported, in time order.
 /// </code>
 /// <para>The appointment states apply only to at_home_phlebotomy, the one modality in seed 004 with
 /// appointments; the others go from purchased to processing. Because only events set view 1,
@@ -86,19 +84,7 @@ public static class Lifecycle
             view = Later(view, LifecycleStatus.PartialResults);
         }
 
-        if (inputs.ResultsAmended)
-        {
-            view = Later(view, LifecycleStatus.ResultsAmended);
-        }
-        if (inputs.InterpretationReady)
-        {
-            view = Later(view, LifecycleStatus.InterpretationReady);
-        }
-        if (inputs.InterpretationShared)
-        {
-            view = Later(view, LifecycleStatus.InterpretationShared);
-        }
-        return view;
+        return Later(view, inputs.ResultsStage);
     }
 
     private static LifecycleStatus? FromEvent(NamespacedStatus status, LifecycleStatus placed) => status.High switch

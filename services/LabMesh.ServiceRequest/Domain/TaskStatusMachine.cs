@@ -232,6 +232,17 @@ public static class TaskStatusMachine
         };
     }
 
+    /// <summary>
+    /// A result report for the request (from the ResultsInterpretation service): a partial one moves it
+    /// to PARTIAL_RESULTS_READY, a final one to FULL_RESULTS_READY (and FHIR completed), where the
+    /// partner's machine allows the move; otherwise, as for an order event, the state is unchanged:
+    /// a report never moves a request backwards, out of an issue status, or out of completed or revoked.
+    /// </summary>
+    public static TaskState ApplyResults(TaskState current, bool final) =>
+        current.Status == ServiceRequestStatus.Active
+            ? Advance(current, final ? TaskBusinessStatus.FullResultsReady : TaskBusinessStatus.PartialResultsReady)
+            : current;
+
     private static TaskState Advance(TaskState current, TaskBusinessStatus target) =>
         AllowedNext(current).Contains(target) ? UpdateBusinessStatus(current, target) : current;
 

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
+using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -50,7 +51,7 @@ public sealed partial class OutboxRelay : BackgroundService
     private readonly OutboxRelayOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly WakeSignal _wake = new();
     private readonly SemaphoreSlim _pass = new(1, 1);
 
     public OutboxRelay(Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null)
@@ -81,22 +82,7 @@ public sealed partial class OutboxRelay : BackgroundService
     internal Func<IReadOnlyList<Event>, CancellationToken, Task>? BeforeMarkSent { get; set; }
 
     /// <summary>Wakes the relay at once (call it after committing a transaction that added events).</summary>
-    public void Nudge()
-    {
-        if (_wake.CurrentCount > 0)
-        {
-            return;
-        }
-
-        try
-        {
-            _wake.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // Another nudge got there first; one wake-up is enough.
-        }
-    }
+    public void Nudge() => _wake.Set();
 
     /// <summary>
     /// One pass: publishes up to <see cref="OutboxRelayOptions.BatchSize"/> unsent rows, oldest first,

@@ -17,17 +17,19 @@ public class LifecycleTests
     private const TestModality WalkIn = TestModality.WalkInTest;
     private const TestModality AtHome = TestModality.AtHomePhlebotomy;
 
-    private const int None = 0;
-    private const int Amended = 1;
-    private const int InterpReady = 2;
-    private const int InterpShared = 4;
+    // The results stage the ResultsInterpretation service reported last.
+    private const LifecycleStatus None = LifecycleStatus.Unspecified;
+    private const LifecycleStatus PartialStage = LifecycleStatus.PartialResults;
+    private const LifecycleStatus Amended = LifecycleStatus.ResultsAmended;
+    private const LifecycleStatus InterpReady = LifecycleStatus.InterpretationReady;
+    private const LifecycleStatus InterpShared = LifecycleStatus.InterpretationShared;
 
     // Events are written "high.low"; the modality's word goes in the middle.
-    // (case, draft, modality, events, service requests, result flags, expected)
-    public static TheoryData<string, bool, TestModality, string[], TaskBusinessStatus[], int, LifecycleStatus> Cases() => new()
+    // (case, draft, modality, events, service requests, results stage, expected)
+    public static TheoryData<string, bool, TestModality, string[], TaskBusinessStatus[], LifecycleStatus, LifecycleStatus> Cases() => new()
     {
         { "draft", true, Kit, [], [], None, LifecycleStatus.NotPurchased },
-        { "draft ignores flags", true, AtHome, [], [Full], Amended | InterpShared, LifecycleStatus.NotPurchased },
+        { "draft ignores the results stage", true, AtHome, [], [Full], InterpShared, LifecycleStatus.NotPurchased },
         { "placed, no event yet", false, Kit, [], [], None, LifecycleStatus.Purchased },
         { "placed at-home, no event yet", false, AtHome, [], [], None, LifecycleStatus.ScheduleAppointment },
         { "testkit ordered", false, Kit, ["received.ordered"], [], None, LifecycleStatus.Purchased },
@@ -121,16 +123,24 @@ public class LifecycleTests
         },
         { "results amended", false, Kit, ["received.ordered", "completed.completed"], [Full], Amended, LifecycleStatus.ResultsAmended },
         {
-            "interpretation ready after amendment", false, Kit,
-            ["received.ordered", "completed.completed"], [Full], Amended | InterpReady, LifecycleStatus.InterpretationReady
+            "interpretation ready", false, Kit,
+            ["received.ordered", "sample_with_lab.delivered_to_lab"], [Full], InterpReady, LifecycleStatus.InterpretationReady
         },
         {
             "interpretation shared", false, Kit,
-            ["received.ordered", "completed.completed"], [Full], InterpReady | InterpShared, LifecycleStatus.InterpretationShared
+            ["received.ordered", "completed.completed"], [Full], InterpShared, LifecycleStatus.InterpretationShared
         },
         {
-            "interpretation shared wins over everything", false, AtHome,
-            ["received.ordered", "completed.completed"], [Full], Amended | InterpReady | InterpShared, LifecycleStatus.InterpretationShared
+            "amended after sharing: the latest stage, not the highest", false, AtHome,
+            ["received.ordered", "completed.completed"], [Full], Amended, LifecycleStatus.ResultsAmended
+        },
+        {
+            "a partial report before the order completed: the order's later view wins", false, Kit,
+            ["received.ordered", "completed.completed"], [Full], PartialStage, LifecycleStatus.ResultsReady
+        },
+        {
+            "a partial report before any service request moved", false, WalkIn,
+            ["received.ordered", "received.requisition_created"], [Conf, Conf], PartialStage, LifecycleStatus.PartialResults
         },
         {
             "interpretation ready on partial results", false, Kit,
@@ -141,7 +151,7 @@ public class LifecycleTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void Derive_Case_GivesTheSeed003Status(
-        string name, bool draft, TestModality modality, string[] events, TaskBusinessStatus[] serviceRequests, int flags, LifecycleStatus expected)
+        string name, bool draft, TestModality modality, string[] events, TaskBusinessStatus[] serviceRequests, LifecycleStatus results, LifecycleStatus expected)
     {
         var word = Modalities.Word(modality);
         var inputs = new LifecycleInputs(
@@ -149,9 +159,7 @@ public class LifecycleTests
             modality,
             [.. events.Select(e => e.Replace(".", $".{word}.", StringComparison.Ordinal))],
             serviceRequests,
-            ResultsAmended: (flags & Amended) != 0,
-            InterpretationReady: (flags & InterpReady) != 0,
-            InterpretationShared: (flags & InterpShared) != 0);
+            results);
         Assert.True(expected == Lifecycle.Derive(inputs), $"{name}: expected {expected}, got {Lifecycle.Derive(inputs)}");
     }
 

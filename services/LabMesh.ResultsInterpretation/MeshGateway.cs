@@ -1,0 +1,86 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
+using Microsoft.Extensions.Options;
+
+namespace LabMesh.ResultsInterpretation;
+
+/// <summary>
+/// The ResultsInterpretation service's calls to the Requisition and ServiceRequest services
+/// (<c>LabMesh:Services:Requisition</c>, <c>LabMesh:Services:ServiceRequest</c>). Each carries the
+/// caller's team and a deadline no later than the caller's; each method used is idempotent, so the
+/// channels retry UNAVAILABLE.
+/// </summary>
+public sealed class MeshGateway : IDisposable
+{
+    private readonly GrpcChannel _requisitionChannel;
+    private readonly GrpcChannel _serviceRequestChannel;
+    private readonly RequisitionService.RequisitionServiceClient _requisitions;
+    private readonly ServiceRequestService.ServiceRequestServiceClient _serviceRequests;
+    private readonly TimeSpan _timeout;
+
+    public MeshGateway(IOptions<PeerOptions> options)
+    {
+        var peers = options.Value;
+        _timeout = peers.CallTimeout;
+        _requisitionChannel = PeerChannel.Create(peers.Requisition, RequisitionService.Descriptor.FullName);
+        _serviceRequestChannel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName);
+        _requisitions = new RequisitionService.RequisitionServiceClient(_requisitionChannel);
+        _serviceRequests = new ServiceRequestService.ServiceRequestServiceClient(_serviceRequestChannel);
+    }
+
+    /// <summary>The requisition with its service requests; NOT_FOUND (a domain error) when the team has no such requisition.</summary>
+    public async Task<Contracts.Requisition.V1.Requisition> GetRequisitionAsync(
+        Caller caller, string id, DateTime deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await _requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = id }, Options(caller, deadline, cancellationToken));
+            return response.Requisition;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        {
+            throw new NotFoundException("requisition", id);
+        }
+    }
+
+    /// <summary>Throws NOT_FOUND (a domain error) when the team has no such requisition.</summary>
+    public async Task EnsureRequisitionExistsAsync(Caller caller, string id, DateTime deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, Options(caller, deadline, cancellationToken));
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+        {
+            throw new NotFoundException("requisition", id);
+        }
+    }
+
+    public async Task RecordResultsAsync(
+        Caller caller, string requisitionId, IEnumerable<string> serviceRequestIds, bool final, string cause, DateTime deadline,
+        CancellationToken cancellationToken)
+    {
+        var request = new RecordResultsRequest { RequisitionId = requisitionId, Final = final, Cause = cause };
+        request.ServiceRequestIds.AddRange(serviceRequestIds);
+        await _serviceRequests.RecordResultsAsync(request, Options(caller, deadline, cancellationToken));
+    }
+
+    public async Task RecordResultsStageAsync(
+        Caller caller, string requisitionId, LifecycleStatus stage, long sequence, DateTime deadline, CancellationToken cancellationToken) =>
+        await _requisitions.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = requisitionId, Stage = stage, Sequence = sequence }, Options(caller, deadline, cancellationToken));
+
+    public void Dispose()
+    {
+        _requisitionChannel.Dispose();
+        _serviceRequestChannel.Dispose();
+    }
+
+    private CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
+        PeerChannel.Options(caller, ResultsStore.ServiceName, deadline, _timeout, cancellationToken);
+}

@@ -1,0 +1,138 @@
+using Grpc.Core;
+using LabMesh.Contracts.Results.V1;
+using LabMesh.ResultsInterpretation.Domain;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
+
+namespace LabMesh.ResultsInterpretation;
+
+/// <summary>
+/// <c>labmesh.results.v1.ResultsInterpretationService</c>: validates and maps; the work is in
+/// <see cref="ResultsWorkflow"/>, the reading in <see cref="MarkerReader"/>.
+/// </summary>
+public sealed class ResultsApi(ResultsWorkflow workflow, ResultsStore store, MarkerReader reader) : ResultsInterpretationService.ResultsInterpretationServiceBase
+{
+    public override async Task<SubmitResultsResponse> SubmitResults(SubmitResultsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        ResultsValidation.Validate(request);
+        var (report, created) = await workflow.SubmitAsync(caller, request, context.Deadline, context.CancellationToken);
+        return new SubmitResultsResponse { Report = report, Created = created };
+    }
+
+    public override async Task<AmendResultsResponse> AmendResults(AmendResultsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        ResultsValidation.Validate(request);
+        var (report, created) = await workflow.AmendAsync(caller, request, context.Deadline, context.CancellationToken);
+        return new AmendResultsResponse { Report = report, Created = created };
+    }
+
+    public override async Task<GetResultsResponse> GetResults(GetResultsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        RequireId(request.RequisitionId, "requisition_id");
+        var view = await workflow.GetResultsAsync(caller, request.RequisitionId, request.IncludeHistory, context.Deadline, context.CancellationToken);
+        var response = new GetResultsResponse
+        {
+            Interpretation = view.Interpretation,
+            AllResultsReceived = view.AllResultsReceived,
+            ResultsStatus = view.ResultsStatus,
+        };
+        response.Reports.AddRange(view.Reports);
+        return response;
+    }
+
+    public override async Task<GetReportResponse> GetReport(GetReportRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        RequireId(request.Id, "id");
+        if (request.Version < 0)
+        {
+            throw new InvalidArgumentException("version", "must be 0 (the latest) or a version number.");
+        }
+
+        var record = await store.GetReportAsync(caller.TeamId, request.Id, request.Version, context.CancellationToken)
+            ?? throw new NotFoundException("report", request.Version == 0 ? request.Id : $"{request.Id} v{request.Version}");
+        return new GetReportResponse { Report = record.Report };
+    }
+
+    public override Task<InterpretMarkersResponse> InterpretMarkers(InterpretMarkersRequest request, ServerCallContext context)
+    {
+        _ = context.GetCaller();
+        var violations = new List<FieldViolation>();
+        MarkerValidation.Validate(request.Results, "results", violations);
+        ResultsValidation.Throw(violations);
+        var response = new InterpretMarkersResponse();
+        foreach (var marker in request.Results)
+        {
+            var read = marker.Clone();
+            read.Reading = reader.Read(marker);
+            response.Results.Add(read);
+        }
+
+        response.Interpretation = MarkerReader.Overall(response.Results.Select(m => m.Reading.Interpretation));
+        return Task.FromResult(response);
+    }
+
+    public override Task<GetCriticalLimitsResponse> GetCriticalLimits(GetCriticalLimitsRequest request, ServerCallContext context)
+    {
+        _ = context.GetCaller();
+        var response = new GetCriticalLimitsResponse();
+        response.Limits.AddRange(reader.Catalog.Entries.Select(Map));
+        response.Conversions.AddRange(reader.Catalog.Conversions.Select(c => new UnitConversion
+        {
+            Analyte = c.Analyte,
+            FromUnit = c.FromUnit,
+            ToUnit = c.ToUnit,
+            Factor = c.Factor,
+        }));
+        return Task.FromResult(response);
+    }
+
+    public override async Task<ShareInterpretationResponse> ShareInterpretation(ShareInterpretationRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var violations = new List<FieldViolation>();
+        ResultsValidation.Id(request.RequisitionId, "requisition_id", violations);
+        if (request.Note.Length > ResultsValidation.MaxShareNoteLength)
+        {
+            violations.Add(new FieldViolation("note", $"at most {ResultsValidation.MaxShareNoteLength} characters."));
+        }
+
+        ResultsValidation.Throw(violations);
+        var (progress, changed) = await workflow.ShareAsync(caller, request.RequisitionId, request.Note, context.Deadline, context.CancellationToken);
+        var response = new ShareInterpretationResponse { ResultsStatus = ResultsWords.Stage(progress.Stage), Changed = changed };
+        if (progress.SharedTime is { } shared)
+        {
+            response.SharedTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(shared);
+        }
+
+        return response;
+    }
+
+    public static CriticalLimit Map(CriticalLimitEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        var limit = new CriticalLimit { Analyte = entry.Analyte, Unit = entry.Unit, Source = entry.Source };
+        limit.Aliases.AddRange(entry.Aliases);
+        if (entry.Low is { } low)
+        {
+            limit.Low = low;
+        }
+
+        if (entry.High is { } high)
+        {
+            limit.High = high;
+        }
+
+        return limit;
+    }
+
+    private static void RequireId(string id, string field)
+    {
+        var violations = new List<FieldViolation>();
+        ResultsValidation.Id(id, field, violations);
+        ResultsValidation.Throw(violations);
+    }
+}

@@ -1,0 +1,412 @@
+using System.Data.Common;
+using Dapper;
+using Google.Protobuf;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.Results.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Storage;
+
+namespace LabMesh.ResultsInterpretation;
+
+/// <summary>One version of a report as stored; <see cref="Report"/> holds it with its readings.</summary>
+public sealed record ReportRecord(Report Report, string RequestHash, bool EffectsApplied)
+{
+    public string Id => Report.Id;
+
+    public int Version => Report.Version;
+
+    public bool IsFinal => Report.Metadata.Status == ReportStatus.Final;
+}
+
+/// <summary>
+/// Where a requisition's results stand: the latest results milestone (<see cref="Stage"/>, numbered
+/// <see cref="Sequence"/>) and how far the Requisition service has heard of it.
+/// </summary>
+public sealed record ResultsProgress(
+    string RequisitionId,
+    string TeamId,
+    string PatientId,
+    LifecycleStatus Stage,
+    long Sequence,
+    long SyncedSequence,
+    bool AllReceived,
+    DateTimeOffset? SharedTime);
+
+/// <summary>What the store needs to accept a report, besides the report itself.</summary>
+/// <param name="RequestHash">What makes a repeat of the request "the same report".</param>
+/// <param name="ActiveServiceRequestIds">The requisition's service requests that are not revoked:
+/// all results are received when each has a final report.</param>
+/// <param name="PatientId">The requisition's patient id (the critical event's <c>user_id</c>).</param>
+public sealed record SubmitContext(string RequestHash, IReadOnlyCollection<string> ActiveServiceRequestIds, string PatientId);
+
+/// <summary>
+/// The ResultsInterpretation service's store: report versions, each requisition's results progress,
+/// and the outbox. A report, the progress it causes and its events are written in one transaction,
+/// so an event is published exactly when its report is stored. Reads are scoped to a team.
+/// </summary>
+public sealed class ResultsStore(Database database, TimeProvider time)
+{
+    public const string ServiceName = "results";
+
+    private const string ReportColumns = "body AS Body, request_hash AS RequestHash, effects_applied AS EffectsApplied, superseded AS Superseded";
+
+    private const string ProgressColumns =
+        "requisition_id AS RequisitionId, team_id AS TeamId, patient_id AS PatientId, stage AS Stage, stage_seq AS Sequence, " +
+        "stage_synced_seq AS SyncedSequence, all_received AS AllReceived, shared_time AS SharedTime";
+
+    private const string Schema = """
+        CREATE TABLE reports (
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            team_id TEXT NOT NULL,
+            requisition_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            interpretation INTEGER NOT NULL,
+            service_request_ids TEXT NOT NULL,
+            body BLOB NOT NULL,
+            superseded INTEGER NOT NULL,
+            effects_applied INTEGER NOT NULL,
+            create_time TEXT NOT NULL,
+            PRIMARY KEY (id, version),
+            UNIQUE (team_id, request_id)
+        );
+        CREATE INDEX ix_reports_requisition ON reports (team_id, requisition_id, id, version);
+        CREATE INDEX ix_reports_effects ON reports (effects_applied, create_time);
+        CREATE TABLE requisition_results (
+            requisition_id TEXT PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            patient_id TEXT NOT NULL,
+            stage INTEGER NOT NULL,
+            stage_seq BIGINT NOT NULL,
+            stage_synced_seq BIGINT NOT NULL,
+            all_received INTEGER NOT NULL,
+            shared_time TEXT NULL,
+            share_note TEXT NOT NULL,
+            update_time TEXT NOT NULL
+        );
+        """;
+
+    public static IReadOnlyList<Migration> Migrations { get; } =
+    [
+        new(1, "reports and results progress", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
+        Outbox.Migration(2),
+    ];
+
+    /// <summary>The report version a request_id created, if any.</summary>
+    public async Task<ReportRecord?> FindByRequestAsync(string teamId, string requestId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<ReportRow>(new CommandDefinition(
+            $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND request_id = @requestId",
+            new { teamId, requestId }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    /// <summary>One version of a report; <paramref name="version"/> 0 is the latest.</summary>
+    public async Task<ReportRecord?> GetReportAsync(string teamId, string id, int version, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QueryFirstOrDefaultAsync<ReportRow>(new CommandDefinition(
+            $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @id AND (@version = 0 OR version = @version) " +
+            "ORDER BY version DESC LIMIT 1",
+            new { teamId, id, version }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    /// <summary>A requisition's reports, oldest first: the latest version of each, or every version.</summary>
+    public async Task<IReadOnlyList<Report>> ListReportsAsync(string teamId, string requisitionId, bool includeHistory, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ReportRow>(new CommandDefinition(
+            $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND requisition_id = @requisitionId" +
+            (includeHistory ? "" : " AND superseded = 0") + " ORDER BY id, version",
+            new { teamId, requisitionId }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord().Report).ToList();
+    }
+
+    public async Task<ResultsProgress?> GetProgressAsync(string teamId, string requisitionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<ProgressRow>(new CommandDefinition(
+            $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId",
+            new { requisitionId, teamId }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    /// <summary>
+    /// Stores <paramref name="report"/> (already read; its id, version and time are set here) as version 1,
+    /// advances the requisition's results progress and adds its events: <c>lab_order.updated</c>
+    /// (<c>all_results_received</c> when every active service request now has a final report, else
+    /// <c>results_received</c>) and, when the report is critical, <c>labtest.result.critical</c>.
+    /// </summary>
+    /// <exception cref="DbException">a unique violation when the request_id was stored concurrently.</exception>
+    public Task<(ReportRecord Report, ResultsProgress Progress)> SubmitAsync(Report report, SubmitContext context, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var now = time.GetUtcNow();
+            report.Id = Guid.CreateVersion7().ToString();
+            report.Version = 1;
+            report.CreateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now);
+            await InsertReportAsync(connection, transaction, report, context.RequestHash, effectsApplied: report.ServiceRequestIds.Count == 0, now);
+
+            var progress = await LockProgressAsync(connection, transaction, report.TeamId, report.RequisitionId, context.PatientId, now);
+            var covered = await FinalServiceRequestIdsAsync(connection, transaction, report.TeamId, report.RequisitionId);
+            var allReceived = context.ActiveServiceRequestIds.Count > 0 && context.ActiveServiceRequestIds.All(covered.Contains);
+            var next = await AdvanceAsync(connection, transaction, progress,
+                allReceived ? LifecycleStatus.InterpretationReady : LifecycleStatus.PartialResults, allReceived, now);
+
+            await AddEventsAsync(transaction, report, next, allReceived ? "all_results_received" : "results_received", now, cancellationToken);
+            return (new ReportRecord(report, context.RequestHash, report.ServiceRequestIds.Count == 0), next);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Stores <paramref name="corrected"/> as the next version of report <paramref name="reportId"/>, which
+    /// must be final; the previous version is kept, superseded. The results progress moves to
+    /// results_amended and <c>lab_order.updated</c> (<c>results_amended</c>) is added, with
+    /// <c>labtest.result.critical</c> when the corrected report is critical.
+    /// </summary>
+    public Task<(ReportRecord Report, ResultsProgress Progress)> AmendAsync(
+        string teamId, string reportId, int expectedVersion, Report corrected, string requestHash, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
+            var latest = (await connection.QuerySingleOrDefaultAsync<ReportRow>(
+                $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @reportId AND superseded = 0{lockClause}",
+                new { teamId, reportId }, transaction))?.ToRecord() ?? throw new NotFoundException("report", reportId);
+            if (!latest.IsFinal)
+            {
+                throw new IllegalTransitionException("report", "partial", "amended", ["SubmitResults (the next partial or the final report)"]);
+            }
+
+            if (expectedVersion != 0 && expectedVersion != latest.Version)
+            {
+                throw new StaleEtagException("report", $"{reportId} v{expectedVersion}");
+            }
+
+            var now = time.GetUtcNow();
+            corrected.Id = latest.Id;
+            corrected.Version = latest.Version + 1;
+            corrected.RequisitionId = latest.Report.RequisitionId;
+            corrected.TeamId = teamId;
+            corrected.ServiceRequestIds.Clear();
+            corrected.ServiceRequestIds.AddRange(latest.Report.ServiceRequestIds);
+            corrected.CreateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now);
+            await connection.ExecuteAsync("UPDATE reports SET superseded = 1 WHERE id = @Id AND version = @Version",
+                new { latest.Id, latest.Version }, transaction);
+            await InsertReportAsync(connection, transaction, corrected, requestHash, effectsApplied: true, now);
+
+            var progress = await LockProgressAsync(connection, transaction, teamId, corrected.RequisitionId, patientId: "", now);
+            var next = await AdvanceAsync(connection, transaction, progress, LifecycleStatus.ResultsAmended, progress.AllReceived, now);
+            await AddEventsAsync(transaction, corrected, next, "results_amended", now, cancellationToken);
+            return (new ReportRecord(corrected, requestHash, true), next);
+        }, cancellationToken);
+
+    /// <summary>
+    /// The clinician shared the interpretation: progress moves to interpretation_shared. Needs every
+    /// result; sharing what is shared already changes nothing (Changed false). No event: seed 003 fires
+    /// <c>lab_order.updated</c> only for result changes.
+    /// </summary>
+    public Task<(ResultsProgress Progress, bool Changed)> ShareAsync(string teamId, string requisitionId, string note, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
+            var progress = (await connection.QuerySingleOrDefaultAsync<ProgressRow>(
+                $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId{lockClause}",
+                new { requisitionId, teamId }, transaction))?.ToRecord();
+            if (progress is null || !progress.AllReceived)
+            {
+                throw new IllegalTransitionException("results", progress is null ? "no_results" : ResultsWords.Stage(progress.Stage),
+                    "interpretation_shared", ["SubmitResults (a final report for every ordered test)"]);
+            }
+
+            if (progress.Stage == LifecycleStatus.InterpretationShared)
+            {
+                return (progress, false);
+            }
+
+            var now = time.GetUtcNow();
+            var next = await AdvanceAsync(connection, transaction, progress, LifecycleStatus.InterpretationShared, true, now);
+            await connection.ExecuteAsync(
+                "UPDATE requisition_results SET shared_time = @now, share_note = @note WHERE requisition_id = @requisitionId",
+                new { now = DbTime.ToDb(now), note, requisitionId }, transaction);
+            return (next with { SharedTime = now }, true);
+        }, cancellationToken);
+
+    /// <summary>Report versions whose service requests have not heard of them yet, oldest first.</summary>
+    public async Task<IReadOnlyList<ReportRecord>> ListUnappliedReportsAsync(string? requisitionId, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ReportRow>(new CommandDefinition(
+            $"SELECT {ReportColumns} FROM reports WHERE effects_applied = 0" +
+            (requisitionId is null ? "" : " AND requisition_id = @requisitionId") + " ORDER BY create_time, id LIMIT @limit",
+            new { requisitionId, limit }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    /// <summary>Requisitions whose latest results milestone the Requisition service has not heard of yet.</summary>
+    public async Task<IReadOnlyList<ResultsProgress>> ListUnsyncedProgressAsync(string? requisitionId, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ProgressRow>(new CommandDefinition(
+            $"SELECT {ProgressColumns} FROM requisition_results WHERE stage_synced_seq < stage_seq" +
+            (requisitionId is null ? "" : " AND requisition_id = @requisitionId") + " ORDER BY update_time LIMIT @limit",
+            new { requisitionId, limit }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    public async Task MarkEffectsAppliedAsync(string id, int version, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Notes that the Requisition service has milestone <paramref name="sequence"/> (never moves back).</summary>
+    public async Task MarkProgressSyncedAsync(string requisitionId, long sequence, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE requisition_results SET stage_synced_seq = @sequence WHERE requisition_id = @requisitionId AND stage_synced_seq < @sequence",
+            new { requisitionId, sequence }, cancellationToken: cancellationToken));
+    }
+
+    private static async Task InsertReportAsync(
+        DbConnection connection, DbTransaction transaction, Report report, string requestHash, bool effectsApplied, DateTimeOffset now) =>
+        await connection.ExecuteAsync(
+            "INSERT INTO reports (id, version, team_id, requisition_id, request_id, request_hash, status, interpretation, " +
+            "service_request_ids, body, superseded, effects_applied, create_time) VALUES (@Id, @Version, @TeamId, @RequisitionId, " +
+            "@RequestId, @RequestHash, @Status, @Interpretation, @ServiceRequestIds, @Body, 0, @EffectsApplied, @CreateTime)",
+            new
+            {
+                report.Id,
+                report.Version,
+                report.TeamId,
+                report.RequisitionId,
+                report.RequestId,
+                RequestHash = requestHash,
+                Status = (int)report.Metadata.Status,
+                Interpretation = (int)report.Metadata.Interpretation,
+                ServiceRequestIds = string.Join(',', report.ServiceRequestIds),
+                Body = report.ToByteArray(),
+                EffectsApplied = effectsApplied ? 1 : 0,
+                CreateTime = DbTime.ToDb(now),
+            }, transaction);
+
+    /// <summary>The requisition's progress row, created if missing, locked for this transaction (PostgreSQL).</summary>
+    private async Task<ResultsProgress> LockProgressAsync(
+        DbConnection connection, DbTransaction transaction, string teamId, string requisitionId, string patientId, DateTimeOffset now)
+    {
+        await connection.ExecuteAsync(
+            "INSERT INTO requisition_results (requisition_id, team_id, patient_id, stage, stage_seq, stage_synced_seq, all_received, " +
+            "shared_time, share_note, update_time) VALUES (@requisitionId, @teamId, @patientId, 0, 0, 0, 0, NULL, '', @now) " +
+            "ON CONFLICT (requisition_id) DO NOTHING",
+            new { requisitionId, teamId, patientId, now = DbTime.ToDb(now) }, transaction);
+        var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
+        var row = await connection.QuerySingleAsync<ProgressRow>(
+            $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId{lockClause}", new { requisitionId }, transaction);
+        return row.ToRecord();
+    }
+
+    private static async Task<HashSet<string>> FinalServiceRequestIdsAsync(
+        DbConnection connection, DbTransaction transaction, string teamId, string requisitionId)
+    {
+        var lists = await connection.QueryAsync<string>(
+            "SELECT service_request_ids FROM reports WHERE team_id = @teamId AND requisition_id = @requisitionId AND status = @final",
+            new { teamId, requisitionId, final = (int)ReportStatus.Final }, transaction);
+        return lists.SelectMany(l => l.Split(',', StringSplitOptions.RemoveEmptyEntries)).ToHashSet(StringComparer.Ordinal);
+    }
+
+    private static async Task<ResultsProgress> AdvanceAsync(
+        DbConnection connection, DbTransaction transaction, ResultsProgress progress, LifecycleStatus stage, bool allReceived, DateTimeOffset now)
+    {
+        var next = progress with { Stage = stage, Sequence = progress.Sequence + 1, AllReceived = allReceived };
+        await connection.ExecuteAsync(
+            "UPDATE requisition_results SET stage = @Stage, stage_seq = @Sequence, all_received = @AllReceived, update_time = @now " +
+            "WHERE requisition_id = @RequisitionId",
+            new { Stage = (int)next.Stage, next.Sequence, AllReceived = next.AllReceived ? 1 : 0, now = DbTime.ToDb(now), next.RequisitionId },
+            transaction);
+        return next;
+    }
+
+    private static async Task AddEventsAsync(
+        DbTransaction transaction, Report report, ResultsProgress progress, string labOrderStatus, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var interpretation = ResultsWords.Interpretation(report.Metadata.Interpretation);
+        var updated = NewEvent(report, EventTypes.LabOrderUpdated, now);
+        updated.LabOrderUpdated = new LabOrderUpdated
+        {
+            Status = labOrderStatus,
+            ReportId = report.Id,
+            ReportVersion = report.Version,
+            Interpretation = interpretation,
+        };
+        await Outbox.AddAsync(transaction, updated, cancellationToken);
+
+        if (report.Metadata.Interpretation != Interpretation.Critical)
+        {
+            return;
+        }
+
+        var critical = NewEvent(report, EventTypes.LabTestResultCritical, now);
+        var stamp = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now);
+        critical.CriticalResult = new CriticalResult
+        {
+            CreatedAt = stamp,
+            UpdatedAt = stamp,
+            OrderId = report.RequisitionId,
+            SampleId = report.Metadata.SpecimenNumber,
+            Status = ResultsWords.Status(report.Metadata.Status),
+            Interpretation = interpretation,
+            TeamId = report.TeamId,
+            UserId = progress.PatientId,
+            ReportId = report.Id,
+            ReportVersion = report.Version,
+        };
+        critical.CriticalResult.CriticalAnalytes.AddRange(
+            report.Results.Where(m => m.Reading?.Interpretation == Interpretation.Critical).Select(m => m.Slug));
+        await Outbox.AddAsync(transaction, critical, cancellationToken);
+    }
+
+    private static Event NewEvent(Report report, string type, DateTimeOffset now) => new()
+    {
+        Type = type,
+        CreatedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now),
+        TeamId = report.TeamId,
+        RequisitionId = report.RequisitionId,
+        Source = ServiceName,
+    };
+
+    private sealed class ReportRow
+    {
+        public byte[] Body { get; set; } = [];
+        public string RequestHash { get; set; } = "";
+        public int EffectsApplied { get; set; }
+        public int Superseded { get; set; }
+
+        public ReportRecord ToRecord()
+        {
+            var report = Report.Parser.ParseFrom(Body);
+            report.Superseded = Superseded != 0;
+            return new ReportRecord(report, RequestHash, EffectsApplied != 0);
+        }
+    }
+
+    private sealed class ProgressRow
+    {
+        public string RequisitionId { get; set; } = "";
+        public string TeamId { get; set; } = "";
+        public string PatientId { get; set; } = "";
+        public int Stage { get; set; }
+        public long Sequence { get; set; }
+        public long SyncedSequence { get; set; }
+        public int AllReceived { get; set; }
+        public string? SharedTime { get; set; }
+
+        public ResultsProgress ToRecord() => new(RequisitionId, TeamId, PatientId, (LifecycleStatus)Stage, Sequence, SyncedSequence,
+            AllReceived != 0, SharedTime is null ? null : DbTime.FromDb(SharedTime));
+    }
+}

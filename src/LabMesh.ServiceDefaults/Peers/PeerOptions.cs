@@ -1,0 +1,73 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Configuration;
+using LabMesh.ServiceDefaults.Identity;
+
+namespace LabMesh.ServiceDefaults.Peers;
+
+/// <summary>
+/// Where a service finds the LabMesh services it calls. Section <c>LabMesh:Services</c>. Each address is
+/// <c>http://host:port</c>, or <c>dns:///host:port</c> to balance round-robin over every address of a
+/// Kubernetes headless service. Default: this process (the all-in-one host's port).
+/// </summary>
+public sealed class PeerOptions
+{
+    public const string Section = "LabMesh:Services";
+
+    public string ServiceRequest { get; set; } = "http://127.0.0.1:5000";
+
+    public string Requisition { get; set; } = "http://127.0.0.1:5000";
+
+    /// <summary>The longest a call to a peer may take when the caller's own deadline is later or absent.</summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// Channels and call options for service-to-service calls. Every call carries the caller's identity,
+/// a deadline no later than the caller's own (so one deadline bounds the whole chain) and the
+/// caller's cancellation; calls that fail with UNAVAILABLE are retried with backoff, so only
+/// idempotent methods may go through these channels.
+/// </summary>
+public static class PeerChannel
+{
+    /// <summary>A channel to <paramref name="address"/> that retries every method of <paramref name="grpcService"/> on UNAVAILABLE.</summary>
+    public static GrpcChannel Create(string address, string grpcService)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        var retry = new MethodConfig
+        {
+            Names = { new MethodName { Service = grpcService } },
+            RetryPolicy = new RetryPolicy
+            {
+                MaxAttempts = 4,
+                InitialBackoff = TimeSpan.FromMilliseconds(50),
+                MaxBackoff = TimeSpan.FromSeconds(1),
+                BackoffMultiplier = 2,
+                RetryableStatusCodes = { StatusCode.Unavailable },
+            },
+        };
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            ServiceConfig = new ServiceConfig { MethodConfigs = { retry } },
+            Credentials = address.StartsWith("dns:", StringComparison.Ordinal) ? ChannelCredentials.Insecure : null,
+        });
+    }
+
+    /// <summary>
+    /// Options for one call on behalf of <paramref name="caller"/>: the earlier of <paramref name="deadline"/>
+    /// (the caller's) and now + <paramref name="timeout"/>.
+    /// </summary>
+    public static CallOptions Options(Caller caller, string asService, DateTime deadline, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var own = DateTime.UtcNow + timeout;
+        return new CallOptions(caller.ToMetadata(asService), deadline < own ? deadline : own, cancellationToken);
+    }
+
+    /// <summary>True for the failures after which the call may succeed later: the peer was down, slow, or the call was cut.</summary>
+    public static bool IsTransient(RpcException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled;
+    }
+}

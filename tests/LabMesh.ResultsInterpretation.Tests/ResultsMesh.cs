@@ -1,0 +1,145 @@
+using Grpc.Net.Client;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.Results.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.Requisition;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceRequest;
+using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LabMesh.ResultsInterpretation.Tests;
+
+/// <summary>
+/// The three services as separate hosts on their own loopback ports and stores, calling each other
+/// over gRPC as deployed: ResultsInterpretation → Requisition → ServiceRequest, and
+/// ResultsInterpretation → ServiceRequest.
+/// </summary>
+public sealed class ResultsMesh : IAsyncDisposable
+{
+    private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly List<GrpcChannel> _channels = [];
+
+    private ResultsMesh(Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions, ServiceHost results)
+    {
+        _serviceRequestSettings = serviceRequestSettings;
+        ServiceRequests = serviceRequests;
+        Requisitions = requisitions;
+        Results = results;
+    }
+
+    public ServiceHost ServiceRequests { get; private set; }
+
+    public ServiceHost Requisitions { get; }
+
+    public ServiceHost Results { get; }
+
+    public IEnumerable<LogCapture> Logs => [ServiceRequests.Logs, Requisitions.Logs, Results.Logs];
+
+    public static async Task<ResultsMesh> StartAsync(Backend backend, string? redis = null)
+    {
+        var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
+        var serviceRequests = await StartServiceRequestsAsync(serviceRequestSettings, port: 0);
+
+        var requisitionSettings = await TestSettings.CreateAsync(backend, redis);
+        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
+        var requisitions = await ServiceHost.StartAsync(requisitionSettings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddRequisitionService(builder.Configuration);
+            },
+            app =>
+            {
+                app.MapRequisitionService();
+                app.MapDefaultEndpoints();
+            });
+
+        var resultsSettings = await TestSettings.CreateAsync(backend, redis);
+        resultsSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
+        resultsSettings["LabMesh:Services:Requisition"] = requisitions.Address;
+        resultsSettings["LabMesh:Services:CallTimeout"] = "00:00:02";
+        var results = await ServiceHost.StartAsync(resultsSettings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddResultsInterpretationService(builder.Configuration);
+            },
+            app =>
+            {
+                app.MapResultsInterpretationService();
+                app.MapDefaultEndpoints();
+            });
+        return new ResultsMesh(serviceRequestSettings, serviceRequests, requisitions, results);
+    }
+
+    /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
+    public Task StopServiceRequestsAsync() => ServiceRequests.DisposeAsync().AsTask();
+
+    /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
+    public async Task RestartServiceRequestsAsync() =>
+        ServiceRequests = await StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+
+    public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(Invoker(Results, team));
+
+    public RequisitionService.RequisitionServiceClient RequisitionClient(string team) => new(Invoker(Requisitions, team));
+
+    public ServiceRequestService.ServiceRequestServiceClient ServiceRequestClient(string team) => new(Invoker(ServiceRequests, team));
+
+    /// <summary>Events the ResultsInterpretation service has published (its bus), for one requisition.</summary>
+    public async Task<IReadOnlyList<Event>> ResultsEventsAsync(string requisitionId) =>
+        (await Results.Services.GetRequiredService<IEventBus>().ReadAsync(null, 10_000, CancellationToken.None))
+        .Select(e => e.Event).Where(e => e.RequisitionId == requisitionId).ToList();
+
+    /// <summary>A placed test-kit requisition of <paramref name="tests"/> test codes, returned with its service requests.</summary>
+    public async Task<Contracts.Requisition.V1.Requisition> PlaceOrderAsync(string team, params string[] tests)
+    {
+        var request = new CreateRequisitionRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            Patient = new Patient { Id = "patient-7", GivenName = "Ada", FamilyName = "Lovelace", BirthDate = "1815-12-10", Sex = "female" },
+            OrderingProvider = new Provider { Id = "prov-1", Name = "Dr. Jack Smith" },
+            Lab = "LabCorp",
+            Modality = TestModality.Testkit,
+            Place = true,
+        };
+        request.Tests.AddRange(tests.Select(code => new OrderedTest { Code = code, PartnerId = "partner-1" }));
+        var response = await RequisitionClient(team).CreateRequisitionAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
+        return response.Requisition;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        await Results.DisposeAsync();
+        await Requisitions.DisposeAsync();
+        await ServiceRequests.DisposeAsync();
+    }
+
+    private Grpc.Core.CallInvoker Invoker(ServiceHost host, string team)
+    {
+        var channel = host.CreateChannel();
+        _channels.Add(channel);
+        return TestCaller.Invoker(channel, team);
+    }
+
+    private static Task<ServiceHost> StartServiceRequestsAsync(Dictionary<string, string?> settings, int port) =>
+        ServiceHost.StartAsync(settings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddServiceRequestService();
+            },
+            app =>
+            {
+                app.MapServiceRequestService();
+                app.MapDefaultEndpoints();
+            },
+            port);
+}

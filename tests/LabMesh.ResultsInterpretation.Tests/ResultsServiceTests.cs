@@ -1,0 +1,424 @@
+using Grpc.Core;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.Results.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.Testing;
+
+namespace LabMesh.ResultsInterpretation.Tests;
+
+/// <summary>The three services on one backend, shared by a test class; each test works in its own team.</summary>
+public abstract class ResultsMeshFixture(Backend backend) : IAsyncLifetime
+{
+    public ResultsMesh Mesh { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Mesh = await ResultsMesh.StartAsync(backend).WaitAsync(TimeSpan.FromSeconds(120));
+
+    public async Task DisposeAsync()
+    {
+        var logs = Mesh.Logs.ToList();
+        await Mesh.DisposeAsync();
+        foreach (var log in logs)
+        {
+            log.AssertNoErrors();
+        }
+    }
+}
+
+public sealed class SqliteResultsMesh() : ResultsMeshFixture(Backend.Sqlite);
+
+public sealed class PostgresResultsMesh() : ResultsMeshFixture(Backend.Postgres);
+
+public sealed class SqliteResultsServiceTests(SqliteResultsMesh fixture) : ResultsServiceTests(fixture.Mesh), IClassFixture<SqliteResultsMesh>;
+
+public sealed class PostgresResultsServiceTests(PostgresResultsMesh fixture) : ResultsServiceTests(fixture.Mesh), IClassFixture<PostgresResultsMesh>;
+
+/// <summary>ResultsInterpretation through its generated client, with the Requisition and ServiceRequest services it calls.</summary>
+public abstract class ResultsServiceTests(ResultsMesh mesh)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
+
+    private ResultsInterpretationService.ResultsInterpretationServiceClient Client => mesh.ResultsClient(_team);
+
+    public static Marker Numeric(string slug, double value, string unit, double? min = null, double? max = null)
+    {
+        var marker = new Marker { Name = slug, Slug = slug, Unit = unit, NumericValue = value };
+        if (min is { } low)
+        {
+            marker.MinRangeValue = low;
+        }
+
+        if (max is { } high)
+        {
+            marker.MaxRangeValue = high;
+        }
+
+        return marker;
+    }
+
+    public static SubmitResultsRequest Report(string requisitionId, ReportStatus status, IEnumerable<string> serviceRequestIds, params Marker[] markers)
+    {
+        var request = new SubmitResultsRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            RequisitionId = requisitionId,
+            Metadata = new ReportMetadata
+            {
+                Laboratory = "LabCorp",
+                SpecimenNumber = "W4123LKB3VTL",
+                Status = status,
+                DateCollected = "2026-11-20",
+                DateReported = "2026-11-21",
+            },
+        };
+        request.ServiceRequestIds.AddRange(serviceRequestIds);
+        request.Results.AddRange(markers);
+        return request;
+    }
+
+    [Fact]
+    public async Task SubmitResults_PartialWithCriticalPotassium_ReadsIt_MovesItsTest_AndPublishesOnce()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP", "CBC");
+        var bmp = order.ServiceRequests[0];
+        var request = Report(order.Id, ReportStatus.Partial, [bmp.Id],
+            Numeric("potassium", 6.8, "mmol/L", 3.5, 5.1),
+            Numeric("sodium", 140, "mmol/L", 135, 145));
+
+        var response = await Client.SubmitResultsAsync(request, deadline: Deadline);
+
+        Assert.True(response.Created);
+        var report = response.Report;
+        Assert.Equal(1, report.Version);
+        Assert.Equal(Interpretation.Critical, report.Metadata.Interpretation);
+        Assert.Equal(Interpretation.Critical, report.Results[0].Reading.Interpretation);
+        Assert.True(report.Results[0].Reading.IsAboveMaxRange);
+        Assert.Equal("potassium", report.Results[0].Reading.CriticalLimitAnalyte);
+        Assert.Equal(Interpretation.Normal, report.Results[1].Reading.Interpretation);
+
+        var statuses = await mesh.ServiceRequestClient(_team).BatchGetStatusAsync(
+            new BatchGetStatusRequest { Ids = { bmp.Id, order.ServiceRequests[1].Id } }, deadline: Deadline);
+        Assert.Equal(TaskBusinessStatus.PartialResultsReady, statuses.Statuses[0].TaskBusinessStatus);
+        Assert.Equal(TaskBusinessStatus.Unspecified, statuses.Statuses[1].TaskBusinessStatus);
+
+        var requisition = await mesh.RequisitionClient(_team).GetRequisitionAsync(new GetRequisitionRequest { Id = order.Id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.PartialResults, requisition.Requisition.LifecycleStatus);
+
+        var events = await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id), e => e.Count >= 2, Timeout, "the report's events");
+        var critical = Assert.Single(events, e => e.Type == EventTypes.LabTestResultCritical);
+        Assert.Equal(order.Id, critical.CriticalResult.OrderId);
+        Assert.Equal("W4123LKB3VTL", critical.CriticalResult.SampleId);
+        Assert.Equal("partial", critical.CriticalResult.Status);
+        Assert.Equal("critical", critical.CriticalResult.Interpretation);
+        Assert.Equal(_team, critical.CriticalResult.TeamId);
+        Assert.Equal("patient-7", critical.CriticalResult.UserId);
+        Assert.Equal(["potassium"], critical.CriticalResult.CriticalAnalytes);
+        var updated = Assert.Single(events, e => e.Type == EventTypes.LabOrderUpdated);
+        Assert.Equal("results_received", updated.LabOrderUpdated.Status);
+    }
+
+    [Fact]
+    public async Task SubmitResults_SameRequestIdAgain_ReturnsTheStoredReport_AndPublishesNothingTwice()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var request = Report(order.Id, ReportStatus.Partial, [order.ServiceRequests[0].Id], Numeric("potassium", 2.1, "mmol/L", 3.5, 5.1));
+        var first = await Client.SubmitResultsAsync(request, deadline: Deadline);
+        await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id), e => e.Count == 2, Timeout, "the first submission's events");
+
+        var again = await Client.SubmitResultsAsync(request, deadline: Deadline);
+
+        Assert.False(again.Created);
+        Assert.Equal(first.Report, again.Report);
+        await Eventually.HoldsAsync(async () => (await mesh.ResultsEventsAsync(order.Id)).Count == 2, TimeSpan.FromSeconds(1),
+            "no event is published for the repeat");
+        var results = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id }, deadline: Deadline);
+        Assert.Single(results.Reports);
+    }
+
+    [Fact]
+    public async Task SubmitResults_SameRequestIdForAnotherReport_IsAlreadyExists()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var request = Report(order.Id, ReportStatus.Partial, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L"));
+        await Client.SubmitResultsAsync(request, deadline: Deadline);
+        request.Results[0].NumericValue = 141;
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.SubmitResultsAsync(request, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task SubmitResults_FinalForEveryTest_AllResultsReceived_AndTheInterpretationIsReady()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP", "CBC");
+        await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("glucose", 95, "mg/dL", 70, 99)), deadline: Deadline);
+        var afterOne = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id }, deadline: Deadline);
+        Assert.False(afterOne.AllResultsReceived);
+        Assert.Equal("partial_results", afterOne.ResultsStatus);
+
+        await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Final, [order.ServiceRequests[1].Id], Numeric("hemoglobin", 125, "g/L", 120, 160)), deadline: Deadline);
+
+        var results = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id }, deadline: Deadline);
+        Assert.True(results.AllResultsReceived);
+        Assert.Equal("interpretation_ready", results.ResultsStatus);
+        Assert.Equal(Interpretation.Normal, results.Interpretation);
+        Assert.Equal(2, results.Reports.Count);
+        var requisition = await mesh.RequisitionClient(_team).GetRequisitionAsync(new GetRequisitionRequest { Id = order.Id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.InterpretationReady, requisition.Requisition.LifecycleStatus);
+        Assert.All(requisition.Requisition.ServiceRequests, s =>
+        {
+            Assert.Equal(TaskBusinessStatus.FullResultsReady, s.TaskBusinessStatus);
+            Assert.Equal(ServiceRequestStatus.Completed, s.Status);
+        });
+        var events = await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id), e => e.Count == 2, Timeout, "both reports' events");
+        Assert.Equal(["results_received", "all_results_received"], events.Select(e => e.LabOrderUpdated.Status));
+        Assert.DoesNotContain(events, e => e.Type == EventTypes.LabTestResultCritical);
+    }
+
+    [Fact]
+    public async Task AmendResults_KeepsBothVersions_PublishesResultsAmended_AndTheLifecycleShowsIt()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var submitted = (await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("calcium", 9.5, "mg/dL", 8.6, 10.3)),
+            deadline: Deadline)).Report;
+        var amend = new AmendResultsRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            ReportId = submitted.Id,
+            Reason = "calcium re-run after a hemolysed sample",
+            Metadata = submitted.Metadata.Clone(),
+            ExpectedVersion = 1,
+        };
+        amend.Results.Add(Numeric("calcium", 13.4, "mg/dL", 8.6, 10.3));
+
+        var amended = await Client.AmendResultsAsync(amend, deadline: Deadline);
+
+        Assert.True(amended.Created);
+        Assert.Equal(2, amended.Report.Version);
+        Assert.Equal(submitted.Id, amended.Report.Id);
+        Assert.Equal("calcium re-run after a hemolysed sample", amended.Report.AmendmentReason);
+        Assert.Equal(Interpretation.Critical, amended.Report.Metadata.Interpretation);
+        var history = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id, IncludeHistory = true }, deadline: Deadline);
+        Assert.Equal([1, 2], history.Reports.Select(r => r.Version));
+        Assert.True(history.Reports[0].Superseded);
+        Assert.False(history.Reports[1].Superseded);
+        var latest = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id }, deadline: Deadline);
+        Assert.Equal(2, Assert.Single(latest.Reports).Version);
+        Assert.Equal("results_amended", latest.ResultsStatus);
+        var first = await Client.GetReportAsync(new GetReportRequest { Id = submitted.Id, Version = 1 }, deadline: Deadline);
+        Assert.Equal(9.5, first.Report.Results[0].NumericValue);
+        var requisition = await mesh.RequisitionClient(_team).GetRequisitionAsync(new GetRequisitionRequest { Id = order.Id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.ResultsAmended, requisition.Requisition.LifecycleStatus);
+
+        var events = await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id), e => e.Count == 3, Timeout, "the amendment's events");
+        Assert.Equal(["all_results_received", "results_amended"],
+            events.Where(e => e.Type == EventTypes.LabOrderUpdated).Select(e => e.LabOrderUpdated.Status));
+        var critical = Assert.Single(events, e => e.Type == EventTypes.LabTestResultCritical);
+        Assert.Equal(2, critical.CriticalResult.ReportVersion);
+
+        amend.RequestId = Guid.NewGuid().ToString();
+        var stale = await Assert.ThrowsAsync<RpcException>(() => Client.AmendResultsAsync(amend, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+    }
+
+    [Fact]
+    public async Task AmendResults_OfAPartialReport_IsFailedPrecondition_AndStoresNothing()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var submitted = (await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Partial, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L")), deadline: Deadline)).Report;
+        var amend = new AmendResultsRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            ReportId = submitted.Id,
+            Reason = "typo",
+            Metadata = new ReportMetadata(),
+        };
+        amend.Results.Add(Numeric("sodium", 141, "mmol/L"));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.AmendResultsAsync(amend, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.NotNull(error.GetDetail<Google.Rpc.PreconditionFailure>());
+        var history = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id, IncludeHistory = true }, deadline: Deadline);
+        Assert.Single(history.Reports);
+    }
+
+    [Fact]
+    public async Task ShareInterpretation_NeedsEveryResult_ThenShares_OnceAndWithoutEvent()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var share = new ShareInterpretationRequest { RequisitionId = order.Id, Note = "all fine, see you in a year" };
+        var early = await Assert.ThrowsAsync<RpcException>(() => Client.ShareInterpretationAsync(share, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, early.StatusCode);
+
+        await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L", 135, 145)), deadline: Deadline);
+        var shared = await Client.ShareInterpretationAsync(share, deadline: Deadline);
+        var again = await Client.ShareInterpretationAsync(share, deadline: Deadline);
+
+        Assert.True(shared.Changed);
+        Assert.Equal("interpretation_shared", shared.ResultsStatus);
+        Assert.NotNull(shared.SharedTime);
+        Assert.False(again.Changed);
+        var requisition = await mesh.RequisitionClient(_team).GetRequisitionAsync(new GetRequisitionRequest { Id = order.Id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.InterpretationShared, requisition.Requisition.LifecycleStatus);
+        await Eventually.HoldsAsync(async () => (await mesh.ResultsEventsAsync(order.Id)).Count == 1, TimeSpan.FromSeconds(1),
+            "sharing publishes no lab_order.updated (seed 003)");
+    }
+
+    public static TheoryData<string, string> BadMarkers() => new()
+    {
+        { "NaN", "results[0].numeric_value" },
+        { "infinity", "results[0].numeric_value" },
+        { "min above max", "results[0].min_range_value" },
+        { "duplicate slug", "results[1].slug" },
+        { "no markers", "results" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadMarkers))]
+    public async Task SubmitResults_BadMarkers_IsInvalidArgumentNamingTheField_AndStoresNothing(string problem, string field)
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var request = Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L", 135, 145));
+        switch (problem)
+        {
+            case "NaN": request.Results[0].NumericValue = double.NaN; break;
+            case "infinity": request.Results[0].NumericValue = double.PositiveInfinity; break;
+            case "min above max": request.Results[0].MinRangeValue = 150; break;
+            case "duplicate slug": request.Results.Add(Numeric("sodium", 141, "mmol/L")); break;
+            case "no markers": request.Results.Clear(); break;
+        }
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.SubmitResultsAsync(request, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains(error.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations, v => v.Field == field);
+        await AssertNothingStoredAsync(order);
+    }
+
+    [Fact]
+    public async Task SubmitResults_ForAnotherRequisitionsTestOrAnUnknownOne_IsInvalidArgument_AndStoresNothing()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var other = await mesh.PlaceOrderAsync(_team, "CBC");
+        var request = Report(order.Id, ReportStatus.Final, [other.ServiceRequests[0].Id, "no-such-test"], Numeric("sodium", 140, "mmol/L"));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.SubmitResultsAsync(request, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(["service_request_ids[0]", "service_request_ids[1]"],
+            error.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations.Select(v => v.Field));
+        await AssertNothingStoredAsync(order);
+    }
+
+    [Fact]
+    public async Task SubmitResults_ForARevokedTest_IsFailedPrecondition_AndStoresNothing()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP", "CBC");
+        await mesh.ServiceRequestClient(_team).RevokeServiceRequestAsync(
+            new RevokeServiceRequestRequest { Id = order.ServiceRequests[1].Id, Reason = "not needed" }, deadline: Deadline);
+        var request = Report(order.Id, ReportStatus.Final, [order.ServiceRequests[1].Id], Numeric("hemoglobin", 14, "g/dL"));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.SubmitResultsAsync(request, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        await AssertNothingStoredAsync(order);
+    }
+
+    [Fact]
+    public async Task SubmitResults_ForAnUnknownOrAnotherTeamsRequisition_IsNotFound()
+    {
+        var theirs = await mesh.PlaceOrderAsync("other-" + _team, "BMP");
+        foreach (var id in new[] { "no-such-requisition", theirs.Id })
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() =>
+                Client.SubmitResultsAsync(Report(id, ReportStatus.Final, [], Numeric("sodium", 140, "mmol/L")), deadline: Deadline).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        }
+
+        var read = await Assert.ThrowsAsync<RpcException>(() =>
+            Client.GetResultsAsync(new GetResultsRequest { RequisitionId = theirs.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task SubmitResults_OverTheReportLimit_IsInvalidArgument_AndOverTheMessageLimit_IsResourceExhausted()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var big = Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L"));
+        big.Results[0].Notes = new string('n', 2000);
+        big.Metadata.Laboratory = "x";
+        var overReport = big.Clone();
+        overReport.Results.AddRange(Enumerable.Range(0, 499).Select(i =>
+        {
+            var marker = Numeric($"analyte_{i}", 1, "mg/dL");
+            marker.Notes = new string('n', 2000);
+            marker.Name = new string('a', 200);
+            return marker;
+        }));
+        var tooLarge = await Assert.ThrowsAsync<RpcException>(() => Client.SubmitResultsAsync(overReport, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, tooLarge.StatusCode);
+        Assert.Contains(tooLarge.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations, v => v.Field == "results");
+
+        var overMessage = big.Clone();
+        overMessage.Results[0].Notes = new string('n', 5 * 1024 * 1024);
+        var exhausted = await Assert.ThrowsAsync<RpcException>(() => Client.SubmitResultsAsync(overMessage, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, exhausted.StatusCode);
+        await AssertNothingStoredAsync(order);
+    }
+
+    [Fact]
+    public async Task SubmitResults_ForNoOrderedTest_IsKeptAgainstTheRequisitionAndFlagged_AndMovesNoTest()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var report = (await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Final, [], Numeric("vitamin_d", 18, "ng/mL", 30, 100)), deadline: Deadline)).Report;
+
+        Assert.Contains(MarkerFlag.NoOrderedTest, report.Results[0].Reading.Flags);
+        Assert.Equal(Interpretation.Abnormal, report.Metadata.Interpretation);
+        var results = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id }, deadline: Deadline);
+        Assert.Equal(report.Id, Assert.Single(results.Reports).Id);
+        Assert.False(results.AllResultsReceived);
+        var status = await mesh.ServiceRequestClient(_team).GetServiceRequestAsync(
+            new GetServiceRequestRequest { Id = order.ServiceRequests[0].Id }, deadline: Deadline);
+        Assert.Equal(TaskBusinessStatus.Unspecified, status.ServiceRequest.TaskBusinessStatus);
+    }
+
+    [Fact]
+    public async Task InterpretMarkers_ReadsWithoutStoring_AndGetCriticalLimits_ListsTheCatalog()
+    {
+        var request = new InterpretMarkersRequest { Results = { Numeric("glucose", 2.4, "mmol/L"), Numeric("inr", 2.1, "", 0.8, 1.2), Numeric("ferritin", 80, "ng/mL") } };
+
+        var reading = await Client.InterpretMarkersAsync(request, deadline: Deadline);
+
+        Assert.Equal(Interpretation.Critical, reading.Interpretation);
+        Assert.Equal(Interpretation.Critical, reading.Results[0].Reading.Interpretation);
+        Assert.NotEqual("", reading.Results[0].Reading.ConvertedValue);
+        Assert.Equal(Interpretation.Abnormal, reading.Results[1].Reading.Interpretation);
+        Assert.Equal(Interpretation.Unspecified, reading.Results[2].Reading.Interpretation);
+
+        var catalog = await Client.GetCriticalLimitsAsync(new GetCriticalLimitsRequest(), deadline: Deadline);
+        var potassium = Assert.Single(catalog.Limits, l => l.Analyte == "potassium");
+        Assert.Equal((2.8, 6.2, "mmol/L"), (potassium.Low, potassium.High, potassium.Unit));
+        var inr = Assert.Single(catalog.Limits, l => l.Analyte == "inr");
+        Assert.False(inr.HasLow);
+        Assert.Contains(catalog.Conversions, c => c.Analyte == "glucose" && c.FromUnit == "mmol/L" && c.ToUnit == "mg/dL");
+    }
+
+    private async Task AssertNothingStoredAsync(Contracts.Requisition.V1.Requisition order)
+    {
+        var results = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id, IncludeHistory = true }, deadline: Deadline);
+        Assert.Empty(results.Reports);
+        Assert.Empty(await mesh.ResultsEventsAsync(order.Id));
+    }
+}
