@@ -422,3 +422,62 @@ public abstract class ResultsServiceTests(ResultsMesh mesh)
         Assert.Empty(await mesh.ResultsEventsAsync(order.Id));
     }
 }
+
+/// <summary>Each test starts its own mesh, because it stops one of the services.</summary>
+public sealed class ResultsEffectsTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
+    private ResultsMesh _mesh = null!;
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
+
+    public async Task InitializeAsync() => _mesh = await ResultsMesh.StartAsync(Backend.Sqlite).WaitAsync(TimeSpan.FromSeconds(120));
+
+    public async Task DisposeAsync()
+    {
+        var logs = _mesh.Logs.ToList();
+        await _mesh.DisposeAsync();
+        // The ServiceRequest service going away is the point: only the deferred-effects warnings may be logged.
+        foreach (var log in logs)
+        {
+            log.AssertNoErrors();
+        }
+    }
+
+    [Fact]
+    public async Task WhileTheServiceRequestServiceIsDown_SubmitIsUnavailableAndStoresNothing_AnAmendmentIsStored_AndItsEffectLandsLater()
+    {
+        var order = await _mesh.PlaceOrderAsync(_team, "BMP");
+        var client = _mesh.ResultsClient(_team);
+        var submitted = (await client.SubmitResultsAsync(ResultsServiceTests.Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id],
+            ResultsServiceTests.Numeric("sodium", 140, "mmol/L", 135, 145)), deadline: Deadline)).Report;
+        await _mesh.StopServiceRequestsAsync();
+
+        // A new report needs the requisition's tests, which the ServiceRequest service holds.
+        var other = ResultsServiceTests.Report(order.Id, ReportStatus.Partial, [], ResultsServiceTests.Numeric("ferritin", 80, "ng/mL"));
+        var failed = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.SubmitResultsAsync(other, deadline: Deadline).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, failed.StatusCode);
+
+        // An amendment needs only this service's store; telling the requisition has to wait.
+        var amend = new AmendResultsRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            ReportId = submitted.Id,
+            Reason = "sodium re-measured",
+            Metadata = submitted.Metadata.Clone(),
+        };
+        amend.Results.Add(ResultsServiceTests.Numeric("sodium", 118, "mmol/L", 135, 145));
+        var amended = await client.AmendResultsAsync(amend, deadline: Deadline);
+        Assert.Equal(Interpretation.Critical, amended.Report.Metadata.Interpretation);
+
+        await _mesh.RestartServiceRequestsAsync();
+        var requisition = await Eventually.MatchAsync(
+            async () => (await _mesh.RequisitionClient(_team).GetRequisitionAsync(
+                new Contracts.Requisition.V1.GetRequisitionRequest { Id = order.Id }, deadline: Deadline)).Requisition,
+            r => r.LifecycleStatus == Contracts.Requisition.V1.LifecycleStatus.ResultsAmended, Timeout, "the requisition to hear of the amendment");
+        Assert.Equal(TaskBusinessStatus.FullResultsReady, requisition.ServiceRequests[0].TaskBusinessStatus);
+        var results = await client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id, IncludeHistory = true }, deadline: Deadline);
+        Assert.Equal([1, 2], results.Reports.Select(r => r.Version));
+    }
+}
