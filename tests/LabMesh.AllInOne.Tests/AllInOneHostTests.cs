@@ -4,6 +4,7 @@ using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.Testing;
@@ -89,6 +90,21 @@ public sealed class AllInOneHostTests : IAsyncLifetime
             new BatchGetStatusRequest { Ids = { created.Requisition.ServiceRequests.Select(s => s.Id) } }, deadline: DateTime.UtcNow.Add(Timeout));
         Assert.Equal(2, statuses.Statuses.Count);
         Assert.True(File.Exists(Path.Combine(_workingDirectory, "data", "requisition.db")));
+
+        var results = new ResultsInterpretationService.ResultsInterpretationServiceClient(invoker);
+        var report = new SubmitResultsRequest
+        {
+            RequestId = "aio-report-1",
+            RequisitionId = created.Requisition.Id,
+            ServiceRequestIds = { created.Requisition.ServiceRequests[0].Id },
+            Metadata = new ReportMetadata { Status = ReportStatus.Partial, SpecimenNumber = "S-1" },
+            Results = { new Marker { Name = "Potassium", Slug = "potassium", Unit = "mmol/L", NumericValue = 6.6, MinRangeValue = 3.5, MaxRangeValue = 5.1 } },
+        };
+        var submitted = await results.SubmitResultsAsync(report, deadline: DateTime.UtcNow.Add(Timeout));
+        Assert.Equal(Interpretation.Critical, submitted.Report.Metadata.Interpretation);
+        var requisition = await requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Requisition.Id }, deadline: DateTime.UtcNow.Add(Timeout));
+        Assert.Equal(LifecycleStatus.PartialResults, requisition.Requisition.LifecycleStatus);
+        Assert.True(File.Exists(Path.Combine(_workingDirectory, "data", "results.db")));
         var anonymous = await Assert.ThrowsAsync<RpcException>(() => new RequisitionService.RequisitionServiceClient(channel)
             .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
