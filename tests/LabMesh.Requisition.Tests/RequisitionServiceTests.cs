@@ -66,6 +66,32 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task RecordResultsStage_LatestSequenceWins_AndAnOlderOneIsIgnored()
+    {
+        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+
+        var shared = await Client.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = id, Stage = LifecycleStatus.InterpretationShared, Sequence = 3 }, deadline: Deadline);
+        var late = await Client.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = id, Stage = LifecycleStatus.PartialResults, Sequence = 1 }, deadline: Deadline);
+        var amended = await Client.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = id, Stage = LifecycleStatus.ResultsAmended, Sequence = 4 }, deadline: Deadline);
+
+        Assert.True(shared.Changed);
+        Assert.Equal(LifecycleStatus.InterpretationShared, shared.Status.LifecycleStatus);
+        Assert.False(late.Changed);
+        Assert.Equal(shared.Status.Etag, late.Status.Etag);
+        Assert.Equal(LifecycleStatus.ResultsAmended, amended.Status.LifecycleStatus);
+        var cached = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.ResultsAmended, cached.Status.LifecycleStatus);
+
+        var bad = await Assert.ThrowsAsync<RpcException>(() => Client.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = id, Stage = LifecycleStatus.Processing, Sequence = 0 }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Equal(["stage", "sequence"], bad.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations.Select(v => v.Field));
+    }
+
+    [Fact]
     public async Task CreateRequisition_Placed_ReturnsItWithItsServiceRequestsAndFiresOrderPlaced()
     {
         var request = NewOrder();

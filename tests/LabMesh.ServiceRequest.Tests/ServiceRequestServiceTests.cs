@@ -242,6 +242,32 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
     }
 
     [Fact]
+    public async Task RecordResults_MovesTheNamedTestsForwardOnly_AndRefusesAnotherRequisitionsTest()
+    {
+        var serviceRequests = await CreateConfirmedAsync(Owner, 3);
+        var requisitionId = serviceRequests[0].RequisitionId;
+        await Owner.RevokeServiceRequestAsync(new RevokeServiceRequestRequest { Id = serviceRequests[2].Id }, deadline: Deadline);
+
+        var final = await Record(requisitionId, true, serviceRequests[0].Id, serviceRequests[2].Id);
+        var partialAfterFinal = await Record(requisitionId, false, serviceRequests[0].Id, serviceRequests[1].Id);
+
+        Assert.Equal(TaskBusinessStatus.FullResultsReady, final.ServiceRequests[0].TaskBusinessStatus);
+        Assert.Equal(ServiceRequestStatus.Completed, final.ServiceRequests[0].Status);
+        Assert.Equal(ServiceRequestStatus.Revoked, final.ServiceRequests[1].Status);
+        Assert.Equal(TaskBusinessStatus.Unspecified, final.ServiceRequests[1].TaskBusinessStatus);
+        Assert.Equal(TaskBusinessStatus.FullResultsReady, partialAfterFinal.ServiceRequests[0].TaskBusinessStatus);
+        Assert.Equal(final.ServiceRequests[0].Etag, partialAfterFinal.ServiceRequests[0].Etag);
+        Assert.Equal(TaskBusinessStatus.PartialResultsReady, partialAfterFinal.ServiceRequests[1].TaskBusinessStatus);
+        var history = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequests[0].Id }, deadline: Deadline);
+        Assert.Equal("results report r1 v1", history.Changes[^1].Cause);
+
+        var other = (await CreateConfirmedAsync(Owner, 1))[0];
+        var foreign = await Assert.ThrowsAsync<RpcException>(() => Record(requisitionId, true, other.Id));
+        Assert.Equal(StatusCode.InvalidArgument, foreign.StatusCode);
+        Assert.Equal("service_request_ids[0]", foreign.GetDetail<BadRequest>()!.FieldViolations.Single().Field);
+    }
+
+    [Fact]
     public async Task UnknownOrForeignId_IsNotFound_AndBadInputIsInvalidArgument()
     {
         var foreign = (await CreateConfirmedAsync(fixture.Client("team-other-" + Guid.NewGuid().ToString("N")[..6]), 1))[0];
@@ -259,6 +285,15 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
 
     private async Task<UpdateTaskStatusResponse> Update(string id, TaskBusinessStatus status, string etag = "") =>
         await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = id, TaskBusinessStatus = status, Etag = etag }, deadline: Deadline);
+
+    private async Task<RecordResultsResponse> Record(string requisitionId, bool final, params string[] ids) =>
+        await Owner.RecordResultsAsync(new RecordResultsRequest
+        {
+            RequisitionId = requisitionId,
+            ServiceRequestIds = { ids },
+            Final = final,
+            Cause = "results report r1 v1",
+        }, deadline: Deadline);
 
     private async Task<ApplyOrderEventResponse> Apply(string requisitionId, string status, long eventId) =>
         await Owner.ApplyOrderEventAsync(new ApplyOrderEventRequest { RequisitionId = requisitionId, OrderStatus = status, OrderEventId = eventId }, deadline: Deadline);

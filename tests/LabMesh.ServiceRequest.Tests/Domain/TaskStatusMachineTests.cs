@@ -341,4 +341,33 @@ public class TaskStatusMachineTests
         }
         return allowed;
     }
+
+    // A result report (the ResultsInterpretation service): partial → PART, final → FULL (completed),
+    // only forward, never out of an issue status, completed or revoked.
+    // (status, business status, final, expected status, expected business status)
+    public static TheoryData<ServiceRequestStatus, string, bool, ServiceRequestStatus, string> ResultsCases() => new()
+    {
+        { Active, "none", false, Active, "PART" },
+        { Active, "none", true, Completed, "FULL" },
+        { Active, "CONF", false, Active, "PART" },
+        { Active, "ATT", true, Completed, "FULL" },
+        { Active, "PART", false, Active, "PART" },
+        { Active, "PART", true, Completed, "FULL" },
+        { Completed, "FULL", false, Completed, "FULL" },
+        { Completed, "FULL", true, Completed, "FULL" },
+        { Active, "A_ISS", true, Active, "A_ISS" },
+        { Active, "R_ISS", false, Active, "R_ISS" },
+        { Active, "O_ISS", true, Active, "O_ISS" },
+        { Revoked, "CONF", true, Revoked, "CONF" },
+        { Revoked, "none", false, Revoked, "none" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ResultsCases))]
+    public void ApplyResults_MovesForwardOnly(ServiceRequestStatus status, string business, bool final, ServiceRequestStatus expectedStatus, string expectedBusiness)
+    {
+        var after = TaskStatusMachine.ApplyResults(new TaskState(status, Short[business]), final);
+
+        Assert.Equal(new TaskState(expectedStatus, Short[expectedBusiness]), after);
+    }
 }
