@@ -77,7 +77,12 @@ public sealed partial class ResultsEffects(ResultsStore store, MeshGateway peers
         catch (RpcException ex) when (PeerChannel.IsTransient(ex))
         {
             LogEffectsDeferred(logger, requisitionId ?? "(all)", ex.StatusCode);
-            Nudge();
+            // A call made right after a commit hands over to this worker; the worker's own pass
+            // waits for its interval instead of spinning while a peer is down.
+            if (requisitionId is not null)
+            {
+                Nudge();
+            }
         }
 
         return done;
