@@ -8,6 +8,7 @@ using LabMesh.Requisition.Domain;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Requisition;
 

@@ -3,6 +3,7 @@ using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 
@@ -102,7 +103,7 @@ public sealed class ResultsApi(ResultsWorkflow workflow, ResultsStore store, Mar
 
         ResultsValidation.Throw(violations);
         var (progress, changed) = await workflow.ShareAsync(caller, request.RequisitionId, request.Note, context.Deadline, context.CancellationToken);
-        var response = new ShareInterpretationResponse { ResultsStatus = ResultsWords.Stage(progress.Stage), Changed = changed };
+        var response = new ShareInterpretationResponse { ResultsStatus = LifecycleWords.Word(progress.Stage), Changed = changed };
         if (progress.SharedTime is { } shared)
         {
             response.SharedTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(shared);

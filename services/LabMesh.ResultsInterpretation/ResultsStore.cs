@@ -7,6 +7,7 @@ using LabMesh.Contracts.Results.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 
@@ -219,7 +220,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
                 new { requisitionId, teamId }, transaction))?.ToRecord();
             if (progress is null || !progress.AllReceived)
             {
-                throw new IllegalTransitionException("results", progress is null ? "no_results" : ResultsWords.Stage(progress.Stage),
+                throw new IllegalTransitionException("results", progress is null ? "no_results" : LifecycleWords.Word(progress.Stage),
                     "interpretation_shared", ["SubmitResults (a final report for every ordered test)"]);
             }
 

@@ -1,9 +1,8 @@
-using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 
 namespace LabMesh.ResultsInterpretation;
 
-/// <summary>The seeds' words for the results vocabulary: seed 004's interpretations and report statuses, seed 003's lifecycle.</summary>
+/// <summary>Seed 004's words for interpretations and report statuses (seed 003's lifecycle words are <c>LifecycleWords</c>).</summary>
 public static class ResultsWords
 {
     /// <summary>"normal", "abnormal", "critical", or "" when not read.</summary>
@@ -20,17 +19,6 @@ public static class ResultsWords
     {
         ReportStatus.Partial => "partial",
         ReportStatus.Final => "final",
-        _ => "",
-    };
-
-    /// <summary>Seed 003's lab-order status for a results milestone, e.g. "interpretation_ready"; "" for none.</summary>
-    public static string Stage(LifecycleStatus stage) => stage switch
-    {
-        LifecycleStatus.PartialResults => "partial_results",
-        LifecycleStatus.ResultsReady => "results_ready",
-        LifecycleStatus.ResultsAmended => "results_amended",
-        LifecycleStatus.InterpretationReady => "interpretation_ready",
-        LifecycleStatus.InterpretationShared => "interpretation_shared",
         _ => "",
     };
 }

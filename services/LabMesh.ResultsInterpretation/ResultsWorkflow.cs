@@ -8,6 +8,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 
@@ -152,7 +153,7 @@ public sealed partial class ResultsWorkflow(
 
         var progress = await store.GetProgressAsync(caller.TeamId, requisitionId, cancellationToken);
         var overall = MarkerReader.Overall(reports.Where(r => !r.Superseded).Select(r => r.Metadata.Interpretation));
-        return new ResultsView(reports, overall, progress?.AllReceived ?? false, ResultsWords.Stage(progress?.Stage ?? LifecycleStatus.Unspecified));
+        return new ResultsView(reports, overall, progress?.AllReceived ?? false, LifecycleWords.Word(progress?.Stage ?? LifecycleStatus.Unspecified));
     }
 
     /// <summary>Reads every marker into <paramref name="report"/> and sets the report's overall interpretation.</summary>

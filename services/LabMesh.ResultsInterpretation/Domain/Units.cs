@@ -123,8 +123,8 @@ public static class Units
         foreach (var rule in rules)
         {
             if ((rule.Analyte.Length == 0 || string.Equals(rule.Analyte, analyte, StringComparison.OrdinalIgnoreCase))
-                && string.Equals(Normalize(rule.FromUnit), from, StringComparison.Ordinal)
-                && string.Equals(Normalize(rule.ToUnit), to, StringComparison.Ordinal))
+                && string.Equals(rule.FromUnit, from, StringComparison.Ordinal)
+                && string.Equals(rule.ToUnit, to, StringComparison.Ordinal))
             {
                 converted = value * rule.Factor;
                 return true;

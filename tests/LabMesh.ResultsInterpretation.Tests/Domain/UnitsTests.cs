@@ -147,6 +147,8 @@ public class UnitsTests
             new("sodium", "mmol/L", "mEq/L", 1),
         ];
         Assert.Equal(expected, Units.DefaultConversions);
+        // TryConvert compares the rules' units as written with normalised ones.
+        Assert.All(Units.DefaultConversions, r => Assert.Equal((r.FromUnit, r.ToUnit), (Units.Normalize(r.FromUnit), Units.Normalize(r.ToUnit))));
     }
 
     // (value, unit, formatted): 4 significant digits, invariant.

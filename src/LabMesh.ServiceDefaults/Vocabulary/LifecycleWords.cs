@@ -1,10 +1,11 @@
 using LabMesh.Contracts.Requisition.V1;
 
-namespace LabMesh.Requisition;
+namespace LabMesh.ServiceDefaults.Vocabulary;
 
-/// <summary>Seed 003's words for the lifecycle view, as events and webhooks carry them.</summary>
+/// <summary>Seed 003's words for the lifecycle view, as events, webhooks and results statuses carry them.</summary>
 public static class LifecycleWords
 {
+    /// <summary>"purchased", "partial_results", ...; "" for UNSPECIFIED.</summary>
     public static string Word(LifecycleStatus status) => status switch
     {
         LifecycleStatus.NotPurchased => "not_purchased",
