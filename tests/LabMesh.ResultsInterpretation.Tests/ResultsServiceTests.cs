@@ -275,6 +275,42 @@ public abstract class ResultsServiceTests(ResultsMesh mesh)
             "sharing publishes no lab_order.updated (seed 003)");
     }
 
+    [Fact]
+    public async Task AmendResults_Repeated_ReturnsTheStoredVersion_AndUnknownTargetsAreNotFound()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var submit = Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L", 135, 145));
+        var submitted = (await Client.SubmitResultsAsync(submit, deadline: Deadline)).Report;
+        var amend = new AmendResultsRequest { RequestId = Guid.NewGuid().ToString(), ReportId = submitted.Id, Reason = "units", Metadata = new ReportMetadata() };
+        amend.Results.Add(Numeric("sodium", 141, "mmol/L", 135, 145));
+
+        var first = await Client.AmendResultsAsync(amend, deadline: Deadline);
+        var again = await Client.AmendResultsAsync(amend, deadline: Deadline);
+
+        Assert.True(first.Created);
+        Assert.False(again.Created);
+        Assert.Equal(first.Report, again.Report);
+        var reused = amend.Clone();
+        reused.RequestId = submit.RequestId;
+        var conflict = await Assert.ThrowsAsync<RpcException>(() => Client.AmendResultsAsync(reused, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.AlreadyExists, conflict.StatusCode);
+
+        var missing = amend.Clone();
+        missing.RequestId = Guid.NewGuid().ToString();
+        missing.ReportId = "no-such-report";
+        var calls = new Func<Task>[]
+        {
+            () => Client.AmendResultsAsync(missing, deadline: Deadline).ResponseAsync,
+            () => Client.GetReportAsync(new GetReportRequest { Id = "no-such-report" }, deadline: Deadline).ResponseAsync,
+            () => Client.GetReportAsync(new GetReportRequest { Id = submitted.Id, Version = 9 }, deadline: Deadline).ResponseAsync,
+            () => Client.ShareInterpretationAsync(new ShareInterpretationRequest { RequisitionId = "no-such-requisition" }, deadline: Deadline).ResponseAsync,
+        };
+        foreach (var call in calls)
+        {
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(call)).StatusCode);
+        }
+    }
+
     public static TheoryData<string, string> BadMarkers() => new()
     {
         { "NaN", "results[0].numeric_value" },
