@@ -1,4 +1,5 @@
 using LabMesh.AllInOne;
+using LabMesh.Notification;
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
@@ -14,11 +15,13 @@ builder.AddServiceDefaults();
 builder.Services.AddServiceRequestService();
 builder.Services.AddRequisitionService(builder.Configuration);
 builder.Services.AddResultsInterpretationService(builder.Configuration);
+builder.Services.AddNotificationService(builder.Configuration);
 
 var app = builder.Build();
 app.MapServiceRequestService();
 app.MapRequisitionService();
 app.MapResultsInterpretationService();
+app.MapNotificationService();
 app.MapDefaultEndpoints();
 app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url));
 app.Run();

@@ -2,8 +2,6 @@ using Grpc.Core;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceRequest;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -32,21 +30,11 @@ public sealed class Mesh : IAsyncDisposable
     public static async Task<Mesh> StartAsync(Backend backend, string? redis = null)
     {
         var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
-        var serviceRequests = await StartServiceRequestsAsync(serviceRequestSettings, port: 0);
+        var serviceRequests = await MeshHosts.StartServiceRequestsAsync(serviceRequestSettings, port: 0);
         var requisitionSettings = await TestSettings.CreateAsync(backend, redis);
         requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
         requisitionSettings["LabMesh:Services:CallTimeout"] = "00:00:05";
-        var requisitions = await ServiceHost.StartAsync(requisitionSettings,
-            builder =>
-            {
-                builder.AddServiceDefaults();
-                builder.Services.AddRequisitionService(builder.Configuration);
-            },
-            app =>
-            {
-                app.MapRequisitionService();
-                app.MapDefaultEndpoints();
-            });
+        var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
         return new Mesh(serviceRequestSettings, serviceRequests, requisitions);
     }
 
@@ -55,7 +43,7 @@ public sealed class Mesh : IAsyncDisposable
 
     /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
     public async Task RestartServiceRequestsAsync() =>
-        ServiceRequests = await StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+        ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
 
     public RequisitionService.RequisitionServiceClient RequisitionClient(string team) =>
         new(Invoker(Requisitions, team));
@@ -91,17 +79,4 @@ public sealed class Mesh : IAsyncDisposable
         return TestCaller.Invoker(channel, team, partner);
     }
 
-    private static Task<ServiceHost> StartServiceRequestsAsync(Dictionary<string, string?> settings, int port) =>
-        ServiceHost.StartAsync(settings,
-            builder =>
-            {
-                builder.AddServiceDefaults();
-                builder.Services.AddServiceRequestService();
-            },
-            app =>
-            {
-                app.MapServiceRequestService();
-                app.MapDefaultEndpoints();
-            },
-            port);
 }

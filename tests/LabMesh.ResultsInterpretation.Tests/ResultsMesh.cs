@@ -3,10 +3,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.Requisition;
 using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceRequest;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -41,37 +38,17 @@ public sealed class ResultsMesh : IAsyncDisposable
     public static async Task<ResultsMesh> StartAsync(Backend backend, string? redis = null)
     {
         var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
-        var serviceRequests = await StartServiceRequestsAsync(serviceRequestSettings, port: 0);
+        var serviceRequests = await MeshHosts.StartServiceRequestsAsync(serviceRequestSettings, port: 0);
 
         var requisitionSettings = await TestSettings.CreateAsync(backend, redis);
         requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        var requisitions = await ServiceHost.StartAsync(requisitionSettings,
-            builder =>
-            {
-                builder.AddServiceDefaults();
-                builder.Services.AddRequisitionService(builder.Configuration);
-            },
-            app =>
-            {
-                app.MapRequisitionService();
-                app.MapDefaultEndpoints();
-            });
+        var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
 
         var resultsSettings = await TestSettings.CreateAsync(backend, redis);
         resultsSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
         resultsSettings["LabMesh:Services:Requisition"] = requisitions.Address;
         resultsSettings["LabMesh:Services:CallTimeout"] = "00:00:02";
-        var results = await ServiceHost.StartAsync(resultsSettings,
-            builder =>
-            {
-                builder.AddServiceDefaults();
-                builder.Services.AddResultsInterpretationService(builder.Configuration);
-            },
-            app =>
-            {
-                app.MapResultsInterpretationService();
-                app.MapDefaultEndpoints();
-            });
+        var results = await MeshHosts.StartResultsAsync(resultsSettings);
         return new ResultsMesh(serviceRequestSettings, serviceRequests, requisitions, results);
     }
 
@@ -80,7 +57,7 @@ public sealed class ResultsMesh : IAsyncDisposable
 
     /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
     public async Task RestartServiceRequestsAsync() =>
-        ServiceRequests = await StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+        ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
 
     public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(Invoker(Results, team));
 
@@ -129,17 +106,4 @@ public sealed class ResultsMesh : IAsyncDisposable
         return TestCaller.Invoker(channel, team);
     }
 
-    private static Task<ServiceHost> StartServiceRequestsAsync(Dictionary<string, string?> settings, int port) =>
-        ServiceHost.StartAsync(settings,
-            builder =>
-            {
-                builder.AddServiceDefaults();
-                builder.Services.AddServiceRequestService();
-            },
-            app =>
-            {
-                app.MapServiceRequestService();
-                app.MapDefaultEndpoints();
-            },
-            port);
 }

@@ -62,3 +62,14 @@ public sealed class AlreadyExistsException(string resourceType, string resourceN
     public string ResourceType { get; } = resourceType;
     public string ResourceName { get; } = resourceName;
 }
+
+/// <summary>
+/// RESOURCE_EXHAUSTED with <c>google.rpc.ErrorInfo</c> (<paramref name="reason"/>, and in its metadata
+/// what the caller needs to carry on, e.g. the last event a slow subscriber got).
+/// </summary>
+public sealed class ResourceExhaustedException(string reason, string message, IReadOnlyDictionary<string, string> metadata)
+    : DomainException(message)
+{
+    public string Reason { get; } = reason;
+    public IReadOnlyDictionary<string, string> Metadata { get; } = metadata;
+}

@@ -168,6 +168,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         [
             new ResourceInfo { ResourceType = e.ResourceType, ResourceName = e.ResourceName, Description = e.Message },
         ]),
+        ResourceExhaustedException e => (StatusCode.ResourceExhausted,
+        [
+            new ErrorInfo { Type = e.Reason, Domain = ErrorDomain, Metadata = { e.Metadata.ToDictionary() } },
+        ]),
         // A kind added later without a mapping is still the caller's mistake, never UNKNOWN.
         _ => (StatusCode.FailedPrecondition, []),
     };

@@ -11,6 +11,16 @@ public static class EventTypes
     public const string CriticalResultAcknowledged = "critical_result.acknowledged";
     public const string CriticalResultEscalated = "critical_result.escalated";
 
+    /// <summary>A test delivery to one webhook endpoint; never published on the bus.</summary>
+    public const string WebhookTest = "webhook.test";
+
+    /// <summary>Every type published on the bus, for validating filters.</summary>
+    public static IReadOnlyList<string> Published { get; } =
+    [
+        OrderPlaced, OrderStatusChanged, ServiceRequestStatusChanged, LabOrderUpdated,
+        LabTestResultCritical, CriticalResultAcknowledged, CriticalResultEscalated,
+    ];
+
     /// <summary>Types also fanned out through pub/sub the moment they are published.</summary>
     public static bool IsCritical(string type) => type == LabTestResultCritical;
 }

@@ -99,6 +99,16 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     }
 
     /// <inheritdoc/>
+    public Task<string?> FindPositionAsync(string eventId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventId);
+        lock (_gate)
+        {
+            return Task.FromResult(_ids.TryGetValue(eventId, out var sequence) ? sequence.ToString(CultureInfo.InvariantCulture) : null);
+        }
+    }
+
+    /// <inheritdoc/>
     public IDisposable Subscribe(Func<BusEntry, CancellationToken, Task> handler)
     {
         ArgumentNullException.ThrowIfNull(handler);

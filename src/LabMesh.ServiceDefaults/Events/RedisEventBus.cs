@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
+using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Redis;
 using Microsoft.Extensions.Logging;
 
@@ -12,12 +13,14 @@ namespace LabMesh.ServiceDefaults.Events;
 /// deduplicated by event id), and critical ones (<see cref="EventTypes.IsCritical"/>) are also published
 /// on <see cref="RedisOptions.CriticalChannel"/> in the same step.
 /// <para>
-/// Subscribers share one feed per bus that follows the stream (polling every
-/// <see cref="RedisOptions.StreamPollInterval"/>) and listens on the critical channel, so a critical event
-/// reaches every replica at once, ahead of the events before it; everything else arrives in stream order.
-/// An event that arrives both ways is delivered once. Each subscriber has its own queue of 10,000 events
-/// and runs its handler one event at a time; a subscriber whose queue is full holds the feed back (no
-/// event is dropped). The feed rides out Redis outages and carries on from its last position.
+/// Subscribers share one feed per bus that follows the stream, every event once and in stream order.
+/// It reads the stream every <see cref="RedisOptions.StreamPollInterval"/>, and at once when a critical
+/// event arrives on the critical channel: the channel message is published in the same script as the
+/// stream entry, so the read that it triggers finds the entry, and every replica sees a critical
+/// result within a round trip while subscribers keep one order (which is what makes a stream position
+/// a safe place to resume from). Each subscriber has its own queue of 10,000 events and runs its
+/// handler one event at a time; a subscriber whose queue is full holds the feed back (no event is
+/// dropped). The feed rides out Redis outages and carries on from its last position.
 /// </para>
 /// </summary>
 public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDisposable
@@ -25,14 +28,12 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
     private const int ReadBatchSize = 512;
     private const int SubscriberCapacity = 10_000;
 
-    // Critical event ids a subscriber remembers, to drop the second copy of an event that came both ways.
-    private const int RecentCriticalIds = 16_384;
-
     private readonly RedisConnection _redis;
     private readonly TimeSpan _pollInterval;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly WakeSignal _wake = new();
     private Subscriber[] _subscribers = [];
     private Task? _feed;
     private int _disposed;
@@ -76,6 +77,19 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
         }
 
         return entries;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Found through the event's dedup marker while it lasts, otherwise by looking through the stream
+    /// from a minute before the time in the event's id (a version 7 GUID) on, up to 100,000 entries.
+    /// </remarks>
+    /// <exception cref="RedisUnavailableException">Redis could not be read.</exception>
+    public Task<string?> FindPositionAsync(string eventId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventId);
+        var notBefore = BusPosition.TryGetCreationTime(eventId, out var created) ? created - TimeSpan.FromMinutes(1) : DateTimeOffset.UnixEpoch;
+        return _redis.FindEventPositionAsync(eventId, notBefore, 100_000, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -178,7 +192,7 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
                 var more = false;
                 try
                 {
-                    critical ??= await _redis.SubscribeCriticalEventsAsync(OnCriticalEvent, cancellationToken);
+                    critical ??= await _redis.SubscribeCriticalEventsAsync(_ => _wake.Set(), cancellationToken);
                     position ??= await _redis.GetLastEventPositionAsync(cancellationToken);
                     var batch = await _redis.ReadEventsAsync(position, ReadBatchSize, cancellationToken);
                     foreach (var item in batch)
@@ -220,7 +234,7 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
 
                 if (!more)
                 {
-                    await Task.Delay(_pollInterval, cancellationToken);
+                    await _wake.WaitAsync(_pollInterval, cancellationToken);
                 }
             }
         }
@@ -231,20 +245,6 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
         finally
         {
             critical?.Dispose();
-        }
-    }
-
-    // Runs on the Redis client's reader: parse and queue, nothing that waits.
-    private void OnCriticalEvent(StoredEvent item)
-    {
-        if (TryParse(item) is not { } entry)
-        {
-            return;
-        }
-
-        foreach (var subscriber in Volatile.Read(ref _subscribers))
-        {
-            subscriber.OfferFromPubSub(entry);
         }
     }
 
@@ -306,8 +306,6 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
         private readonly Channel<BusEntry> _queue = Channel.CreateBounded<BusEntry>(new BoundedChannelOptions(SubscriberCapacity) { SingleReader = true });
         private readonly CancellationTokenSource _stopping = new();
         private readonly Lock _lock = new();
-        private readonly HashSet<string> _criticalSeen = new(StringComparer.Ordinal);
-        private readonly Queue<string> _criticalSeenOrder = new();
         private List<BusEntry>? _held = [];
         private string? _startAfter;
         private int _disposed;
@@ -329,7 +327,7 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
                 _held = null;
                 foreach (var entry in held)
                 {
-                    if (IsAfterStart(entry) && (!IsCritical(entry) || RememberCritical(entry.Event.Id)) && !_queue.Writer.TryWrite(entry))
+                    if (IsAfterStart(entry) && !_queue.Writer.TryWrite(entry))
                     {
                         LogStartOverflow(_bus._logger, entry.Event.Id, entry.Event.Type);
                     }
@@ -348,37 +346,13 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
                     return ValueTask.CompletedTask;
                 }
 
-                // A critical event is marked before it is queued, so its pub/sub copy is dropped.
-                if (!IsAfterStart(entry) || (IsCritical(entry) && !RememberCritical(entry.Event.Id)))
+                if (!IsAfterStart(entry))
                 {
                     return ValueTask.CompletedTask;
                 }
             }
 
             return _queue.Writer.TryWrite(entry) ? ValueTask.CompletedTask : WriteSlowAsync(entry, feedCancellation);
-        }
-
-        /// <summary>From pub/sub, on the Redis reader: never waits. A full queue leaves the event to the stream feed.</summary>
-        public void OfferFromPubSub(BusEntry entry)
-        {
-            lock (_lock)
-            {
-                if (_held is not null)
-                {
-                    _held.Add(entry);
-                    return;
-                }
-
-                if (!IsAfterStart(entry) || _criticalSeen.Contains(entry.Event.Id))
-                {
-                    return;
-                }
-
-                if (_queue.Writer.TryWrite(entry))
-                {
-                    RememberCritical(entry.Event.Id);
-                }
-            }
         }
 
         public void Dispose()
@@ -393,26 +367,7 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
             _stopping.Cancel();
         }
 
-        private static bool IsCritical(BusEntry entry) => EventTypes.IsCritical(entry.Event.Type);
-
-        private bool IsAfterStart(BusEntry entry) => _startAfter is null || ComparePositions(entry.Position, _startAfter) > 0;
-
-        // Under _lock. False when the id was already there.
-        private bool RememberCritical(string eventId)
-        {
-            if (!_criticalSeen.Add(eventId))
-            {
-                return false;
-            }
-
-            _criticalSeenOrder.Enqueue(eventId);
-            if (_criticalSeenOrder.Count > RecentCriticalIds)
-            {
-                _criticalSeen.Remove(_criticalSeenOrder.Dequeue());
-            }
-
-            return true;
-        }
+        private bool IsAfterStart(BusEntry entry) => _startAfter is null || BusPosition.Compare(entry.Position, _startAfter) > 0;
 
         private async ValueTask WriteSlowAsync(BusEntry entry, CancellationToken feedCancellation)
         {

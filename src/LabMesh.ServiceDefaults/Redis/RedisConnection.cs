@@ -75,6 +75,47 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         return last[1][1]
         """;
 
+    // The entry whose 'id' field is ARGV[1]: its dedup marker holds its position while it lasts,
+    // otherwise up to ARGV[3] entries from ARGV[2] on are looked at.
+    private const string FindScript = """
+        local seen = redis.call('GET', KEYS[1])
+        if seen then return seen end
+        local entries = redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])
+        for _, entry in ipairs(entries) do
+          local fields = entry[2]
+          for i = 1, #fields, 2 do
+            if fields[i] == 'id' and fields[i + 1] == ARGV[1] then return entry[1] end
+          end
+        end
+        return false
+        """;
+
+    // A consumer group's next entries for consumer ARGV[1]: first those another consumer took more
+    // than ARGV[2] ms ago without acknowledging them (it died or hangs), else new ones. The group is
+    // created at the stream's end on first use. Same flat shape as ReadScript.
+    private const string ReadGroupScript = """
+        local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[3], '$', 'MKSTREAM')
+        if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then return redis.error_reply(tostring(err)) end
+        local entries = redis.call('XAUTOCLAIM', KEYS[1], ARGV[3], ARGV[1], ARGV[2], '0-0', 'COUNT', ARGV[4])[2]
+        if #entries == 0 then
+          local read = redis.call('XREADGROUP', 'GROUP', ARGV[3], ARGV[1], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
+          if read and read[1] then entries = read[1][2] end
+        end
+        local result = {}
+        for _, entry in ipairs(entries) do
+          local data = ''
+          local fields = entry[2]
+          if fields then
+            for i = 1, #fields, 2 do
+              if fields[i] == 'data' then data = fields[i + 1] end
+            end
+          end
+          result[#result + 1] = entry[1]
+          result[#result + 1] = data
+        end
+        return result
+        """;
+
     private readonly RedisOptions _options;
     private readonly ConfigurationOptions _configuration;
     private readonly ILogger _logger;
@@ -220,6 +261,70 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         }
 
         return events;
+    }
+
+    /// <summary>
+    /// The stream position of the event with id <paramref name="eventId"/>: from its dedup marker while
+    /// it lasts (<see cref="RedisOptions.DedupWindow"/>), otherwise by looking at up to
+    /// <paramref name="scanLimit"/> entries from <paramref name="notBefore"/> on. Null when not found.
+    /// </summary>
+    public async Task<string?> FindEventPositionAsync(string eventId, DateTimeOffset notBefore, int scanLimit, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventId);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(scanLimit);
+        var start = Math.Max(0, notBefore.ToUnixTimeMilliseconds()).ToString(CultureInfo.InvariantCulture);
+        var result = await ExecuteAsync(
+            "event lookup",
+            db => db.ScriptEvaluateAsync(FindScript, [_options.StreamKey + ":seen:" + eventId, _options.StreamKey], [eventId, start, scanLimit]),
+            cancellationToken);
+        return result.IsNull ? null : (string?)result;
+    }
+
+    /// <summary>
+    /// Up to <paramref name="count"/> entries of the stream for <paramref name="consumer"/> of consumer
+    /// group <paramref name="group"/> (created at the stream's end when missing): entries another
+    /// consumer took longer than <paramref name="claimIdle"/> ago and never acknowledged first, then new
+    /// ones. Each stays pending until <see cref="AcknowledgeEventsAsync"/>, so a consumer that dies
+    /// leaves its entries to the others.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredEvent>> ReadGroupEventsAsync(string group, string consumer, int count, TimeSpan claimIdle, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        ArgumentException.ThrowIfNullOrEmpty(consumer);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        var idle = Math.Max(1L, (long)claimIdle.TotalMilliseconds);
+        var result = await ExecuteAsync(
+            "event group read",
+            db => db.ScriptEvaluateAsync(ReadGroupScript, [_options.StreamKey], [consumer, idle, group, count]),
+            cancellationToken);
+        var flat = (RedisResult[])result!;
+        var events = new StoredEvent[flat.Length / 2];
+        for (var i = 0; i < events.Length; i++)
+        {
+            events[i] = new StoredEvent((string)flat[2 * i]!, (byte[])flat[(2 * i) + 1]! ?? []);
+        }
+
+        return events;
+    }
+
+    /// <summary>Acknowledges <paramref name="positions"/> for consumer group <paramref name="group"/> (XACK).</summary>
+    public async Task AcknowledgeEventsAsync(string group, IReadOnlyList<string> positions, CancellationToken cancellationToken)
+    {
+        if (positions.Count == 0)
+        {
+            return;
+        }
+
+        var ids = new RedisValue[positions.Count];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = positions[i];
+        }
+
+        await ExecuteAsync(
+            "event group ack",
+            db => db.ScriptEvaluateAsync("return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))", [_options.StreamKey], [group, .. ids]),
+            cancellationToken);
     }
 
     /// <summary>The position of the newest stream entry, <c>0-0</c> when the stream is empty.</summary>

@@ -131,6 +131,12 @@ public sealed class RecordingEventBus : IEventBus
         return Task.FromResult(entries);
     }
 
+    public Task<string?> FindPositionAsync(string eventId, CancellationToken cancellationToken)
+    {
+        var index = Delivered.ToList().FindIndex(e => e.Id == eventId);
+        return Task.FromResult(index < 0 ? null : (index + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     public IDisposable Subscribe(Func<BusEntry, CancellationToken, Task> handler) =>
         throw new NotSupportedException("The storage tests never subscribe.");
 }

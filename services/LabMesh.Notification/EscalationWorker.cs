@@ -1,0 +1,74 @@
+using LabMesh.ServiceDefaults.Events;
+using Microsoft.Extensions.Options;
+
+namespace LabMesh.Notification;
+
+/// <summary>
+/// Escalates critical results nobody acknowledged within <see cref="NotificationOptions.AcknowledgementWindow"/>,
+/// and again every window after that until someone does: each escalation is a
+/// <c>critical_result.escalated</c> event (to the team's escalation endpoints and subscribers) and an
+/// audit line, committed together. Replicas may all look: the store escalates each result once per window.
+/// </summary>
+public sealed partial class EscalationWorker(
+    NotificationStore store,
+    [FromKeyedServices(NotificationStore.ServiceName)] OutboxRelay relay,
+    IOptions<NotificationOptions> options,
+    ILogger<EscalationWorker> logger) : BackgroundService
+{
+    private const int BatchSize = 100;
+
+    /// <summary>One pass: escalates what is overdue now; returns how many.</summary>
+    public async Task<int> EscalateOnceAsync(CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (true)
+        {
+            var escalated = await store.EscalateOverdueAsync(options.Value.AcknowledgementWindow, BatchSize, cancellationToken);
+            foreach (var critical in escalated)
+            {
+                LogEscalated(logger, critical.Id, critical.TeamId, critical.Escalations);
+            }
+
+            total += escalated.Count;
+            if (escalated.Count > 0)
+            {
+                relay.Nudge();
+            }
+
+            if (escalated.Count < BatchSize)
+            {
+                return total;
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.EscalationCheckInterval);
+        try
+        {
+            do
+            {
+                try
+                {
+                    await EscalateOnceAsync(stoppingToken);
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    LogFailed(logger, ex);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Critical result {CriticalId} of team {TeamId} is unacknowledged: escalation {Escalation}")]
+    private static partial void LogEscalated(ILogger logger, string criticalId, string teamId, int escalation);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Escalating overdue critical results failed; trying again next interval")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,228 @@
+using System.Threading.Channels;
+using Google.Protobuf;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Redis;
+using Microsoft.Extensions.Options;
+
+namespace LabMesh.Notification;
+
+/// <summary>
+/// Turns every published event into what the Notification service owes it (webhook deliveries, an
+/// open critical result) through <see cref="NotificationStore.IngestAsync"/>.
+/// <para>
+/// With Redis, the replicas share a consumer group on the event stream: each entry goes to one
+/// replica, which acknowledges it only after the store committed; an entry a replica took and never
+/// acknowledged (it died) is taken over by another after <see cref="NotificationOptions.ClaimIdle"/>.
+/// The store's unique (event, endpoint) key makes a repeat harmless. A critical event on pub/sub wakes
+/// the reader at once. Without Redis (the all-in-one host), it follows the in-process bus, holding
+/// what it has not stored yet until the store takes it.
+/// </para>
+/// </summary>
+public sealed partial class EventIngestor : BackgroundService
+{
+    private const int BatchSize = 200;
+
+    private readonly NotificationStore _store;
+    private readonly IEventBus _bus;
+    private readonly RedisConnection? _redis;
+    private readonly NotificationOptions _options;
+    private readonly RetrySchedule _schedule;
+    private readonly WebhookDeliveryWorker _deliveries;
+    private readonly ILogger _logger;
+    private readonly WakeSignal _wake = new();
+
+    public EventIngestor(
+        NotificationStore store,
+        IEventBus bus,
+        IOptions<NotificationOptions> options,
+        RetrySchedule schedule,
+        WebhookDeliveryWorker deliveries,
+        ILogger<EventIngestor> logger,
+        RedisConnection? redis = null)
+    {
+        _store = store;
+        _bus = bus;
+        _redis = redis;
+        _options = options.Value;
+        _schedule = schedule;
+        _deliveries = deliveries;
+        _logger = logger;
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        _redis is not null ? FollowConsumerGroupAsync(_redis, stoppingToken) : FollowInProcessBusAsync(stoppingToken);
+
+    private async Task FollowConsumerGroupAsync(RedisConnection redis, CancellationToken stoppingToken)
+    {
+        var consumer = _options.EffectiveConsumerName;
+        LogStarted(_logger, "Redis consumer group " + _options.ConsumerGroup, consumer);
+        IDisposable? wakeOnCritical = null;
+        var failures = 0;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var more = false;
+                try
+                {
+                    wakeOnCritical ??= await redis.SubscribeCriticalEventsAsync(_ => _wake.Set(), stoppingToken);
+                    var stored = await redis.ReadGroupEventsAsync(_options.ConsumerGroup, consumer, BatchSize, _options.ClaimIdle, stoppingToken);
+                    if (stored.Count > 0)
+                    {
+                        var entries = new List<BusEntry>(stored.Count);
+                        foreach (var item in stored)
+                        {
+                            if (TryParse(item) is { } entry)
+                            {
+                                entries.Add(entry);
+                            }
+                        }
+
+                        await IngestAsync(entries, stoppingToken);
+                        await redis.AcknowledgeEventsAsync(_options.ConsumerGroup, [.. stored.Select(s => s.Position)], stoppingToken);
+                    }
+
+                    more = stored.Count == BatchSize;
+                    if (failures > 0)
+                    {
+                        LogRecovered(_logger, failures);
+                        failures = 0;
+                    }
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Unacknowledged entries stay pending for this consumer; the next read (or another
+                    // replica, after ClaimIdle) takes them again.
+                    failures++;
+                    if (failures == 1 || failures % 50 == 0)
+                    {
+                        LogFailed(_logger, failures, ex);
+                    }
+                }
+
+                if (!more)
+                {
+                    var wait = failures == 0 ? _options.IngestPollInterval : TimeSpan.FromMilliseconds(Math.Min(5000, 100 * failures));
+                    await _wake.WaitAsync(wait, stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            wakeOnCritical?.Dispose();
+        }
+    }
+
+    private async Task FollowInProcessBusAsync(CancellationToken stoppingToken)
+    {
+        LogStarted(_logger, "the in-process event bus", _options.EffectiveConsumerName);
+        var queue = Channel.CreateUnbounded<BusEntry>(new UnboundedChannelOptions { SingleReader = true });
+        using var subscription = _bus.Subscribe((entry, _) =>
+        {
+            queue.Writer.TryWrite(entry);
+            return Task.CompletedTask;
+        });
+
+        var batch = new List<BusEntry>(BatchSize);
+        var failures = 0;
+        try
+        {
+            // What the bus took before this subscription (other services' relays start first) is in its
+            // log; ingesting an event twice adds nothing.
+            string? position = null;
+            while (true)
+            {
+                var earlier = await _bus.ReadAsync(position, BatchSize, stoppingToken);
+                foreach (var entry in earlier)
+                {
+                    queue.Writer.TryWrite(entry);
+                }
+
+                if (earlier.Count < BatchSize)
+                {
+                    break;
+                }
+
+                position = earlier[^1].Position;
+            }
+
+            while (await queue.Reader.WaitToReadAsync(stoppingToken))
+            {
+                while (batch.Count < BatchSize && queue.Reader.TryRead(out var entry))
+                {
+                    batch.Add(entry);
+                }
+
+                try
+                {
+                    await IngestAsync(batch, stoppingToken);
+                    batch.Clear();
+                    failures = 0;
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // The batch is kept and tried again: the store is the only copy that survives.
+                    failures++;
+                    LogFailed(_logger, failures, ex);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * failures)), stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task IngestAsync(List<BusEntry> entries, CancellationToken cancellationToken)
+    {
+        if (entries.Count == 0)
+        {
+            return;
+        }
+
+        var outcome = await _store.IngestAsync(entries, _schedule, _options.AcknowledgementWindow, cancellationToken);
+        if (outcome.Deliveries > 0)
+        {
+            _deliveries.Nudge();
+        }
+    }
+
+    private BusEntry? TryParse(StoredEvent item)
+    {
+        try
+        {
+            var evt = Event.Parser.ParseFrom(item.Data);
+            if (!string.IsNullOrEmpty(evt.Id))
+            {
+                return new BusEntry(item.Position, evt);
+            }
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            // Logged below.
+        }
+
+        LogUnreadable(_logger, item.Position);
+        return null;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Notification ingest follows {Source} as {Consumer}")]
+    private static partial void LogStarted(ILogger logger, string source, string consumer);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Notification ingest failed ({Failures} in a row); the events stay pending and are taken again")]
+    private static partial void LogFailed(ILogger logger, int failures, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Notification ingest works again after {Failures} failures")]
+    private static partial void LogRecovered(ILogger logger, int failures);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Notification ingest skipped an unreadable stream entry at {Position}")]
+    private static partial void LogUnreadable(ILogger logger, string position);
+}

@@ -1,0 +1,99 @@
+using LabMesh.Contracts.Notification.V1;
+
+namespace LabMesh.Notification;
+
+/// <summary>A webhook endpoint as stored, secrets included (never returned by a read RPC).</summary>
+public sealed record EndpointRecord(
+    string Id,
+    string TeamId,
+    string Url,
+    string Description,
+    IReadOnlyList<string> EventTypes,
+    bool Escalation,
+    bool Enabled,
+    string DisabledReason,
+    string Secret,
+    string? PreviousSecret,
+    DateTimeOffset? PreviousSecretExpiresAt,
+    long Version,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt)
+{
+    public string Etag => "\"" + Version.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\"";
+
+    /// <summary>Whether an event of <paramref name="eventType"/> is sent to this endpoint.</summary>
+    public bool Accepts(string eventType) =>
+        EventTypes.Count == 0 || EventTypes.Contains(eventType, StringComparer.Ordinal)
+        || (Escalation && eventType == ServiceDefaults.Events.EventTypes.CriticalResultEscalated);
+
+    /// <summary>The secrets an attempt at <paramref name="now"/> is signed with: the current one, and the previous one during its overlap.</summary>
+    public IReadOnlyList<string> SigningSecrets(DateTimeOffset now) =>
+        PreviousSecret is not null && PreviousSecretExpiresAt > now ? [Secret, PreviousSecret] : [Secret];
+}
+
+/// <summary>One event for one endpoint; its id is the <c>webhook-id</c> of every attempt.</summary>
+public sealed record DeliveryRecord(
+    string Id,
+    string EndpointId,
+    string TeamId,
+    string EventId,
+    string EventType,
+    string? CriticalId,
+    byte[] Body,
+    DeliveryState State,
+    int Attempts,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? NextAttemptAt,
+    DateTimeOffset? DeliveredAt,
+    DateTimeOffset? LastAttemptAt,
+    int LastStatusCode,
+    string LastError);
+
+/// <summary>A critical result waiting for (or having had) a person's acknowledgement.</summary>
+public sealed record CriticalRecord(
+    string Id,
+    string TeamId,
+    string RequisitionId,
+    string ReportId,
+    int ReportVersion,
+    IReadOnlyList<string> CriticalAnalytes,
+    DateTimeOffset OpenedAt,
+    DateTimeOffset DueAt,
+    int Escalations,
+    DateTimeOffset? AcknowledgedAt,
+    string? AcknowledgedBy,
+    AcknowledgementChannel Channel,
+    string? ReadBack)
+{
+    public CriticalResultState State => AcknowledgedAt is not null
+        ? CriticalResultState.Acknowledged
+        : Escalations > 0 ? CriticalResultState.Escalated : CriticalResultState.Open;
+}
+
+/// <summary>One line of a critical result's audit trail.</summary>
+public sealed record AuditRecord(string CriticalId, DateTimeOffset At, string Action, string Actor, string Channel, string Detail);
+
+/// <summary>The audit actions of a critical result.</summary>
+public static class AuditActions
+{
+    public const string Opened = "opened";
+    public const string Notified = "notified";
+    public const string Escalated = "escalated";
+    public const string Acknowledged = "acknowledged";
+}
+
+/// <summary>What ingesting one bus entry did.</summary>
+public readonly record struct IngestOutcome(int Deliveries, bool CriticalOpened);
+
+/// <summary>Where a critical result came from, for the store.</summary>
+public static class CriticalSource
+{
+    /// <summary>The critical result an event concerns: the critical event itself, or the one an escalation or acknowledgement names.</summary>
+    public static string? CriticalIdOf(LabMesh.Contracts.Common.V1.Event evt) => evt.Type switch
+    {
+        ServiceDefaults.Events.EventTypes.LabTestResultCritical => evt.Id,
+        ServiceDefaults.Events.EventTypes.CriticalResultEscalated => evt.CriticalResultEscalated?.CriticalResultId,
+        ServiceDefaults.Events.EventTypes.CriticalResultAcknowledged => evt.CriticalResultAcknowledged?.CriticalResultId,
+        _ => null,
+    };
+}

@@ -1,0 +1,107 @@
+using LabMesh.Contracts.Notification.V1;
+using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
+
+namespace LabMesh.Notification;
+
+/// <summary>The request checks of NotificationService, each a field violation naming its field.</summary>
+public static class NotificationValidation
+{
+    public const int MaxRequestIdLength = 128;
+    public const int MaxDescriptionLength = 500;
+
+    /// <summary>The caller's team's events, narrowed by the filter; another team is PERMISSION_DENIED.</summary>
+    public static EventSelection Selection(EventFilter? filter, Caller caller, string field)
+    {
+        filter ??= new EventFilter();
+        var violations = new List<FieldViolation>();
+        if (filter.TeamId.Length > 0 && filter.TeamId != caller.TeamId)
+        {
+            throw new Grpc.Core.RpcException(new Grpc.Core.Status(
+                Grpc.Core.StatusCode.PermissionDenied, $"{field}.team_id: a caller follows its own team's events only."));
+        }
+
+        var types = EventTypes(filter.Types_, field + ".types", violations);
+        if (filter.RequisitionId.Length > 128)
+        {
+            violations.Add(new FieldViolation(field + ".requisition_id", "is longer than 128 characters."));
+        }
+
+        ThrowIfAny(violations);
+        return new EventSelection(caller.TeamId, new HashSet<string>(types, StringComparer.Ordinal), filter.RequisitionId.Length > 0 ? filter.RequisitionId : null);
+    }
+
+    /// <summary>Known, distinct event types (the ones published on the bus).</summary>
+    public static IReadOnlyList<string> EventTypes(IEnumerable<string> types, string field, List<FieldViolation> violations)
+    {
+        var list = types.ToList();
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (!ServiceDefaults.Events.EventTypes.Published.Contains(list[i], StringComparer.Ordinal))
+            {
+                violations.Add(new FieldViolation($"{field}[{i}]", $"'{Clip(list[i])}' is not an event type; known: {string.Join(", ", ServiceDefaults.Events.EventTypes.Published)}."));
+            }
+            else if (list.IndexOf(list[i]) != i)
+            {
+                violations.Add(new FieldViolation($"{field}[{i}]", $"'{list[i]}' is listed twice."));
+            }
+        }
+
+        return list;
+    }
+
+    public static string Url(string url, WebhookTargetPolicy targets, string field, List<FieldViolation> violations)
+    {
+        if (!targets.TryValidateUrl(url, out var uri, out var error))
+        {
+            violations.Add(new FieldViolation(field, error));
+            return "";
+        }
+
+        return uri.AbsoluteUri;
+    }
+
+    public static void RequestId(string requestId, List<FieldViolation> violations)
+    {
+        if (string.IsNullOrWhiteSpace(requestId))
+        {
+            violations.Add(new FieldViolation("request_id", "is required: it makes the create idempotent."));
+        }
+        else if (requestId.Length > MaxRequestIdLength)
+        {
+            violations.Add(new FieldViolation("request_id", $"is longer than {MaxRequestIdLength} characters."));
+        }
+    }
+
+    public static void Description(string description, string field, List<FieldViolation> violations)
+    {
+        if (description.Length > MaxDescriptionLength)
+        {
+            violations.Add(new FieldViolation(field, $"is longer than {MaxDescriptionLength} characters."));
+        }
+    }
+
+    public static void RequireId(string id, string field)
+    {
+        if (string.IsNullOrEmpty(id))
+        {
+            throw new InvalidArgumentException(field, "is required.");
+        }
+
+        if (id.Length > 128)
+        {
+            throw new InvalidArgumentException(field, "is longer than 128 characters.");
+        }
+    }
+
+    public static void ThrowIfAny(List<FieldViolation> violations)
+    {
+        if (violations.Count > 0)
+        {
+            throw new InvalidArgumentException(violations);
+        }
+    }
+
+    private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "...";
+}

@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace LabMesh.Notification;
+
+/// <summary>
+/// Attempts due webhook deliveries: claims them in the store with a lease (so exactly one replica
+/// attempts each), POSTs the stored body signed for this attempt (Standard Webhooks headers, the
+/// delivery id as <c>webhook-id</c> on every attempt), and records the outcome and the next step
+/// that <see cref="RetrySchedule"/> decides. A replica that dies mid-attempt leaves the delivery to
+/// the others once its lease ends.
+/// </summary>
+public sealed partial class WebhookDeliveryWorker : BackgroundService
+{
+    private readonly NotificationStore _store;
+    private readonly NotificationOptions _options;
+    private readonly WebhookOptions _webhooks;
+    private readonly RetrySchedule _schedule;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly HttpClient _http;
+    private readonly WakeSignal _wake = new();
+    private readonly string _owner;
+
+    public WebhookDeliveryWorker(
+        NotificationStore store,
+        IOptions<NotificationOptions> options,
+        IOptions<WebhookOptions> webhooks,
+        RetrySchedule schedule,
+        WebhookTargetPolicy policy,
+        TimeProvider time,
+        ILogger<WebhookDeliveryWorker> logger)
+    {
+        _store = store;
+        _options = options.Value;
+        _webhooks = webhooks.Value;
+        _schedule = schedule;
+        _time = time;
+        _logger = logger;
+        _owner = _options.EffectiveConsumerName + "/" + Guid.NewGuid().ToString("N")[..8];
+        _http = new HttpClient(policy.CreateHandler()) { Timeout = Timeout.InfiniteTimeSpan };
+        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("LabMesh-Webhooks", "1.0"));
+    }
+
+    /// <summary>Looks for due deliveries at once (after new ones were queued).</summary>
+    public void Nudge() => _wake.Set();
+
+    public override void Dispose()
+    {
+        _http.Dispose();
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var inFlight = new List<Task>();
+        var failures = 0;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                inFlight.RemoveAll(t => t.IsCompleted);
+                var room = _options.DeliveryConcurrency - inFlight.Count;
+                var claimedAll = false;
+                if (room > 0)
+                {
+                    try
+                    {
+                        var now = _time.GetUtcNow();
+                        var claimed = await _store.ClaimDueAsync(_owner, now, now + _webhooks.Timeout + _options.DeliveryLeaseMargin, room, stoppingToken);
+                        foreach (var delivery in claimed)
+                        {
+                            inFlight.Add(AttemptAsync(delivery, stoppingToken));
+                        }
+
+                        claimedAll = claimed.Count == room;
+                        failures = 0;
+                    }
+                    catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                    {
+                        failures++;
+                        LogClaimFailed(_logger, failures, ex);
+                    }
+                }
+
+                if (claimedAll && inFlight.Count < _options.DeliveryConcurrency)
+                {
+                    continue;
+                }
+
+                var wait = failures > 0 ? TimeSpan.FromMilliseconds(Math.Min(5000, 200 * failures)) : _options.DeliveryPollInterval;
+                var wake = _wake.WaitAsync(wait, stoppingToken);
+                if (inFlight.Count >= _options.DeliveryConcurrency)
+                {
+                    await Task.WhenAny(Task.WhenAny(inFlight), wake);
+                }
+                else
+                {
+                    await wake;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: attempts in flight keep their leases and are taken again later.
+        }
+
+        await Task.WhenAll(inFlight);
+    }
+
+    private async Task AttemptAsync(DeliveryRecord delivery, CancellationToken stoppingToken)
+    {
+        try
+        {
+            var endpoint = await _store.FindEndpointAsync(delivery.EndpointId, stoppingToken);
+            if (endpoint is null || !endpoint.Enabled)
+            {
+                // Deleted or disabled since the claim: the lease lapses and the claim query skips it.
+                return;
+            }
+
+            var attempt = delivery.Attempts + 1;
+            var attemptedAt = _time.GetUtcNow();
+            var (outcome, error, elapsed) = await SendAsync(endpoint, delivery, attemptedAt, stoppingToken);
+            if (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var decision = _schedule.Decide(attempt, outcome, _time.GetUtcNow());
+            var recorded = await _store.RecordAttemptAsync(delivery, _owner, decision, outcome.StatusCode, error, attemptedAt, CancellationToken.None);
+            if (!recorded)
+            {
+                LogLeaseLost(_logger, delivery.Id, endpoint.Id);
+                return;
+            }
+
+            LogAttempt(_logger, delivery.Id, delivery.EventType, endpoint.Id, attempt, decision.Reason, decision.Kind, (long)elapsed.TotalMilliseconds);
+            if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
+            {
+                await _store.DisableEndpointAsync(endpoint.Id, "endpoint answered 410 Gone", CancellationToken.None);
+                LogDisabled(_logger, endpoint.Id);
+            }
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The store failed: the lease lapses and the delivery is attempted again.
+            LogAttemptFailed(_logger, delivery.Id, ex);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task<(WebhookAttemptOutcome Outcome, string Error, TimeSpan Elapsed)> SendAsync(
+        EndpointRecord endpoint, DeliveryRecord delivery, DateTimeOffset attemptedAt, CancellationToken stoppingToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, endpoint.Url)
+        {
+            Content = new ByteArrayContent(delivery.Body),
+        };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        foreach (var (name, value) in WebhookSigner.Headers(delivery.Id, attemptedAt, delivery.Body, endpoint.SigningSecrets(attemptedAt)))
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        timeout.CancelAfter(_webhooks.Timeout);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            var retryAfter = response.Headers.TryGetValues("Retry-After", out var values) ? values.FirstOrDefault() : null;
+            var status = (int)response.StatusCode;
+            return (WebhookAttemptOutcome.Response(status, retryAfter), status is >= 200 and <= 299 ? "" : $"HTTP {status}", Stopwatch.GetElapsedTime(started));
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            var outcome = timeout.IsCancellationRequested ? WebhookAttemptOutcome.Timeout : WebhookAttemptOutcome.FromException(ex);
+            return (outcome, outcome.ToString(), Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {DeliveryId} ({EventType}) to endpoint {EndpointId}, attempt {Attempt}: {Outcome} -> {Decision} in {ElapsedMs} ms")]
+    private static partial void LogAttempt(ILogger logger, string deliveryId, string eventType, string endpointId, int attempt, string outcome, WebhookDecisionKind decision, long elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook endpoint {EndpointId} answered 410 Gone and is disabled")]
+    private static partial void LogDisabled(ILogger logger, string endpointId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {DeliveryId} to endpoint {EndpointId}: the lease ended before the attempt was recorded; another replica owns it")]
+    private static partial void LogLeaseLost(ILogger logger, string deliveryId, string endpointId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Claiming due webhook deliveries failed ({Failures} in a row)")]
+    private static partial void LogClaimFailed(ILogger logger, int failures, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Webhook {DeliveryId}: recording the attempt failed; it is attempted again when its lease ends")]
+    private static partial void LogAttemptFailed(ILogger logger, string deliveryId, Exception exception);
+}
