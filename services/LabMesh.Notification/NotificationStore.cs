@@ -483,7 +483,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<AuditRow>(new CommandDefinition(
-            "SELECT critical_id AS CriticalId, at AS At, action AS Action, actor AS Actor, channel AS Channel, detail AS Detail FROM critical_audit WHERE critical_id = @criticalId ORDER BY sequence",
+            "SELECT critical_id AS CriticalId, at AS At, action AS Action, actor AS Actor, channel AS Channel, detail AS Detail FROM critical_audit WHERE critical_id = @criticalId ORDER BY at, sequence",
             new { criticalId }, cancellationToken: cancellationToken));
         return [.. rows.Select(r => new AuditRecord(r.CriticalId, DbTime.FromDb(r.At), r.Action, r.Actor, r.Channel, r.Detail))];
     }

@@ -68,4 +68,35 @@ public static class MeshHosts
                 app.MapDefaultEndpoints();
             },
             port);
+
+    /// <summary>
+    /// The four services in one host, as the all-in-one Program.cs wires them: the peers are this
+    /// host's own address, so <paramref name="port"/> must be known (take one from <see cref="FreePort"/>).
+    /// </summary>
+    public static Task<ServiceHost> StartAllInOneAsync(IReadOnlyDictionary<string, string?> settings, int port)
+    {
+        var all = new Dictionary<string, string?>(settings)
+        {
+            ["LabMesh:Services:ServiceRequest"] = $"http://127.0.0.1:{port}",
+            ["LabMesh:Services:Requisition"] = $"http://127.0.0.1:{port}",
+        };
+        return ServiceHost.StartAsync(all,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddServiceRequestService();
+                builder.Services.AddRequisitionService(builder.Configuration);
+                builder.Services.AddResultsInterpretationService(builder.Configuration);
+                builder.Services.AddNotificationService(builder.Configuration);
+            },
+            app =>
+            {
+                app.MapServiceRequestService();
+                app.MapRequisitionService();
+                app.MapResultsInterpretationService();
+                app.MapNotificationService();
+                app.MapDefaultEndpoints();
+            },
+            port);
+    }
 }
