@@ -18,6 +18,7 @@ packages=(
   "npm:/usr/bin/npm"
   "redis-server:/usr/bin/redis-server"
   "postgresql:/usr/lib/postgresql/*/bin/initdb"
+  "kubernetes-client:/usr/bin/kubectl"
 )
 # Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
 # Node.js installed another way (nvm, a tarball under /usr/local) serves as well as Debian's.

@@ -1,0 +1,58 @@
+using System.Text.RegularExpressions;
+
+namespace LabMesh.Deploy.Tests;
+
+/// <summary>One <c>service</c> of a .proto file under protos/.</summary>
+internal sealed record ProtoService(string Package, string Name, string File)
+{
+    /// <summary>The gRPC service name, the first part of every method path: <c>labmesh.requisition.v1.RequisitionService</c>.</summary>
+    public string FullName => $"{Package}.{Name}";
+
+    /// <summary>A method path of this service, as a gateway sees it.</summary>
+    public string PathOf(string method) => $"/{FullName}/{method}";
+
+    public override string ToString() => FullName;
+}
+
+/// <summary>The gRPC services protos/ defines, read from the <c>package</c> and <c>service</c> lines.</summary>
+internal static partial class Protos
+{
+    public static IReadOnlyList<ProtoService> All { get; } = Load();
+
+    /// <summary>LabMesh's own contracts (packages labmesh.*), which the services serve.</summary>
+    public static IReadOnlyList<ProtoService> LabMesh { get; } = [.. All.Where(s => s.Package.StartsWith("labmesh.", StringComparison.Ordinal))];
+
+    /// <summary>What every service process serves besides its own: gRPC health and server reflection.</summary>
+    public static IReadOnlyList<ProtoService> HealthAndReflection { get; } =
+        [.. All.Where(s => s.Package.StartsWith("grpc.health.", StringComparison.Ordinal) || s.Package.StartsWith("grpc.reflection.", StringComparison.Ordinal))];
+
+    private static List<ProtoService> Load()
+    {
+        var services = new List<ProtoService>();
+        foreach (var file in Directory.EnumerateFiles(Repository.PathOf("protos"), "*.proto", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var text = Comment().Replace(File.ReadAllText(file), "");
+            var package = PackageLine().Match(text);
+            foreach (Match service in ServiceLine().Matches(text))
+            {
+                if (!package.Success)
+                {
+                    throw new InvalidOperationException($"{file} defines a service but no package.");
+                }
+
+                services.Add(new ProtoService(package.Groups[1].Value, service.Groups[1].Value, Repository.Relative(file)));
+            }
+        }
+
+        return services;
+    }
+
+    [GeneratedRegex(@"//[^\n]*|/\*.*?\*/", RegexOptions.Singleline)]
+    private static partial Regex Comment();
+
+    [GeneratedRegex(@"^\s*package\s+([A-Za-z_][\w.]*)\s*;", RegexOptions.Multiline)]
+    private static partial Regex PackageLine();
+
+    [GeneratedRegex(@"^\s*service\s+([A-Za-z_]\w*)\s*\{", RegexOptions.Multiline)]
+    private static partial Regex ServiceLine();
+}
