@@ -25,7 +25,8 @@ public sealed record EventSelection(string TeamId, IReadOnlySet<string> Types, s
 /// the last replayed position are dropped, so the client sees every event once, in bus order. The
 /// cursor a client gets is the bus position up to which it has seen every event that matches.
 /// </summary>
-public sealed partial class EventStreams(IEventBus bus, IOptions<NotificationOptions> options, StreamAudit audit, TimeProvider time, ILogger<EventStreams> logger)
+public sealed partial class EventStreams(
+    IEventBus bus, IOptions<NotificationOptions> options, StreamAudit audit, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<EventStreams> logger)
 {
     private const int ReplayPage = 500;
 
@@ -59,7 +60,9 @@ public sealed partial class EventStreams(IEventBus bus, IOptions<NotificationOpt
         EventSelection selection, string subscriber, string? startAfter, TimeSpan heartbeat, IServerStreamWriter<SubscribeResponse> writer,
         ServerCallContext context)
     {
-        var cancellationToken = context.CancellationToken;
+        // A stopping host ends its streams at once (UNAVAILABLE with the cursor), instead of waiting for them.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        var cancellationToken = ending.Token;
         var settings = options.Value;
         var buffer = Channel.CreateBounded<BusEntry>(new BoundedChannelOptions(settings.SubscriberBuffer) { SingleReader = true, SingleWriter = true });
         var overflow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -137,6 +140,12 @@ public sealed partial class EventStreams(IEventBus bus, IOptions<NotificationOpt
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            if (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+            {
+                throw new RpcException(new Status(
+                    StatusCode.Unavailable, $"The server is shutting down; subscribe again (any replica) with resume_after=\"{stream.Cursor}\"."));
+            }
+
             // The client went away.
         }
     }

@@ -46,6 +46,21 @@ public sealed class FailoverAndEscalationTests
     }
 
     [Fact]
+    public async Task StoppingReplica_EndsItsStreamsAtOnce_WithUnavailableAndTheCursorToResumeFrom()
+    {
+        await using var mesh = await NotificationMesh.StartAsync(null, "a");
+        await using var stream = await StreamReader.OpenAsync(mesh.Notifications("a", _team), new SubscribeRequest());
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        await mesh.StopReplicaAsync("a");
+
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), $"the replica stopped in {started.Elapsed}, not after a stream's timeout");
+        await Eventually.MatchAsync(() => Task.FromResult(stream.Error), e => e is not null, Timeout, "the stream ends");
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, stream.Error!.StatusCode);
+        Assert.Contains("resume_after", stream.Error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnacknowledgedCriticalResult_IsEscalatedEveryWindowUntilAcknowledged_AndTheAuditTrailTellsIt()
     {
         await using var mesh = await NotificationMesh.StartAsync(TimeSpan.FromSeconds(1));
