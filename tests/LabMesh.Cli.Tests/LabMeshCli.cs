@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+
+namespace LabMesh.Cli.Tests;
+
+/// <summary>What one run of <c>labmesh</c> did.</summary>
+public sealed record CliRun(int ExitCode, string Stdout, string Stderr)
+{
+    /// <summary>Stdout as JSON lines, each parsed.</summary>
+    public IReadOnlyList<JsonElement> JsonLines() =>
+        [.. Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(line => JsonDocument.Parse(line).RootElement)];
+
+    /// <summary>Stdout as one JSON document.</summary>
+    public JsonElement Json() => JsonDocument.Parse(Stdout).RootElement;
+
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
+}
+
+/// <summary>Runs the built <c>labmesh</c> (<c>dotnet labmesh.dll ...</c>) as a user or a script would.</summary>
+internal static class LabMeshCli
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
+
+    public static async Task<CliRun> RunAsync(params string[] args) => await RunAsync(DefaultTimeout, args);
+
+    public static async Task<CliRun> RunAsync(TimeSpan timeout, params string[] args)
+    {
+        using var process = Start(args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"labmesh {string.Join(' ', args)} did not finish within {timeout.TotalSeconds:0} s.");
+        }
+
+        return new CliRun(process.ExitCode, await stdout.WaitAsync(timeout), await stderr.WaitAsync(timeout));
+    }
+
+    /// <summary>Starts <c>labmesh</c> with its output redirected; the caller reads it and ends the process.</summary>
+    public static Process Start(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        start.Environment["NO_COLOR"] = "1";
+        start.ArgumentList.Add(Built.Assembly("tools/LabMesh.Cli", "labmesh.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(start)!;
+    }
+}

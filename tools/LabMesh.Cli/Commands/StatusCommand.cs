@@ -1,0 +1,258 @@
+using System.CommandLine;
+using Grpc.Core;
+using LabMesh.Cli.Mesh;
+using LabMesh.Cli.Output;
+using LabMesh.Contracts.Notification.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.Results.V1;
+using Spectre.Console;
+using ResultInterpretation = LabMesh.Contracts.Results.V1.Interpretation;
+
+namespace LabMesh.Cli.Commands;
+
+/// <summary>
+/// <c>labmesh status ID</c>: one requisition in all three vocabularies, its service requests, a summary
+/// of its result reports and its critical results nobody has acknowledged yet.
+/// </summary>
+internal static class StatusCommand
+{
+    public static CliCommand Create(CommonOptions common)
+    {
+        var id = new Argument<string>("ID") { Description = "The requisition's id." };
+        var command = new Command("status",
+            "A requisition's status in all three vocabularies (seed 004's order status, seed 003's lifecycle, seed 000's " +
+            "task_business_status), its service requests, its result reports and its open critical results. A part the " +
+            "target does not serve (UNIMPLEMENTED) is shown as unavailable, with a warning on stderr.")
+        {
+            id,
+        };
+        Cli.SetAction(command, async (parse, cancellationToken) =>
+        {
+            using var mesh = new MeshClient(common.Settings(parse));
+            var view = await ReadAsync(mesh, parse.GetValue(id)!, cancellationToken);
+            if (parse.GetValue(common.Json))
+            {
+                Json.WriteLine(view);
+            }
+            else
+            {
+                Render(view);
+            }
+
+            return ExitCodes.Success;
+        });
+        return new CliCommand(command,
+        [
+            "labmesh status 0192f0c4-7d1e-7b3a-9c55-2f1e6f1d2a10",
+            "labmesh status 0192f0c4-7d1e-7b3a-9c55-2f1e6f1d2a10 --target http://127.0.0.1:5000 --team demo --json",
+        ]);
+    }
+
+    private static async Task<StatusView> ReadAsync(MeshClient mesh, string id, CancellationToken cancellationToken)
+    {
+        var requisition = (await mesh.CallAsync("RequisitionService/GetRequisition",
+            o => mesh.Requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = id }, o), cancellationToken)).Requisition;
+        var unavailable = new List<string>();
+        var results = await OptionalAsync(unavailable, () => mesh.CallAsync("ResultsInterpretationService/GetResults",
+            o => mesh.Results.GetResultsAsync(new GetResultsRequest { RequisitionId = id }, o), cancellationToken));
+        var critical = await OptionalAsync(unavailable, () => OpenCriticalResultsAsync(mesh, id, cancellationToken));
+        return new StatusView(
+            requisition.Id,
+            requisition.TeamId,
+            Words.Modality(requisition.Modality),
+            requisition.Lab,
+            Json.Time(requisition.CreateTime),
+            Json.Time(requisition.PlaceTime),
+            Json.Time(requisition.UpdateTime),
+            OrderSnapshot.Of(requisition),
+            [.. requisition.Events.Select(e => new OrderEventView(e.Id, Json.Time(e.CreatedAt), e.Status))],
+            results is null ? null : ResultsView.Of(results),
+            critical,
+            unavailable);
+    }
+
+    private static async Task<List<CriticalResultView>> OpenCriticalResultsAsync(MeshClient mesh, string id, CancellationToken cancellationToken)
+    {
+        var open = new List<CriticalResultView>();
+        var request = new ListUnacknowledgedCriticalResultsRequest { RequisitionId = id, PageSize = 100 };
+        do
+        {
+            var page = await mesh.CallAsync("NotificationService/ListUnacknowledgedCriticalResults",
+                o => mesh.Notifications.ListUnacknowledgedCriticalResultsAsync(request, o), cancellationToken);
+            open.AddRange(page.CriticalResults.Select(CriticalResultView.Of));
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0);
+
+        return open;
+    }
+
+    /// <summary>The part, or null when the target does not serve its service (noted on stderr and in the output).</summary>
+    private static async Task<T?> OptionalAsync<T>(List<string> unavailable, Func<Task<T>> read)
+        where T : class
+    {
+        try
+        {
+            return await read();
+        }
+        catch (CallFailedException e) when (e.StatusCode == StatusCode.Unimplemented)
+        {
+            unavailable.Add($"{e.Method}: {StatusCodes.Name(e.StatusCode)}");
+            await Console.Error.WriteLineAsync($"labmesh: warning: {e.Message}");
+            return null;
+        }
+    }
+
+    private static void Render(StatusView view)
+    {
+        var console = AnsiConsole.Console;
+        console.MarkupLine($"[bold]Requisition {Markup.Escape(view.RequisitionId)}[/]  team {Markup.Escape(view.TeamId)} · "
+            + $"{Markup.Escape(view.Modality ?? "no modality")} · lab {Markup.Escape(Text(view.Lab))} · "
+            + (view.PlacedAt is { } placed ? $"placed {Time(placed)}" : "[yellow]draft[/]"));
+
+        var statuses = new Table().Border(TableBorder.Rounded).AddColumn("vocabulary").AddColumn("status");
+        statuses.AddRow("seed 004 order status", Markup.Escape(Text(view.Statuses.OrderStatus)));
+        statuses.AddRow("seed 004 namespaced status", Markup.Escape(Text(view.Statuses.OrderSubStatus)));
+        statuses.AddRow("seed 003 lifecycle", Markup.Escape(Text(view.Statuses.LifecycleStatus)));
+        console.Write(statuses);
+
+        var tests = new Table().Border(TableBorder.Rounded).Title("service requests (seed 000)")
+            .AddColumn("id").AddColumn("code").AddColumn("status").AddColumn("task_business_status").AddColumn("partner");
+        foreach (var test in view.Statuses.ServiceRequests)
+        {
+            tests.AddRow(Markup.Escape(test.Id), Markup.Escape(test.Code), Markup.Escape(Text(test.Status)),
+                Markup.Escape(Text(test.TaskBusinessStatus)), Markup.Escape(test.PartnerId));
+        }
+
+        console.Write(tests);
+
+        if (view.OrderEvents.Count > 0)
+        {
+            var events = new Table().Border(TableBorder.Rounded).Title("order events (seed 004)")
+                .AddColumn("#").AddColumn("time").AddColumn("status");
+            foreach (var e in view.OrderEvents)
+            {
+                events.AddRow(e.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), Time(e.CreatedAt), Markup.Escape(e.Status));
+            }
+
+            console.Write(events);
+        }
+
+        RenderResults(console, view.Results);
+        RenderCritical(console, view.OpenCriticalResults);
+    }
+
+    private static void RenderResults(IAnsiConsole console, ResultsView? results)
+    {
+        if (results is null)
+        {
+            console.MarkupLine("results: [yellow]unavailable[/]");
+            return;
+        }
+
+        if (results.Reports.Count == 0)
+        {
+            console.MarkupLine("results: none yet");
+            return;
+        }
+
+        console.MarkupLine($"results: {results.Reports.Count} report(s) · {Colored(results.Interpretation)} · "
+            + $"{Markup.Escape(Text(results.ResultsStatus))} · all results received: {(results.AllResultsReceived ? "yes" : "no")}");
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("report").AddColumn("version").AddColumn("status").AddColumn("interpretation").AddColumn("markers").AddColumn("critical analytes");
+        foreach (var report in results.Reports)
+        {
+            table.AddRow(Markup.Escape(report.Id), report.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Markup.Escape(Text(report.Status)), Colored(report.Interpretation),
+                report.Markers.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", report.CriticalAnalytes)));
+        }
+
+        console.Write(table);
+    }
+
+    private static void RenderCritical(IAnsiConsole console, IReadOnlyList<CriticalResultView>? critical)
+    {
+        if (critical is null)
+        {
+            console.MarkupLine("open critical results: [yellow]unavailable[/]");
+            return;
+        }
+
+        if (critical.Count == 0)
+        {
+            console.MarkupLine("open critical results: none");
+            return;
+        }
+
+        var table = new Table().Border(TableBorder.Rounded).Title("[red]open critical results[/]")
+            .AddColumn("id").AddColumn("analytes").AddColumn("state").AddColumn("opened").AddColumn("due").AddColumn("escalations");
+        foreach (var c in critical)
+        {
+            table.AddRow(Markup.Escape(c.Id), Markup.Escape(string.Join(", ", c.CriticalAnalytes)), Markup.Escape(Text(c.State)),
+                Time(c.OpenedAt), Time(c.DueAt), c.Escalations.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        console.Write(table);
+    }
+
+    private static string Text(string? value) => string.IsNullOrEmpty(value) ? "-" : value;
+
+    private static string Time(DateTimeOffset? time) =>
+        time?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture) ?? "-";
+
+    private static string Colored(string? interpretation) => interpretation switch
+    {
+        "critical" => "[red bold]critical[/]",
+        "abnormal" => "[yellow]abnormal[/]",
+        "normal" => "[green]normal[/]",
+        _ => "-",
+    };
+
+    private sealed record StatusView(
+        string RequisitionId,
+        string TeamId,
+        string? Modality,
+        string Lab,
+        DateTimeOffset? CreatedAt,
+        DateTimeOffset? PlacedAt,
+        DateTimeOffset? UpdatedAt,
+        OrderSnapshot Statuses,
+        IReadOnlyList<OrderEventView> OrderEvents,
+        ResultsView? Results,
+        IReadOnlyList<CriticalResultView>? OpenCriticalResults,
+        IReadOnlyList<string> Unavailable);
+
+    private sealed record OrderEventView(long Id, DateTimeOffset? CreatedAt, string Status);
+
+    private sealed record ResultsView(string? Interpretation, string? ResultsStatus, bool AllResultsReceived, IReadOnlyList<ReportView> Reports)
+    {
+        public static ResultsView Of(GetResultsResponse response) => new(
+            Words.Interpretation(response.Interpretation),
+            response.ResultsStatus.Length == 0 ? null : response.ResultsStatus,
+            response.AllResultsReceived,
+            [.. response.Reports.Select(ReportView.Of)]);
+    }
+
+    /// <summary>A report without its values: how it was read, and which analytes were critical.</summary>
+    private sealed record ReportView(
+        string Id, int Version, string? Status, string? Interpretation, int Markers, IReadOnlyList<string> CriticalAnalytes, DateTimeOffset? CreatedAt)
+    {
+        public static ReportView Of(Report report) => new(
+            report.Id,
+            report.Version,
+            Words.Report(report.Metadata?.Status ?? ReportStatus.Unspecified),
+            Words.Interpretation(report.Metadata?.Interpretation ?? ResultInterpretation.Unspecified),
+            report.Results.Count,
+            [.. report.Results.Where(m => m.Reading?.Interpretation == ResultInterpretation.Critical).Select(m => m.Slug)],
+            Json.Time(report.CreateTime));
+    }
+
+    private sealed record CriticalResultView(
+        string Id, string ReportId, int ReportVersion, IReadOnlyList<string> CriticalAnalytes, string? State,
+        DateTimeOffset? OpenedAt, DateTimeOffset? DueAt, int Escalations)
+    {
+        public static CriticalResultView Of(CriticalResultAcknowledgement c) => new(
+            c.Id, c.ReportId, c.ReportVersion, [.. c.CriticalAnalytes], Words.CriticalResult(c.State),
+            Json.Time(c.OpenedAt), Json.Time(c.DueAt), c.Escalations);
+    }
+}

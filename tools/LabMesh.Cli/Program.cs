@@ -1,0 +1,1 @@
+return await LabMesh.Cli.Cli.RunAsync(args);
