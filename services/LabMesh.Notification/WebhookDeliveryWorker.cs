@@ -59,6 +59,10 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
     {
         var inFlight = new List<Task>();
         var failures = 0;
+
+        // One wait outlives the iterations an attempt ends early: a new wait per iteration would leave the
+        // old one queued on the signal, swallowing the next nudge.
+        Task? wake = null;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -93,7 +97,7 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
                 }
 
                 var wait = failures > 0 ? TimeSpan.FromMilliseconds(Math.Min(5000, 200 * failures)) : _options.DeliveryPollInterval;
-                var wake = _wake.WaitAsync(wait, stoppingToken);
+                wake ??= _wake.WaitAsync(wait, stoppingToken);
                 if (inFlight.Count >= _options.DeliveryConcurrency)
                 {
                     await Task.WhenAny(Task.WhenAny(inFlight), wake);
@@ -101,6 +105,12 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
                 else
                 {
                     await wake;
+                }
+
+                if (wake.IsCompleted)
+                {
+                    await wake;
+                    wake = null;
                 }
             }
         }
