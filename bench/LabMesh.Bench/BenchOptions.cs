@@ -5,10 +5,7 @@ namespace LabMesh.Bench;
 /// <summary>Command-line settings of one bench run (see ../README.md for each option).</summary>
 internal sealed class BenchOptions
 {
-    public static readonly string[] AllScenarios =
-        ["h2load-unary", "h2load-stream", "e2e-unary", "e2e-stream", "client-unary", "server-unary"];
-
-    public IReadOnlyList<string> Scenarios { get; private set; } = AllScenarios;
+    public IReadOnlyList<string> Scenarios { get; private set; } = [.. ScenarioInfo.Names];
 
     public double DurationSeconds { get; private set; } = 5;
 
@@ -29,6 +26,15 @@ internal sealed class BenchOptions
 
     public int StreamMessages { get; private set; } = 100;
 
+    /// <summary>gzip-*: bytes of the text-like request and response payloads.</summary>
+    public int GzipSize { get; private set; } = 16 * 1024;
+
+    /// <summary>large-unary: bytes of the request and response payloads.</summary>
+    public int LargeSize { get; private set; } = 1024 * 1024;
+
+    /// <summary>many-streams: server-streaming calls open at once over one connection.</summary>
+    public int Streams { get; private set; } = 1000;
+
     /// <summary>Each pair is measured this many times, alternating which server goes first; the median is kept.</summary>
     public int Rounds { get; private set; } = 1;
 
@@ -42,6 +48,9 @@ internal sealed class BenchOptions
     public string ServerGc { get; private set; } = "server";
 
     public string H2LoadPath { get; private set; } = "/usr/bin/h2load";
+
+    /// <summary>The interpreter that has grpcio: Debian's, since a python3 earlier on PATH may lack it.</summary>
+    public string PythonPath { get; private set; } = "/usr/bin/python3";
 
     /// <summary>Sample allocations by type in the servers and the client (<see cref="AllocationProfiler"/>).</summary>
     public bool AllocProfile { get; private set; }
@@ -92,6 +101,15 @@ internal sealed class BenchOptions
                 case "--stream-messages":
                     options.StreamMessages = PositiveInt(arg, Value());
                     break;
+                case "--gzip-size":
+                    options.GzipSize = PositiveInt(arg, Value());
+                    break;
+                case "--large-size":
+                    options.LargeSize = PositiveInt(arg, Value());
+                    break;
+                case "--streams":
+                    options.Streams = PositiveInt(arg, Value());
+                    break;
                 case "--rounds":
                     options.Rounds = PositiveInt(arg, Value());
                     break;
@@ -114,6 +132,9 @@ internal sealed class BenchOptions
                     break;
                 case "--h2load":
                     options.H2LoadPath = Value();
+                    break;
+                case "--python":
+                    options.PythonPath = Value();
                     break;
                 case "--markdown":
                     options.MarkdownPath = Value();
@@ -138,11 +159,16 @@ internal sealed class BenchOptions
 
           dotnet run -c Release --project bench/LabMesh.Bench -- [options]
 
-          --scenario LIST       comma-separated, or 'all' (default), 'h2load', 'e2e', 'unary', 'stream':
+          --scenario LIST       comma-separated names, 'all' (default), or words selecting every name that
+                                contains them: 'h2load', 'e2e', 'unary', 'stream', 'gzip', 'grpcio':
                                 h2load-unary, h2load-stream   h2load -> LabMesh server vs bare endpoint
                                 e2e-unary, e2e-stream         LabMesh client+server vs HttpClient+bare endpoint
                                 client-unary                  LabMesh client vs HttpClient, both -> bare endpoint
                                 server-unary                  HttpClient -> LabMesh server vs bare endpoint
+                                gzip-unary, gzip-stream       LabMesh client+server, gzip both ways vs uncompressed
+                                large-unary                   as e2e-unary with --large-size messages
+                                many-streams                  as e2e-stream with --streams calls over one connection
+                                grpcio-unary, grpcio-stream   h2load -> LabMesh server vs Python grpcio server
           --duration S          measured seconds per target (default 5)
           --warmup S            warm-up seconds before each measurement (default 1)
           --prime S             load on each of the 7 paths before measuring anything (default 1)
@@ -151,12 +177,16 @@ internal sealed class BenchOptions
           --request-size B      request payload bytes (default 100)
           --response-size B     response payload bytes, each streamed message too (default 100)
           --stream-messages N   messages per server-streaming call (default 100)
+          --gzip-size B         gzip-*: text-like request and response payload bytes (default 16384)
+          --large-size B        large-unary: request and response payload bytes (default 1048576)
+          --streams N           many-streams: calls open at once, one connection (default 1000)
           --rounds N            measure each pair N times, alternating order; report the median (default 1)
           --pin                 servers on CPU 0, client and h2load on CPU 1 (taskset)
           --server-gc MODE      server (default) or workstation, for both server processes
           --in-process          host the servers in the bench process (debugging; CPU/alloc columns mix)
           --alloc-profile       print sampled allocations by type per measurement (perturbs the figures a little)
           --h2load PATH         h2load binary (default /usr/bin/h2load)
+          --python PATH         interpreter with python3-grpcio (default /usr/bin/python3)
           --markdown FILE       also write the summary table as Markdown
         """;
 
@@ -168,15 +198,15 @@ internal sealed class BenchOptions
             switch (part)
             {
                 case "all":
-                    result.AddRange(AllScenarios);
+                    result.AddRange(ScenarioInfo.Names);
                     break;
-                case "h2load" or "e2e" or "unary" or "stream":
-                    result.AddRange(AllScenarios.Where(s => s.Contains(part, StringComparison.Ordinal)));
+                case var group when ScenarioInfo.Groups.Contains(group):
+                    result.AddRange(ScenarioInfo.Names.Where(s => s.Contains(group, StringComparison.Ordinal)));
                     break;
                 default:
-                    if (!AllScenarios.Contains(part))
+                    if (!ScenarioInfo.Names.Contains(part))
                     {
-                        throw new ArgumentException($"Unknown scenario '{part}'. Known: {string.Join(", ", AllScenarios)}.");
+                        throw new ArgumentException($"Unknown scenario '{part}'. Known: {string.Join(", ", ScenarioInfo.Names)}.");
                     }
                     result.Add(part);
                     break;

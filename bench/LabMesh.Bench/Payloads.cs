@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
 using Google.Protobuf;
 using LabMesh.Bench.V1;
 
@@ -36,15 +38,33 @@ internal sealed class Payloads
 
     public int StreamMessages { get; }
 
-    /// <summary>A payload of <paramref name="size"/> bytes (a fixed pattern: protobuf does not care).</summary>
+    private static readonly string[] Analytes = ["potassium", "sodium", "glucose", "calcium", "hemoglobin", "platelets", "creatinine", "troponin"];
+    private static readonly string[] Units = ["mmol/L", "mg/dL", "g/dL", "x10E3/uL", "ng/L", "umol/L"];
+    private static readonly string[] Flags = ["N", "N", "N", "H", "L"];
+
+    /// <summary>
+    /// A payload of <paramref name="size"/> bytes: text-like lines of lab results with pseudo-random
+    /// values, always the same. Uncompressed, protobuf only copies them; the gzip scenarios need
+    /// bytes that compress as real text does, not a short repeating pattern.
+    /// </summary>
     public static ByteString Fill(int size)
     {
-        var bytes = new byte[size];
-        for (var i = 0; i < bytes.Length; i++)
+        var text = new StringBuilder(size + 128);
+        var state = 2463534242u;
+        uint Next()
         {
-            bytes[i] = (byte)(i * 31 + 7);
+            // xorshift32: deterministic and cheap.
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            return state;
         }
-        return ByteString.CopyFrom(bytes);
+        while (text.Length < size)
+        {
+            text.Append(CultureInfo.InvariantCulture,
+                $"{{\"analyte\":\"{Analytes[Next() % Analytes.Length]}\",\"value\":{Next() % 100000 / 100.0:F2},\"unit\":\"{Units[Next() % Units.Length]}\",\"flag\":\"{Flags[Next() % Flags.Length]}\"}}\n");
+        }
+        return ByteString.CopyFrom(Encoding.ASCII.GetBytes(text.ToString(0, size)));
     }
 
     /// <summary>Length-prefixed message: compressed flag 0, big-endian length, protobuf bytes.</summary>

@@ -60,24 +60,31 @@ Console.WriteLine(string.Format(
     options.WarmupSeconds, options.DurationSeconds, options.Rounds));
 Console.WriteLine(options.InProcess
     ? "  servers: in the bench process (CPU and allocation columns include client and server)"
-    : $"  servers: two child processes ({options.ServerGc} GC), Kestrel h2c on 127.0.0.1{(options.Pin ? "; servers on CPU 0, client/h2load on CPU 1" : "; client, h2load and server share all cores")}");
+    : $"  servers: child processes ({options.ServerGc} GC for .NET), Kestrel h2c on 127.0.0.1{(options.Pin ? "; servers on CPU 0, client/h2load on CPU 1" : "; client, h2load and server share all cores")}");
+Console.WriteLine(string.Format(
+    CultureInfo.InvariantCulture,
+    "  own-server scenarios: gzip {0} B text-like payloads; large {1} B; many-streams {2} calls over one connection; grpcio via {3}",
+    options.GzipSize, options.LargeSize, options.Streams, options.PythonPath));
 Console.WriteLine("  columns: rate; call latency p50/p99; CPU time and bytes allocated per op (op = call, or message for streams) in the server and in the bench client");
 
-await using var labMesh = await ServerProcess.StartAsync(ServerKind.LabMesh, options, payloads);
-await using var bare = await ServerProcess.StartAsync(ServerKind.Bare, options, payloads);
+await using var labMesh = await ServerProcess.StartAsync(ServerSettings.For(ServerKind.LabMesh, payloads, options), options);
+await using var bare = await ServerProcess.StartAsync(ServerSettings.For(ServerKind.Bare, payloads, options), options);
 Console.WriteLine($"  LabMesh server {labMesh.Address}, bare server {bare.Address}");
 
 var runner = new Runner(options, payloads, labMesh, bare);
-Console.WriteLine();
-Console.WriteLine("Checking every path once:");
-if (!await runner.CheckAsync())
+if (options.Scenarios.Any(s => !ScenarioInfo.Get(s).OwnServers))
 {
-    Console.WriteLine("Some paths fail; their scenarios will report errors.");
-}
+    Console.WriteLine();
+    Console.WriteLine("Checking every path once:");
+    if (!await runner.CheckAsync())
+    {
+        Console.WriteLine("Some paths fail; their scenarios will report errors.");
+    }
 
-Console.WriteLine();
-Console.WriteLine($"Priming every path for {options.PrimeSeconds.ToString(CultureInfo.InvariantCulture)}s...");
-await runner.PrimeAsync();
+    Console.WriteLine();
+    Console.WriteLine($"Priming every path for {options.PrimeSeconds.ToString(CultureInfo.InvariantCulture)}s...");
+    await runner.PrimeAsync();
+}
 
 Console.WriteLine();
 Report.PrintHeader();

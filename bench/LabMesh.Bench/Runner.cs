@@ -1,9 +1,13 @@
+using System.Globalization;
 using LabMesh.Bench.Load;
 using LabMesh.Bench.Servers;
 
 namespace LabMesh.Bench;
 
-/// <summary>Starts both servers, runs each scenario against both, and collects the measurements.</summary>
+/// <summary>
+/// Runs each scenario, against the two shared servers or (<see cref="OwnServerScenario"/>) servers of
+/// its own, prints each side and the ratio, and collects the measurements.
+/// </summary>
 internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProcess labMesh, ServerProcess bare)
 {
     private readonly List<Measurement> _results = [];
@@ -31,7 +35,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
 
         async Task Raw(Uri uri, int messages)
         {
-            using var raw = new RawHttpLoad(1);
+            await using var raw = new RawHttpLoad(1);
             await raw.Calls(uri, payloads.FramedRequest, 1, messages)[0]();
         }
 
@@ -64,7 +68,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
             return;
         }
         var each = TimeSpan.FromSeconds(options.PrimeSeconds);
-        using var raw = new RawHttpLoad(options.Connections);
+        await using var raw = new RawHttpLoad(options.Connections);
         await using var toLabMesh = new LabMeshClientLoad(labMesh.Address, options.Connections);
         await using var toBare = new LabMeshClientLoad(bare.Address, options.Connections);
         var paths = new[]
@@ -85,8 +89,35 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
 
     public async Task RunScenarioAsync(string scenario)
     {
+        var info = ScenarioInfo.Get(scenario);
         Console.WriteLine();
-        Console.WriteLine($"== {scenario}: {Describe(scenario)}  [load average {LoadAverage()}]");
+        Console.WriteLine($"== {scenario}: {info.Description}  [load average {LoadAverage()}]");
+        if (info.UsesH2Load && !File.Exists(options.H2LoadPath))
+        {
+            Console.WriteLine($"  SKIPPED: h2load not found at {options.H2LoadPath} (Debian/Ubuntu: apt-get install nghttp2-client; elsewhere pass --h2load PATH)");
+            return;
+        }
+        OwnServerScenario? own = null;
+        if (info.OwnServers)
+        {
+            try
+            {
+                own = await OwnServerScenario.StartAsync(scenario, options, payloads, this);
+            }
+            catch (Exception ex)
+            {
+                Console.WriteLine($"  SKIPPED: {ex.Message}");
+                return;
+            }
+        }
+        await using (own)
+        {
+            await MeasureRoundsAsync(info, own is null ? isLabMesh => MeasureAsync(scenario, isLabMesh) : own.MeasureAsync);
+        }
+    }
+
+    private async Task MeasureRoundsAsync(ScenarioInfo info, Func<bool, Task<Measurement>> measure)
+    {
         var labMeshRuns = new List<Measurement>();
         var bareRuns = new List<Measurement>();
         for (var round = 0; round < options.Rounds; round++)
@@ -98,11 +129,11 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
                 Measurement m;
                 try
                 {
-                    m = await MeasureAsync(scenario, isLabMesh);
+                    m = await measure(isLabMesh);
                 }
                 catch (Exception ex)
                 {
-                    Console.WriteLine($"  FAILED {(isLabMesh ? "LabMesh" : "bare")} side: {ex.GetType().Name}: {ex.Message}");
+                    Console.WriteLine($"  FAILED {(isLabMesh ? "measured" : "baseline")} side: {ex.GetType().Name}: {ex.Message}");
                     continue;
                 }
                 Report.PrintRow(m);
@@ -127,7 +158,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         }
         if (labMeshMedian is not null && bareMedian is not null)
         {
-            Report.PrintRatio(labMeshMedian, bareMedian);
+            Report.PrintRatio(info, labMeshMedian, bareMedian);
             if (labMeshMedian.ServerAllocations is not null && bareMedian.ServerAllocations is not null)
             {
                 AllocationProfiler.PrintDifference("server", labMeshMedian.ServerAllocations, labMeshMedian.Ops, bareMedian.ServerAllocations, bareMedian.Ops);
@@ -146,17 +177,6 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
     private static Measurement? Median(List<Measurement> runs) =>
         runs.Count == 0 ? null : runs.OrderBy(m => m.Rate).ElementAt((runs.Count - 1) / 2);
 
-    private static string Describe(string scenario) => scenario switch
-    {
-        "h2load-unary" => "h2load -> server, unary (server side only, neutral client)",
-        "h2load-stream" => "h2load -> server, server-streaming (server side only, neutral client)",
-        "e2e-unary" => "unary, client + server end to end",
-        "e2e-stream" => "server-streaming, client + server end to end",
-        "client-unary" => "unary, both clients -> the bare server (client side only)",
-        "server-unary" => "unary, HttpClient -> both servers (server side only, .NET client)",
-        _ => scenario,
-    };
-
     private async Task<Measurement> MeasureAsync(string scenario, bool isLabMesh)
     {
         var server = isLabMesh ? labMesh : bare;
@@ -167,7 +187,8 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         {
             case "h2load-unary":
             case "h2load-stream":
-                return await MeasureH2LoadAsync(scenario, isLabMesh, server, uri, messagesPerCall);
+                return await MeasureH2LoadAsync(
+                    scenario, isLabMesh ? "h2load -> LabMesh server" : "h2load -> bare Kestrel", isLabMesh, server, uri, messagesPerCall, payloads.FramedRequest);
 
             case "e2e-unary":
             case "e2e-stream":
@@ -181,7 +202,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
                 }
                 else
                 {
-                    using var raw = new RawHttpLoad(options.Connections);
+                    await using var raw = new RawHttpLoad(options.Connections);
                     var calls = raw.Calls(uri, payloads.FramedRequest, options.Concurrency, messagesPerCall);
                     return await MeasureClosedLoopAsync(scenario, "HttpClient -> bare Kestrel", false, server, calls, streaming);
                 }
@@ -195,14 +216,14 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
                 }
                 else
                 {
-                    using var raw = new RawHttpLoad(options.Connections);
+                    await using var raw = new RawHttpLoad(options.Connections);
                     var calls = raw.Calls(bare.UnaryUri, payloads.FramedRequest, options.Concurrency, 1);
                     return await MeasureClosedLoopAsync(scenario, "HttpClient -> bare Kestrel", false, bare, calls, false);
                 }
 
             case "server-unary":
                 {
-                    using var raw = new RawHttpLoad(options.Connections);
+                    await using var raw = new RawHttpLoad(options.Connections);
                     var calls = raw.Calls(uri, payloads.FramedRequest, options.Concurrency, 1);
                     var target = isLabMesh ? "HttpClient -> LabMesh server" : "HttpClient -> bare Kestrel";
                     return await MeasureClosedLoopAsync(scenario, target, isLabMesh, server, calls, false);
@@ -213,8 +234,12 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         }
     }
 
-    private async Task<Measurement> MeasureClosedLoopAsync(
-        string scenario, string target, bool isLabMesh, ServerProcess server, IReadOnlyList<BenchCall> calls, bool streaming)
+    /// <summary>
+    /// A closed loop over <paramref name="calls"/>, with the server's and the bench's costs over the window.
+    /// With <paramref name="gaps"/>, p50/p99 are per message and the whole-call figures go in the detail.
+    /// </summary>
+    public async Task<Measurement> MeasureClosedLoopAsync(
+        string scenario, string target, bool isLabMesh, ServerProcess server, IReadOnlyList<BenchCall> calls, bool streaming, MessageGaps? gaps = null)
     {
         ProcessStats serverStart = default, serverEnd = default, clientStart = default, clientEnd = default;
         string? serverAllocations = null, clientAllocations = null;
@@ -231,9 +256,11 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
                 }
                 serverStart = await server.GetStatsAsync();
                 clientStart = ProcessStats.Capture();
+                gaps?.Recording = true;
             },
             async () =>
             {
+                gaps?.Recording = false;
                 clientEnd = ProcessStats.Capture();
                 serverEnd = await server.GetStatsAsync();
                 if (options.AllocProfile)
@@ -242,6 +269,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
                     serverAllocations = await server.TakeAllocationsAsync();
                 }
             });
+        var (p50, p99) = gaps?.Percentiles() ?? (result.P50Ms, result.P99Ms);
         var ops = streaming ? result.Messages : result.Calls;
         return new Measurement(
             scenario,
@@ -249,8 +277,8 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
             isLabMesh,
             streaming ? "msgs/s" : "calls/s",
             ops / result.Elapsed.TotalSeconds,
-            result.P50Ms,
-            result.P99Ms,
+            p50,
+            p99,
             ops,
             result.Errors,
             serverEnd.Since(serverStart),
@@ -259,13 +287,17 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         {
             ServerAllocations = serverAllocations,
             ClientAllocations = options.InProcess ? null : clientAllocations,
+            Detail = gaps is null ? null : string.Format(
+                CultureInfo.InvariantCulture, "p50/p99 are per message; whole calls: p50 {0:F2} ms, p99 {1:F2} ms", result.P50Ms, result.P99Ms),
         };
     }
 
-    private async Task<Measurement> MeasureH2LoadAsync(string scenario, bool isLabMesh, ServerProcess server, Uri uri, int messagesPerCall)
+    /// <summary>h2load posting <paramref name="framedRequest"/> to <paramref name="uri"/>: a warm-up run, then the measured one.</summary>
+    public async Task<Measurement> MeasureH2LoadAsync(
+        string scenario, string target, bool isLabMesh, ServerProcess server, Uri uri, int messagesPerCall, byte[] framedRequest)
     {
         var bodyFile = Path.Combine(Path.GetTempPath(), $"labmesh-bench-request-{Environment.ProcessId}.bin");
-        await File.WriteAllBytesAsync(bodyFile, payloads.FramedRequest);
+        await File.WriteAllBytesAsync(bodyFile, framedRequest);
         try
         {
             if (options.Warmup > TimeSpan.Zero)
@@ -283,7 +315,7 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
             var ops = result.Succeeded * messagesPerCall;
             return new Measurement(
                 scenario,
-                isLabMesh ? "h2load -> LabMesh server" : "h2load -> bare Kestrel",
+                target,
                 isLabMesh,
                 messagesPerCall > 1 ? "msgs/s" : "calls/s",
                 result.RequestsPerSecond * messagesPerCall,

@@ -34,7 +34,7 @@ internal static class ClosedLoop
         var tasks = new Task[workers.Count];
         for (var i = 0; i < workers.Count; i++)
         {
-            recorders[i] = new Recorder();
+            recorders[i] = new Recorder(workers.Count);
             var call = workers[i];
             var recorder = recorders[i];
             tasks[i] = Task.Run(() => WorkerAsync(call, recorder, state));
@@ -129,10 +129,11 @@ internal static class ClosedLoop
         public bool Stop;
     }
 
-    private sealed class Recorder
+    private sealed class Recorder(int workers)
     {
-        // Room for ~65k calls per worker (a 5 s window at 200k calls/s over 16 workers) before it grows.
-        public List<long> Latencies { get; } = new(1 << 16);
+        // Room for ~1M calls across all workers (a 5 s window at 200k calls/s) before a list grows:
+        // 65k each for 16 workers, 1k each for 1,000.
+        public List<long> Latencies { get; } = new(Math.Max(1024, (1 << 20) / workers));
 
         public long Messages { get; set; }
 

@@ -3,19 +3,24 @@ using LabMesh.Bench.V1;
 
 namespace LabMesh.Bench.Load;
 
-/// <summary>The generated <c>BenchServiceClient</c> over LabMesh's <see cref="GrpcChannel"/>, default options.</summary>
+/// <summary>
+/// The generated <c>BenchServiceClient</c> over LabMesh's <see cref="GrpcChannel"/>: default options,
+/// unless a scenario changes them (compression, a counting handler).
+/// </summary>
 internal sealed class LabMeshClientLoad : IAsyncDisposable
 {
     private readonly GrpcChannel[] _channels;
     private readonly BenchService.BenchServiceClient[] _clients;
 
-    public LabMeshClientLoad(string address, int connections)
+    public LabMeshClientLoad(string address, int connections, Action<GrpcChannelOptions>? configure = null)
     {
         _channels = new GrpcChannel[connections];
         _clients = new BenchService.BenchServiceClient[connections];
         for (var i = 0; i < connections; i++)
         {
-            _channels[i] = GrpcChannel.ForAddress(address, new GrpcChannelOptions());
+            var options = new GrpcChannelOptions();
+            configure?.Invoke(options);
+            _channels[i] = GrpcChannel.ForAddress(address, options);
             _clients[i] = new BenchService.BenchServiceClient(_channels[i]);
         }
     }
@@ -24,8 +29,9 @@ internal sealed class LabMeshClientLoad : IAsyncDisposable
     public IReadOnlyList<BenchCall> Unary(BenchRequest request, int concurrency, int expectedPayload) =>
         [.. Enumerable.Range(0, concurrency).Select(i => UnaryCall(_clients[i % _clients.Length], request, expectedPayload))];
 
-    public IReadOnlyList<BenchCall> ServerStream(BenchRequest request, int concurrency) =>
-        [.. Enumerable.Range(0, concurrency).Select(i => StreamCall(_clients[i % _clients.Length], request))];
+    /// <summary>Server-streaming calls; with <paramref name="gaps"/>, each message's arrival is timed.</summary>
+    public IReadOnlyList<BenchCall> ServerStream(BenchRequest request, int concurrency, MessageGaps? gaps = null) =>
+        [.. Enumerable.Range(0, concurrency).Select(i => StreamCall(_clients[i % _clients.Length], request, gaps?.ForWorker(i)))];
 
     private static BenchCall UnaryCall(BenchService.BenchServiceClient client, BenchRequest request, int expectedPayload) => async () =>
     {
@@ -35,12 +41,14 @@ internal sealed class LabMeshClientLoad : IAsyncDisposable
             : throw new InvalidOperationException($"Response payload of {response.Payload.Length} bytes, expected {expectedPayload}.");
     };
 
-    private static BenchCall StreamCall(BenchService.BenchServiceClient client, BenchRequest request) => async () =>
+    private static BenchCall StreamCall(BenchService.BenchServiceClient client, BenchRequest request, MessageGaps.Clock? clock) => async () =>
     {
+        clock?.CallStarted();
         using var call = client.ServerStream(request);
         var count = 0;
         while (await call.ResponseStream.MoveNext(CancellationToken.None))
         {
+            clock?.MessageReceived();
             count++;
         }
         return count == request.MessageCount

@@ -7,7 +7,7 @@ namespace LabMesh.Bench.Load;
 /// knowledge) posting pre-framed request bytes and reading the framed response without parsing
 /// protobuf: it only walks the 5-byte prefixes to count messages, then checks <c>grpc-status</c>.
 /// </summary>
-internal sealed class RawHttpLoad : IDisposable
+internal sealed class RawHttpLoad : IAsyncDisposable
 {
     private readonly HttpClient[] _clients;
 
@@ -30,14 +30,16 @@ internal sealed class RawHttpLoad : IDisposable
         }
     }
 
-    public IReadOnlyList<BenchCall> Calls(Uri uri, byte[] framedRequest, int concurrency, int expectedMessages) =>
-        [.. Enumerable.Range(0, concurrency).Select(i => Call(_clients[i % _clients.Length], uri, framedRequest, expectedMessages))];
+    /// <summary>One call function per worker; with <paramref name="gaps"/>, each message's arrival is timed.</summary>
+    public IReadOnlyList<BenchCall> Calls(Uri uri, byte[] framedRequest, int concurrency, int expectedMessages, MessageGaps? gaps = null) =>
+        [.. Enumerable.Range(0, concurrency).Select(i => Call(_clients[i % _clients.Length], uri, framedRequest, expectedMessages, gaps?.ForWorker(i)))];
 
-    private static BenchCall Call(HttpClient client, Uri uri, byte[] framedRequest, int expectedMessages)
+    private static BenchCall Call(HttpClient client, Uri uri, byte[] framedRequest, int expectedMessages, MessageGaps.Clock? clock)
     {
         var buffer = new byte[64 * 1024];
         return async () =>
         {
+            clock?.CallStarted();
             using var request = new HttpRequestMessage(HttpMethod.Post, uri)
             {
                 Version = HttpVersion.Version20,
@@ -55,7 +57,7 @@ internal sealed class RawHttpLoad : IDisposable
             int messages;
             using (var body = await response.Content.ReadAsStreamAsync())
             {
-                messages = await CountMessagesAsync(body, buffer);
+                messages = await CountMessagesAsync(body, buffer, clock);
             }
             if (!response.TrailingHeaders.TryGetValues("grpc-status", out var status) || status.FirstOrDefault() != "0")
             {
@@ -67,8 +69,8 @@ internal sealed class RawHttpLoad : IDisposable
         };
     }
 
-    /// <summary>Reads the body to its end, counting length-prefixed messages.</summary>
-    private static async Task<int> CountMessagesAsync(Stream body, byte[] buffer)
+    /// <summary>Reads the body to its end, counting length-prefixed messages (a message counts once its last byte is in).</summary>
+    private static async Task<int> CountMessagesAsync(Stream body, byte[] buffer, MessageGaps.Clock? clock)
     {
         var messages = 0;
         var headerFilled = 0;
@@ -85,6 +87,10 @@ internal sealed class RawHttpLoad : IDisposable
                     var skip = (int)Math.Min(remaining, read - offset);
                     remaining -= skip;
                     offset += skip;
+                    if (remaining == 0)
+                    {
+                        clock?.MessageReceived();
+                    }
                     continue;
                 }
                 // Prefix byte 0 is the compressed flag; bytes 1-4 the big-endian length.
@@ -99,6 +105,10 @@ internal sealed class RawHttpLoad : IDisposable
                     length = 0;
                     headerFilled = 0;
                     messages++;
+                    if (remaining == 0)
+                    {
+                        clock?.MessageReceived();
+                    }
                 }
             }
         }
@@ -109,11 +119,12 @@ internal sealed class RawHttpLoad : IDisposable
         return messages;
     }
 
-    public void Dispose()
+    public ValueTask DisposeAsync()
     {
         foreach (var client in _clients)
         {
             client.Dispose();
         }
+        return ValueTask.CompletedTask;
     }
 }

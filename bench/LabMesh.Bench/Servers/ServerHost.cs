@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -32,31 +33,42 @@ internal sealed class ServerHost : IAsyncDisposable
     /// <summary>The base address, e.g. <c>http://127.0.0.1:41234</c>.</summary>
     public string Address { get; }
 
-    public static async Task<ServerHost> StartAsync(ServerKind kind, Payloads payloads, int port = 0)
+    public static async Task<ServerHost> StartAsync(ServerSettings settings)
     {
         var builder = WebApplication.CreateSlimBuilder();
         // No log output on either server: a console logger would dominate the cost of a small call.
         builder.Logging.ClearProviders();
+        var connections = new StrongBox<long>();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Listen(IPAddress.Loopback, port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Limits.Http2.MaxStreamsPerConnection = settings.MaxStreams;
+            kestrel.Listen(IPAddress.Loopback, 0, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                // Counted once per connection, so that a scenario can tell how many its client opened.
+                listen.Use(next => context =>
+                {
+                    Interlocked.Increment(ref connections.Value);
+                    return next(context);
+                });
+            });
         });
-        if (kind == ServerKind.LabMesh)
+        if (settings.Kind == ServerKind.LabMesh)
         {
-            builder.Services.AddGrpc();
+            builder.Services.AddGrpc(options => options.ResponseCompressionAlgorithm = settings.ResponseCompression);
         }
 
         var app = builder.Build();
-        if (kind == ServerKind.LabMesh)
+        if (settings.Kind == ServerKind.LabMesh)
         {
             app.MapGrpcService<BenchServiceImpl>();
         }
         else
         {
-            MapBare(app, payloads);
+            MapBare(app, settings.CreatePayloads());
         }
-        app.MapGet(StatsPath, () => ProcessStats.Capture().Format());
+        app.MapGet(StatsPath, () => (ProcessStats.Capture() with { Connections = Interlocked.Read(ref connections.Value) }).Format());
         app.MapGet(AllocationsPath, () => AllocationProfiler.Instance?.TakeAndReset() ?? "");
 
         await app.StartAsync();
@@ -114,22 +126,38 @@ internal sealed class ServerHost : IAsyncDisposable
     }
 }
 
-/// <summary>What a process has spent so far: allocations, CPU time and collections.</summary>
-internal readonly record struct ProcessStats(long AllocatedBytes, TimeSpan CpuTime, int Gen0, int Gen1, int Gen2)
+/// <summary>
+/// What a process has spent so far: CPU time and, for a .NET process (<paramref name="Managed"/>),
+/// allocations and collections; for a bench server also the connections it has accepted.
+/// </summary>
+internal readonly record struct ProcessStats(long AllocatedBytes, TimeSpan CpuTime, int Gen0, int Gen1, int Gen2, long Connections, bool Managed)
 {
     public static ProcessStats Capture() => new(
         GC.GetTotalAllocatedBytes(precise: true),
         Environment.CpuUsage.TotalTime,
         GC.CollectionCount(0),
         GC.CollectionCount(1),
-        GC.CollectionCount(2));
+        GC.CollectionCount(2),
+        0,
+        true);
+
+    /// <summary>CPU time of another process, from <c>/proc/PID/stat</c> (utime + stime, in USER_HZ = 100 ticks a second).</summary>
+    public static ProcessStats OfProcess(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        // The fields after the parenthesized command name, which may itself contain spaces.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return new ProcessStats(0, TimeSpan.FromMilliseconds(ticks * 10), 0, 0, 0, 0, false);
+    }
 
     public string Format() => string.Join(' ',
         AllocatedBytes.ToString(CultureInfo.InvariantCulture),
         CpuTime.Ticks.ToString(CultureInfo.InvariantCulture),
         Gen0.ToString(CultureInfo.InvariantCulture),
         Gen1.ToString(CultureInfo.InvariantCulture),
-        Gen2.ToString(CultureInfo.InvariantCulture));
+        Gen2.ToString(CultureInfo.InvariantCulture),
+        Connections.ToString(CultureInfo.InvariantCulture));
 
     public static ProcessStats ParseFormatted(string text)
     {
@@ -139,10 +167,13 @@ internal readonly record struct ProcessStats(long AllocatedBytes, TimeSpan CpuTi
             TimeSpan.FromTicks(long.Parse(parts[1], CultureInfo.InvariantCulture)),
             int.Parse(parts[2], CultureInfo.InvariantCulture),
             int.Parse(parts[3], CultureInfo.InvariantCulture),
-            int.Parse(parts[4], CultureInfo.InvariantCulture));
+            int.Parse(parts[4], CultureInfo.InvariantCulture),
+            long.Parse(parts[5], CultureInfo.InvariantCulture),
+            true);
     }
 
     /// <summary>What was spent between <paramref name="earlier"/> and this snapshot.</summary>
     public ProcessStats Since(ProcessStats earlier) => new(
-        AllocatedBytes - earlier.AllocatedBytes, CpuTime - earlier.CpuTime, Gen0 - earlier.Gen0, Gen1 - earlier.Gen1, Gen2 - earlier.Gen2);
+        AllocatedBytes - earlier.AllocatedBytes, CpuTime - earlier.CpuTime, Gen0 - earlier.Gen0, Gen1 - earlier.Gen1, Gen2 - earlier.Gen2,
+        Connections - earlier.Connections, Managed);
 }

@@ -8,4 +8,7 @@ internal enum ServerKind
 
     /// <summary>Plain Kestrel endpoints writing pre-framed gRPC bytes: the no-gRPC-work baseline.</summary>
     Bare,
+
+    /// <summary>Python grpcio (<c>grpc.aio</c>) serving the same BenchService: <c>python/bench_server.py</c>.</summary>
+    Grpcio,
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 
 namespace LabMesh.Bench.Servers;
@@ -7,7 +6,7 @@ namespace LabMesh.Bench.Servers;
 /// <summary>
 /// A bench server the runner talks to: by default a child process running this same executable with
 /// <c>serve</c>, so the server has its own GC heap and its own CPU account; with <c>--in-process</c>
-/// a <see cref="ServerHost"/> inside the bench process.
+/// a <see cref="ServerHost"/> inside the bench process. A grpcio server is always a Python child.
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
@@ -41,15 +40,17 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri StreamUri => new(Address + Payloads.StreamPath);
 
-    public static async Task<ServerProcess> StartAsync(ServerKind kind, BenchOptions options, Payloads payloads)
+    /// <summary>The grpcio server's <c>python/bench_server.py</c>, copied beside the bench's assembly at build.</summary>
+    private static string GrpcioScript => Path.Combine(AppContext.BaseDirectory, "python", "bench_server.py");
+
+    public static async Task<ServerProcess> StartAsync(ServerSettings settings, BenchOptions options)
     {
-        if (options.InProcess)
+        if (options.InProcess && settings.Kind != ServerKind.Grpcio)
         {
-            var host = await ServerHost.StartAsync(kind, payloads);
-            return new ServerProcess(kind, host.Address, null, host);
+            var host = await ServerHost.StartAsync(settings);
+            return new ServerProcess(settings.Kind, host.Address, null, host);
         }
 
-        var (fileName, prefix) = SelfCommand();
         var start = new ProcessStartInfo
         {
             RedirectStandardInput = true,
@@ -57,6 +58,21 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        string fileName;
+        string[] args;
+        if (settings.Kind == ServerKind.Grpcio)
+        {
+            fileName = options.PythonPath;
+            // The contract as compiled into this assembly, so Python needs no protoc and no copy of the .proto.
+            args = [GrpcioScript, "--descriptor", V1.BenchReflection.Descriptor.SerializedData.ToBase64()];
+        }
+        else
+        {
+            (fileName, var prefix) = SelfCommand();
+            args = [.. prefix, "serve", .. settings.ToArgs()];
+            start.Environment["DOTNET_gcServer"] = options.ServerGc == "server" ? "1" : "0";
+            start.Environment["DOTNET_gcConcurrent"] = "1";
+        }
         if (options.Pin)
         {
             start.FileName = "taskset";
@@ -68,26 +84,13 @@ internal sealed class ServerProcess : IAsyncDisposable
         {
             start.FileName = fileName;
         }
-        foreach (var arg in prefix)
+        foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
         }
-        foreach (var arg in new[]
-        {
-            "serve", kind.ToString(),
-            payloads.Request.Payload.Length.ToString(CultureInfo.InvariantCulture),
-            payloads.Response.Payload.Length.ToString(CultureInfo.InvariantCulture),
-            payloads.StreamMessages.ToString(CultureInfo.InvariantCulture),
-            options.AllocProfile ? "profile" : "no-profile",
-        })
-        {
-            start.ArgumentList.Add(arg);
-        }
-        start.Environment["DOTNET_gcServer"] = options.ServerGc == "server" ? "1" : "0";
-        start.Environment["DOTNET_gcConcurrent"] = "1";
 
-        var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the server process.");
-        var tag = $"[{kind} server] ";
+        var child = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {fileName}.");
+        var tag = $"[{settings.Kind} server] ";
         child.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is not null)
@@ -104,11 +107,11 @@ internal sealed class ServerProcess : IAsyncDisposable
             if (line is null)
             {
                 await child.WaitForExitAsync(timeout.Token);
-                throw new InvalidOperationException($"The {kind} server exited ({child.ExitCode}) before listening.");
+                throw new InvalidOperationException($"The {settings.Kind} server exited ({child.ExitCode}) before listening.");
             }
             if (line.StartsWith(ReadyLine, StringComparison.Ordinal))
             {
-                return new ServerProcess(kind, line[ReadyLine.Length..].Trim(), child, null);
+                return new ServerProcess(settings.Kind, line[ReadyLine.Length..].Trim(), child, null);
             }
             Console.WriteLine(tag + line);
         }
@@ -117,16 +120,12 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The child side: host one server until standard input closes.</summary>
     public static async Task<int> ServeAsync(string[] args)
     {
-        var kind = Enum.Parse<ServerKind>(args[1]);
-        if (args.Length > 5 && args[5] == "profile")
+        var settings = ServerSettings.Parse(args.AsSpan(1));
+        if (settings.AllocProfile)
         {
             AllocationProfiler.Start();
         }
-        var payloads = new Payloads(
-            int.Parse(args[2], CultureInfo.InvariantCulture),
-            int.Parse(args[3], CultureInfo.InvariantCulture),
-            int.Parse(args[4], CultureInfo.InvariantCulture));
-        await using var host = await ServerHost.StartAsync(kind, payloads);
+        await using var host = await ServerHost.StartAsync(settings);
         Console.Out.WriteLine(ReadyLine + host.Address);
         Console.Out.Flush();
 
@@ -139,15 +138,20 @@ internal sealed class ServerProcess : IAsyncDisposable
         return 0;
     }
 
+    /// <summary>What the server has spent so far; for grpcio only its CPU time (from /proc).</summary>
     public async Task<ProcessStats> GetStatsAsync()
     {
+        if (Kind == ServerKind.Grpcio)
+        {
+            return ProcessStats.OfProcess(_child!.Id);
+        }
         var text = await _statsClient.GetStringAsync(new Uri(ServerHost.StatsPath, UriKind.Relative));
         return ProcessStats.ParseFormatted(text);
     }
 
-    /// <summary>The server's sampled allocations since the last call (empty unless profiling).</summary>
-    public Task<string> TakeAllocationsAsync() =>
-        _statsClient.GetStringAsync(new Uri(ServerHost.AllocationsPath, UriKind.Relative));
+    /// <summary>The server's sampled allocations since the last call (empty unless profiling; null for grpcio).</summary>
+    public async Task<string?> TakeAllocationsAsync() =>
+        Kind == ServerKind.Grpcio ? null : await _statsClient.GetStringAsync(new Uri(ServerHost.AllocationsPath, UriKind.Relative));
 
     public async ValueTask DisposeAsync()
     {
