@@ -242,8 +242,12 @@ internal sealed class RoundRobinBalancer : IDisposable
                 gone.IsRemoved = true;
             }
             changed = known.Count > 0 || next.Count != _addresses.Length;
+
+            // The rotation first, then the set: PickAsync takes a non-empty set as "resolved" and reads
+            // the rotation next, so the other order let a call see the first addresses with an empty
+            // rotation and fail as if every address were down.
+            _ready = [.. next.Where(a => a.IsHealthy)];
             Volatile.Write(ref _addresses, [.. next]);
-            RebuildReady();
         }
         if (changed)
         {
