@@ -1,6 +1,4 @@
 using System.Threading.Channels;
-using Google.Protobuf;
-using LabMesh.Contracts.Common.V1;
 using LabMesh.Notification.Webhooks;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Hosting;
@@ -68,7 +66,7 @@ public sealed partial class EventIngestor : BackgroundService
                 var more = false;
                 try
                 {
-                    wakeOnCritical ??= await redis.SubscribeCriticalEventsAsync(_ => _wake.Set(), stoppingToken);
+                    wakeOnCritical ??= await redis.OnCriticalEventAsync(_wake.Set, stoppingToken);
                     var stored = await redis.ReadGroupEventsAsync(_options.ConsumerGroup, consumer, BatchSize, _options.ClaimIdle, stoppingToken);
                     if (stored.Count > 0)
                     {
@@ -188,8 +186,8 @@ public sealed partial class EventIngestor : BackgroundService
             return;
         }
 
-        var outcome = await _store.IngestAsync(entries, _schedule, _options.AcknowledgementWindow, cancellationToken);
-        if (outcome.Deliveries > 0)
+        var deliveries = await _store.IngestAsync(entries, _schedule, _options.AcknowledgementWindow, cancellationToken);
+        if (deliveries > 0)
         {
             _deliveries.Nudge();
         }
@@ -197,21 +195,13 @@ public sealed partial class EventIngestor : BackgroundService
 
     private BusEntry? TryParse(StoredEvent item)
     {
-        try
+        var entry = RedisEventBus.Decode(item);
+        if (entry is null)
         {
-            var evt = Event.Parser.ParseFrom(item.Data);
-            if (!string.IsNullOrEmpty(evt.Id))
-            {
-                return new BusEntry(item.Position, evt);
-            }
-        }
-        catch (InvalidProtocolBufferException)
-        {
-            // Logged below.
+            LogUnreadable(_logger, item.Position);
         }
 
-        LogUnreadable(_logger, item.Position);
-        return null;
+        return entry;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Notification ingest follows {Source} as {Consumer}")]

@@ -103,11 +103,7 @@ public sealed class NotificationApi(
         var endpoints = await store.ListEndpointsAsync(caller.TeamId, after, size + 1, context.CancellationToken);
         var response = new ListWebhookEndpointsResponse();
         response.Endpoints.AddRange(endpoints.Take(size).Select(ToProto));
-        if (endpoints.Count > size)
-        {
-            response.NextPageToken = PageToken.Encode(endpoints[size - 1].Id);
-        }
-
+        response.NextPageToken = PageToken.Next(endpoints, size, e => e.Id);
         return response;
     }
 
@@ -244,11 +240,7 @@ public sealed class NotificationApi(
             caller.TeamId, NullIfEmpty(request.EndpointId), NullIfEmpty(request.EventId), request.State, before, size + 1, context.CancellationToken);
         var response = new ListDeliveriesResponse();
         response.Deliveries.AddRange(rows.Take(size).Select(ToProto));
-        if (rows.Count > size)
-        {
-            response.NextPageToken = PageToken.Encode(rows[size - 1].Id);
-        }
-
+        response.NextPageToken = PageToken.Next(rows, size, r => r.Id);
         return response;
     }
 
@@ -341,11 +333,7 @@ public sealed class NotificationApi(
         var rows = await store.ListOpenCriticalAsync(caller.TeamId, NullIfEmpty(request.RequisitionId), after, size + 1, context.CancellationToken);
         var response = new ListUnacknowledgedCriticalResultsResponse();
         response.CriticalResults.AddRange(rows.Take(size).Select(r => ToProto(r, includeReadBack: false)));
-        if (rows.Count > size)
-        {
-            response.NextPageToken = PageToken.Encode(rows[size - 1].Id);
-        }
-
+        response.NextPageToken = PageToken.Next(rows, size, r => r.Id);
         return response;
     }
 

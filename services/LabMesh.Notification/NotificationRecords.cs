@@ -82,9 +82,6 @@ public static class AuditActions
     public const string Acknowledged = "acknowledged";
 }
 
-/// <summary>What ingesting one bus entry did.</summary>
-public readonly record struct IngestOutcome(int Deliveries, bool CriticalOpened);
-
 /// <summary>Where a critical result came from, for the store.</summary>
 public static class CriticalSource
 {

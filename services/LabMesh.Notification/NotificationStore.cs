@@ -247,15 +247,14 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     /// Turns bus entries into what the service owes them, in one transaction: a delivery for every
     /// enabled endpoint of the event's team that accepts its type, and for <c>labtest.result.critical</c>
     /// an open critical result with its first audit line. Idempotent: an entry ingested again (another
-    /// replica took it over, a relay repeated it) adds nothing.
+    /// replica took it over, a relay repeated it) adds nothing. Returns how many deliveries were queued.
     /// </summary>
-    public Task<IngestOutcome> IngestAsync(IReadOnlyList<BusEntry> entries, RetrySchedule schedule, TimeSpan acknowledgementWindow, CancellationToken cancellationToken) =>
+    public Task<int> IngestAsync(IReadOnlyList<BusEntry> entries, RetrySchedule schedule, TimeSpan acknowledgementWindow, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
             var now = time.GetUtcNow();
             var endpointsByTeam = new Dictionary<string, IReadOnlyList<EndpointRecord>>(StringComparer.Ordinal);
             var deliveries = 0;
-            var opened = false;
             foreach (var entry in entries)
             {
                 var evt = entry.Event;
@@ -266,7 +265,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
 
                 if (evt.Type == EventTypes.LabTestResultCritical && evt.CriticalResult is { } critical)
                 {
-                    opened |= await OpenCriticalAsync(connection, transaction, evt, critical, now, acknowledgementWindow, cancellationToken);
+                    await OpenCriticalAsync(connection, transaction, evt, critical, now, acknowledgementWindow, cancellationToken);
                 }
 
                 if (!endpointsByTeam.TryGetValue(evt.TeamId, out var endpoints))
@@ -292,7 +291,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
                 }
             }
 
-            return new IngestOutcome(deliveries, opened);
+            return deliveries;
         }, cancellationToken);
 
     /// <summary>Queues a <c>webhook.test</c> event for one endpoint.</summary>
@@ -316,15 +315,17 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     public Task<IReadOnlyList<DeliveryRecord>> ClaimDueAsync(string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var lockClause = database.Provider == StorageProvider.Postgres ? "FOR UPDATE SKIP LOCKED" : "";
+            // The literal state matches the partial index ix_deliveries_due; on SQLite the unary + keeps the
+            // planner from preferring ix_deliveries_endpoint, which reads and sorts every pending row.
+            var postgres = database.Provider == StorageProvider.Postgres;
             var ids = (await connection.QueryAsync<string>(new CommandDefinition(
                 $"""
                 SELECT d.id FROM deliveries d
-                WHERE d.state = @pending AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
-                  AND d.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
-                ORDER BY d.next_attempt_at LIMIT @limit {lockClause}
+                WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
+                  AND {(postgres ? "d.endpoint_id" : "+d.endpoint_id")} IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
+                ORDER BY d.next_attempt_at LIMIT @limit {(postgres ? "FOR UPDATE SKIP LOCKED" : "")}
                 """,
-                new { pending = (int)DeliveryState.Pending, now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
+                new { now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
             if (ids.Count == 0)
             {
                 return (IReadOnlyList<DeliveryRecord>)[];
@@ -624,7 +625,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         _ => "unspecified",
     };
 
-    private static async Task<bool> OpenCriticalAsync(
+    private static async Task OpenCriticalAsync(
         DbConnection connection, DbTransaction transaction, Event evt, CriticalResult critical, DateTimeOffset now, TimeSpan window, CancellationToken cancellationToken)
     {
         var inserted = await connection.ExecuteAsync(new CommandDefinition(
@@ -641,14 +642,13 @@ public sealed class NotificationStore(Database database, TimeProvider time)
             transaction, cancellationToken: cancellationToken));
         if (inserted == 0)
         {
-            return false;
+            return;
         }
 
         await InsertAuditAsync(connection, transaction, new AuditRecord(
             evt.Id, now, AuditActions.Opened, "system", "event",
             $"report {critical.ReportId} v{critical.ReportVersion} ({critical.Status}); acknowledgement due within {NotificationWords.Duration(window)}"),
             cancellationToken);
-        return true;
     }
 
     private static Task<int> InsertDeliveryAsync(

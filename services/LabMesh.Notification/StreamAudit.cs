@@ -13,7 +13,7 @@ public sealed partial class StreamAudit(NotificationStore store, TimeProvider ti
     private const int BatchSize = 500;
 
     private readonly Channel<AuditRecord> _queue = Channel.CreateBounded<AuditRecord>(
-        new BoundedChannelOptions(100_000) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+        new BoundedChannelOptions(100_000) { SingleReader = true });
 
     /// <summary>Queues "notified over a stream" for <paramref name="criticalId"/>.</summary>
     public void StreamNotified(string criticalId, string subscriber, string eventType)

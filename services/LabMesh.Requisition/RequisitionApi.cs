@@ -53,10 +53,7 @@ public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStor
         var records = await store.ListAsync(caller.TeamId, filter, after, pageSize, context.CancellationToken);
         var response = new ListRequisitionsResponse();
         response.Requisitions.AddRange(records.Take(pageSize).Select(r => RequisitionWorkflow.Map(r, null)));
-        if (records.Count > pageSize)
-        {
-            response.NextPageToken = PageToken.Encode(records[pageSize - 1].Id);
-        }
+        response.NextPageToken = PageToken.Next(records, pageSize, r => r.Id);
 
         return response;
     }

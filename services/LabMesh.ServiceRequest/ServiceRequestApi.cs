@@ -49,10 +49,7 @@ public sealed class ServiceRequestApi(
         var records = await store.ListAsync(caller.TeamId, filter, after, pageSize, context.CancellationToken);
         var response = new ListServiceRequestsResponse();
         response.ServiceRequests.AddRange(records.Take(pageSize).Select(Map));
-        if (records.Count > pageSize)
-        {
-            response.NextPageToken = PageToken.Encode(records[pageSize - 1].Id);
-        }
+        response.NextPageToken = PageToken.Next(records, pageSize, r => r.Id);
 
         return response;
     }

@@ -192,7 +192,7 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
                 var more = false;
                 try
                 {
-                    critical ??= await _redis.SubscribeCriticalEventsAsync(_ => _wake.Set(), cancellationToken);
+                    critical ??= await _redis.OnCriticalEventAsync(_wake.Set, cancellationToken);
                     position ??= await _redis.GetLastEventPositionAsync(cancellationToken);
                     var batch = await _redis.ReadEventsAsync(position, ReadBatchSize, cancellationToken);
                     foreach (var item in batch)
@@ -248,23 +248,30 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
         }
     }
 
-    private BusEntry? TryParse(StoredEvent item)
+    /// <summary>The event a stream entry holds; null when the entry is not a readable event with an id.</summary>
+    public static BusEntry? Decode(StoredEvent item)
     {
+        ArgumentNullException.ThrowIfNull(item);
         try
         {
             var evt = Event.Parser.ParseFrom(item.Data);
-            if (!string.IsNullOrEmpty(evt.Id))
-            {
-                return new BusEntry(item.Position, evt);
-            }
+            return string.IsNullOrEmpty(evt.Id) ? null : new BusEntry(item.Position, evt);
         }
         catch (InvalidProtocolBufferException)
         {
-            // Logged below with the position, which is all that is known of it.
+            return null;
+        }
+    }
+
+    private BusEntry? TryParse(StoredEvent item)
+    {
+        var entry = Decode(item);
+        if (entry is null)
+        {
+            LogUnreadable(_logger, item.Position, item.Data.Length);
         }
 
-        LogUnreadable(_logger, item.Position, item.Data.Length);
-        return null;
+        return entry;
     }
 
     private void Remove(Subscriber subscriber)

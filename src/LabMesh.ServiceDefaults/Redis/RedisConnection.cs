@@ -253,14 +253,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
             "event read",
             db => db.ScriptEvaluateAsync(ReadScript, [_options.StreamKey], [start, count]),
             cancellationToken);
-        var flat = (RedisResult[])result!;
-        var events = new StoredEvent[flat.Length / 2];
-        for (var i = 0; i < events.Length; i++)
-        {
-            events[i] = new StoredEvent((string)flat[2 * i]!, (byte[])flat[(2 * i) + 1]! ?? []);
-        }
-
-        return events;
+        return ToStoredEvents(result);
     }
 
     /// <summary>
@@ -297,14 +290,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
             "event group read",
             db => db.ScriptEvaluateAsync(ReadGroupScript, [_options.StreamKey], [consumer, idle, group, count]),
             cancellationToken);
-        var flat = (RedisResult[])result!;
-        var events = new StoredEvent[flat.Length / 2];
-        for (var i = 0; i < events.Length; i++)
-        {
-            events[i] = new StoredEvent((string)flat[2 * i]!, (byte[])flat[(2 * i) + 1]! ?? []);
-        }
-
-        return events;
+        return ToStoredEvents(result);
     }
 
     /// <summary>Acknowledges <paramref name="positions"/> for consumer group <paramref name="group"/> (XACK).</summary>
@@ -406,24 +392,12 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// <see cref="SubscribeAsync"/> to the critical events that <see cref="AppendEventAsync"/> publishes,
-    /// each with its stream position.
+    /// Calls <paramref name="onCritical"/> whenever a critical event is appended anywhere
+    /// (<see cref="AppendEventAsync"/> publishes on <see cref="RedisOptions.CriticalChannel"/> in the same
+    /// script): a wake-up for readers of the stream, which then read the event there, in order.
     /// </summary>
-    public Task<IDisposable> SubscribeCriticalEventsAsync(Action<StoredEvent> handler, CancellationToken cancellationToken) =>
-        SubscribeAsync(
-            _options.CriticalChannel,
-            message =>
-            {
-                var newline = Array.IndexOf(message, (byte)'\n');
-                if (newline <= 0)
-                {
-                    LogMalformedCriticalMessage(_logger, _options.CriticalChannel, message.Length);
-                    return;
-                }
-
-                handler(new StoredEvent(Encoding.ASCII.GetString(message, 0, newline), message[(newline + 1)..]));
-            },
-            cancellationToken);
+    public Task<IDisposable> OnCriticalEventAsync(Action onCritical, CancellationToken cancellationToken) =>
+        SubscribeAsync(_options.CriticalChannel, _ => onCritical(), cancellationToken);
 
     /// <summary>Whether <paramref name="value"/> looks like a stream position (<c>milliseconds-sequence</c> or <c>milliseconds</c>).</summary>
     public static bool IsStreamPosition(string value)
@@ -578,6 +552,19 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     private static RedisUnavailableException Unavailable(string operation, Exception ex) =>
         new($"Redis could not serve the {operation}: {ex.Message}", ex);
 
+    // ReadScript's and ReadGroupScript's flat [position1, data1, position2, data2, ...].
+    private static StoredEvent[] ToStoredEvents(RedisResult result)
+    {
+        var flat = (RedisResult[])result!;
+        var events = new StoredEvent[flat.Length / 2];
+        for (var i = 0; i < events.Length; i++)
+        {
+            events[i] = new StoredEvent((string)flat[2 * i]!, (byte[])flat[(2 * i) + 1]! ?? []);
+        }
+
+        return events;
+    }
+
     private static VersionedValue? DecodeVersioned(byte[] stored)
     {
         var separator = Array.IndexOf(stored, (byte)':', 0, Math.Min(stored.Length, 21));
@@ -654,8 +641,6 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "Redis subscription handler for {Channel} failed")]
     private static partial void LogHandlerFailed(ILogger logger, string channel, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Ignored a malformed message of {Length} bytes on {Channel}")]
-    private static partial void LogMalformedCriticalMessage(ILogger logger, string channel, int length);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A Redis connection-restored listener failed")]
     private static partial void LogRestoredListenerFailed(ILogger logger, Exception exception);

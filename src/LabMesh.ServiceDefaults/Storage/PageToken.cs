@@ -39,6 +39,13 @@ public static class PageToken
         throw new InvalidArgumentException(field, "is not a page token returned by this list.");
     }
 
+    /// <summary>
+    /// The next page's token for a list read with one row more than <paramref name="pageSize"/>: the last
+    /// row of this page when the extra row came back, empty when this page is the last.
+    /// </summary>
+    public static string Next<T>(IReadOnlyList<T> rows, int pageSize, Func<T, string> id) =>
+        rows.Count > pageSize ? Encode(id(rows[pageSize - 1])) : "";
+
     /// <summary>The page size to use: 0 means the default; above the cap or negative is INVALID_ARGUMENT.</summary>
     public static int Size(int requested, string field = "page_size") => requested switch
     {
