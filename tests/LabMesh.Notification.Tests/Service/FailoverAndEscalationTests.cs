@@ -29,7 +29,7 @@ public sealed class FailoverAndEscalationTests
         // Replica a is attempting (the receiver holds its request); it goes away mid-attempt.
         await Eventually.MatchAsync(() => Task.FromResult(receiver.Received.Count), c => c == 1, Timeout, "replica a's attempt");
         await mesh.StartReplicaAsync("b");
-        await mesh.StopReplicaAsync("a");
+        await mesh.StopReplicaAsync("a").WaitAsync(Timeout);
         release.TrySetResult();
 
         var received = await Eventually.MatchAsync(() => Task.FromResult(receiver.Received), r => r.Count == 2, Timeout, "replica b's attempt after a's lease ended");

@@ -83,7 +83,7 @@ public sealed class StreamReader : IAsyncDisposable
         _call.Dispose();
         try
         {
-            await _reading;
+            await _reading.WaitAsync(NotificationMesh.Timeout);
         }
         catch (OperationCanceledException)
         {

@@ -121,7 +121,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         for (var i = 0; i < 5; i++)
         {
             var evt = Orders.Synthetic(_team, requisition);
-            await bus.PublishAsync(evt, CancellationToken.None);
+            await bus.PublishAsync(evt, CancellationToken.None).WaitAsync(Timeout);
             published.Add(evt.Id);
         }
 
@@ -130,9 +130,9 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         for (var i = 0; i < 20; i++)
         {
             var evt = Orders.Synthetic(_team, requisition);
-            await bus.PublishAsync(evt, CancellationToken.None);
+            await bus.PublishAsync(evt, CancellationToken.None).WaitAsync(Timeout);
             published.Add(evt.Id);
-            await bus.PublishAsync(Orders.Synthetic(_team, "another-requisition"), CancellationToken.None);
+            await bus.PublishAsync(Orders.Synthetic(_team, "another-requisition"), CancellationToken.None).WaitAsync(Timeout);
         }
 
         await using var resumed = StreamReader.Start(_mesh.Notifications("b", _team), new SubscribeRequest { Filter = request.Filter, ResumeAfter = seen[^1].Cursor });
@@ -160,7 +160,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         var requisition = "req-" + Guid.NewGuid().ToString("N")[..8];
         var filter = new EventFilter { RequisitionId = requisition };
         using var call = _mesh.Notifications("a", _team).Subscribe(new SubscribeRequest { Filter = filter });
-        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(Timeout));
         Assert.Equal(SubscribeResponse.ItemOneofCase.Heartbeat, call.ResponseStream.Current.ItemCase);
 
         // It reads the first ten promptly, then nothing while far more than its buffer (16) and the
@@ -170,7 +170,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         for (var i = 0; i < 10; i++)
         {
             var evt = Orders.Synthetic(_team, requisition);
-            await bus.PublishAsync(evt, CancellationToken.None);
+            await bus.PublishAsync(evt, CancellationToken.None).WaitAsync(Timeout);
             published.Add(evt.Id);
         }
 
@@ -186,7 +186,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         {
             var evt = Orders.Synthetic(_team, requisition);
             evt.OrderStatusChanged.Status = new string('x', 100);
-            await bus.PublishAsync(evt, CancellationToken.None);
+            await bus.PublishAsync(evt, CancellationToken.None).WaitAsync(Timeout);
             published.Add(evt.Id);
         }
 
@@ -242,7 +242,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         Assert.Empty((await client.ListWebhookEndpointsAsync(new ListWebhookEndpointsRequest(), deadline: Deadline)).Endpoints);
 
         var otherTeam = await Assert.ThrowsAsync<RpcException>(() => client.Subscribe(new SubscribeRequest { Filter = new EventFilter { TeamId = "someone-else" } })
-            .ResponseStream.MoveNext(CancellationToken.None));
+            .ResponseStream.MoveNext(CancellationToken.None).WaitAsync(Timeout));
         Assert.Equal(StatusCode.PermissionDenied, otherTeam.StatusCode);
 
         var badCursor = await Assert.ThrowsAsync<RpcException>(() => client.ListEventsAsync(new ListEventsRequest { After = "not-a-cursor" }, deadline: Deadline).ResponseAsync);
@@ -259,6 +259,37 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         var unknownCritical = await Assert.ThrowsAsync<RpcException>(() => client.AcknowledgeCriticalResultAsync(
             new AcknowledgeCriticalResultRequest { Id = Guid.CreateVersion7().ToString(), ReadBack = "K 6.9 read back", Channel = AcknowledgementChannel.Phone }, deadline: Deadline).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, unknownCritical.StatusCode);
+    }
+
+    [Fact]
+    public async Task OutOfRangeArguments_AreInvalidArgument_NamingTheField_AndUnknownDeliveriesNotFound()
+    {
+        var client = _mesh.Notifications("b", _team);
+
+        async Task<string[]> FieldsOf(Func<Task> call)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(call);
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            return [.. error.GetRpcStatus()!.Details.Select(d => d.Unpack<Google.Rpc.BadRequest>()).Single().FieldViolations.Select(v => v.Field)];
+        }
+
+        Assert.Equal(["etag", "update_*"], await FieldsOf(() => client.UpdateWebhookEndpointAsync(new UpdateWebhookEndpointRequest { Id = "whep_x" }, deadline: Deadline).ResponseAsync));
+        Assert.Equal(["overlap"], await FieldsOf(() => client.RotateWebhookSecretAsync(
+            new RotateWebhookSecretRequest { Id = "whep_x", Overlap = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromDays(8)) }, deadline: Deadline).ResponseAsync));
+        Assert.Equal(["page_size"], await FieldsOf(() => client.ListEventsAsync(new ListEventsRequest { PageSize = 5000 }, deadline: Deadline).ResponseAsync));
+        Assert.Equal(["heartbeat_interval"], await FieldsOf(() => client.Subscribe(
+            new SubscribeRequest { HeartbeatInterval = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromMilliseconds(100)) })
+            .ResponseStream.MoveNext(CancellationToken.None).WaitAsync(Timeout)));
+        Assert.Equal(["acknowledged_at"], await FieldsOf(() => client.AcknowledgeCriticalResultAsync(new AcknowledgeCriticalResultRequest
+        {
+            Id = Guid.CreateVersion7().ToString(), ReadBack = "read back", Channel = AcknowledgementChannel.Pager,
+            AcknowledgedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddHours(1)),
+        }, deadline: Deadline).ResponseAsync));
+        Assert.Equal(["delivery_id"], await FieldsOf(() => client.RedeliverEventAsync(
+            new RedeliverEventRequest { DeliveryId = "msg_x", EventId = "e" }, deadline: Deadline).ResponseAsync));
+
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => client.RedeliverEventAsync(new RedeliverEventRequest { DeliveryId = "msg_unknown" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
         var app = builder.Build();
         var receiver = new WebhookReceiver(app);
         app.MapPost("/hooks/labmesh", receiver.HandleAsync);
-        await app.StartAsync();
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         return receiver;
     }
 
