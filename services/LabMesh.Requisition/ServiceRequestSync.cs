@@ -67,8 +67,10 @@ public sealed partial class ServiceRequestSync(
                 await _wake.WaitAsync(Interval, stoppingToken);
                 await SyncOnceAsync(stoppingToken);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
             {
+                // Stopping: whatever the pass was doing (a call cut short, a peer gone) is done again at
+                // the next start, from the store.
                 return;
             }
             catch (Exception ex)
