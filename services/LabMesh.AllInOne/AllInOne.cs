@@ -25,5 +25,8 @@ internal static class AllInOne
         Console.WriteLine("Try it:");
         Console.WriteLine($"  grpcurl -plaintext {target} list");
         Console.WriteLine($"  grpcurl -plaintext -H 'x-labmesh-team: demo' -d '{{}}' {target} labmesh.requisition.v1.RequisitionService/ListRequisitions");
+        Console.WriteLine($"  grpcurl -plaintext -H 'x-labmesh-team: demo' -d '{{}}' {target} labmesh.notification.v1.NotificationService/Subscribe");
+        Console.WriteLine("Or a whole lab order, live:");
+        Console.WriteLine($"  dotnet run --project tools/LabMesh.Cli -- demo --target {address}");
     }
 }

@@ -67,6 +67,8 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         }
 
         Assert.Contains(output, line => line.Contains($"grpcurl -plaintext 127.0.0.1:{_port} list", StringComparison.Ordinal));
+        Assert.Contains(output, line => line.Contains($"127.0.0.1:{_port} labmesh.notification.v1.NotificationService/Subscribe", StringComparison.Ordinal));
+        Assert.Contains(output, line => line.Contains($"demo --target http://127.0.0.1:{_port}", StringComparison.Ordinal));
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_port}");
         var invoker = channel.CreateCallInvoker().Intercept(m =>
         {
