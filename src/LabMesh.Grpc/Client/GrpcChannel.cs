@@ -9,7 +9,7 @@ namespace Grpc.Net.Client;
 
 /// <summary>
 /// A channel to a gRPC server over HTTP/2: h2c with prior knowledge for <c>http://</c>, TLS with ALPN
-/// for <c>https://</c>, or round-robin over every address of a <c>dns:</c> name. Create one per target
+/// for <c>https://</c>, or round-robin over every address of a <c>dns:</c> name or an <c>ipv4:</c>/<c>ipv6:</c> list. Create one per target
 /// and share it; it is thread-safe and pools its connections.
 /// </summary>
 public sealed class GrpcChannel : ChannelBase, IDisposable
@@ -20,7 +20,7 @@ public sealed class GrpcChannel : ChannelBase, IDisposable
     private readonly ChannelCallInvoker _callInvoker;
     private static readonly TimeSpan BalancedIdleTimeout = TimeSpan.FromMinutes(5);
 
-    private GrpcChannel(string target, Uri address, GrpcChannelOptions options, DnsTarget? dns)
+    private GrpcChannel(string target, Uri address, GrpcChannelOptions options, BalancedTarget? dns)
         : base(target)
     {
         Address = address;
@@ -56,19 +56,20 @@ public sealed class GrpcChannel : ChannelBase, IDisposable
 
     internal CancellationToken ShutdownToken => _shutdown.Token;
 
-    /// <summary>The round-robin balancer of a <c>dns:</c> target; null for an http(s) address.</summary>
+    /// <summary>The round-robin balancer of a <c>dns:</c>, <c>ipv4:</c> or <c>ipv6:</c> target; null for an http(s) address.</summary>
     internal RoundRobinBalancer? Balancer { get; }
 
     /// <summary>
     /// Creates a channel for an address such as <c>http://127.0.0.1:5000</c>, <c>https://svc:5001</c>, or
     /// <c>dns:///svc-headless:5000</c> (also <c>dns:svc-headless:5000</c>): a name resolved to all its
-    /// addresses, with calls spread round-robin over the reachable ones. A <c>dns:</c> target needs
-    /// <see cref="GrpcChannelOptions.Credentials"/> to say plaintext or TLS.
+    /// addresses, with calls spread round-robin over the reachable ones; or a fixed list of addresses,
+    /// <c>ipv4:127.0.0.1:7101,127.0.0.1:7102</c> (<c>ipv6:[::1]:7101,[::1]:7102</c>), balanced the same way. Such a
+    /// target needs <see cref="GrpcChannelOptions.Credentials"/> to say plaintext or TLS.
     /// </summary>
     public static GrpcChannel ForAddress(string address, GrpcChannelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(address);
-        return DnsTarget.IsDnsTarget(address)
+        return BalancedTarget.IsBalancedTarget(address)
             ? ForDnsTarget(address, options ?? new GrpcChannelOptions())
             : ForAddress(new Uri(address, UriKind.Absolute), options);
     }
@@ -78,13 +79,13 @@ public sealed class GrpcChannel : ChannelBase, IDisposable
     {
         ArgumentNullException.ThrowIfNull(address);
         options ??= new GrpcChannelOptions();
-        if (address.IsAbsoluteUri && string.Equals(address.Scheme, "dns", StringComparison.OrdinalIgnoreCase))
+        if (address.IsAbsoluteUri && BalancedTarget.IsBalancedTarget(address.OriginalString))
         {
             return ForDnsTarget(address.OriginalString, options);
         }
         if (!address.IsAbsoluteUri || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
         {
-            throw new ArgumentException($"Address '{address}' must use http:// (h2c), https:// (TLS) or dns:.", nameof(address));
+            throw new ArgumentException($"Address '{address}' must use http:// (h2c), https:// (TLS), dns:, ipv4: or ipv6:.", nameof(address));
         }
         if (options.Credentials is { } credentials && credentials.IsSecure != (address.Scheme == Uri.UriSchemeHttps))
         {
@@ -101,7 +102,7 @@ public sealed class GrpcChannel : ChannelBase, IDisposable
             $"Target '{target}' does not say whether to use TLS: set GrpcChannelOptions.Credentials to ChannelCredentials.Insecure or ChannelCredentials.SecureSsl.",
             nameof(options));
         var scheme = credentials.IsSecure ? Uri.UriSchemeHttps : Uri.UriSchemeHttp;
-        var dns = DnsTarget.Parse(target, credentials.IsSecure ? 443 : 80);
+        var dns = BalancedTarget.Parse(target, credentials.IsSecure ? 443 : 80);
         var host = dns.Host.Contains(':', StringComparison.Ordinal) ? $"[{dns.Host}]" : dns.Host;
         var address = new Uri($"{scheme}://{host}:{dns.Port}/", UriKind.Absolute);
         return new GrpcChannel(target, address, options, dns);

@@ -40,7 +40,7 @@ public sealed class GrpcChannelOptions
 
 
     /// <summary>
-    /// Plaintext or TLS. Required for a <c>dns:</c> target (<see cref="Grpc.Core.ChannelCredentials.Insecure"/> or
+    /// Plaintext or TLS. Required for a <c>dns:</c>, <c>ipv4:</c> or <c>ipv6:</c> target (<see cref="Grpc.Core.ChannelCredentials.Insecure"/> or
     /// <see cref="Grpc.Core.ChannelCredentials.SecureSsl"/>); for an <c>http://</c> or <c>https://</c> address it may be
     /// left null, and must agree with the scheme when set.
     /// </summary>

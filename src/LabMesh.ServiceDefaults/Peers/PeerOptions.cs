@@ -7,8 +7,9 @@ namespace LabMesh.ServiceDefaults.Peers;
 
 /// <summary>
 /// Where a service finds the LabMesh services it calls. Section <c>LabMesh:Services</c>. Each address is
-/// <c>http://host:port</c>, or <c>dns:///host:port</c> to balance round-robin over every address of a
-/// Kubernetes headless service. Default: this process (the all-in-one host's port).
+/// <c>http://host:port</c>, <c>dns:///host:port</c> to balance round-robin over every address of a
+/// Kubernetes headless service, or <c>ipv4:127.0.0.1:7101,127.0.0.1:7102</c> to balance over a fixed list
+/// (deploy/local's replicas). Default: this process (the all-in-one host's port).
 /// </summary>
 public sealed class PeerOptions
 {
@@ -49,7 +50,10 @@ public static class PeerChannel
         return GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             ServiceConfig = new ServiceConfig { MethodConfigs = { retry } },
-            Credentials = address.StartsWith("dns:", StringComparison.Ordinal) ? ChannelCredentials.Insecure : null,
+            // A balanced target (dns:///svc-headless:8080, ipv4:127.0.0.1:7101,127.0.0.1:7102) does not say
+            // whether it is TLS; peers inside the mesh speak h2c.
+            Credentials = address.StartsWith("dns:", StringComparison.Ordinal) || address.StartsWith("ipv4:", StringComparison.Ordinal)
+                || address.StartsWith("ipv6:", StringComparison.Ordinal) ? ChannelCredentials.Insecure : null,
         });
     }
 

@@ -180,6 +180,36 @@ public sealed class DnsBalancingTests
     }
 
     [Fact]
+    public async Task Ipv4Target_SpreadsOverAddressesOnTheirOwnPorts_AndSkipsOneThatStops()
+    {
+        // Two replicas on their own ports (as deploy/local runs them), named by a fixed address list.
+        await using var first = await Backends.StartAsync([Ip(2)]);
+        await using var second = await Backends.StartAsync([Ip(3)]);
+        Assert.NotEqual(first.Port, second.Port);
+        using var channel = GrpcChannel.ForAddress($"ipv4:127.0.0.2:{first.Port},127.0.0.3:{second.Port}",
+            new GrpcChannelOptions { Credentials = ChannelCredentials.Insecure });
+        var client = new Echo.Echo.EchoClient(channel);
+
+        Assert.Equal(new Dictionary<string, int> { ["127.0.0.2"] = 20, ["127.0.0.3"] = 20 }, await CallManyAsync(client, 40));
+        Assert.Equal([new IPEndPoint(Ip(2), first.Port), new IPEndPoint(Ip(3), second.Port)],
+            channel.Balancer!.ReadyEndPoints.OrderBy(e => e.Address.ToString()));
+
+        await second.StopAsync(Ip(3));
+        var afterStop = await CallManyAsync(client, 40);
+        // Only a call that raced the stop may fail; then the stopped replica is out of the rotation.
+        Assert.True(afterStop.GetValueOrDefault("127.0.0.2") >= 39, string.Join(", ", afterStop));
+        Assert.Equal([new IPEndPoint(Ip(2), first.Port)], channel.Balancer.ReadyEndPoints);
+
+        await second.StartAsync(Ip(3));
+        var timer = Stopwatch.StartNew();
+        while (await WhoAsync(client) != "127.0.0.3")
+        {
+            Assert.True(timer.Elapsed < LongTimeout, "The restarted replica never got a call back.");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
     public async Task DnsTarget_AddressRefusingConnections_IsSkippedWithoutFailingCalls()
     {
         await using var backends = await Backends.StartAsync([Ip(2)]);
@@ -238,7 +268,7 @@ public sealed class DnsBalancingTests
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => WhoAsync(client));
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
-        Assert.Contains("Resolving 'backends.test' gave no address", ex.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains($"Resolving 'backends.test:{backends.Port}' gave no address", ex.Status.Detail, StringComparison.Ordinal);
 
         Volatile.Write(ref fail, false);
         var timer = Stopwatch.StartNew();

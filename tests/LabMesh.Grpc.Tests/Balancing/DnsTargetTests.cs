@@ -42,6 +42,33 @@ public sealed class DnsTargetTests
     public void ForAddress_BadDnsTarget_Throws(string target) =>
         Assert.Throws<ArgumentException>(() => GrpcChannel.ForAddress(target, Insecure));
 
+    [Theory]
+    [InlineData("ipv4:127.0.0.1:7101,127.0.0.1:7102", "http://127.0.0.1:7101/", "127.0.0.1:7101", "127.0.0.1:7102")]
+    [InlineData("ipv4:10.0.0.7", "http://10.0.0.7/", "10.0.0.7:80")]
+    [InlineData("ipv4:127.0.0.1:7101, 127.0.0.1:7101", "http://127.0.0.1:7101/", "127.0.0.1:7101")]
+    [InlineData("ipv6:[::1]:7101,[::1]:7102", "http://[::1]:7101/", "[::1]:7101", "[::1]:7102")]
+    public async Task ForAddress_AddressListTarget_BalancesOverExactlyThoseAddresses(string target, string address, params string[] endPoints)
+    {
+        using var channel = GrpcChannel.ForAddress(target, Insecure);
+        Assert.Equal(new Uri(address), channel.Address);
+        Assert.NotNull(channel.Balancer);
+        // The list is "resolved" by the first pick; nothing listens there, so the pick fails fast or returns an address.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await channel.Balancer.PickAsync(null, cts.Token);
+        Assert.Equal(endPoints, channel.Balancer.ReadyEndPoints.Select(e => e.ToString()));
+    }
+
+    [Theory]
+    [InlineData("ipv4:")]
+    [InlineData("ipv4:localhost:7101")]
+    [InlineData("ipv4:::1")]
+    [InlineData("ipv4:[::1]:7101")]
+    [InlineData("ipv6:127.0.0.1:7101")]
+    [InlineData("ipv4:127.0.0.1:70000")]
+    [InlineData("ipv4:127.0.0.1:7101,")]
+    public void ForAddress_BadAddressListTarget_Throws(string target) =>
+        Assert.Throws<ArgumentException>(() => GrpcChannel.ForAddress(target, Insecure));
+
     [Fact]
     public void ForAddress_DnsTargetWithoutCredentials_Throws()
     {

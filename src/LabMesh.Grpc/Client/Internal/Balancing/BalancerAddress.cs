@@ -4,7 +4,7 @@ using System.Net;
 namespace Grpc.Net.Client.Internal.Balancing;
 
 /// <summary>
-/// One resolved address of a <c>dns:</c> target. SocketsHttpHandler pools connections per URI authority,
+/// One address of a balanced (<c>dns:</c>, <c>ipv4:</c>, <c>ipv6:</c>) target. SocketsHttpHandler pools connections per URI authority,
 /// so sending to <c>scheme://ip:port</c> gives each address its own connections inside one handler.
 /// </summary>
 internal sealed class BalancerAddress(IPEndPoint endPoint, string scheme)

@@ -6,7 +6,7 @@ namespace Grpc.Net.Client.Internal.Balancing;
 internal static partial class BalancerLog
 {
     [LoggerMessage(EventId = 101, Level = LogLevel.Debug, Message = "Resolved {Host} to {Addresses}.")]
-    public static partial void Resolved(ILogger logger, string host, IPAddress[] addresses);
+    public static partial void Resolved(ILogger logger, string host, IPEndPoint[] addresses);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Resolving {Host} failed; keeping the {Count} addresses known so far.")]
     public static partial void ResolveFailed(ILogger logger, string host, int count, Exception exception);

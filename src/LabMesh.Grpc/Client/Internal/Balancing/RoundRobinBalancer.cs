@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 namespace Grpc.Net.Client.Internal.Balancing;
 
 /// <summary>
-/// Keeps the addresses a <c>dns:</c> target resolves to and hands them out round-robin, skipping the ones
+/// Keeps the addresses of a <c>dns:</c>, <c>ipv4:</c> or <c>ipv6:</c> target and hands them out round-robin, skipping the ones
 /// that refused a connection. A refused address is probed with a plain TCP connect after a backoff
 /// (gRPC's connection-backoff: ×1.6, ±20 % jitter, capped) and returns to the rotation when the probe
 /// connects, so calls never wait on an address known to be down. The name is resolved again on a timer,
@@ -18,10 +18,9 @@ internal sealed class RoundRobinBalancer : IDisposable
     // gRPC's MIN_CONNECT_TIMEOUT: a probe of a black-holed address gives up after this.
     private static readonly TimeSpan ProbeConnectTimeout = TimeSpan.FromSeconds(20);
 
-    private readonly string _host;
-    private readonly int _port;
+    private readonly string _name;
     private readonly string _scheme;
-    private readonly Func<string, CancellationToken, Task<IPAddress[]>> _resolver;
+    private readonly Func<CancellationToken, Task<IPEndPoint[]>> _resolve;
     private readonly TimeSpan _refreshInterval;
     private readonly TimeSpan _initialBackoff;
     private readonly TimeSpan _maxBackoff;
@@ -39,7 +38,7 @@ internal sealed class RoundRobinBalancer : IDisposable
     private Timer? _refreshTimer;
 
     public RoundRobinBalancer(
-        DnsTarget target,
+        BalancedTarget target,
         string scheme,
         Func<string, CancellationToken, Task<IPAddress[]>>? resolver,
         TimeSpan refreshInterval,
@@ -50,10 +49,19 @@ internal sealed class RoundRobinBalancer : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(refreshInterval, TimeSpan.Zero, nameof(GrpcChannelOptions.DnsRefreshInterval));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(initialBackoff, TimeSpan.Zero, nameof(GrpcChannelOptions.InitialReconnectBackoff));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBackoff, initialBackoff, nameof(GrpcChannelOptions.MaxReconnectBackoff));
-        _host = target.Host;
-        _port = target.Port;
+        _name = target.Name;
         _scheme = scheme;
-        _resolver = resolver ?? Dns.GetHostAddressesAsync;
+        if (target.FixedEndPoints is { } fixedEndPoints)
+        {
+            IPEndPoint[] endPoints = [.. fixedEndPoints];
+            _resolve = _ => Task.FromResult(endPoints);
+        }
+        else
+        {
+            var resolveHost = resolver ?? Dns.GetHostAddressesAsync;
+            _resolve = async cancellationToken =>
+                [.. (await resolveHost(target.Host, cancellationToken).ConfigureAwait(false)).Select(ip => new IPEndPoint(ip, target.Port))];
+        }
         _refreshInterval = refreshInterval;
         _initialBackoff = initialBackoff;
         _maxBackoff = maxBackoff;
@@ -79,7 +87,7 @@ internal sealed class RoundRobinBalancer : IDisposable
             {
                 var error = _lastResolveError;
                 throw new HttpRequestException(HttpRequestError.NameResolutionError,
-                    $"Resolving '{_host}' gave no address{(error is null ? "." : $": {error.Message}")}", error);
+                    $"Resolving '{_name}' gave no address{(error is null ? "." : $": {error.Message}")}", error);
             }
         }
         var ready = _ready;
@@ -105,7 +113,7 @@ internal sealed class RoundRobinBalancer : IDisposable
     {
         var addresses = Volatile.Read(ref _addresses);
         var last = addresses.LastOrDefault(a => a.LastError is not null)?.LastError;
-        return $"No reachable address for '{_host}:{_port}': all {addresses.Length} resolved addresses are failing{(last is null ? "." : $" (last error: {last})")}";
+        return $"No reachable address for '{_name}': all {addresses.Length} resolved addresses are failing{(last is null ? "." : $" (last error: {last})")}";
     }
 
     /// <summary>A connection to the address could not be made: skip it until a probe connects.</summary>
@@ -123,7 +131,7 @@ internal sealed class RoundRobinBalancer : IDisposable
             backoff = NextBackoff(++address.Failures);
             RebuildReady();
         }
-        BalancerLog.AddressFailed(_logger, address.EndPoint, _host, backoff, exception);
+        BalancerLog.AddressFailed(_logger, address.EndPoint, _name, backoff, exception);
         _ = ProbeAsync(address, backoff);
         _ = RequestResolve(MinFailureResolveGap);
     }
@@ -206,10 +214,10 @@ internal sealed class RoundRobinBalancer : IDisposable
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_disposed.Token);
             timeout.CancelAfter(ResolveTimeout);
-            var resolved = await _resolver(_host, timeout.Token).ConfigureAwait(false);
+            var resolved = await _resolve(timeout.Token).ConfigureAwait(false);
             if (resolved is not { Length: > 0 })
             {
-                throw new SocketException((int)SocketError.HostNotFound, $"'{_host}' resolved to no address.");
+                throw new SocketException((int)SocketError.HostNotFound, $"'{_name}' resolved to no address.");
             }
             Apply(resolved);
             _lastResolveError = null;
@@ -222,20 +230,20 @@ internal sealed class RoundRobinBalancer : IDisposable
             }
             // Keep what is known: a DNS hiccup must not take every address away.
             _lastResolveError = ex;
-            BalancerLog.ResolveFailed(_logger, _host, Volatile.Read(ref _addresses).Length, ex);
+            BalancerLog.ResolveFailed(_logger, _name, Volatile.Read(ref _addresses).Length, ex);
         }
     }
 
-    private void Apply(IPAddress[] resolved)
+    private void Apply(IPEndPoint[] resolved)
     {
         bool changed;
         lock (_lock)
         {
-            var known = _addresses.ToDictionary(a => a.EndPoint.Address);
+            var known = _addresses.ToDictionary(a => a.EndPoint);
             var next = new List<BalancerAddress>(resolved.Length);
-            foreach (var ip in resolved.Distinct())
+            foreach (var endPoint in resolved.Distinct())
             {
-                next.Add(known.Remove(ip, out var existing) ? existing : new BalancerAddress(new IPEndPoint(ip, _port), _scheme));
+                next.Add(known.Remove(endPoint, out var existing) ? existing : new BalancerAddress(endPoint, _scheme));
             }
             foreach (var gone in known.Values)
             {
@@ -251,7 +259,7 @@ internal sealed class RoundRobinBalancer : IDisposable
         }
         if (changed)
         {
-            BalancerLog.Resolved(_logger, _host, resolved);
+            BalancerLog.Resolved(_logger, _name, resolved);
         }
     }
 
@@ -279,11 +287,11 @@ internal sealed class RoundRobinBalancer : IDisposable
                         address.IsHealthy = true;
                         RebuildReady();
                     }
-                    BalancerLog.AddressRecovered(_logger, address.EndPoint, _host);
+                    BalancerLog.AddressRecovered(_logger, address.EndPoint, _name);
                     return;
                 }
                 backoff = NextBackoff(Interlocked.Increment(ref address.Failures));
-                BalancerLog.ProbeFailed(_logger, address.EndPoint, _host, backoff);
+                BalancerLog.ProbeFailed(_logger, address.EndPoint, _name, backoff);
             }
         }
         catch (OperationCanceledException)
