@@ -26,7 +26,8 @@ internal static class Cli
         var common = new CommonOptions();
         var root = new RootCommand(
             "Drives a LabMesh mesh from the terminal: a whole lab order as a live timeline (demo), the event " +
-            "stream (watch), one requisition in every vocabulary (status), and a bounded load generator (load).");
+            "stream (watch), one requisition in every vocabulary (status), a bounded load generator (load), and whether each " +
+            "service is serving (health).");
         common.AddTo(root);
         CliCommand[] commands =
         [
@@ -34,6 +35,7 @@ internal static class Cli
             WatchCommand.Create(common),
             StatusCommand.Create(common),
             LoadCommand.Create(common),
+            HealthCommand.Create(common),
         ];
         var examples = new Dictionary<Command, string[]>
         {

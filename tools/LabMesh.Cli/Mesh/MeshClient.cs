@@ -25,8 +25,8 @@ internal sealed class MeshClient : IDisposable
         Identity = CallIdentity.ForTeam(settings.Team);
         var options = new GrpcChannelOptions
         {
-            // A dns: target does not say plaintext or TLS; the CLI's dns: targets are plaintext, like the mesh's own.
-            Credentials = Address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase) ? ChannelCredentials.Insecure : null,
+            // A dns: or ipv4: target does not say plaintext or TLS; the CLI's are plaintext, like the mesh's own.
+            Credentials = MeshTarget.IsBalanced(Address) ? ChannelCredentials.Insecure : null,
         };
         _channel = GrpcChannel.ForAddress(Address, options);
         var invoker = Identity.Apply(_channel.CreateCallInvoker());

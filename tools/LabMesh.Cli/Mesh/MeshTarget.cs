@@ -2,8 +2,9 @@ namespace LabMesh.Cli.Mesh;
 
 /// <summary>
 /// Where the mesh is: <c>http://host:port</c> (h2c), <c>https://host:port</c> (TLS),
-/// <c>dns:///host:port</c> (round-robin over every address of the name, plaintext) or the
-/// grpcurl-style <c>host:port</c>, read as h2c.
+/// <c>dns:///host:port</c> (round-robin over every address of the name, plaintext),
+/// <c>ipv4:host:port,host:port</c> (round-robin over the list, plaintext) or the grpcurl-style
+/// <c>host:port</c>, read as h2c.
 /// </summary>
 internal static class MeshTarget
 {
@@ -15,7 +16,7 @@ internal static class MeshTarget
         address = "";
         error = "";
         var value = target?.Trim() ?? "";
-        if (value.StartsWith("dns:", StringComparison.OrdinalIgnoreCase))
+        if (IsBalanced(value))
         {
             address = value;
             return true;
@@ -34,7 +35,13 @@ internal static class MeshTarget
             return true;
         }
 
-        error = $"'{target}' is not a target: use http://HOST:PORT (h2c), https://HOST:PORT (TLS), dns:///HOST:PORT or HOST:PORT.";
+        error = $"'{target}' is not a target: use http://HOST:PORT (h2c), https://HOST:PORT (TLS), dns:///HOST:PORT, ipv4:HOST:PORT,HOST:PORT or HOST:PORT.";
         return false;
     }
+
+    /// <summary>A target balanced over several addresses (dns:, ipv4:, ipv6:), which does not say plaintext or TLS.</summary>
+    public static bool IsBalanced(string address) =>
+        address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)
+        || address.StartsWith("ipv4:", StringComparison.OrdinalIgnoreCase)
+        || address.StartsWith("ipv6:", StringComparison.OrdinalIgnoreCase);
 }
