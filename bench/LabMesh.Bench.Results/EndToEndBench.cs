@@ -20,7 +20,7 @@ internal sealed record EndToEndResult(LoadResult Submit, LoadResult Interpret, L
 /// </summary>
 internal sealed class EndToEndBench : IDisposable
 {
-    /// <summary>Every call names this team (metadata <c>x-labmesh-team</c>), so every row is in it.</summary>
+    /// <summary>Every call names this team (its bearer token's team), so every row is in it.</summary>
     public const string Team = "bench-team";
 
     private readonly ResultsBenchOptions _options;
@@ -40,10 +40,11 @@ internal sealed class EndToEndBench : IDisposable
         _options = options;
         _log = log;
         _channel = GrpcChannel.ForAddress(address);
+        // Every call is the bench's service role for the team (SubmitResults is a service's call).
+        var token = MeshHost.Token(Team, CallerRole.Service, "bench");
         _invoker = _channel.CreateCallInvoker().Intercept(metadata =>
         {
-            metadata.Add(Caller.TeamHeader, Team);
-            metadata.Add(Caller.SubjectHeader, "bench");
+            metadata.Add("authorization", "Bearer " + token);
             return metadata;
         });
         _results = new ResultsInterpretationService.ResultsInterpretationServiceClient(_invoker);

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceRequest;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -31,6 +32,13 @@ internal sealed class MeshHost : IAsyncDisposable
 
     public string Address { get; }
 
+    /// <summary>The signing key of this run (SECURITY.md): the hosted services trust it.</summary>
+    public static SigningKey Key { get; } = SigningKey.Generate("bench");
+
+    /// <summary>A token for <paramref name="team"/> signed with <see cref="Key"/>, valid for a day.</summary>
+    public static string Token(string team, CallerRole role, string subject) =>
+        Key.Mint(new TokenIdentity(team, role, subject, null), "labmesh", "labmesh", TimeSpan.FromDays(1));
+
     public string DataDirectory { get; }
 
     public static async Task<MeshHost> StartAsync()
@@ -49,6 +57,9 @@ internal sealed class MeshHost : IAsyncDisposable
             ["ConnectionStrings:Postgres"] = "",
             ["ConnectionStrings:Redis"] = "",
             ["LabMesh:Redis:Configuration"] = "",
+            // A key made for this run: the services trust it and sign their peer calls with it; the bench's calls are signed with it too.
+            ["LabMesh:Security:SigningKeyId"] = Key.KeyId,
+            ["LabMesh:Security:SigningKeyPem"] = Key.ExportPrivateKeyPem(),
         });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.AddServiceDefaults();

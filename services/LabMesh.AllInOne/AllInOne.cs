@@ -1,3 +1,6 @@
+using LabMesh.ServiceDefaults.Identity;
+using Microsoft.Extensions.Options;
+
 namespace LabMesh.AllInOne;
 
 /// <summary>Where the all-in-one host listens and what it tells the person who started it.</summary>
@@ -17,16 +20,44 @@ internal static class AllInOne
         return $"{uri.Scheme}://{host}:{uri.Port}";
     }
 
-    public static void PrintWelcome(string url)
+    /// <summary>How long the development tokens printed at start stay valid (the key outlives restarts).</summary>
+    public static readonly TimeSpan DevelopmentTokenLifetime = TimeSpan.FromDays(7);
+
+    /// <summary>The team the printed development tokens act for (the CLI's default team).</summary>
+    public const string DevelopmentTeam = "demo";
+
+    public static void PrintWelcome(string url, IServiceProvider services)
     {
         var address = LoopbackAddress(url);
         var target = address[(address.IndexOf("://", StringComparison.Ordinal) + 3)..];
+        var keys = services.GetRequiredService<SecurityKeys>();
+        var reflection = services.GetRequiredService<IOptions<SecurityOptions>>().Value.Reflection;
         Console.WriteLine($"LabMesh all-in-one listening on {address} (h2c: gRPC over HTTP/2 without TLS).");
-        Console.WriteLine("Try it:");
-        Console.WriteLine($"  grpcurl -plaintext {target} list");
-        Console.WriteLine($"  grpcurl -plaintext -H 'x-labmesh-team: demo' -d '{{}}' {target} labmesh.requisition.v1.RequisitionService/ListRequisitions");
-        Console.WriteLine($"  grpcurl -plaintext -H 'x-labmesh-team: demo' -d '{{}}' {target} labmesh.notification.v1.NotificationService/Subscribe");
+        var token = "<token>";
+        if (keys.DevelopmentKeyFile is { } keyFile && keys.Signing is { } key)
+        {
+            token = key.Mint(new TokenIdentity(DevelopmentTeam, CallerRole.Clinician, "dev-clinician", null), keys.Issuer, keys.Audience, DevelopmentTokenLifetime);
+            var admin = key.Mint(new TokenIdentity(DevelopmentTeam, CallerRole.Admin, "dev-admin", null), keys.Issuer, keys.Audience, DevelopmentTokenLifetime);
+            Console.WriteLine($"No token keys are configured, so this host signs with a development key ({keyFile}; loopback only).");
+            Console.WriteLine($"Development tokens for team {DevelopmentTeam}, valid {DevelopmentTokenLifetime.TotalDays:0} days (SECURITY.md):");
+            Console.WriteLine($"  clinician: {token}");
+            Console.WriteLine($"  admin:     {admin}");
+            Console.WriteLine($"The labmesh command signs its own calls with that key: it finds data/{SecurityKeys.DevelopmentKeyFileName} under its working directory, or LABMESH_DEV_KEY={keyFile}.");
+        }
+        else
+        {
+            Console.WriteLine("Every call needs a bearer token from your issuer (LabMesh:Security, SECURITY.md): -H 'authorization: Bearer <token>'.");
+        }
+
         Console.WriteLine("Or a whole lab order, live:");
         Console.WriteLine($"  dotnet run --project tools/LabMesh.Cli -- demo --target {address}");
+        Console.WriteLine("Try it:");
+        if (reflection)
+        {
+            Console.WriteLine($"  grpcurl -plaintext {target} list");
+        }
+
+        Console.WriteLine($"  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{}}' {target} labmesh.notification.v1.NotificationService/Subscribe");
+        Console.WriteLine($"  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{}}' {target} labmesh.requisition.v1.RequisitionService/ListRequisitions");
     }
 }

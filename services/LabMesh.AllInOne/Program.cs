@@ -11,6 +11,8 @@ builder.WebHost.UseUrls(url);
 // The services call each other over gRPC as they do when deployed apart: here, on this very port.
 builder.Configuration["LabMesh:Services:ServiceRequest"] ??= AllInOne.LoopbackAddress(url);
 builder.Configuration["LabMesh:Services:Requisition"] ??= AllInOne.LoopbackAddress(url);
+// No key configured and loopback only: a development signing key (SECURITY.md); anywhere else it refuses to start.
+builder.Configuration["LabMesh:Security:DevelopmentKeys"] ??= "true";
 builder.AddServiceDefaults();
 builder.Services.AddServiceRequestService();
 builder.Services.AddRequisitionService(builder.Configuration);
@@ -23,5 +25,5 @@ app.MapRequisitionService();
 app.MapResultsInterpretationService();
 app.MapNotificationService();
 app.MapDefaultEndpoints();
-app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url));
+app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url, app.Services));
 app.Run();

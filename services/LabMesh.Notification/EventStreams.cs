@@ -43,7 +43,9 @@ public sealed partial class EventStreams(
 
         if (BusPosition.IsValid(resumeAfter))
         {
-            return resumeAfter;
+            // A position of the other kind of bus (a Redis stream id given to the in-process bus) is a bad cursor, not a fault.
+            return bus.IsPosition(resumeAfter) ? resumeAfter
+                : throw new InvalidArgumentException(field, "is neither a cursor from this service nor an event id.");
         }
 
         if (resumeAfter.Length > 64 || !Guid.TryParse(resumeAfter, out _))

@@ -9,6 +9,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Validation;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;
@@ -36,9 +37,8 @@ public sealed class NotificationApi(
         var caller = context.GetCaller();
         var selection = NotificationValidation.Selection(request.Filter, caller, "filter");
         var heartbeat = options.Value.HeartbeatInterval;
-        if (request.HeartbeatInterval is { } asked)
+        if (ProtoTime.ToTimeSpan(request.HeartbeatInterval, "heartbeat_interval") is { } period)
         {
-            var period = asked.ToTimeSpan();
             if (period < TimeSpan.FromSeconds(1) || period > TimeSpan.FromMinutes(5))
             {
                 throw new InvalidArgumentException("heartbeat_interval", "must be between 1 s and 5 min (or unset for the server's default).");
@@ -185,7 +185,7 @@ public sealed class NotificationApi(
     {
         var caller = context.GetCaller();
         NotificationValidation.RequireId(request.Id, "id");
-        var overlap = request.Overlap?.ToTimeSpan() ?? options.Value.DefaultRotationOverlap;
+        var overlap = ProtoTime.ToTimeSpan(request.Overlap, "overlap") ?? options.Value.DefaultRotationOverlap;
         if (overlap < TimeSpan.Zero || overlap > MaxRotationOverlap)
         {
             throw new InvalidArgumentException("overlap", "must be between 0 s and 7 days.");
@@ -255,6 +255,7 @@ public sealed class NotificationApi(
                 throw new InvalidArgumentException("delivery_id", "name either delivery_id, or endpoint_id and event_id, not both.");
             }
 
+            NotificationValidation.RequireId(request.DeliveryId, "delivery_id");
             id = request.DeliveryId;
         }
         else
@@ -271,6 +272,8 @@ public sealed class NotificationApi(
             }
 
             NotificationValidation.ThrowIfAny(violations);
+            NotificationValidation.RequireId(request.EndpointId, "endpoint_id");
+            NotificationValidation.RequireId(request.EventId, "event_id");
             id = (await store.GetDeliveryAsync(caller.TeamId, request.EndpointId, request.EventId, context.CancellationToken)).Id;
         }
 
@@ -283,9 +286,9 @@ public sealed class NotificationApi(
     {
         var caller = context.GetCaller();
         var violations = new List<FieldViolation>();
-        if (request.Id.Length == 0)
+        if (request.Id.Length is 0 or > 128)
         {
-            violations.Add(new FieldViolation("id", "is required: the labtest.result.critical event id."));
+            violations.Add(new FieldViolation("id", "is required (at most 128 characters): the labtest.result.critical event id."));
         }
 
         if (string.IsNullOrWhiteSpace(request.ReadBack))
@@ -309,9 +312,9 @@ public sealed class NotificationApi(
 
         var now = time.GetUtcNow();
         var at = now;
-        if (request.AcknowledgedAt is { } given)
+        if (ProtoTime.ToDateTimeOffset(request.AcknowledgedAt, "acknowledged_at") is { } given)
         {
-            at = given.ToDateTimeOffset();
+            at = given;
             if (at > now + TimeSpan.FromMinutes(1))
             {
                 violations.Add(new FieldViolation("acknowledged_at", "is in the future."));

@@ -40,7 +40,8 @@ public static class NotificationValidation
         {
             if (!ServiceDefaults.Events.EventTypes.Published.Contains(list[i], StringComparer.Ordinal))
             {
-                violations.Add(new FieldViolation($"{field}[{i}]", $"'{Clip(list[i])}' is not an event type; known: {string.Join(", ", ServiceDefaults.Events.EventTypes.Published)}."));
+                // The unknown value is not repeated: it may be anything a caller typed, and error messages end up in logs.
+                violations.Add(new FieldViolation($"{field}[{i}]", $"is not an event type; known: {string.Join(", ", ServiceDefaults.Events.EventTypes.Published)}."));
             }
             else if (list.IndexOf(list[i]) != i)
             {
@@ -102,6 +103,4 @@ public static class NotificationValidation
             throw new InvalidArgumentException(violations);
         }
     }
-
-    private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "...";
 }

@@ -101,7 +101,7 @@ public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStor
     {
         var caller = context.GetCaller();
         var id = RequireId(request.Id);
-        var delay = request.StepDelay?.ToTimeSpan() ?? TimeSpan.Zero;
+        var delay = ProtoTime.ToTimeSpan(request.StepDelay, "step_delay") ?? TimeSpan.Zero;
         if (delay < TimeSpan.Zero || delay > MaxStepDelay)
         {
             throw new InvalidArgumentException("step_delay", "must be between 0 and 60 s.");

@@ -16,9 +16,11 @@ public sealed class ServiceRequestGateway : IDisposable
     private readonly GrpcChannel _channel;
     private readonly ServiceRequestService.ServiceRequestServiceClient _client;
     private readonly TimeSpan _timeout;
+    private readonly ServiceTokens _tokens;
 
-    public ServiceRequestGateway(IOptions<PeerOptions> options)
+    public ServiceRequestGateway(IOptions<PeerOptions> options, ServiceTokens tokens)
     {
+        _tokens = tokens;
         var peers = options.Value;
         _timeout = peers.CallTimeout;
         _channel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName);
@@ -63,5 +65,5 @@ public sealed class ServiceRequestGateway : IDisposable
     public void Dispose() => _channel.Dispose();
 
     private Grpc.Core.CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
-        PeerChannel.Options(caller, RequisitionStore.ServiceName, deadline, _timeout, cancellationToken);
+        PeerChannel.Options(caller, _tokens, RequisitionStore.ServiceName, deadline, _timeout, cancellationToken);
 }

@@ -22,9 +22,11 @@ public sealed class MeshGateway : IDisposable
     private readonly RequisitionService.RequisitionServiceClient _requisitions;
     private readonly ServiceRequestService.ServiceRequestServiceClient _serviceRequests;
     private readonly TimeSpan _timeout;
+    private readonly ServiceTokens _tokens;
 
-    public MeshGateway(IOptions<PeerOptions> options)
+    public MeshGateway(IOptions<PeerOptions> options, ServiceTokens tokens)
     {
+        _tokens = tokens;
         var peers = options.Value;
         _timeout = peers.CallTimeout;
         _requisitionChannel = PeerChannel.Create(peers.Requisition, RequisitionService.Descriptor.FullName);
@@ -82,5 +84,5 @@ public sealed class MeshGateway : IDisposable
     }
 
     private CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
-        PeerChannel.Options(caller, ResultsStore.ServiceName, deadline, _timeout, cancellationToken);
+        PeerChannel.Options(caller, _tokens, ResultsStore.ServiceName, deadline, _timeout, cancellationToken);
 }

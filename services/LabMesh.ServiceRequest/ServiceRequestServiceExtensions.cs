@@ -1,3 +1,4 @@
+using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -5,13 +6,14 @@ namespace LabMesh.ServiceRequest;
 
 public static class ServiceRequestServiceExtensions
 {
-    /// <summary>The ServiceRequest service's store (migrated at start-up), its outbox relay and its gRPC class.</summary>
+    /// <summary>The ServiceRequest service's store (migrated at start-up), its outbox relay, its gRPC class, and the partner assignments the access matrix checks.</summary>
     public static IServiceCollection AddServiceRequestService(this IServiceCollection services)
     {
         services.AddLabMeshStore(ServiceRequestStore.ServiceName, ServiceRequestStore.Migrations);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new ServiceRequestStore(
             sp.GetRequiredKeyedService<Database>(ServiceRequestStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IServiceRequestAssignments, ServiceRequestAssignments>();
         return services;
     }
 

@@ -70,11 +70,14 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         Assert.Contains(output, line => line.Contains($"127.0.0.1:{_port} labmesh.notification.v1.NotificationService/Subscribe", StringComparison.Ordinal));
         Assert.Contains(output, line => line.Contains($"demo --target http://127.0.0.1:{_port}", StringComparison.Ordinal));
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_port}");
-        var invoker = channel.CreateCallInvoker().Intercept(m =>
-        {
-            m.Add(Caller.TeamHeader, "demo");
-            return m;
-        });
+        // No key configured, on loopback: the host made a development key under its data directory and
+        // printed tokens signed with it. The test signs a service token with that key (as the CLI does).
+        var keyFile = Path.Combine(_workingDirectory, "data", SecurityKeys.DevelopmentKeyFileName);
+        Assert.Contains(output, line => line.Contains(keyFile, StringComparison.Ordinal));
+        var stored = DevelopmentKey.Read(keyFile);
+        using var key = SigningKey.FromPem(stored.KeyId, stored.PrivateKeyPem, keyFile);
+        var serviceToken = key.Mint(new TokenIdentity("demo", CallerRole.Service, "aio-test", null), stored.Issuer, stored.Audience, TimeSpan.FromMinutes(10));
+        var invoker = Bearer(channel, serviceToken);
         var requisitions = new RequisitionService.RequisitionServiceClient(invoker);
         var request = new CreateRequisitionRequest
         {
@@ -107,10 +110,22 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         var requisition = await requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Requisition.Id }, deadline: DateTime.UtcNow.Add(Timeout));
         Assert.Equal(LifecycleStatus.PartialResults, requisition.Requisition.LifecycleStatus);
         Assert.True(File.Exists(Path.Combine(_workingDirectory, "data", "results.db")));
+        // The clinician token of the welcome works as printed, for the team demo.
+        var printed = output.Single(line => line.TrimStart().StartsWith("clinician: ", StringComparison.Ordinal)).Trim()["clinician: ".Length..];
+        var listed = await new RequisitionService.RequisitionServiceClient(Bearer(channel, printed))
+            .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout));
+        Assert.Contains(listed.Requisitions, r => r.Id == created.Requisition.Id);
+        Assert.Contains(output, line => line.Contains($"grpcurl -plaintext -H 'authorization: Bearer {printed}'", StringComparison.Ordinal));
         var anonymous = await Assert.ThrowsAsync<RpcException>(() => new RequisitionService.RequisitionServiceClient(channel)
             .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
     }
+
+    private static CallInvoker Bearer(GrpcChannel channel, string token) => channel.CreateCallInvoker().Intercept(m =>
+    {
+        m.Add("authorization", "Bearer " + token);
+        return m;
+    });
 
     private void OnLine(string? line)
     {

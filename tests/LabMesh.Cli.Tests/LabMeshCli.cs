@@ -54,6 +54,9 @@ internal static class LabMeshCli
             StandardErrorEncoding = Encoding.UTF8,
         };
         start.Environment["NO_COLOR"] = "1";
+        // labmesh signs its calls with the test key, which the mesh host trusts (as it would the all-in-one's development key).
+        start.Environment["LABMESH_DEV_KEY"] = TestKeyFile.Path;
+        start.Environment.Remove("LABMESH_TOKEN");
         start.ArgumentList.Add(Built.Assembly("tools/LabMesh.Cli", "labmesh.dll"));
         foreach (var arg in args)
         {
@@ -62,4 +65,23 @@ internal static class LabMeshCli
 
         return Process.Start(start)!;
     }
+}
+
+/// <summary>TestCaller's key in the all-in-one host's development key format, for labmesh's LABMESH_DEV_KEY.</summary>
+internal static class TestKeyFile
+{
+    private static readonly Lazy<string> File = new(() =>
+    {
+        var path = System.IO.Path.Combine(Directory.CreateTempSubdirectory("labmesh-cli-key-").FullName, "dev-signing-key.json");
+        System.IO.File.WriteAllText(path, JsonSerializer.Serialize(new LabMesh.ServiceDefaults.Identity.DevelopmentKey
+        {
+            KeyId = LabMesh.Testing.TestCaller.KeyId,
+            Issuer = "labmesh",
+            Audience = "labmesh",
+            PrivateKeyPem = LabMesh.Testing.TestCaller.Key.ExportPrivateKeyPem(),
+        }));
+        return path;
+    });
+
+    public static string Path => File.Value;
 }

@@ -45,6 +45,14 @@ public sealed class MeshHost : IAsyncLifetime
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add(Address);
         start.ArgumentList.Add("--LabMesh:Storage:DataDirectory=" + Path.Combine(_workingDirectory, "data"));
+        // `labmesh load` runs one caller as fast as it can: past the per-caller rate limit (LabMesh:Limits) by design.
+        start.ArgumentList.Add("--LabMesh:Limits:PermitsPerSecond=0");
+        // Trust TestCaller's key (the tests' own calls), which labmesh also signs with (LABMESH_DEV_KEY, see LabMeshCli).
+        foreach (var (key, value) in TestCaller.HostSettings)
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);

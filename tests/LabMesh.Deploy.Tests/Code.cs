@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
@@ -23,6 +24,7 @@ internal static partial class Code
         (StorageServiceCollectionExtensions.StorageSection, typeof(StorageOptions)),
         (StorageServiceCollectionExtensions.OutboxSection, typeof(OutboxRelayOptions)),
         ("LabMesh:Redis", typeof(RedisOptions)),
+        (SecurityOptions.Section, typeof(SecurityOptions)),
     ];
 
     /// <summary>Host settings read from environment variables by their own names (ASP.NET Core's and the generic host's).</summary>

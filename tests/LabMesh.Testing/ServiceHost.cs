@@ -43,6 +43,8 @@ public sealed class ServiceHost : IAsyncDisposable
         int port = 0)
     {
         var builder = WebApplication.CreateBuilder();
+        // Trust TestCaller's tokens (the test's settings may override).
+        builder.Configuration.AddInMemoryCollection(TestCaller.HostSettings);
         builder.Configuration.AddInMemoryCollection(settings);
         var logs = new LogCapture();
         builder.Logging.ClearProviders();

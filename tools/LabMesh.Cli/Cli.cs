@@ -96,6 +96,12 @@ internal static class Cli
         {
             Console.Error.WriteLine($"  {line}");
         }
+
+        if (failure.StatusCode == Grpc.Core.StatusCode.Unauthenticated)
+        {
+            Console.Error.WriteLine($"  Give a token with --token or ${Credentials.TokenVariable}, or point ${Credentials.DevelopmentKeyVariable} at the " +
+                $"all-in-one host's development key ({Credentials.DevelopmentKeyPath} where it runs). See SECURITY.md.");
+        }
     }
 
     private static string HelpCommandLine(ParseResult parse)

@@ -57,17 +57,27 @@ internal sealed class CommonOptions
         Recursive = true,
     };
 
+    public Option<string> Token { get; } = new("--token")
+    {
+        Description = "The bearer token of every call (default: $LABMESH_TOKEN). Without one, labmesh signs its calls with the " +
+            "all-in-one host's development key: $LABMESH_DEV_KEY, else data/dev-signing-key.json under the working directory " +
+            "(the host prints where it is). A service token acts for --team. See SECURITY.md.",
+        HelpName = "TOKEN",
+        Recursive = true,
+    };
+
     public void AddTo(Command root)
     {
         root.Options.Add(Target);
         root.Options.Add(Team);
         root.Options.Add(Json);
         root.Options.Add(Timeout);
+        root.Options.Add(Token);
     }
 
     public MeshSettings Settings(ParseResult result)
     {
         MeshTarget.TryNormalize(result.GetValue(Target), out var address, out _);
-        return new MeshSettings(address, result.GetValue(Team)!, result.GetValue(Timeout) ?? DefaultTimeout);
+        return new MeshSettings(address, result.GetValue(Team)!, result.GetValue(Timeout) ?? DefaultTimeout, result.GetValue(Token));
     }
 }

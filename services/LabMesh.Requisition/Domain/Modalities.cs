@@ -172,7 +172,8 @@ public static class Modalities
     /// <summary>
     /// Reads a status of <paramref name="modality"/>, or throws <see cref="InvalidArgumentException"/>
     /// on <paramref name="field"/> (malformed, unknown, or another modality's), naming the modality and
-    /// listing its statuses.
+    /// listing its statuses. The value is repeated only when it is a status of the vocabulary: error messages
+    /// end up in clients' logs, and a free-text value may carry anything a caller typed (patient data included).
     /// </summary>
     public static NamespacedStatus Parse(TestModality modality, string? value, string field)
     {
@@ -180,18 +181,19 @@ public static class Modalities
         if (!TryParse(value, out var status))
         {
             throw new InvalidArgumentException(field,
-                $"'{value}' is not a namespaced status [high].[modality].[low]. {ValidValues(modality, word)}");
+                $"is not a namespaced status [high].[modality].[low]. {ValidValues(modality, word)}");
         }
         if (status.Modality != modality)
         {
             throw new InvalidArgumentException(field,
-                $"'{value}' is a status of modality {Word(status.Modality)}, not of this requisition's modality {word}. "
+                // Named only when it is a status of seed 004's vocabulary (of the other modality), never free text.
+                $"{(IsKnown(status) ? $"'{status}' " : "")}is a status of modality {Word(status.Modality)}, not of this requisition's modality {word}. "
                 + ValidValues(modality, word));
         }
         if (!IsKnown(status))
         {
             throw new InvalidArgumentException(field,
-                $"'{value}' is not a status of modality {word}. {ValidValues(modality, word)}");
+                $"is not a status of modality {word}. {ValidValues(modality, word)}");
         }
         return status;
     }

@@ -14,7 +14,8 @@ namespace LabMesh.ServiceDefaults.Errors;
 /// <c>grpc-status-details-bin</c> trailer:
 /// <code>
 /// NotFoundException           NOT_FOUND            ResourceInfo
-/// InvalidArgumentException    INVALID_ARGUMENT     BadRequest (one field violation per bad field)
+/// InvalidArgumentException    INVALID_ARGUMENT     BadRequest (one field violation per bad field, at most
+///                                                  MaxFieldViolations and a last one counting the rest)
 /// IllegalTransitionException  FAILED_PRECONDITION  PreconditionFailure (one STATE_TRANSITION violation
 ///                                                  whose description lists the allowed moves)
 ///                                                  + ErrorInfo ILLEGAL_TRANSITION {from, to, allowed}
@@ -101,31 +102,57 @@ public sealed class DomainExceptionInterceptor : Interceptor
     {
         ArgumentNullException.ThrowIfNull(exception);
         var (code, details) = Describe(exception);
-        var rpcStatus = new RpcStatus { Code = (int)code, Message = exception.Message };
+        var message = Clip(exception.Message, MaxMessageLength);
+        var rpcStatus = new RpcStatus { Code = (int)code, Message = message };
         foreach (var detail in details)
         {
             rpcStatus.Details.Add(Any.Pack(detail));
         }
         var trailers = new Metadata { { StatusDetailsTrailer, rpcStatus.ToByteArray() } };
-        return new RpcException(new GrpcStatus(code, exception.Message, exception), trailers);
+        return new RpcException(new GrpcStatus(code, message, exception), trailers);
+    }
+
+    /// <summary>
+    /// The most field violations sent with one error. Trailers travel in an HTTP/2 header block that
+    /// clients cap (64 KiB by default in .NET): a request with 100,000 bad entries must still get its
+    /// INVALID_ARGUMENT, not a reset stream.
+    /// </summary>
+    public const int MaxFieldViolations = 50;
+
+    /// <summary>
+    /// The longest <c>grpc-message</c> sent, and the longest resource name repeated in details: a name is
+    /// whatever the caller sent (a 3 MiB id must still get its NOT_FOUND, not a reset stream).
+    /// </summary>
+    public const int MaxMessageLength = 2048;
+
+    private const int MaxNameLength = 256;
+
+    private static string Clip(string text, int max) => text.Length <= max ? text : text[..max] + "...";
+
+    private static BadRequest BadRequestOf(IReadOnlyList<FieldViolation> violations)
+    {
+        var request = new BadRequest();
+        request.FieldViolations.Add(violations.Take(MaxFieldViolations)
+            .Select(v => new BadRequest.Types.FieldViolation { Field = Clip(v.Field, MaxNameLength), Description = Clip(v.Description, MaxMessageLength) }));
+        if (violations.Count > MaxFieldViolations)
+        {
+            request.FieldViolations.Add(new BadRequest.Types.FieldViolation
+            {
+                Field = violations[MaxFieldViolations].Field,
+                Description = $"and {violations.Count - MaxFieldViolations} more violations, not listed: fix these and send again.",
+            });
+        }
+
+        return request;
     }
 
     private static (StatusCode Code, IMessage[] Details) Describe(DomainException exception) => exception switch
     {
         NotFoundException e => (StatusCode.NotFound,
         [
-            new ResourceInfo { ResourceType = e.ResourceType, ResourceName = e.ResourceName, Description = e.Message },
+            new ResourceInfo { ResourceType = e.ResourceType, ResourceName = Clip(e.ResourceName, MaxNameLength), Description = Clip(e.Message, MaxMessageLength) },
         ]),
-        InvalidArgumentException e => (StatusCode.InvalidArgument,
-        [
-            new BadRequest
-            {
-                FieldViolations =
-                {
-                    e.Violations.Select(v => new BadRequest.Types.FieldViolation { Field = v.Field, Description = v.Description }),
-                },
-            },
-        ]),
+        InvalidArgumentException e => (StatusCode.InvalidArgument, [BadRequestOf(e.Violations)]),
         IllegalTransitionException e => (StatusCode.FailedPrecondition,
         [
             new PreconditionFailure
@@ -161,12 +188,12 @@ public sealed class DomainExceptionInterceptor : Interceptor
             {
                 Type = "STALE_ETAG",
                 Domain = ErrorDomain,
-                Metadata = { ["resource_type"] = e.ResourceType, ["resource_name"] = e.ResourceName },
+                Metadata = { ["resource_type"] = e.ResourceType, ["resource_name"] = Clip(e.ResourceName, MaxNameLength) },
             },
         ]),
         AlreadyExistsException e => (StatusCode.AlreadyExists,
         [
-            new ResourceInfo { ResourceType = e.ResourceType, ResourceName = e.ResourceName, Description = e.Message },
+            new ResourceInfo { ResourceType = e.ResourceType, ResourceName = Clip(e.ResourceName, MaxNameLength), Description = Clip(e.Message, MaxMessageLength) },
         ]),
         ResourceExhaustedException e => (StatusCode.ResourceExhausted,
         [

@@ -24,6 +24,12 @@ public interface IEventBus
     Task<string?> FindPositionAsync(string eventId, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Whether <paramref name="position"/> (a caller's cursor) is a position of this bus, so that
+    /// <see cref="ReadAsync"/> takes it: the Redis bus and the in-process bus spell positions differently.
+    /// </summary>
+    bool IsPosition(string position) => BusPosition.IsValid(position);
+
+    /// <summary>
     /// Calls <paramref name="handler"/> for every event published from now on, once each, in position
     /// order (critical results without waiting for the next poll: pub/sub wakes the Redis feed).
     /// Dispose the result to stop. The handler's exceptions are caught and logged by the bus.

@@ -73,6 +73,10 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     }
 
     /// <inheritdoc/>
+    public bool IsPosition(string position) =>
+        long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) && sequence < long.MaxValue;
+
+    /// <inheritdoc/>
     public Task<IReadOnlyList<BusEntry>> ReadAsync(string? afterPosition, int count, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);

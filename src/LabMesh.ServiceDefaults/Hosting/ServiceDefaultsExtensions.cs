@@ -1,10 +1,13 @@
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Limits;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace LabMesh.ServiceDefaults.Hosting;
 
@@ -13,7 +16,8 @@ public static class ServiceDefaultsExtensions
 {
     /// <summary>
     /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge), the gRPC runtime with the
-    /// domain-error interceptor, health and reflection, storage options, and the event bus and
+    /// domain-error interceptor, bearer-token identity and the access matrix (<c>LabMesh:Security</c>,
+    /// SECURITY.md), the per-caller limits (<c>LabMesh:Limits</c>), health and reflection, storage options, and the event bus and
     /// status cache (Redis when <c>ConnectionStrings:Redis</c> is set, in-process otherwise).
     /// </summary>
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
@@ -23,7 +27,16 @@ public static class ServiceDefaultsExtensions
             kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http2);
             kestrel.ConfigureGrpcKeepAlive();
         });
-        builder.Services.AddGrpc(options => options.Interceptors.Add<DomainExceptionInterceptor>());
+        builder.Services.AddLabMeshLimits(builder.Configuration);
+        builder.Services.AddGrpc(options =>
+        {
+            options.Interceptors.Add<DomainExceptionInterceptor>();
+            // Bearer token and the access matrix (SECURITY.md): everything after it sees an authenticated caller.
+            options.Interceptors.Add<AuthorizationInterceptor>();
+            // Authentication before this: the rate limit keys on the authenticated caller.
+            options.Interceptors.Add<RateLimitInterceptor>();
+        });
+        builder.Services.AddLabMeshSecurity(builder.Configuration);
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddGrpcReflection();
         builder.Services.AddLabMeshStorageOptions(builder.Configuration);
@@ -31,11 +44,15 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps <c>grpc.health.v1.Health</c> and server reflection.</summary>
+    /// <summary>Maps <c>grpc.health.v1.Health</c> and, unless <c>LabMesh:Security:Reflection</c> is false, server reflection.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.MapGrpcHealthChecksService();
-        app.MapGrpcReflectionService();
+        if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.Reflection)
+        {
+            app.MapGrpcReflectionService();
+        }
+
         return app;
     }
 }

@@ -2,7 +2,7 @@ using Grpc.Core;
 
 namespace LabMesh.ServiceDefaults.Identity;
 
-/// <summary>The caller's role (DESIGN.md, "Security").</summary>
+/// <summary>The caller's role (DESIGN.md, "Security"; SECURITY.md).</summary>
 public enum CallerRole
 {
     Service,
@@ -16,25 +16,20 @@ public enum CallerRole
 /// trail and history, a role and, for partners, the partner id.
 /// </summary>
 /// <remarks>
-/// Until bearer tokens and mTLS arrive (the security issue), identity is read from request
-/// metadata: <c>x-labmesh-team</c> (required), <c>x-labmesh-subject</c>, <c>x-labmesh-role</c>,
-/// <c>x-labmesh-partner</c>. This is the one place that reads it, so the token check replaces it
-/// without touching a handler. It is not authentication: do not expose a service beyond the mesh.
+/// Set by <see cref="AuthorizationInterceptor"/> from the call's bearer token (SECURITY.md) before any
+/// handler runs; handlers read it with <see cref="CallerExtensions.GetCaller"/>. A service calling for
+/// another team's caller names that team per call (<see cref="ForTeamHeader"/>); only a service may.
 /// </remarks>
 public sealed record Caller(string TeamId, string Subject, CallerRole Role, string? PartnerId)
 {
-    public const string TeamHeader = "x-labmesh-team";
-    public const string SubjectHeader = "x-labmesh-subject";
-    public const string RoleHeader = "x-labmesh-role";
-    public const string PartnerHeader = "x-labmesh-partner";
+    /// <summary>Metadata a service sends to act for a team (its token's role must be <c>service</c>).</summary>
+    public const string ForTeamHeader = "x-labmesh-for-team";
 
-    /// <summary>The metadata a service sends downstream to act for this caller's team.</summary>
-    public Metadata ToMetadata(string asService) => new()
-    {
-        { TeamHeader, TeamId },
-        { SubjectHeader, "service:" + asService },
-        { RoleHeader, "service" },
-    };
+    /// <summary>Metadata a service sends to name the actor it calls for (history and audit); only a service may.</summary>
+    public const string ForActorHeader = "x-labmesh-for-actor";
+
+    /// <summary>For a service acting for someone: that actor ("partner:lab-a", a clinician's id); null otherwise.</summary>
+    public string? OnBehalfOf { get; init; }
 
     /// <summary>The audit name of the caller: "partner:{id}", or the subject.</summary>
     public string Actor => Role == CallerRole.Partner && PartnerId is not null ? "partner:" + PartnerId : Subject;
@@ -42,33 +37,16 @@ public sealed record Caller(string TeamId, string Subject, CallerRole Role, stri
 
 public static class CallerExtensions
 {
-    /// <summary>The caller of this call; UNAUTHENTICATED when the call names no team.</summary>
+    private static readonly object CallerKey = new();
+
+    /// <summary>The caller of this call, as <see cref="AuthorizationInterceptor"/> authenticated it; UNAUTHENTICATED when it did not.</summary>
     public static Caller GetCaller(this ServerCallContext context)
     {
-        string? team = null, subject = null, role = null, partner = null;
-        foreach (var entry in context.RequestHeaders)
-        {
-            switch (entry.Key)
-            {
-                case Caller.TeamHeader: team = entry.Value; break;
-                case Caller.SubjectHeader: subject = entry.Value; break;
-                case Caller.RoleHeader: role = entry.Value; break;
-                case Caller.PartnerHeader: partner = entry.Value; break;
-            }
-        }
-
-        if (string.IsNullOrWhiteSpace(team) || team.Length > 128)
-        {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, $"The call names no team ({Caller.TeamHeader} metadata)."));
-        }
-
-        var parsedRole = role?.ToLowerInvariant() switch
-        {
-            "partner" => CallerRole.Partner,
-            "clinician" => CallerRole.Clinician,
-            "admin" => CallerRole.Admin,
-            _ => CallerRole.Service,
-        };
-        return new Caller(team, string.IsNullOrWhiteSpace(subject) ? "anonymous" : subject, parsedRole, string.IsNullOrWhiteSpace(partner) ? null : partner);
+        ArgumentNullException.ThrowIfNull(context);
+        return context.UserState.TryGetValue(CallerKey, out var caller) && caller is Caller known
+            ? known
+            : throw new RpcException(new Status(StatusCode.Unauthenticated, AuthorizationInterceptor.UnauthenticatedMessage));
     }
+
+    internal static void SetCaller(this ServerCallContext context, Caller caller) => context.UserState[CallerKey] = caller;
 }

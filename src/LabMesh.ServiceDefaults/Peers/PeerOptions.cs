@@ -58,14 +58,29 @@ public static class PeerChannel
     }
 
     /// <summary>
-    /// Options for one call on behalf of <paramref name="caller"/>: the earlier of <paramref name="deadline"/>
-    /// (the caller's) and now + <paramref name="timeout"/>.
+    /// Options for one call on behalf of <paramref name="caller"/>: this service's own token (from
+    /// <paramref name="tokens"/>, as <c>service:{asService}</c>) with the caller's team and actor as
+    /// <see cref="Caller.ForTeamHeader"/> and <see cref="Caller.ForActorHeader"/> (SECURITY.md), and the
+    /// earlier of <paramref name="deadline"/> (the caller's) and now + <paramref name="timeout"/>.
     /// </summary>
-    public static CallOptions Options(Caller caller, string asService, DateTime deadline, TimeSpan timeout, CancellationToken cancellationToken)
+    public static CallOptions Options(Caller caller, ServiceTokens tokens, string asService, DateTime deadline, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(tokens);
+        var headers = new Metadata
+        {
+            { AuthorizationInterceptor.AuthorizationHeader, "Bearer " + tokens.For(asService) },
+            { Caller.ForTeamHeader, caller.TeamId },
+        };
+        var actor = caller.OnBehalfOf ?? caller.Actor;
+        if (actor.All(char.IsAscii))
+        {
+            // Metadata values are ASCII; an actor named otherwise is left out (the subject still says which service called).
+            headers.Add(Caller.ForActorHeader, actor);
+        }
+
         var own = DateTime.UtcNow + timeout;
-        return new CallOptions(caller.ToMetadata(asService), deadline < own ? deadline : own, cancellationToken);
+        return new CallOptions(headers, deadline < own ? deadline : own, cancellationToken);
     }
 
     /// <summary>True for the failures after which the call may succeed later: the peer was down, slow, or the call was cut.</summary>

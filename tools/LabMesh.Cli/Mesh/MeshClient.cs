@@ -11,7 +11,8 @@ namespace LabMesh.Cli.Mesh;
 /// <param name="Address">A normalized target (see <see cref="MeshTarget"/>).</param>
 /// <param name="Team">The tenant every call names.</param>
 /// <param name="Timeout">The deadline of each unary call.</param>
-internal sealed record MeshSettings(string Address, string Team, TimeSpan Timeout);
+/// <param name="Token">The bearer token of <c>--token</c>, if given (see <see cref="Credentials"/>).</param>
+internal sealed record MeshSettings(string Address, string Team, TimeSpan Timeout, string? Token = null);
 
 /// <summary>One channel to the mesh and the generated stubs on it, every call carrying the CLI's identity.</summary>
 internal sealed class MeshClient : IDisposable
@@ -22,7 +23,7 @@ internal sealed class MeshClient : IDisposable
     {
         Address = settings.Address;
         Timeout = settings.Timeout;
-        Identity = CallIdentity.ForTeam(settings.Team);
+        Identity = CallIdentity.ForTeam(settings.Team, Credentials.Find(settings.Token));
         var options = new GrpcChannelOptions
         {
             // A dns: or ipv4: target does not say plaintext or TLS; the CLI's are plaintext, like the mesh's own.

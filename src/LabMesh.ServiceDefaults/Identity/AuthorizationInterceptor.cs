@@ -1,0 +1,236 @@
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Errors;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace LabMesh.ServiceDefaults.Identity;
+
+/// <summary>
+/// The one place that decides who calls and what they may do, for every LabMesh RPC (SECURITY.md):
+/// <list type="number">
+/// <item>the methods of <see cref="AccessMatrix.OpenServices"/> (health, reflection) pass untouched;</item>
+/// <item>the <c>authorization: Bearer</c> token is checked by <see cref="TokenValidator"/>: missing or
+///   bad is UNAUTHENTICATED with one terse message, whatever was wrong;</item>
+/// <item>a service token may name the team and actor it calls for (<see cref="Caller.ForTeamHeader"/>,
+///   <see cref="Caller.ForActorHeader"/>); from any other role that is PERMISSION_DENIED;</item>
+/// <item>the method's <see cref="AccessMatrix"/> row must allow the role (PERMISSION_DENIED otherwise;
+///   a method without a row is refused too), and a partner is held to its own service requests
+///   (another's is NOT_FOUND, as if it did not exist);</item>
+/// <item>the <see cref="Caller"/> is left for the handler (<see cref="CallerExtensions.GetCaller"/>),
+///   which scopes every read and write to the caller's team.</item>
+/// </list>
+/// Registered first, so interceptors after it (and handlers) see only authenticated, authorized calls.
+/// </summary>
+public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<AuthorizationInterceptor> logger) : Interceptor
+{
+    /// <summary>The one message of every UNAUTHENTICATED answer: it tells nothing about what was wrong.</summary>
+    public const string UnauthenticatedMessage = "Missing or invalid bearer token.";
+
+    /// <summary>The metadata key of the token.</summary>
+    public const string AuthorizationHeader = "authorization";
+
+    /// <inheritdoc />
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        if (AccessMatrix.IsOpen(context.Method))
+        {
+            return await continuation(request, context);
+        }
+
+        var (caller, rule) = await AuthorizeAsync(context);
+        if (caller.Role == CallerRole.Partner)
+        {
+            await HoldPartnerAsync(rule, caller, request, context);
+        }
+
+        var response = await continuation(request, context);
+        if (caller.Role == CallerRole.Partner && rule.Partner == PartnerRule.OwnServiceRequestBatch
+            && request is BatchGetStatusRequest batch && response is BatchGetStatusResponse statuses)
+        {
+            KeepOwnStatuses(caller, batch, statuses);
+        }
+
+        return response;
+    }
+
+    /// <inheritdoc />
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        if (!AccessMatrix.IsOpen(context.Method))
+        {
+            var (caller, rule) = await AuthorizeAsync(context);
+            if (caller.Role == CallerRole.Partner)
+            {
+                await HoldPartnerAsync(rule, caller, request, context);
+            }
+        }
+
+        await continuation(request, responseStream, context);
+    }
+
+    /// <inheritdoc />
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        if (!AccessMatrix.IsOpen(context.Method))
+        {
+            var (caller, rule) = await AuthorizeAsync(context);
+            RefuseStreamedPartnerRule(caller, rule);
+        }
+
+        return await continuation(requestStream, context);
+    }
+
+    /// <inheritdoc />
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        if (!AccessMatrix.IsOpen(context.Method))
+        {
+            var (caller, rule) = await AuthorizeAsync(context);
+            RefuseStreamedPartnerRule(caller, rule);
+        }
+
+        await continuation(requestStream, responseStream, context);
+    }
+
+    private async Task<(Caller Caller, AccessRule Rule)> AuthorizeAsync(ServerCallContext context)
+    {
+        var identity = await AuthenticateAsync(context);
+        var forTeam = context.RequestHeaders.GetValue(Caller.ForTeamHeader);
+        var forActor = context.RequestHeaders.GetValue(Caller.ForActorHeader);
+        if ((forTeam is not null || forActor is not null) && identity.Role != CallerRole.Service)
+        {
+            LogRefused(logger, context.Method, "names a team or actor without the service role");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "Only a service may act for a team or an actor."));
+        }
+
+        if (forTeam is not null && !IsName(forTeam, 128))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{Caller.ForTeamHeader} must be 1 to 128 printable characters."));
+        }
+
+        if (forActor is not null && !IsName(forActor, 256))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{Caller.ForActorHeader} must be 1 to 256 printable characters."));
+        }
+
+        var team = forTeam ?? identity.Team
+            ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"A service token names no team: send {Caller.ForTeamHeader}."));
+        var caller = new Caller(team, identity.Subject, identity.Role, identity.PartnerId) { OnBehalfOf = forActor };
+
+        var rule = AccessMatrix.Find(context.Method);
+        if (rule is null || !rule.Allows(caller.Role))
+        {
+            var role = TokenIdentity.RoleName(caller.Role);
+            LogRefused(logger, context.Method, "role " + role);
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"The {role} role may not call {context.Method}."));
+        }
+
+        context.SetCaller(caller);
+        return (caller, rule);
+    }
+
+    private async Task<TokenIdentity> AuthenticateAsync(ServerCallContext context)
+    {
+        var header = context.RequestHeaders.GetValue(AuthorizationHeader);
+        const string scheme = "Bearer ";
+        TokenIdentity? identity = null;
+        var failure = header is null ? "no token" : keys.Validator is null ? "no keys yet" : "not a bearer token";
+        if (keys.Validator is { } validator && header is not null && header.Length > scheme.Length
+            && header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            (identity, failure) = await validator.CheckAsync(header[scheme.Length..].Trim());
+        }
+
+        if (identity is null)
+        {
+            LogRefused(logger, context.Method, failure ?? "invalid");
+            throw new RpcException(new Status(StatusCode.Unauthenticated, UnauthenticatedMessage));
+        }
+
+        return identity;
+    }
+
+    private static async Task HoldPartnerAsync(AccessRule rule, Caller caller, object request, ServerCallContext context)
+    {
+        switch (rule.Partner)
+        {
+            case PartnerRule.AssignedServiceRequest:
+                var id = request switch
+                {
+                    GetServiceRequestRequest r => r.Id,
+                    UpdateTaskStatusRequest r => r.Id,
+                    GetServiceRequestHistoryRequest r => r.Id,
+                    _ => throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method}.")),
+                };
+                if (string.IsNullOrWhiteSpace(id) || id.Length > 64)
+                {
+                    return; // The handler answers INVALID_ARGUMENT.
+                }
+
+                var assignments = context.GetHttpContext().RequestServices.GetService<IServiceRequestAssignments>()
+                    ?? throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method} here."));
+                var partner = await assignments.PartnerOfAsync(caller.TeamId, id, context.CancellationToken);
+                if (partner is not null && partner != caller.PartnerId)
+                {
+                    // Exactly what the handler answers for an id that does not exist.
+                    throw DomainExceptionInterceptor.ToRpcException(new NotFoundException("service request", id));
+                }
+
+                return;
+            case PartnerRule.OwnServiceRequestList when request is ListServiceRequestsRequest list:
+                if (list.PartnerId.Length == 0)
+                {
+                    list.PartnerId = caller.PartnerId;
+                }
+                else if (list.PartnerId != caller.PartnerId)
+                {
+                    throw new RpcException(new Status(StatusCode.PermissionDenied, "A partner lists only its own service requests (partner_id)."));
+                }
+
+                return;
+            case PartnerRule.OwnServiceRequestBatch when request is BatchGetStatusRequest:
+                return; // Filtered on the way out.
+            case PartnerRule.None:
+                return;
+            default:
+                throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method}."));
+        }
+    }
+
+    private static void RefuseStreamedPartnerRule(Caller caller, AccessRule rule)
+    {
+        if (caller.Role == CallerRole.Partner && rule.Partner != PartnerRule.None)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {rule.Method}."));
+        }
+    }
+
+    /// <summary>Statuses of service requests assigned to other partners become not found, in the order asked.</summary>
+    private static void KeepOwnStatuses(Caller caller, BatchGetStatusRequest request, BatchGetStatusResponse response)
+    {
+        var own = response.Statuses.Where(s => s.PartnerId == caller.PartnerId).ToList();
+        if (own.Count == response.Statuses.Count)
+        {
+            return;
+        }
+
+        var found = own.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        response.Statuses.Clear();
+        response.Statuses.AddRange(own);
+        response.NotFoundIds.Clear();
+        response.NotFoundIds.AddRange(request.Ids.Where(id => !found.Contains(id)));
+    }
+
+    private static bool IsName(string value, int maxLength) =>
+        value.Length > 0 && value.Length <= maxLength && !value.Any(char.IsControl) && !string.IsNullOrWhiteSpace(value);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Refused a call to {Method}: {Reason}.")]
+    private static partial void LogRefused(ILogger logger, string method, string reason);
+}

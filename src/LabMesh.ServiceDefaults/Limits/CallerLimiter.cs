@@ -1,0 +1,185 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+
+namespace LabMesh.ServiceDefaults.Limits;
+
+/// <summary>
+/// The per-caller state behind <see cref="RateLimitInterceptor"/>: a token bucket per caller
+/// (<see cref="LimitsOptions.PermitsPerSecond"/>, <see cref="LimitsOptions.Burst"/>) and a count of its
+/// open streams (<see cref="LimitsOptions.MaxStreamsPerCaller"/>). In memory, per process: with N
+/// replicas behind a balancer a caller gets up to N times the rate, which is the point of a
+/// per-replica guard (it protects the replica, not a quota).
+/// </summary>
+public sealed class CallerLimiter
+{
+    // Past this many callers, buckets that have refilled completely are dropped (a new one starts full,
+    // so dropping them changes nothing): callers that come and go cannot grow the table without bound.
+    private const int SweepAbove = 10_000;
+
+    private readonly ConcurrentDictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _streams = new(StringComparer.Ordinal);
+    private readonly LimitsOptions _options;
+    private readonly TimeProvider _time;
+    private int _sweeping;
+
+    public CallerLimiter(IOptions<LimitsOptions> options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _options.Validate();
+        _time = time;
+    }
+
+    /// <summary>The settings in force.</summary>
+    public LimitsOptions Options => _options;
+
+    /// <summary>
+    /// Takes a permit for one call of <paramref name="caller"/>. False when its bucket is empty, with
+    /// how long until the next permit in <paramref name="retryAfter"/>.
+    /// </summary>
+    public bool TryAcquire(string caller, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        if (_options.PermitsPerSecond <= 0)
+        {
+            return true;
+        }
+
+        var now = _time.GetTimestamp();
+        var bucket = _buckets.GetOrAdd(caller, static (_, state) => new Bucket(state.Burst, state.Now), (Burst: _options.Burst, Now: now));
+        bool granted;
+        lock (bucket)
+        {
+            var elapsed = _time.GetElapsedTime(bucket.Updated, now).TotalSeconds;
+            bucket.Tokens = Math.Min(_options.Burst, bucket.Tokens + Math.Max(0, elapsed) * _options.PermitsPerSecond);
+            bucket.Updated = now;
+            granted = bucket.Tokens >= 1;
+            if (granted)
+            {
+                bucket.Tokens -= 1;
+            }
+            else
+            {
+                retryAfter = TimeSpan.FromSeconds((1 - bucket.Tokens) / _options.PermitsPerSecond);
+            }
+        }
+
+        if (_buckets.Count > SweepAbove)
+        {
+            Sweep(now);
+        }
+
+        return granted;
+    }
+
+    /// <summary>
+    /// Holds one stream slot of <paramref name="caller"/> until the returned handle is disposed; null when
+    /// the caller already holds <see cref="LimitsOptions.MaxStreamsPerCaller"/> streams.
+    /// </summary>
+    public IDisposable? TryOpenStream(string caller)
+    {
+        if (_options.MaxStreamsPerCaller <= 0)
+        {
+            return NoSlot.Instance;
+        }
+
+        lock (_streams)
+        {
+            _streams.TryGetValue(caller, out var open);
+            if (open >= _options.MaxStreamsPerCaller)
+            {
+                return null;
+            }
+
+            _streams[caller] = open + 1;
+        }
+
+        return new StreamSlot(this, caller);
+    }
+
+    /// <summary>The streams <paramref name="caller"/> holds open now.</summary>
+    public int OpenStreams(string caller)
+    {
+        lock (_streams)
+        {
+            return _streams.TryGetValue(caller, out var open) ? open : 0;
+        }
+    }
+
+    private void CloseStream(string caller)
+    {
+        lock (_streams)
+        {
+            if (_streams.TryGetValue(caller, out var open))
+            {
+                if (open <= 1)
+                {
+                    _streams.Remove(caller);
+                }
+                else
+                {
+                    _streams[caller] = open - 1;
+                }
+            }
+        }
+    }
+
+    private void Sweep(long now)
+    {
+        if (Interlocked.Exchange(ref _sweeping, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var refill = TimeSpan.FromSeconds(_options.Burst / _options.PermitsPerSecond);
+            foreach (var (caller, bucket) in _buckets)
+            {
+                bool full;
+                lock (bucket)
+                {
+                    full = _time.GetElapsedTime(bucket.Updated, now) >= refill;
+                }
+
+                if (full)
+                {
+                    _buckets.TryRemove(caller, out _);
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
+        }
+    }
+
+    private sealed class Bucket(double tokens, long updated)
+    {
+        public double Tokens { get; set; } = tokens;
+
+        public long Updated { get; set; } = updated;
+    }
+
+    private sealed class StreamSlot(CallerLimiter owner, string caller) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                owner.CloseStream(caller);
+            }
+        }
+    }
+
+    private sealed class NoSlot : IDisposable
+    {
+        public static readonly NoSlot Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using System.Globalization;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
+using GrpcStatus = Grpc.Core.Status;
+using RpcStatus = Google.Rpc.Status;
+
+namespace LabMesh.ServiceDefaults.Limits;
+
+/// <summary>
+/// The one place that enforces per-caller limits (<see cref="LimitsOptions"/>): every call takes a permit
+/// from its caller's token bucket, and a server-streaming or duplex call also holds one of the caller's
+/// stream slots until it ends. Refusals are RESOURCE_EXHAUSTED with a retry hint: a
+/// <c>google.rpc.RetryInfo</c> and a <c>google.rpc.ErrorInfo</c> (<c>RATE_LIMITED</c> or
+/// <c>TOO_MANY_STREAMS</c>) in <c>grpc-status-details-bin</c>, and the <c>grpc-retry-pushback-ms</c>
+/// and <c>retry-after</c> (seconds) trailers. Runs after authentication: a call without a caller
+/// identity (health, reflection) is not limited here.
+/// </summary>
+public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
+{
+    /// <summary>The gRPC retry pushback trailer (milliseconds), which LabMesh's client honours on a retryable code.</summary>
+    public const string PushbackTrailer = "grpc-retry-pushback-ms";
+
+    /// <summary>HTTP's Retry-After, in whole seconds, for gateways and people reading trailers.</summary>
+    public const string RetryAfterTrailer = "retry-after";
+
+    // How long a caller with too many open streams is told to wait: a stream ends when its client goes.
+    private static readonly TimeSpan StreamRetryAfter = TimeSpan.FromSeconds(1);
+
+    /// <inheritdoc />
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        Admit(context);
+        return continuation(request, context);
+    }
+
+    /// <inheritdoc />
+    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Admit(context);
+        return continuation(requestStream, context);
+    }
+
+    /// <inheritdoc />
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        using var slot = AdmitStream(context);
+        await continuation(request, responseStream, context);
+    }
+
+    /// <inheritdoc />
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
+        DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        using var slot = AdmitStream(context);
+        await continuation(requestStream, responseStream, context);
+    }
+
+    /// <summary>The limiter's key for the call's caller (team and subject), or null for a call that names none.</summary>
+    public static string? CallerKey(ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        try
+        {
+            var caller = context.GetCaller();
+            return caller.TeamId + "\n" + caller.Subject;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unauthenticated)
+        {
+            // Not ours to refuse: authentication does, and the anonymous endpoints stay open.
+            return null;
+        }
+    }
+
+    private string? Admit(ServerCallContext context)
+    {
+        var caller = CallerKey(context);
+        if (caller is not null && !limiter.TryAcquire(caller, out var retryAfter))
+        {
+            var permits = limiter.Options.PermitsPerSecond.ToString("0.###", CultureInfo.InvariantCulture);
+            throw Exhausted("RATE_LIMITED", $"Too many calls: at most {permits} per second per caller; retry after the delay given.",
+                retryAfter, new Dictionary<string, string>
+                {
+                    ["permits_per_second"] = permits,
+                    ["burst"] = limiter.Options.Burst.ToString(CultureInfo.InvariantCulture),
+                });
+        }
+
+        return caller;
+    }
+
+    private IDisposable? AdmitStream(ServerCallContext context)
+    {
+        var caller = Admit(context);
+        if (caller is null)
+        {
+            return null;
+        }
+
+        return limiter.TryOpenStream(caller) ?? throw Exhausted("TOO_MANY_STREAMS",
+            $"Too many open streams: at most {limiter.Options.MaxStreamsPerCaller} per caller; end one first.",
+            StreamRetryAfter, new Dictionary<string, string>
+            {
+                ["max_streams_per_caller"] = limiter.Options.MaxStreamsPerCaller.ToString(CultureInfo.InvariantCulture),
+            });
+    }
+
+    private static RpcException Exhausted(string reason, string message, TimeSpan retryAfter, Dictionary<string, string> metadata)
+    {
+        var delayMs = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalMilliseconds));
+        metadata["retry_after_ms"] = delayMs.ToString(CultureInfo.InvariantCulture);
+        var details = new RpcStatus { Code = (int)StatusCode.ResourceExhausted, Message = message };
+        details.Details.Add(Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(delayMs)) }));
+        // Field 1 is `reason` in today's error_details.proto and `type` in the pinned CommonProtos (see DomainExceptionInterceptor).
+        details.Details.Add(Any.Pack(new ErrorInfo { Type = reason, Domain = DomainExceptionInterceptor.ErrorDomain, Metadata = { metadata } }));
+        var trailers = new Metadata
+        {
+            { DomainExceptionInterceptor.StatusDetailsTrailer, details.ToByteArray() },
+            { PushbackTrailer, delayMs.ToString(CultureInfo.InvariantCulture) },
+            { RetryAfterTrailer, ((delayMs + 999) / 1000).ToString(CultureInfo.InvariantCulture) },
+        };
+        return new RpcException(new GrpcStatus(StatusCode.ResourceExhausted, message), trailers);
+    }
+}
