@@ -4,6 +4,7 @@ using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
@@ -117,6 +118,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         new(1, "endpoints, deliveries, critical results", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
         new(2, "critical audit", SqliteAudit, SqliteAudit.Replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY", StringComparison.Ordinal)),
         Outbox.Migration(3),
+        AuditLog.Migration(4),
     ];
 
     public StorageProvider Provider => database.Provider;

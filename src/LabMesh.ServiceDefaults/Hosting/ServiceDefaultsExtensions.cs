@@ -1,3 +1,4 @@
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
@@ -13,7 +14,7 @@ public static class ServiceDefaultsExtensions
 {
     /// <summary>
     /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge), the gRPC runtime with the
-    /// domain-error interceptor, health and reflection, storage options, and the event bus and
+    /// domain-error and audit interceptors, health and reflection, storage options, and the event bus and
     /// status cache (Redis when <c>ConnectionStrings:Redis</c> is set, in-process otherwise).
     /// </summary>
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
@@ -23,7 +24,12 @@ public static class ServiceDefaultsExtensions
             kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http2);
             kestrel.ConfigureGrpcKeepAlive();
         });
-        builder.Services.AddGrpc(options => options.Interceptors.Add<DomainExceptionInterceptor>());
+        builder.Services.AddSingleton<AuditInterceptor>();
+        builder.Services.AddGrpc(options =>
+        {
+            options.Interceptors.Add<DomainExceptionInterceptor>();
+            options.Interceptors.Add<AuditInterceptor>();
+        });
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddGrpcReflection();
         builder.Services.AddLabMeshStorageOptions(builder.Configuration);
@@ -31,10 +37,11 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps <c>grpc.health.v1.Health</c> and server reflection.</summary>
+    /// <summary>Maps <c>grpc.health.v1.Health</c>, server reflection and the audit log of the services hosted.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.MapGrpcHealthChecksService();
+        app.MapGrpcService<AuditApi>();
         app.MapGrpcReflectionService();
         return app;
     }
