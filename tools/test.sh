@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every LabMesh test. On a fresh machine it first installs what the tests need from Debian's
 # packages (when run as root; otherwise it says what is missing). Servers the tests need (Python
-# and Node gRPC peers, Redis, a throw-away PostgreSQL cluster) are started by the tests' own fixtures on free
-# loopback ports, so nothing here is left running. The Node interop tests run `npm ci` in
+# and Node gRPC peers, Redis, a throw-away PostgreSQL cluster, and deploy/local's whole topology behind
+# nginx for the end-to-end tests) are started by the tests' own fixtures on free loopback ports, so
+# nothing here is left running. The Node interop tests run `npm ci` in
 # tests/LabMesh.Interop/node once (it needs the npm registry, or an npm cache that holds the pins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ packages=(
   "redis-server:/usr/bin/redis-server"
   "postgresql:/usr/lib/postgresql/*/bin/initdb"
   "kubernetes-client:/usr/bin/kubectl"
+  "nginx:/usr/sbin/nginx"
 )
 # Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
 # Node.js installed another way (nvm, a tarball under /usr/local) serves as well as Debian's.
@@ -39,7 +41,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # Packages install their servers (nginx, redis-server, postgresql) without starting them: the
+    # tests start their own on free ports. policy-rc.d is how Debian lets an installer say so.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f "$policy"
+    trap - EXIT
   else
     echo "test.sh: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2
     exit 1

@@ -4,6 +4,7 @@ using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
@@ -117,6 +118,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         new(1, "endpoints, deliveries, critical results", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
         new(2, "critical audit", SqliteAudit, SqliteAudit.Replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY", StringComparison.Ordinal)),
         Outbox.Migration(3),
+        AuditLog.Migration(4),
     ];
 
     public StorageProvider Provider => database.Provider;
@@ -628,6 +630,11 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     private static async Task OpenCriticalAsync(
         DbConnection connection, DbTransaction transaction, Event evt, CriticalResult critical, DateTimeOffset now, TimeSpan window, CancellationToken cancellationToken)
     {
+        // The result was critical from the moment the results service recorded it, not from when this
+        // replica read the event: a late ingest (Redis was down, a replica died holding the entry) must not
+        // give the clinician a longer window, and "opened" precedes every notification of it. A creation
+        // time ahead of this clock (skew between hosts) counts as now.
+        var opened = evt.CreatedAt is { } created && created.ToDateTimeOffset() < now ? created.ToDateTimeOffset() : now;
         var inserted = await connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO critical_results (id, team_id, requisition_id, report_id, report_version, critical_analytes, opened_at, due_at, escalations, channel)
@@ -637,7 +644,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
             new
             {
                 evt.Id, evt.TeamId, evt.RequisitionId, critical.ReportId, critical.ReportVersion,
-                analytes = string.Join(' ', critical.CriticalAnalytes), opened = DbTime.ToDb(now), due = DbTime.ToDb(now + window),
+                analytes = string.Join(' ', critical.CriticalAnalytes), opened = DbTime.ToDb(opened), due = DbTime.ToDb(opened + window),
             },
             transaction, cancellationToken: cancellationToken));
         if (inserted == 0)
@@ -646,7 +653,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         }
 
         await InsertAuditAsync(connection, transaction, new AuditRecord(
-            evt.Id, now, AuditActions.Opened, "system", "event",
+            evt.Id, opened, AuditActions.Opened, "system", "event",
             $"report {critical.ReportId} v{critical.ReportVersion} ({critical.Status}); acknowledgement due within {NotificationWords.Duration(window)}"),
             cancellationToken);
     }

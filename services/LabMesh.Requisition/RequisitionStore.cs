@@ -5,6 +5,7 @@ using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
@@ -104,6 +105,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         new(3, "the results stage the ResultsInterpretation service reports",
             "ALTER TABLE requisitions ADD COLUMN results_stage INTEGER NOT NULL DEFAULT 0;\n" +
             "ALTER TABLE requisitions ADD COLUMN results_seq BIGINT NOT NULL DEFAULT 0;"),
+        AuditLog.Migration(4),
     ];
 
     public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)

@@ -4,6 +4,7 @@ using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
@@ -95,6 +96,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     [
         new(1, "reports and results progress", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
         Outbox.Migration(2),
+        AuditLog.Migration(3),
     ];
 
     /// <summary>The report version a request_id created, if any.</summary>

@@ -2,6 +2,7 @@ using System.Data.Common;
 using Dapper;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
@@ -95,6 +96,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             );
             """),
         Outbox.Migration(2),
+        AuditLog.Migration(3),
     ];
 
     public Database Database => database;

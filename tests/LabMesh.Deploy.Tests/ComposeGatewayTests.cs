@@ -7,7 +7,7 @@ public sealed class ComposeGatewayTests
 
     public static TheoryData<string> LabMeshServices => new(Protos.LabMesh.Select(s => s.FullName));
 
-    public static TheoryData<string> HealthAndReflection => new(Protos.HealthAndReflection.Select(s => s.FullName));
+    public static TheoryData<string> PerProcess => new(Protos.PerProcess.Select(s => s.FullName));
 
     [Fact]
     public void Protos_DefineTheServicesTheGatewayMustRoute()
@@ -16,8 +16,9 @@ public sealed class ComposeGatewayTests
         Assert.Contains("labmesh.requisition.v1.RequisitionService", Protos.LabMesh.Select(s => s.FullName));
         Assert.Contains("labmesh.servicerequest.v1.ServiceRequestService", Protos.LabMesh.Select(s => s.FullName));
         Assert.Contains("labmesh.results.v1.ResultsInterpretationService", Protos.LabMesh.Select(s => s.FullName));
-        Assert.Contains("grpc.health.v1.Health", Protos.HealthAndReflection.Select(s => s.FullName));
-        Assert.Contains("grpc.reflection.v1.ServerReflection", Protos.HealthAndReflection.Select(s => s.FullName));
+        Assert.Contains("grpc.health.v1.Health", Protos.PerProcess.Select(s => s.FullName));
+        Assert.Contains("grpc.reflection.v1.ServerReflection", Protos.PerProcess.Select(s => s.FullName));
+        Assert.Contains("labmesh.audit.v1.AuditService", Protos.PerProcess.Select(s => s.FullName));
     }
 
     [Theory]
@@ -33,10 +34,10 @@ public sealed class ComposeGatewayTests
     }
 
     [Theory]
-    [MemberData(nameof(HealthAndReflection))]
-    public void Gateway_RoutesHealthAndReflection_ToTheServiceTheHeaderNames(string fullName)
+    [MemberData(nameof(PerProcess))]
+    public void Gateway_RoutesPerProcessServices_ToTheServiceTheHeaderNames(string fullName)
     {
-        var service = Protos.HealthAndReflection.Single(s => s.FullName == fullName);
+        var service = Protos.PerProcess.Single(s => s.FullName == fullName);
 
         var target = GrpcPass(service.PathOf("AnyMethod"));
 

@@ -50,13 +50,13 @@ public sealed class GatewayRouteTests
 
     [Theory]
     [MemberData(nameof(Overlays))]
-    public async Task HealthAndReflection_AreRouted_ToTheServiceTheHeaderNames_AndByDefaultToOne(string overlay)
+    public async Task PerProcessServices_AreRouted_ToTheServiceTheHeaderNames_AndByDefaultToOne(string overlay)
     {
         var rendered = await Kustomize.RenderAsync(overlay);
         var deployments = Repository.DeployableProjects.Select(rendered.DeploymentOf).ToList();
 
-        Assert.NotEmpty(Protos.HealthAndReflection);
-        foreach (var service in Protos.HealthAndReflection)
+        Assert.NotEmpty(Protos.PerProcess);
+        foreach (var service in Protos.PerProcess)
         {
             foreach (var project in Repository.DeployableProjects)
             {

@@ -19,12 +19,20 @@ internal static partial class Protos
 {
     public static IReadOnlyList<ProtoService> All { get; } = Load();
 
-    /// <summary>LabMesh's own contracts (packages labmesh.*), which the services serve.</summary>
-    public static IReadOnlyList<ProtoService> LabMesh { get; } = [.. All.Where(s => s.Package.StartsWith("labmesh.", StringComparison.Ordinal))];
+    /// <summary>LabMesh's own contracts (packages labmesh.*), each served by the service that owns it.</summary>
+    public static IReadOnlyList<ProtoService> LabMesh { get; } =
+        [.. All.Where(s => s.Package.StartsWith("labmesh.", StringComparison.Ordinal) && !IsPerProcess(s))];
 
-    /// <summary>What every service process serves besides its own: gRPC health and server reflection.</summary>
-    public static IReadOnlyList<ProtoService> HealthAndReflection { get; } =
-        [.. All.Where(s => s.Package.StartsWith("grpc.health.", StringComparison.Ordinal) || s.Package.StartsWith("grpc.reflection.", StringComparison.Ordinal))];
+    /// <summary>
+    /// What every service process serves besides its own, answering for itself: gRPC health, server
+    /// reflection and the audit log of the services it hosts.
+    /// </summary>
+    public static IReadOnlyList<ProtoService> PerProcess { get; } = [.. All.Where(IsPerProcess)];
+
+    private static bool IsPerProcess(ProtoService service) =>
+        service.Package.StartsWith("grpc.health.", StringComparison.Ordinal)
+        || service.Package.StartsWith("grpc.reflection.", StringComparison.Ordinal)
+        || service.FullName == "labmesh.audit.v1.AuditService";
 
     private static List<ProtoService> Load()
     {

@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using LabMesh.ServiceDefaults.Redis;
 using GrpcStatus = Grpc.Core.Status;
 using RpcStatus = Google.Rpc.Status;
 
@@ -22,8 +23,10 @@ namespace LabMesh.ServiceDefaults.Errors;
 /// StaleEtagException          ABORTED              ErrorInfo STALE_ETAG {resource_type, resource_name}
 /// AlreadyExistsException      ALREADY_EXISTS       ResourceInfo
 /// any other DomainException   FAILED_PRECONDITION  (none)
+/// RedisUnavailableException,   UNAVAILABLE          RetryInfo (1 s): a backing store is down for now,
+/// a transient NpgsqlException                       so the caller retries rather than gives up
 /// </code>
-/// Any other exception passes through untouched. Nothing is logged: domain errors are the caller's
+/// Any other exception passes through untouched (and is UNKNOWN to the caller). Nothing is logged: domain errors are the caller's
 /// mistakes, and their messages may carry request data.
 /// <para>ErrorInfo's first field is <c>reason</c> in today's <c>google/rpc/error_details.proto</c>; the
 /// pinned Google.Api.CommonProtos 2.0.0 still calls it <c>type</c> (<see cref="ErrorInfo.Type"/>). Same
@@ -49,6 +52,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         {
             throw ToRpcException(ex);
         }
+        catch (Exception ex) when (ToUnavailable(ex) is { } unavailable)
+        {
+            throw unavailable;
+        }
     }
 
     /// <inheritdoc />
@@ -62,6 +69,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         catch (DomainException ex)
         {
             throw ToRpcException(ex);
+        }
+        catch (Exception ex) when (ToUnavailable(ex) is { } unavailable)
+        {
+            throw unavailable;
         }
     }
 
@@ -77,6 +88,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         {
             throw ToRpcException(ex);
         }
+        catch (Exception ex) when (ToUnavailable(ex) is { } unavailable)
+        {
+            throw unavailable;
+        }
     }
 
     /// <inheritdoc />
@@ -90,6 +105,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         catch (DomainException ex)
         {
             throw ToRpcException(ex);
+        }
+        catch (Exception ex) when (ToUnavailable(ex) is { } unavailable)
+        {
+            throw unavailable;
         }
     }
 
@@ -144,6 +163,34 @@ public sealed class DomainExceptionInterceptor : Interceptor
         }
 
         return request;
+    }
+
+    /// <summary>
+    /// UNAVAILABLE with a <c>RetryInfo</c> when <paramref name="exception"/> says a backing store cannot be
+    /// reached right now (Redis down or restarting, PostgreSQL unreachable); null for any other exception.
+    /// The store's own message stays on the server: it names hosts and ports.
+    /// </summary>
+    public static RpcException? ToUnavailable(Exception exception)
+    {
+        var store = exception switch
+        {
+            RedisUnavailableException => "Redis",
+            Npgsql.NpgsqlException { IsTransient: true } => "PostgreSQL",
+            _ => null,
+        };
+        if (store is null)
+        {
+            return null;
+        }
+        var message = $"{store} cannot be reached right now; retry shortly.";
+        var rpcStatus = new RpcStatus
+        {
+            Code = (int)StatusCode.Unavailable,
+            Message = message,
+            Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)) }) },
+        };
+        var trailers = new Metadata { { StatusDetailsTrailer, rpcStatus.ToByteArray() } };
+        return new RpcException(new GrpcStatus(StatusCode.Unavailable, message, exception), trailers);
     }
 
     private static (StatusCode Code, IMessage[] Details) Describe(DomainException exception) => exception switch

@@ -1,3 +1,4 @@
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Limits;
@@ -17,7 +18,8 @@ public static class ServiceDefaultsExtensions
     /// <summary>
     /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge), the gRPC runtime with the
     /// domain-error interceptor, bearer-token identity and the access matrix (<c>LabMesh:Security</c>,
-    /// SECURITY.md), the per-caller limits (<c>LabMesh:Limits</c>), health and reflection, storage options, and the event bus and
+    /// SECURITY.md), the per-caller limits (<c>LabMesh:Limits</c>), the audit log of every mutation, health and
+    /// reflection, storage options, and the event bus and
     /// status cache (Redis when <c>ConnectionStrings:Redis</c> is set, in-process otherwise).
     /// </summary>
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
@@ -28,6 +30,7 @@ public static class ServiceDefaultsExtensions
             kestrel.ConfigureGrpcKeepAlive();
         });
         builder.Services.AddLabMeshLimits(builder.Configuration);
+        builder.Services.AddSingleton<AuditInterceptor>();
         builder.Services.AddGrpc(options =>
         {
             options.Interceptors.Add<DomainExceptionInterceptor>();
@@ -35,6 +38,8 @@ public static class ServiceDefaultsExtensions
             options.Interceptors.Add<AuthorizationInterceptor>();
             // Authentication before this: the rate limit keys on the authenticated caller.
             options.Interceptors.Add<RateLimitInterceptor>();
+            // Last: only a call that was let in and ran is recorded (in the handler's own transaction).
+            options.Interceptors.Add<AuditInterceptor>();
         });
         builder.Services.AddLabMeshSecurity(builder.Configuration);
         builder.Services.AddGrpcHealthChecks();
@@ -44,10 +49,14 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps <c>grpc.health.v1.Health</c> and, unless <c>LabMesh:Security:Reflection</c> is false, server reflection.</summary>
+    /// <summary>
+    /// Maps <c>grpc.health.v1.Health</c>, the audit log of the services hosted and, unless
+    /// <c>LabMesh:Security:Reflection</c> is false, server reflection.
+    /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.MapGrpcHealthChecksService();
+        app.MapGrpcService<AuditApi>();
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.Reflection)
         {
             app.MapGrpcReflectionService();

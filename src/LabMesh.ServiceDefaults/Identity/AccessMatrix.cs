@@ -1,5 +1,6 @@
 using System.Text;
 using Google.Protobuf.Reflection;
+using LabMesh.Contracts.Audit.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
@@ -114,6 +115,8 @@ public static class AccessMatrix
             ("AcknowledgeCriticalResult", Roles.Clinician, PartnerRule.None),
             ("ListUnacknowledgedCriticalResults", Roles.TeamMembers, PartnerRule.None),
             ("GetCriticalResult", Roles.TeamMembers, PartnerRule.None)),
+        .. Service(AuditService.Descriptor,
+            ("GetAuditLog", Roles.Admin, PartnerRule.None)),
     ];
 
     private static readonly Dictionary<string, AccessRule> ByMethod = Rules.ToDictionary(r => r.Method, StringComparer.Ordinal);
@@ -125,6 +128,7 @@ public static class AccessMatrix
         RequisitionService.Descriptor,
         ResultsInterpretationService.Descriptor,
         NotificationService.Descriptor,
+        AuditService.Descriptor,
     ];
 
     /// <summary>The row of <paramref name="method"/> (<c>/package.Service/Method</c>), or null when it has none.</summary>

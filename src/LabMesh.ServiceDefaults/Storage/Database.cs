@@ -1,5 +1,6 @@
 using System.Data;
 using System.Data.Common;
+using LabMesh.ServiceDefaults.Audit;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -91,6 +92,8 @@ public sealed partial class Database : IAsyncDisposable
     /// Runs <paramref name="work"/> in one write transaction and commits it. On SQLite the transaction
     /// takes the write lock at once (BEGIN IMMEDIATE), so two writers never deadlock upgrading a read
     /// lock; on PostgreSQL it is READ COMMITTED and retried on serialization failures and deadlocks.
+    /// Inside a mutating call not yet audited, the call's audit record is inserted in the same
+    /// transaction (<see cref="AuditInterceptor"/>).
     /// </summary>
     public async Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
@@ -103,7 +106,24 @@ public sealed partial class Database : IAsyncDisposable
             try
             {
                 var result = await work(connection, transaction);
-                await transaction.CommitAsync(cancellationToken);
+                // The audit record of the mutating call in progress, if it has none yet, commits with its change.
+                var audit = AuditScope.Claim(ServiceName);
+                var committed = false;
+                try
+                {
+                    if (audit is not null)
+                    {
+                        await AuditLog.InsertAsync(connection, transaction, audit.Row, cancellationToken);
+                    }
+
+                    await transaction.CommitAsync(cancellationToken);
+                    committed = true;
+                }
+                finally
+                {
+                    audit?.Written(committed);
+                }
+
                 return result;
             }
             catch (Exception ex) when (attempt < MaxWriteAttempts && IsTransient(ex))

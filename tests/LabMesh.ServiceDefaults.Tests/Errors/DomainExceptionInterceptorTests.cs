@@ -160,6 +160,34 @@ public class DomainExceptionInterceptorTests
 
     [Theory]
     [MemberData(nameof(EveryCallKind))]
+    public async Task Intercept_RedisUnavailable_IsUnavailableWithRetryInfo_WithoutTheStoresMessage(CallKind kind)
+    {
+        var cause = new LabMesh.ServiceDefaults.Redis.RedisUnavailableException("Redis could not serve the event read: SocketClosed on 10.1.2.3:6379");
+        var ex = await Assert.ThrowsAsync<RpcException>(() => Run(kind, cause, throwSynchronously: false)).WaitAsync(Timeout);
+
+        Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
+        Assert.Equal("Redis cannot be reached right now; retry shortly.", ex.Status.Detail);
+        Assert.DoesNotContain("10.1.2.3", ex.Status.Detail, StringComparison.Ordinal);
+        var retry = Assert.IsType<RetryInfo>(Assert.Single(Unpacked(AssertRpcStatus(ex, Code.Unavailable))));
+        Assert.Equal(TimeSpan.FromSeconds(1), retry.RetryDelay.ToTimeSpan());
+        Assert.Same(cause, ex.Status.DebugException);
+    }
+
+    [Fact]
+    public async Task Intercept_PostgresUnreachable_IsUnavailable_ButAPostgresErrorIsNot()
+    {
+        var unreachable = new Npgsql.NpgsqlException("Failed to connect", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused));
+        Assert.True(unreachable.IsTransient);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => Run(CallKind.Unary, unreachable, throwSynchronously: false)).WaitAsync(Timeout);
+        Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
+        Assert.Equal("PostgreSQL cannot be reached right now; retry shortly.", ex.Status.Detail);
+
+        var bug = new Npgsql.NpgsqlException("a LabMesh bug");
+        Assert.Same(bug, await Assert.ThrowsAsync<Npgsql.NpgsqlException>(() => Run(CallKind.Unary, bug, throwSynchronously: false)).WaitAsync(Timeout));
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryCallKind))]
     public async Task Intercept_HandlerThrowsSynchronously_IsStillMapped(CallKind kind)
     {
         var ex = await Assert.ThrowsAsync<RpcException>(() => Run(kind, new NotFoundException("service_request", "sr-1"), throwSynchronously: true))

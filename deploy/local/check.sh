@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One line per part of the local topology: running or not, answering or not. Exits 0 only when every
+# part is up and every service is SERVING both directly and through the gateway.
+source "$(dirname "$0")/lib.sh"
+
+failed=0
+report() { # report NAME OK|DOWN DETAIL
+  printf '%-26s %-5s %s\n' "$1" "$2" "$3"
+  [ "$2" = ok ] || failed=1
+}
+
+if postgres_ready 2>/dev/null; then report postgres ok "127.0.0.1:$POSTGRES_PORT"; else report postgres DOWN "127.0.0.1:$POSTGRES_PORT"; fi
+if redis_ready 2>/dev/null; then report redis ok "127.0.0.1:$REDIS_PORT"; else report redis DOWN "127.0.0.1:$REDIS_PORT"; fi
+for service in "${SERVICES[@]}"; do
+  for r in "${REPLICAS[@]}"; do
+    name="$service-$r" port=$(replica_port "$service" "$r")
+    if ! pid=$(running_pid "$name"); then
+      report "$name" DOWN "not running (127.0.0.1:$port)"
+    elif replica_healthy "$service" "$r" >/dev/null 2>&1; then
+      report "$name" ok "127.0.0.1:$port pid $pid SERVING"
+    else
+      report "$name" DOWN "127.0.0.1:$port pid $pid not SERVING"
+    fi
+  done
+done
+if ! pid=$(running_pid gateway); then
+  report gateway DOWN "not running (127.0.0.1:$GATEWAY_PORT)"
+elif dotnet "$(cli_dll)" health --target "http://127.0.0.1:$GATEWAY_PORT" --json >/dev/null 2>&1; then
+  report gateway ok "127.0.0.1:$GATEWAY_PORT pid $pid, all four services SERVING through it"
+else
+  report gateway DOWN "127.0.0.1:$GATEWAY_PORT pid $pid, a service is not SERVING through it"
+fi
+exit $failed

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Operates one part of a running local topology, e.g. to watch LabMesh survive a crash:
+#
+#   ctl.sh kill requisition-1      SIGKILL a replica (a crash); stop = SIGTERM and a graceful drain
+#   ctl.sh start requisition-1     start it again and wait until it is SERVING
+#   ctl.sh kill redis              SIGKILL Redis; start redis brings it back from its append-only file
+#   ctl.sh logs notification-2     follow a part's log
+#
+# Parts: requisition-N, servicerequest-N, resultsinterpretation-N, notification-N (N = 1, 2), redis, gateway.
+source "$(dirname "$0")/lib.sh"
+
+usage() { die "usage: ctl.sh stop|kill|start|logs PART (see the top of ctl.sh)"; }
+[ $# -eq 2 ] || usage
+action=$1 part=$2
+
+case "$part" in
+  redis)
+    case "$action" in
+      stop) stop_redis ;;
+      kill) stop_redis kill ;;
+      start) start_redis ;;
+      logs) exec tail -F "$STATE/logs/redis.log" ;;
+      *) usage ;;
+    esac ;;
+  gateway)
+    case "$action" in
+      stop|kill) stop_gateway ;;
+      start) start_gateway ;;
+      logs) exec tail -F "$STATE/logs/gateway-error.log" "$STATE/logs/gateway-access.log" ;;
+      *) usage ;;
+    esac ;;
+  *-[0-9]*)
+    service=${part%-*} replica=${part##*-}
+    [ -n "${OFFSET[$service]:-}" ] && [[ " ${REPLICAS[*]} " == *" $replica "* ]] || die "no part named '$part'"
+    case "$action" in
+      stop) stop_replica "$part" ;;
+      kill) stop_replica "$part" kill ;;
+      start) start_replica "$service" "$replica"; wait_replica "$service" "$replica" ;;
+      logs) exec tail -F "$STATE/logs/$part.log" ;;
+      *) usage ;;
+    esac ;;
+  *) die "no part named '$part'" ;;
+esac

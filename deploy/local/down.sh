@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Stops the local topology: the gateway first (no new calls), then the replicas (each drains its calls),
+# then Redis and PostgreSQL. Data stays in the state directory for the next up.sh; --purge deletes it.
+source "$(dirname "$0")/lib.sh"
+
+purge=0
+case "${1:-}" in
+  --purge) purge=1 ;;
+  "") ;;
+  *) die "usage: down.sh [--purge]" ;;
+esac
+
+[ -d "$STATE" ] || { say "nothing to stop in $STATE"; exit 0; }
+stop_gateway
+for service in "${SERVICES[@]}"; do
+  for r in "${REPLICAS[@]}"; do stop_replica "$service-$r" & done
+done
+wait
+stop_redis
+stop_postgres
+if [ $purge = 1 ]; then
+  rm -rf "$STATE"
+  say "deleted $STATE"
+fi

@@ -1,0 +1,284 @@
+# Shared by up.sh, check.sh, ctl.sh and down.sh (sourced, not run): where the local topology keeps its
+# files and which loopback ports it uses. Every value can be set from the environment first.
+#
+#   LABMESH_LOCAL_STATE      its files: data, logs, pid files, generated configuration (/tmp/labmesh-local)
+#   LABMESH_LOCAL_PORT_BASE  the first of the 100 ports it uses (7100): the gateway on BASE, the replicas
+#                            on BASE+11/12 (requisition), +21/22 (servicerequest), +31/32
+#                            (resultsinterpretation), +41/42 (notification), PostgreSQL on BASE+54,
+#                            Redis on BASE+79
+#   LABMESH_LOCAL_CONFIGURATION  the build configuration the services run from (Release)
+#   LABMESH_LOCAL_NO_BUILD   1: run what is already built instead of building first
+
+set -euo pipefail
+
+LABMESH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE=${LABMESH_LOCAL_STATE:-/tmp/labmesh-local}
+BASE=${LABMESH_LOCAL_PORT_BASE:-7100}
+CONFIGURATION=${LABMESH_LOCAL_CONFIGURATION:-Release}
+
+GATEWAY_PORT=$BASE
+POSTGRES_PORT=$((BASE + 54))
+REDIS_PORT=$((BASE + 79))
+POSTGRES_PASSWORD=labmesh-local-only
+REDIS_PASSWORD=labmesh-local-only
+
+# The four services: name, project, the gRPC service its health check names, the first replica's port offset.
+SERVICES=(requisition servicerequest resultsinterpretation notification)
+declare -A PROJECT=(
+  [requisition]=LabMesh.Requisition
+  [servicerequest]=LabMesh.ServiceRequest
+  [resultsinterpretation]=LabMesh.ResultsInterpretation
+  [notification]=LabMesh.Notification
+)
+declare -A OFFSET=([requisition]=11 [servicerequest]=21 [resultsinterpretation]=31 [notification]=41)
+REPLICAS=(1 2)
+
+# replica_port requisition 2 -> BASE+12
+replica_port() { echo $((BASE + ${OFFSET[$1]} + $2 - 1)); }
+
+# ipv4:127.0.0.1:P1,127.0.0.1:P2: every replica of a service, as its peers are told to reach it.
+service_target() {
+  local list=() r
+  for r in "${REPLICAS[@]}"; do list+=("127.0.0.1:$(replica_port "$1" "$r")"); done
+  local IFS=,
+  echo "ipv4:${list[*]}"
+}
+
+service_dll() { echo "$LABMESH_ROOT/services/${PROJECT[$1]}/bin/$CONFIGURATION/net10.0/${PROJECT[$1]}.dll"; }
+cli_dll() { echo "$LABMESH_ROOT/tools/LabMesh.Cli/bin/$CONFIGURATION/net10.0/labmesh.dll"; }
+
+postgres_bin() {
+  local dir
+  dir=$(compgen -G "/usr/lib/postgresql/*/bin" | sort -V | tail -n 1 || true)
+  [ -n "$dir" ] || { echo "PostgreSQL is not installed (apt-get install -y postgresql)" >&2; return 1; }
+  echo "$dir"
+}
+
+# PostgreSQL refuses to run as root: as root its tools run as the postgres user.
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+postgres_connection() {
+  echo "Host=127.0.0.1;Port=$POSTGRES_PORT;Username=labmesh;Password=$POSTGRES_PASSWORD;Database=labmesh"
+}
+
+redis_connection() { echo "127.0.0.1:$REDIS_PORT,password=$REDIS_PASSWORD"; }
+
+pid_file() { echo "$STATE/run/$1.pid"; }
+
+# The pid in NAME's pid file if that process is alive.
+running_pid() {
+  local file pid
+  file=$(pid_file "$1")
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+say() { printf 'labmesh-local: %s\n' "$*"; }
+die() { printf 'labmesh-local: %s\n' "$*" >&2; exit 1; }
+
+# Waits up to $2 seconds for the command in $3... to succeed; $1 names what is awaited.
+wait_for() {
+  local what=$1 seconds=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "labmesh-local: $what did not come up within ${seconds}s" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+# --- PostgreSQL: one cluster, database labmesh owned by role labmesh (each service keeps its own tables).
+
+start_postgres() {
+  local bin data=$STATE/postgres/data
+  bin=$(postgres_bin)
+  mkdir -p "$STATE/postgres"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$STATE/postgres"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "creating the PostgreSQL cluster in $data"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$STATE/postgres/pwfile"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$STATE/postgres/pwfile"
+    # Password (SCRAM) over TCP, as the services connect; the scripts use the socket in the state directory.
+    as_postgres "$bin/initdb" -D "$data" -U postgres --pwfile="$STATE/postgres/pwfile" --auth-host=scram-sha-256 \
+      --auth-local=trust -E UTF8 --locale=C >/dev/null
+    rm -f "$STATE/postgres/pwfile"
+    cat >> "$data/postgresql.conf" <<CONF
+port = $POSTGRES_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$STATE/postgres'
+max_connections = 200
+CONF
+    as_postgres "$bin/pg_ctl" -D "$data" -l "$STATE/postgres/postgres.log" -w -t 60 start >/dev/null
+    as_postgres "$bin/psql" -q -h "$STATE/postgres" -p "$POSTGRES_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -c "CREATE ROLE labmesh LOGIN PASSWORD '$POSTGRES_PASSWORD'" -c "CREATE DATABASE labmesh OWNER labmesh" >/dev/null
+  elif ! postgres_ready; then
+    as_postgres "$bin/pg_ctl" -D "$data" -l "$STATE/postgres/postgres.log" -w -t 60 start >/dev/null
+  fi
+  say "PostgreSQL on 127.0.0.1:$POSTGRES_PORT (database labmesh)"
+}
+
+postgres_ready() { "$(postgres_bin)/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -d labmesh; }
+
+stop_postgres() {
+  local data=$STATE/postgres/data
+  [ -f "$data/postmaster.pid" ] || return 0
+  as_postgres "$(postgres_bin)/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+  say "PostgreSQL stopped"
+}
+
+# --- Redis: append-only with fsync on every write, so a crash or restart keeps every event on the streams.
+
+start_redis() {
+  if running_pid redis >/dev/null; then return 0; fi
+  mkdir -p "$STATE/redis"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --requirepass "$REDIS_PASSWORD" \
+    --appendonly yes --appendfsync always --save "" --dir "$STATE/redis" \
+    --daemonize yes --pidfile "$(pid_file redis)" --logfile "$STATE/logs/redis.log"
+  wait_for "Redis" 15 redis_ready
+  say "Redis on 127.0.0.1:$REDIS_PORT"
+}
+
+redis_ready() { redis-cli --no-auth-warning -a "$REDIS_PASSWORD" -p "$REDIS_PORT" ping | grep -q PONG; }
+
+# stop_redis [kill]: SHUTDOWN (the AOF is already on disk), or SIGKILL to play a crash.
+stop_redis() {
+  local pid
+  pid=$(running_pid redis) || return 0
+  if [ "${1:-}" = kill ]; then
+    kill -KILL "$pid"
+  else
+    redis-cli --no-auth-warning -a "$REDIS_PASSWORD" -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill -TERM "$pid"
+  fi
+  wait_for "Redis to exit" 15 bash -c "! kill -0 $pid"
+  rm -f "$(pid_file redis)"
+  say "Redis stopped${1:+ ($1)}"
+}
+
+# --- The services: each replica a process of its own on its own port, configured as in Kubernetes
+# (ConnectionStrings:*, LabMesh:Services:* naming every replica of a peer, balanced round-robin).
+
+start_replica() {
+  local service=$1 replica=$2 name="$1-$2" port dll
+  if running_pid "$name" >/dev/null; then return 0; fi
+  port=$(replica_port "$service" "$replica")
+  dll=$(service_dll "$service")
+  [ -f "$dll" ] || die "$dll is missing: build first (dotnet build -c $CONFIGURATION) or drop LABMESH_LOCAL_NO_BUILD"
+  mkdir -p "$STATE/$name"
+  (
+    cd "$STATE/$name"
+    export ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production
+    export ConnectionStrings__Postgres ConnectionStrings__Redis LabMesh__Services__ServiceRequest LabMesh__Services__Requisition
+    ConnectionStrings__Postgres=$(postgres_connection)
+    ConnectionStrings__Redis=$(redis_connection)
+    LabMesh__Services__ServiceRequest=$(service_target servicerequest)
+    LabMesh__Services__Requisition=$(service_target requisition)
+    # A restarted Notification replica takes back the stream entries it had claimed before.
+    export LabMesh__Notification__ConsumerName=$name
+    exec setsid dotnet "$dll" --urls "http://127.0.0.1:$port" >>"$STATE/logs/$name.log" 2>&1 </dev/null
+  ) &
+  echo $! > "$(pid_file "$name")"
+}
+
+replica_healthy() {
+  dotnet "$(cli_dll)" health --target "http://127.0.0.1:$(replica_port "$1" "$2")" --service "$1" --json --timeout 2s
+}
+
+wait_replica() {
+  local name="$1-$2" pid
+  local deadline=$((SECONDS + 90))
+  until replica_healthy "$1" "$2" >/dev/null 2>&1; do
+    pid=$(running_pid "$name") || { tail -n 30 "$STATE/logs/$name.log" >&2; die "$name exited while starting (log above: $STATE/logs/$name.log)"; }
+    [ $SECONDS -lt $deadline ] || die "$name (pid $pid) is not SERVING after 90s; see $STATE/logs/$name.log"
+    sleep 0.5
+  done
+  say "$name SERVING on 127.0.0.1:$(replica_port "$1" "$2")"
+}
+
+# stop_replica NAME [kill]: SIGTERM and a graceful drain (SIGKILL after 30s), or SIGKILL at once (a crash).
+stop_replica() {
+  local name=$1 pid
+  pid=$(running_pid "$name") || { rm -f "$(pid_file "$name")"; return 0; }
+  if [ "${2:-}" = kill ]; then
+    kill -KILL "$pid"
+  else
+    kill -TERM "$pid"
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$(pid_file "$name")"
+  say "$name stopped${2:+ ($2)}"
+}
+
+# --- The gateway: Debian's nginx, h2c on BASE, grpc_pass by service path (deploy/compose/nginx/grpc-routes.conf,
+# shared with compose) round-robin over both replicas. A replica that refuses connections is marked failed
+# for 5s (passive health check) and the call goes to the other one: nginx only moves a call whose request
+# was not yet sent, so no call runs twice.
+
+write_gateway_config() {
+  mkdir -p "$STATE/nginx/temp"
+  local conf=$STATE/nginx/nginx.conf service r
+  {
+    echo "# Generated by deploy/local/up.sh; edits are lost on the next start."
+    echo "worker_processes 2;"
+    echo "pid $(pid_file gateway);"
+    echo "error_log $STATE/logs/gateway-error.log warn;"
+    echo "events { worker_connections 1024; }"
+    echo "http {"
+    echo "    access_log $STATE/logs/gateway-access.log;"
+    for kind in client_body proxy fastcgi uwsgi scgi; do echo "    ${kind}_temp_path $STATE/nginx/temp/$kind;"; done
+    for service in "${SERVICES[@]}"; do
+      echo "    upstream $service {"
+      for r in "${REPLICAS[@]}"; do
+        echo "        server 127.0.0.1:$(replica_port "$service" "$r") max_fails=1 fail_timeout=5s;"
+      done
+      echo "        keepalive 16;"
+      echo "    }"
+    done
+    echo "    map \$http_x_labmesh_service \$labmesh_admin {"
+    echo "        default requisition;"
+    for service in "${SERVICES[@]}"; do echo "        $service $service;"; done
+    echo "    }"
+    echo "    grpc_connect_timeout 2s;"
+    echo "    grpc_next_upstream error timeout;"
+    echo "    grpc_next_upstream_tries 2;"
+    echo "    server {"
+    if nginx_has_http2_directive; then
+      echo "        listen 127.0.0.1:$GATEWAY_PORT;"
+      echo "        http2 on;"
+    else
+      echo "        listen 127.0.0.1:$GATEWAY_PORT http2;"
+    fi
+    echo "        include $LABMESH_ROOT/deploy/compose/nginx/grpc-routes.conf;"
+    echo "    }"
+    echo "}"
+  } > "$conf"
+}
+
+# nginx 1.25.1 brought "http2 on;"; Debian 12's 1.22 still takes http2 on the listen line.
+nginx_has_http2_directive() {
+  local version
+  version=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+  [ "$(printf '%s\n' "1.25.1" "$version" | sort -V | head -n 1)" = 1.25.1 ]
+}
+
+start_gateway() {
+  if running_pid gateway >/dev/null; then return 0; fi
+  write_gateway_config
+  nginx -t -q -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -e "$STATE/logs/gateway-error.log"
+  nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -e "$STATE/logs/gateway-error.log"
+  wait_for "the gateway" 15 running_pid gateway
+  say "gateway (nginx) on 127.0.0.1:$GATEWAY_PORT"
+}
+
+stop_gateway() {
+  local pid
+  pid=$(running_pid gateway) || return 0
+  kill -QUIT "$pid"
+  wait_for "the gateway to exit" 15 bash -c "! kill -0 $pid"
+  say "gateway stopped"
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Starts LabMesh's distributed topology on this machine: PostgreSQL, Redis, two replicas of each of the
+# four services (separate processes on their own loopback ports) and nginx as the gRPC gateway.
+# Waits until every part answers, then prints where the gateway is. See README.md here.
+source "$(dirname "$0")/lib.sh"
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v dotnet >/dev/null || die "the .NET SDK is not on PATH"
+[ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]} (sudo apt-get install -y ${missing[*]})"
+
+mkdir -p "$STATE/run" "$STATE/logs"
+if [ "${LABMESH_LOCAL_NO_BUILD:-0}" != 1 ]; then
+  say "building the services and the labmesh command ($CONFIGURATION)"
+  for service in "${SERVICES[@]}"; do
+    dotnet build "$LABMESH_ROOT/services/${PROJECT[$service]}" -c "$CONFIGURATION" -v q -nologo >/dev/null \
+      || die "building ${PROJECT[$service]} failed (run: dotnet build services/${PROJECT[$service]})"
+  done
+  dotnet build "$LABMESH_ROOT/tools/LabMesh.Cli" -c "$CONFIGURATION" -v q -nologo >/dev/null || die "building the labmesh command failed"
+fi
+
+start_postgres
+start_redis
+for service in "${SERVICES[@]}"; do
+  for r in "${REPLICAS[@]}"; do start_replica "$service" "$r"; done
+done
+for service in "${SERVICES[@]}"; do
+  for r in "${REPLICAS[@]}"; do wait_replica "$service" "$r"; done
+done
+start_gateway
+wait_for "the gateway's health checks" 30 dotnet "$(cli_dll)" health --target "http://127.0.0.1:$GATEWAY_PORT" --json
+
+say "up. The gateway: 127.0.0.1:$GATEWAY_PORT (h2c). Try:"
+echo "  dotnet $(cli_dll) demo --target http://127.0.0.1:$GATEWAY_PORT"
+echo "  grpcurl -plaintext -H 'x-labmesh-service: notification' 127.0.0.1:$GATEWAY_PORT list"
+echo "  $(dirname "$0")/check.sh      # every part, one line each"
+echo "  $(dirname "$0")/down.sh       # stop it all (--purge also deletes $STATE)"
