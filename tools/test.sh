@@ -21,6 +21,7 @@ packages=(
   "postgresql:/usr/lib/postgresql/*/bin/initdb"
   "kubernetes-client:/usr/bin/kubectl"
   "nginx:/usr/sbin/nginx"
+  "openssl:/usr/bin/openssl"
 )
 # Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
 # Node.js installed another way (nvm, a tarball under /usr/local) serves as well as Debian's.

@@ -8,6 +8,8 @@
 #                            Redis on BASE+79
 #   LABMESH_LOCAL_CONFIGURATION  the build configuration the services run from (Release)
 #   LABMESH_LOCAL_NO_BUILD   1: run what is already built instead of building first
+#   LABMESH_LOCAL_TRUST_KEY_ID, LABMESH_LOCAL_TRUST_KEY_PEM  one more public key (PEM) whose tokens the
+#                            services accept, besides the topology's own key (the end-to-end tests' key)
 
 set -euo pipefail
 
@@ -66,6 +68,26 @@ postgres_connection() {
 redis_connection() { echo "127.0.0.1:$REDIS_PORT,password=$REDIS_PASSWORD"; }
 
 pid_file() { echo "$STATE/run/$1.pid"; }
+
+# --- Token keys (SECURITY.md): one EC P-256 key for the whole topology, made on first start and kept in the
+# state directory. Every replica signs its service tokens with it and trusts it; the labmesh command signs
+# its tokens with the same key through LABMESH_DEV_KEY (the key file in the all-in-one host's format).
+
+KEY_ID=labmesh-local
+key_pem() { echo "$STATE/keys/signing-key.pem"; }
+key_file() { echo "$STATE/keys/labmesh-local-key.json"; }
+
+ensure_keys() {
+  [ -f "$(key_file)" ] && return 0
+  mkdir -p "$STATE/keys"
+  chmod 700 "$STATE/keys"
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$(key_pem)" 2>/dev/null) \
+    || die "openssl could not make the signing key"
+  local escaped
+  escaped=$(awk '{printf "%s\\n", $0}' "$(key_pem)")
+  (umask 077 && printf '{"kid":"%s","issuer":"labmesh","audience":"labmesh","private_key_pem":"%s"}\n' "$KEY_ID" "$escaped" > "$(key_file)")
+  say "made the topology's signing key ($(key_pem))"
+}
 
 # The pid in NAME's pid file if that process is alive.
 running_pid() {
@@ -177,6 +199,13 @@ start_replica() {
     LabMesh__Services__Requisition=$(service_target requisition)
     # A restarted Notification replica takes back the stream entries it had claimed before.
     export LabMesh__Notification__ConsumerName=$name
+    export LabMesh__Security__SigningKeyId=$KEY_ID
+    LabMesh__Security__SigningKeyPem=$(cat "$(key_pem)")
+    export LabMesh__Security__SigningKeyPem
+    if [ -n "${LABMESH_LOCAL_TRUST_KEY_ID:-}" ]; then
+      export LabMesh__Security__Keys__0__Id=$LABMESH_LOCAL_TRUST_KEY_ID
+      export LabMesh__Security__Keys__0__PublicKeyPem=${LABMESH_LOCAL_TRUST_KEY_PEM:?LABMESH_LOCAL_TRUST_KEY_PEM goes with LABMESH_LOCAL_TRUST_KEY_ID}
+    fi
     exec setsid dotnet "$dll" --urls "http://127.0.0.1:$port" >>"$STATE/logs/$name.log" 2>&1 </dev/null
   ) &
   echo $! > "$(pid_file "$name")"

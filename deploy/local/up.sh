@@ -9,6 +9,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v dotnet >/dev/null || die "the .NET SDK is not on PATH"
+command -v openssl >/dev/null || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]} (sudo apt-get install -y ${missing[*]})"
 
 mkdir -p "$STATE/run" "$STATE/logs"
@@ -21,6 +22,7 @@ if [ "${LABMESH_LOCAL_NO_BUILD:-0}" != 1 ]; then
   dotnet build "$LABMESH_ROOT/tools/LabMesh.Cli" -c "$CONFIGURATION" -v q -nologo >/dev/null || die "building the labmesh command failed"
 fi
 
+ensure_keys
 start_postgres
 start_redis
 for service in "${SERVICES[@]}"; do
@@ -33,6 +35,7 @@ start_gateway
 wait_for "the gateway's health checks" 30 dotnet "$(cli_dll)" health --target "http://127.0.0.1:$GATEWAY_PORT" --json
 
 say "up. The gateway: 127.0.0.1:$GATEWAY_PORT (h2c). Try:"
+echo "  export LABMESH_DEV_KEY=$(key_file)   # the labmesh command signs its tokens with the topology's key"
 echo "  dotnet $(cli_dll) demo --target http://127.0.0.1:$GATEWAY_PORT"
 echo "  grpcurl -plaintext -H 'x-labmesh-service: notification' 127.0.0.1:$GATEWAY_PORT list"
 echo "  $(dirname "$0")/check.sh      # every part, one line each"

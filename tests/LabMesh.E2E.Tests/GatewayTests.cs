@@ -20,6 +20,7 @@ public sealed class GatewayTests(LocalTopology topology, ITestOutputHelper outpu
     public async Task Demo_RunsTheWholeOrderThroughTheGateway()
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["LABMESH_DEV_KEY"] = topology.KeyFile;
         foreach (var arg in new[] { topology.Cli, "demo", "--target", topology.Gateway, "--team", "e2e-demo-" + Guid.NewGuid().ToString("N")[..8], "--json" })
         {
             start.ArgumentList.Add(arg);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using LabMesh.Testing;
 
 namespace LabMesh.E2E.Tests;
 
@@ -29,6 +30,9 @@ public sealed class LocalTopology : IAsyncLifetime
             ["LABMESH_LOCAL_PORT_BASE"] = PortBase.ToString(CultureInfo.InvariantCulture),
             ["LABMESH_LOCAL_CONFIGURATION"] = Configuration,
             ["LABMESH_LOCAL_NO_BUILD"] = "1",
+            // The topology trusts this test process's key too, so TestCaller's tokens are let in.
+            ["LABMESH_LOCAL_TRUST_KEY_ID"] = TestCaller.KeyId,
+            ["LABMESH_LOCAL_TRUST_KEY_PEM"] = TestCaller.Key.ExportPublicKeyPem(),
         };
     }
 
@@ -42,6 +46,9 @@ public sealed class LocalTopology : IAsyncLifetime
 
     /// <summary>The gateway (nginx), where every call of these tests goes.</summary>
     public string Gateway => $"http://127.0.0.1:{PortBase.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The topology's key file (made by up.sh), with which the <c>labmesh</c> command signs its tokens.</summary>
+    public string KeyFile => Path.Combine(State, "keys", "labmesh-local-key.json");
 
     /// <summary>The built <c>labmesh.dll</c>.</summary>
     public string Cli => Path.Combine(Root, "tools", "LabMesh.Cli", "bin", Configuration, "net10.0", "labmesh.dll");
