@@ -36,17 +36,18 @@ public sealed class FuzzTests(ITestOutputHelper output)
     ];
 
     [Fact]
-    public void Catalog_HasEveryRpcOfTheFourServices()
+    public void Catalog_HasEveryRpcOfTheFourServicesAndTheAuditLog()
     {
         var services = RpcCatalog.All.Select(r => r.Service.FullName).Distinct().ToList();
 
         Assert.Equal(
-            ["labmesh.notification.v1.NotificationService", "labmesh.requisition.v1.RequisitionService",
+            ["labmesh.audit.v1.AuditService", "labmesh.notification.v1.NotificationService", "labmesh.requisition.v1.RequisitionService",
              "labmesh.results.v1.ResultsInterpretationService", "labmesh.servicerequest.v1.ServiceRequestService"],
             services);
         Assert.Contains(RpcCatalog.All, r => r.Name == "labmesh.notification.v1.NotificationService/Subscribe" && r.IsServerStreaming);
         Assert.Equal(RequisitionService.Descriptor.Methods.Count + ServiceRequestService.Descriptor.Methods.Count
-            + ResultsInterpretationService.Descriptor.Methods.Count + NotificationService.Descriptor.Methods.Count, RpcCatalog.All.Count);
+            + ResultsInterpretationService.Descriptor.Methods.Count + NotificationService.Descriptor.Methods.Count
+            + LabMesh.Contracts.Audit.V1.AuditService.Descriptor.Methods.Count, RpcCatalog.All.Count);
     }
 
     [Fact]
