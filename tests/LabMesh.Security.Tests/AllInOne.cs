@@ -21,9 +21,9 @@ public sealed class AllInOne : IAsyncDisposable
 
     public ServiceHost Host { get; }
 
-    public static async Task<AllInOne> StartAsync(IReadOnlyDictionary<string, string?>? extra = null)
+    public static async Task<AllInOne> StartAsync(IReadOnlyDictionary<string, string?>? extra = null, Backend backend = Backend.Sqlite)
     {
-        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
+        var settings = await TestSettings.CreateAsync(backend);
         settings["LabMesh:Notification:HeartbeatInterval"] = "00:00:00.050";
         settings["LabMesh:Notification:IngestPollInterval"] = "00:00:00.050";
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())

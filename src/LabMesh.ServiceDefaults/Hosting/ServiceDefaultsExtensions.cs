@@ -4,6 +4,7 @@ using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Limits;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -38,6 +39,8 @@ public static class ServiceDefaultsExtensions
             options.Interceptors.Add<AuthorizationInterceptor>();
             // Authentication before this: the rate limit keys on the authenticated caller.
             options.Interceptors.Add<RateLimitInterceptor>();
+            // No NUL in any string of a request (PostgreSQL's text cannot hold one).
+            options.Interceptors.Add<RequestTextInterceptor>();
             // Last: only a call that was let in and ran is recorded (in the handler's own transaction).
             options.Interceptors.Add<AuditInterceptor>();
         });

@@ -1,0 +1,70 @@
+using Google.Rpc;
+using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Testing;
+
+namespace LabMesh.Security.Tests.Fuzz;
+
+/// <summary>
+/// A NUL character in any string of a request, on PostgreSQL (whose text cannot hold one; before the check
+/// such a request failed in the store as UNKNOWN): INVALID_ARGUMENT naming the field, and nothing stored.
+/// </summary>
+public sealed class NulTextTests : IAsyncLifetime
+{
+    private const string Team = "team-nul";
+    private AllInOne _mesh = null!;
+
+    public async Task InitializeAsync() => _mesh = await AllInOne.StartAsync(backend: Backend.Postgres);
+
+    public async Task DisposeAsync() => await _mesh.DisposeAsync();
+
+    public static TheoryData<string> Fields => new() { "request_id", "patient.given_name", "tests[0].code", "tests[1].partner_id" };
+
+    [Theory]
+    [MemberData(nameof(Fields))]
+    public async Task CreateRequisition_NulInAString_IsInvalidArgumentNamingIt_AndStoresNothing(string field)
+    {
+        var requisitions = _mesh.For(Team).Requisitions;
+        var request = Order();
+        switch (field)
+        {
+            case "request_id": request.RequestId += "\0"; break;
+            case "patient.given_name": request.Patient.GivenName = "Ad\0a"; break;
+            case "tests[0].code": request.Tests[0].Code = "\0BMP"; break;
+            default: request.Tests[1].PartnerId = "lab\0"; break;
+        }
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => requisitions.CreateRequisitionAsync(request, deadline: Deadline()).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        var violation = Assert.Single(error.GetDetail<BadRequest>()!.FieldViolations);
+        Assert.Equal(field, violation.Field);
+        Assert.DoesNotContain("\0", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty((await requisitions.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline())).Requisitions);
+    }
+
+    [Fact]
+    public async Task CreateRequisition_WithoutNul_IsStoredOnPostgres()
+    {
+        var requisitions = _mesh.For(Team + "-ok").Requisitions;
+
+        var created = await requisitions.CreateRequisitionAsync(Order(), deadline: Deadline());
+
+        Assert.Equal(2, created.Requisition.ServiceRequests.Count);
+        Assert.Single((await requisitions.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline())).Requisitions);
+    }
+
+    private static CreateRequisitionRequest Order() => new()
+    {
+        RequestId = Guid.NewGuid().ToString(),
+        Patient = new Patient { Id = "p-nul", GivenName = "Ada", FamilyName = "Lovelace", BirthDate = "1815-12-10" },
+        Lab = "LabCorp",
+        Modality = TestModality.Testkit,
+        Place = true,
+        Tests = { new OrderedTest { Code = "BMP", PartnerId = "lab-a" }, new OrderedTest { Code = "CBC", PartnerId = "lab-a" } },
+    };
+
+    private static DateTime Deadline() => DateTime.UtcNow + AllInOne.Timeout;
+}
