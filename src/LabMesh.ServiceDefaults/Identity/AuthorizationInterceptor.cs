@@ -122,7 +122,11 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
 
         var team = forTeam ?? identity.Team
             ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"A service token names no team: send {Caller.ForTeamHeader}."));
-        var caller = new Caller(team, identity.Subject, identity.Role, identity.PartnerId) { OnBehalfOf = forActor };
+        var caller = new Caller(team, identity.Subject, identity.Role, identity.PartnerId)
+        {
+            OnBehalfOf = forActor,
+            Relayed = forTeam is not null || forActor is not null,
+        };
 
         var rule = AccessMatrix.Find(context.Method);
         if (rule is null || !rule.Allows(caller.Role))

@@ -31,6 +31,12 @@ public sealed record Caller(string TeamId, string Subject, CallerRole Role, stri
     /// <summary>For a service acting for someone: that actor ("partner:lab-a", a clinician's id); null otherwise.</summary>
     public string? OnBehalfOf { get; init; }
 
+    /// <summary>
+    /// True when a service relays a call for someone (it named the team or actor it acts for): a LabMesh
+    /// service calling its peers while serving a caller, whose own call was already admitted.
+    /// </summary>
+    public bool Relayed { get; init; }
+
     /// <summary>The audit name of the caller: "partner:{id}", or the subject.</summary>
     public string Actor => Role == CallerRole.Partner && PartnerId is not null ? "partner:" + PartnerId : Subject;
 }

@@ -64,14 +64,17 @@ public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
         await continuation(requestStream, responseStream, context);
     }
 
-    /// <summary>The limiter's key for the call's caller (team and subject), or null for a call that names none.</summary>
+    /// <summary>The limiter's key for the call's caller (team and subject), or null for a call that names none or is relayed.</summary>
     public static string? CallerKey(ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         try
         {
             var caller = context.GetCaller();
-            return caller.TeamId + "\n" + caller.Subject;
+            // The limit is taken where a call enters the mesh. A service relaying a caller's call to its peers
+            // (only a service token may) is not counted again: one SubmitResults makes several peer calls, and
+            // counting them under the team's service would throttle the mesh's own work below the callers' limit.
+            return caller.Relayed ? null : caller.TeamId + "\n" + caller.Subject;
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Unauthenticated)
         {

@@ -54,6 +54,48 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task RateLimit_CountsTheCallerOnce_NotThePeerCallsItsCallCauses()
+    {
+        // Each create makes peer calls (Requisition -> ServiceRequest) as the team's requisition service.
+        await using var mesh = await AllInOne.StartAsync(new Dictionary<string, string?>
+        {
+            ["LabMesh:Limits:PermitsPerSecond"] = "0.01",
+            ["LabMesh:Limits:Burst"] = "3",
+        });
+        var requisitions = mesh.For(Team, "dr-ann").Requisitions;
+        for (var i = 0; i < 3; i++)
+        {
+            var created = await requisitions.CreateRequisitionAsync(Order(), deadline: Deadline());
+            Assert.Single(created.Requisition.ServiceRequests);
+        }
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => requisitions.CreateRequisitionAsync(Order(), deadline: Deadline()).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Equal("RATE_LIMITED", error.GetDetail<ErrorInfo>()!.Type);
+
+        // A service's own calls, not relayed for anyone, are a caller like any other.
+        var service = new RequisitionService.RequisitionServiceClient(
+            TestCaller.InvokerAs(mesh.Host.CreateChannel(), Team, ServiceDefaults.Identity.CallerRole.Service, "service:integration"));
+        for (var i = 0; i < 3; i++)
+        {
+            await service.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline());
+        }
+
+        error = await Assert.ThrowsAsync<RpcException>(() => service.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline()).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+    }
+
+    private static CreateRequisitionRequest Order() => new()
+    {
+        RequestId = Guid.NewGuid().ToString(),
+        Patient = new LabMesh.Contracts.Common.V1.Patient { Id = "p-limits" },
+        Lab = "LabCorp",
+        Modality = LabMesh.Contracts.Common.V1.TestModality.Testkit,
+        Place = true,
+        Tests = { new OrderedTest { Code = "BMP", PartnerId = "lab-a" } },
+    };
+
+    [Fact]
     public async Task RateLimit_AppliesToEveryService_AndToStreams()
     {
         await using var mesh = await AllInOne.StartAsync(new Dictionary<string, string?>

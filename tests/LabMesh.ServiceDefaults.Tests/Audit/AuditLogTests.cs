@@ -111,7 +111,8 @@ public abstract class AuditLogTests(AuditedMesh mesh)
         var records = await mesh.RecordsAsync();
 
         Assert.NotEmpty(records);
-        foreach (var text in records.Select(r => JsonFormatter.Default.Format(r)))
+        // The record's time is left out: its fraction of a second may hold the value's digits by chance.
+        foreach (var text in records.Select(r => JsonFormatter.Default.Format(WithoutTime(r))))
         {
             Assert.DoesNotContain(AuditedMesh.GivenName, text, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain(AuditedMesh.FamilyName, text, StringComparison.OrdinalIgnoreCase);
@@ -120,6 +121,13 @@ public abstract class AuditLogTests(AuditedMesh mesh)
             Assert.DoesNotContain(AuditedMesh.AmendedValue.ToString(System.Globalization.CultureInfo.InvariantCulture), text, StringComparison.Ordinal);
             Assert.DoesNotContain("patient-42", text, StringComparison.Ordinal);
         }
+    }
+
+    private static AuditRecord WithoutTime(AuditRecord record)
+    {
+        var copy = record.Clone();
+        copy.Time = null;
+        return copy;
     }
 
     [Fact]
