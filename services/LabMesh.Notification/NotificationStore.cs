@@ -279,7 +279,10 @@ public sealed class NotificationStore(Database database, TimeProvider time)
                     endpointsByTeam[evt.TeamId] = endpoints;
                 }
 
-                var accepting = endpoints.Where(e => e.Accepts(evt.Type)).ToList();
+                // An endpoint is owed the events made after it was created, not older ones the bus hands
+                // over again (a replay after a restart, a stream read from far back).
+                var created = evt.CreatedAt?.ToDateTimeOffset();
+                var accepting = endpoints.Where(e => e.Accepts(evt.Type) && !(created < e.CreatedAt)).ToList();
                 if (accepting.Count == 0)
                 {
                     continue;

@@ -30,6 +30,13 @@ public interface IEventBus
     bool IsPosition(string position) => BusPosition.IsValid(position);
 
     /// <summary>
+    /// Whether the bus keeps what it accepted across a restart of this process (Redis: yes). When it does
+    /// not, each <see cref="OutboxRelay"/> publishes its store's retained sent events again at start, so
+    /// an event the bus took just before a crash still reaches its consumers (they deduplicate by id).
+    /// </summary>
+    bool SurvivesRestart => true;
+
+    /// <summary>
     /// Calls <paramref name="handler"/> for every event published from now on, once each, in position
     /// order (critical results without waiting for the next poll: pub/sub wakes the Redis feed).
     /// Dispose the result to stop. The handler's exceptions are caught and logged by the bus.

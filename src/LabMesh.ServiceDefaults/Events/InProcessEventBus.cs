@@ -73,6 +73,9 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     }
 
     /// <inheritdoc/>
+    public bool SurvivesRestart => false;
+
+    /// <inheritdoc/>
     public bool IsPosition(string position) =>
         long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) && sequence < long.MaxValue;
 

@@ -126,9 +126,70 @@ public sealed partial class OutboxRelay : BackgroundService
         return total;
     }
 
+    /// <summary>
+    /// Publishes again, oldest first, the sent rows the store still keeps (<see cref="OutboxRelayOptions.SentRetention"/>),
+    /// for a bus that does not survive a restart (<see cref="IEventBus.SurvivesRestart"/>): the in-process bus
+    /// of the all-in-one host starts empty, and an event it took just before the process died may never
+    /// have reached its consumers. They deduplicate by event id. Returns how many were published.
+    /// </summary>
+    public async Task<int> ReplaySentAsync(CancellationToken cancellationToken)
+    {
+        var replayed = 0;
+        var after = 0L;
+        while (true)
+        {
+            List<OutboxRow> rows;
+            await using (var connection = await _database.OpenAsync(cancellationToken))
+            await using (var command = connection.CreateCommand())
+            {
+                command.CommandText =
+                    "SELECT sequence, event_id, event_type, payload FROM outbox WHERE sent_at IS NOT NULL AND sequence > @after ORDER BY sequence LIMIT @limit;";
+                Outbox.AddParameter(command, "after", after);
+                Outbox.AddParameter(command, "limit", _options.BatchSize);
+                rows = [];
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), (byte[])reader.GetValue(3)));
+                }
+            }
+
+            var outcome = await PublishAsync(rows, cancellationToken);
+            replayed += outcome.Published.Count;
+            if (outcome.Failure is not null || rows.Count < _options.BatchSize)
+            {
+                if (replayed > 0)
+                {
+                    LogReplayed(_logger, ServiceName, replayed);
+                }
+
+                return replayed;
+            }
+
+            after = rows[^1].Sequence;
+        }
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         LogStarted(_logger, ServiceName, _database.Provider);
+        if (!_bus.SurvivesRestart)
+        {
+            try
+            {
+                // Before any new row: the replayed events are older.
+                await ReplaySentAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogStoreFailed(_logger, ServiceName, 1, ex);
+            }
+        }
+
         var failures = 0;
         var nextPurge = _time.GetUtcNow();
         while (!stoppingToken.IsCancellationRequested)
@@ -400,6 +461,9 @@ public sealed partial class OutboxRelay : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Service}: relay pass failed ({Failures} in a row); backing off")]
     private static partial void LogStoreFailed(ILogger logger, string service, int failures, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Service}: published {Count} retained sent events again to the in-process bus, which started empty")]
+    private static partial void LogReplayed(ILogger logger, string service, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Service}: deleted {Count} sent rows past retention")]
     private static partial void LogPurged(ILogger logger, string service, int count);
