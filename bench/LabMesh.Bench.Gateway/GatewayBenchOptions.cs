@@ -1,0 +1,105 @@
+using System.Globalization;
+
+namespace LabMesh.Bench.Gateway;
+
+/// <summary>Command-line settings of one run (see ../README.md): <c>--name value</c> pairs and two flags.</summary>
+internal sealed record GatewayBenchOptions
+{
+    public int Rounds { get; init; } = 3;
+
+    public double WarmupSeconds { get; init; } = 1;
+
+    public double DurationSeconds { get; init; } = 8;
+
+    public int Concurrency { get; init; } = 16;
+
+    public int Requisitions { get; init; } = 20;
+
+    public double IdleSeconds { get; init; } = 30;
+
+    public int PortBase { get; init; } = 7600;
+
+    public string? State { get; init; }
+
+    /// <summary>Environment (NAME=VALUE,...) for replica 2 of every service and a second bare host, restarted after the main run.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Variant { get; init; } = [];
+
+    /// <summary>Let up.sh build the services first (otherwise LABMESH_LOCAL_NO_BUILD=1: run what is built).</summary>
+    public bool Build { get; init; }
+
+    public string CommandLine { get; init; } = "";
+
+    public TimeSpan Warmup => TimeSpan.FromSeconds(WarmupSeconds);
+
+    public TimeSpan Duration => TimeSpan.FromSeconds(DurationSeconds);
+
+    public TimeSpan Idle => TimeSpan.FromSeconds(IdleSeconds);
+
+    public static GatewayBenchOptions Parse(string[] args)
+    {
+        var options = new GatewayBenchOptions { CommandLine = string.Join(' ', args) };
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (name == "--build")
+            {
+                options = options with { Build = true };
+                continue;
+            }
+
+            var value = i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value.");
+            options = name switch
+            {
+                "--rounds" => options with { Rounds = (int)Number(name, value, 1, 20) },
+                "--warmup" => options with { WarmupSeconds = Number(name, value, 0, 60) },
+                "--duration" => options with { DurationSeconds = Number(name, value, 1, 120) },
+                "--concurrency" => options with { Concurrency = (int)Number(name, value, 1, 1024) },
+                "--requisitions" => options with { Requisitions = (int)Number(name, value, 1, 1000) },
+                "--idle" => options with { IdleSeconds = Number(name, value, 0, 300) },
+                "--port-base" => options with { PortBase = (int)Number(name, value, 1024, 65_400) },
+                "--state" => options with { State = Path.GetFullPath(value) },
+                "--variant" => options with { Variant = Variables(value) },
+                _ => throw new ArgumentException($"Unknown option '{name}'. Run with --help."),
+            };
+        }
+
+        return options;
+    }
+
+    public const string Usage = """
+        LabMesh.Bench.Gateway: deploy/local's topology from outside, each figure against a baseline of the same run.
+
+          dotnet run -c Release --project bench/LabMesh.Bench.Gateway -- [options]
+
+          --rounds N            pairs of windows (gateway, direct), alternating which goes first (default 3)
+          --warmup S            seconds of load before each window, not recorded (default 1)
+          --duration S          measured seconds per window (default 8)
+          --concurrency N       GetRequisitionStatus calls in flight, one HTTP/2 connection (default 16)
+          --requisitions N      requisitions created first and read in turn (default 20)
+          --idle S              seconds without traffic before each memory reading (default 30)
+          --port-base P         LABMESH_LOCAL_PORT_BASE of the topology it starts (default 7600)
+          --state DIR           LABMESH_LOCAL_STATE (default: a new directory under /tmp; purged at the end)
+          --variant N=V[,N=V]   after the main run, restart replica 2 of every service with this environment
+                                (e.g. DOTNET_gcServer=0), start a second bare host with it, and compare
+                                memory and direct GetRequisitionStatus against replica 1
+          --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
+          --help                this text
+
+        Starts deploy/local (up.sh) with LabMesh__Limits__PermitsPerSecond=0 (the per-caller rate limit off) and
+        always stops it with down.sh --purge, Ctrl+C included.
+        """;
+
+    private static double Number(string name, string value, double min, double max)
+    {
+        var parsed = double.Parse(value, CultureInfo.InvariantCulture);
+        return parsed >= min && parsed <= max ? parsed : throw new ArgumentException($"{name} must be {min} to {max}.");
+    }
+
+    private static List<KeyValuePair<string, string>> Variables(string value) =>
+    [
+        .. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(pair =>
+            pair.Split('=', 2) is [var key, var v] && key.Length > 0
+                ? KeyValuePair.Create(key, v)
+                : throw new ArgumentException($"--variant takes NAME=VALUE pairs, not '{pair}'.")),
+    ];
+}
