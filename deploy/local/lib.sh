@@ -258,14 +258,17 @@ write_gateway_config() {
     echo "error_log $STATE/logs/gateway-error.log warn;"
     echo "events { worker_connections 1024; }"
     echo "http {"
-    echo "    access_log $STATE/logs/gateway-access.log;"
+    echo "    access_log $STATE/logs/gateway-access.log combined buffer=64k flush=1s;"
     for kind in client_body proxy fastcgi uwsgi scgi; do echo "    ${kind}_temp_path $STATE/nginx/temp/$kind;"; done
     for service in "${SERVICES[@]}"; do
       echo "    upstream $service {"
       for r in "${REPLICAS[@]}"; do
         echo "        server 127.0.0.1:$(replica_port "$service" "$r") max_fails=1 fail_timeout=5s;"
       done
-      echo "        keepalive 16;"
+      # Idle upstream connections kept per worker, each reused for many calls (nginx sends one call per
+      # upstream connection at a time, so a busy gateway needs about as many as it has calls in flight).
+      echo "        keepalive 64;"
+      echo "        keepalive_requests 1000000;"
       echo "    }"
     done
     echo "    map \$http_x_labmesh_service \$labmesh_admin {"
