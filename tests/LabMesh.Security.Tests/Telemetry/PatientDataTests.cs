@@ -47,7 +47,13 @@ public sealed partial class PatientDataTests(ITestOutputHelper output)
     [Fact]
     public async Task FullWorkflow_WithRecognisablePatientData_LeavesNoneInLogsSpansMetricsOrErrors()
     {
-        await using var mesh = await AllInOne.StartAsync();
+        // Everything an operator could turn on, down to Debug and ASP.NET Core's per-request lines: patient data
+        // must stay out of those too.
+        await using var mesh = await AllInOne.StartAsync(new Dictionary<string, string?>
+        {
+            ["Logging:LogLevel:Default"] = "Debug",
+            [ServiceDefaults.Hosting.ServiceDefaultsExtensions.QuietRequestLogKey] = "Debug",
+        });
         using var capture = new TelemetryCapture();
         mesh.Host.Services.GetRequiredService<ILoggerFactory>().AddProvider(capture);
         var clients = mesh.For(Team, subject: "dr-phi");
