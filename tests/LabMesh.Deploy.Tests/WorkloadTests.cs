@@ -206,6 +206,15 @@ public sealed class WorkloadTests
         }
     }
 
+    [Fact]
+    public async Task Production_NotificationDeliversHttpsOnly_AsItsNetworkPolicyAllows()
+    {
+        var production = await Kustomize.RenderAsync("k8s/overlays/production");
+        var settings = Settings(production, Assert.Single(production.DeploymentOf("LabMesh.Notification").Containers));
+        Assert.Equal("true", settings.GetValueOrDefault("LabMesh:Notification:Webhooks:RequireHttps"));
+        Assert.Equal("false", settings.GetValueOrDefault("LabMesh:Security:Reflection"));
+    }
+
     /// <summary>The environment variable names a container gets: env, and every key of the ConfigMaps and Secrets of envFrom.</summary>
     internal static IReadOnlyList<string> Variables(Rendered rendered, object? container) => [.. Settings(rendered, container).Keys.Select(k => k.Replace(":", "__", StringComparison.Ordinal))];
 

@@ -61,6 +61,13 @@ public sealed class WebhookOptions
     /// </summary>
     public List<string> AllowedNetworks { get; set; } = [];
 
+    /// <summary>
+    /// Only <c>https</c> endpoints: an <c>http</c> URL is refused when an endpoint is created or updated, and
+    /// an endpoint made before the setting is refused at delivery (dead-lettered). Default false; the
+    /// production overlay sets it, whose NetworkPolicy lets Notification out on 443 only.
+    /// </summary>
+    public bool RequireHttps { get; set; }
+
     /// <summary>The schedule in force: <see cref="RetrySchedule"/>, or <see cref="DefaultRetrySchedule"/> when it is empty.</summary>
     public IReadOnlyList<TimeSpan> EffectiveRetrySchedule => RetrySchedule.Count > 0 ? RetrySchedule : DefaultRetrySchedule;
 

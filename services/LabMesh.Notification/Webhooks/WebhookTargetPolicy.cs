@@ -76,6 +76,7 @@ public sealed class WebhookTargetPolicy
     private readonly HashSet<string> _hosts;
     private readonly IPNetwork[] _networks;
     private readonly Func<string, CancellationToken, Task<IPAddress[]>> _resolve;
+    private readonly bool _requireHttps;
 
     /// <param name="options">The allow-lists (<see cref="WebhookOptions.AllowedHosts"/>, <see cref="WebhookOptions.AllowedNetworks"/>).</param>
     /// <param name="resolve">Resolves a host name to its addresses; <see cref="Dns.GetHostAddressesAsync(string, CancellationToken)"/> when null.</param>
@@ -111,6 +112,7 @@ public sealed class WebhookTargetPolicy
         }
         _networks = [.. networks];
         _resolve = resolve ?? Dns.GetHostAddressesAsync;
+        _requireHttps = options.RequireHttps;
     }
 
     /// <summary>The policy with no allow-list: only public addresses.</summary>
@@ -151,6 +153,11 @@ public sealed class WebhookTargetPolicy
         if (parsed.Scheme != Uri.UriSchemeHttp && parsed.Scheme != Uri.UriSchemeHttps)
         {
             error = $"the URL's scheme is '{parsed.Scheme}'; only http and https are delivered to.";
+            return false;
+        }
+        if (_requireHttps && parsed.Scheme != Uri.UriSchemeHttps)
+        {
+            error = $"the URL is http; this deployment delivers to https only ({WebhookOptions.SectionName}:RequireHttps).";
             return false;
         }
         if (parsed.UserInfo.Length > 0)
@@ -241,6 +248,13 @@ public sealed class WebhookTargetPolicy
     /// <exception cref="SocketException">the name does not resolve, or no address accepted (the last error).</exception>
     public async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
     {
+        if (_requireHttps && context.InitialRequestMessage.RequestUri?.Scheme != Uri.UriSchemeHttps)
+        {
+            // An endpoint made before RequireHttps was set: nothing is sent in the clear.
+            throw new WebhookTargetRefusedException(
+                $"Webhook target {context.DnsEndPoint.Host} is http; this deployment delivers to https only ({WebhookOptions.SectionName}:RequireHttps).");
+        }
+
         var addresses = await ResolveAsync(context.DnsEndPoint.Host, cancellationToken);
         ExceptionDispatchInfo? last = null;
         foreach (var address in addresses)

@@ -259,6 +259,33 @@ public class WebhookTargetPolicyTests
     }
 
     [Fact]
+    public void TryValidateUrl_RequireHttps_RefusesHttp_AcceptsHttps()
+    {
+        var policy = new WebhookTargetPolicy(new WebhookOptions { RequireHttps = true });
+
+        Assert.False(policy.TryValidateUrl("http://hooks.example.com/labmesh", out _, out var error));
+        Assert.Contains("https only", error, StringComparison.Ordinal);
+        Assert.True(policy.TryValidateUrl("https://hooks.example.com/labmesh", out var uri, out _));
+        Assert.Equal("https", uri.Scheme);
+        Assert.True(WebhookTargetPolicy.Default.TryValidateUrl("http://hooks.example.com/labmesh", out _, out _));
+    }
+
+    [Fact]
+    public async Task ConnectCallback_RequireHttps_RefusesAnHttpTargetWithoutConnecting()
+    {
+        await using var receiver = new LoopbackReceiver(IPAddress.Loopback);
+        var policy = new WebhookTargetPolicy(new WebhookOptions { RequireHttps = true, AllowedNetworks = ["127.0.0.0/8"] });
+        using var client = new HttpClient(policy.CreateHandler()) { Timeout = Timeout };
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(
+            () => client.GetAsync(new Uri($"http://127.0.0.1:{receiver.Port}/hook")));
+
+        Assert.NotNull(WebhookTargetRefusedException.Find(error));
+        Assert.Equal(WebhookOutcomeKind.TargetRefused, WebhookAttemptOutcome.FromException(error).Kind);
+        Assert.False(receiver.HasPendingConnection);
+    }
+
+    [Fact]
     public async Task ConnectCallback_NameResolvingToLoopback_IsRefusedWithoutConnecting()
     {
         await using var receiver = new LoopbackReceiver(IPAddress.Loopback);
