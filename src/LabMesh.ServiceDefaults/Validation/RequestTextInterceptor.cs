@@ -33,71 +33,70 @@ public sealed class RequestTextInterceptor : Interceptor
     /// <summary>Throws INVALID_ARGUMENT when a string anywhere in <paramref name="request"/> holds a NUL.</summary>
     public static void Check(object? request)
     {
-        if (request is IMessage message && FindNul(message, "") is { } field)
+        if (request is IMessage message && FindNul(message) is { } field)
         {
             throw new InvalidArgumentException(field, "must not contain a NUL character (U+0000).");
         }
     }
 
-    /// <summary>The path of the first string field holding a NUL (e.g. <c>tests[1].code</c>), or null.</summary>
-    private static string? FindNul(IMessage message, string prefix)
+    /// <summary>
+    /// The path of the first string field holding a NUL (e.g. <c>tests[1].code</c>), or null. Paths are built
+    /// only on the way out of a find, so a clean request allocates none.
+    /// </summary>
+    private static string? FindNul(IMessage message)
     {
         foreach (var field in message.Descriptor.Fields.InDeclarationOrder())
         {
-            var path = prefix + field.Name;
+            // Only strings and messages can hold text: numbers, booleans, enums and bytes are not read (or boxed).
+            if (!field.IsMap && field.FieldType is not (FieldType.String or FieldType.Message or FieldType.Group))
+            {
+                continue;
+            }
+
             var value = field.Accessor.GetValue(message);
-            if (field.IsMap)
+            if (field.IsRepeated)
             {
-                // Entries by position: a key may itself be the text at fault, and is not repeated back.
+                // Map entries by position too: a key may itself be the text at fault, and is not repeated back.
                 var index = 0;
-                foreach (System.Collections.DictionaryEntry entry in (System.Collections.IDictionary)value)
+                var items = field.IsMap ? Entries((System.Collections.IDictionary)value) : (System.Collections.IEnumerable)value;
+                foreach (var item in items)
                 {
-                    if (HasNul(entry.Key) || HasNul(entry.Value))
+                    var (text, nested) = item is System.Collections.DictionaryEntry entry
+                        ? (HasNul(entry.Key) || HasNul(entry.Value), entry.Value as IMessage)
+                        : (HasNul(item), item as IMessage);
+                    if (text)
                     {
-                        return $"{path}[{index}]";
+                        return $"{field.Name}[{index}]";
                     }
 
-                    if (entry.Value is IMessage nested && FindNul(nested, $"{path}[{index}].") is { } inner)
+                    if (nested is not null && FindNul(nested) is { } inner)
                     {
-                        return inner;
+                        return $"{field.Name}[{index}].{inner}";
                     }
 
                     index++;
                 }
             }
-            else if (field.IsRepeated)
+            else if (HasNul(value))
             {
-                var index = 0;
-                foreach (var item in (System.Collections.IEnumerable)value)
-                {
-                    if (HasNul(item))
-                    {
-                        return $"{path}[{index}]";
-                    }
-
-                    if (item is IMessage nested && FindNul(nested, $"{path}[{index}].") is { } inner)
-                    {
-                        return inner;
-                    }
-
-                    index++;
-                }
+                return field.Name;
             }
-            else if (field.FieldType == FieldType.String)
+            else if (value is IMessage single && FindNul(single) is { } inner)
             {
-                if (HasNul(value))
-                {
-                    return path;
-                }
-            }
-            else if (field.FieldType is FieldType.Message or FieldType.Group && value is IMessage nested
-                && FindNul(nested, path + ".") is { } inner)
-            {
-                return inner;
+                return $"{field.Name}.{inner}";
             }
         }
 
         return null;
+    }
+
+    // A map enumerated as IEnumerable yields boxed KeyValuePairs of its own types; as IDictionary, DictionaryEntry.
+    private static IEnumerable<object> Entries(System.Collections.IDictionary map)
+    {
+        foreach (System.Collections.DictionaryEntry entry in map)
+        {
+            yield return entry;
+        }
     }
 
     private static bool HasNul(object? value) => value is string text && text.Contains('\0', StringComparison.Ordinal);
