@@ -143,15 +143,10 @@ public sealed partial class OutboxRelay : BackgroundService
             await using (var command = connection.CreateCommand())
             {
                 command.CommandText =
-                    "SELECT sequence, event_id, event_type, payload FROM outbox WHERE sent_at IS NOT NULL AND sequence > @after ORDER BY sequence LIMIT @limit;";
+                    $"SELECT {RowColumns} FROM outbox WHERE sent_at IS NOT NULL AND sequence > @after ORDER BY sequence LIMIT @limit;";
                 Outbox.AddParameter(command, "after", after);
                 Outbox.AddParameter(command, "limit", _options.BatchSize);
-                rows = [];
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), (byte[])reader.GetValue(3)));
-                }
+                rows = await ReadRowsAsync(command, cancellationToken);
             }
 
             var outcome = await PublishAsync(rows, cancellationToken);
@@ -331,9 +326,16 @@ public sealed partial class OutboxRelay : BackgroundService
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText =
-            "SELECT sequence, event_id, event_type, payload FROM outbox WHERE sent_at IS NULL ORDER BY sequence LIMIT @limit"
+            $"SELECT {RowColumns} FROM outbox WHERE sent_at IS NULL ORDER BY sequence LIMIT @limit"
             + (lockRows ? " FOR UPDATE SKIP LOCKED;" : ";");
         Outbox.AddParameter(command, "limit", _options.BatchSize);
+        return await ReadRowsAsync(command, cancellationToken);
+    }
+
+    private const string RowColumns = "sequence, event_id, event_type, payload";
+
+    private static async Task<List<OutboxRow>> ReadRowsAsync(DbCommand command, CancellationToken cancellationToken)
+    {
         var rows = new List<OutboxRow>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
