@@ -50,10 +50,9 @@ public static class PeerChannel
         return GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             ServiceConfig = new ServiceConfig { MethodConfigs = { retry } },
-            // A balanced target (dns:///svc-headless:8080, ipv4:127.0.0.1:7101,127.0.0.1:7102) does not say
-            // whether it is TLS; peers inside the mesh speak h2c.
-            Credentials = address.StartsWith("dns:", StringComparison.Ordinal) || address.StartsWith("ipv4:", StringComparison.Ordinal)
-                || address.StartsWith("ipv6:", StringComparison.Ordinal) ? ChannelCredentials.Insecure : null,
+            // Peers inside the mesh speak h2c: plaintext unless the address says https. A balanced target
+            // (dns:///svc-headless:8080, ipv4:127.0.0.1:7101,127.0.0.1:7102) needs it said; http:// agrees.
+            Credentials = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure,
         });
     }
 

@@ -54,7 +54,7 @@ internal static class HealthCommand
             string[] names = parse.GetValue(service) is { Length: > 0 } chosen ? chosen : [.. Services.Keys];
             using var channel = GrpcChannel.ForAddress(settings.Address, new GrpcChannelOptions
             {
-                Credentials = MeshTarget.IsBalanced(settings.Address) ? ChannelCredentials.Insecure : null,
+                Credentials = MeshTarget.Credentials(settings.Address),
             });
             var client = new Health.HealthClient(channel);
             var checks = new List<HealthView>();

@@ -26,8 +26,7 @@ internal sealed class MeshClient : IDisposable
         Identity = CallIdentity.ForTeam(settings.Team, Credentials.Find(settings.Token));
         var options = new GrpcChannelOptions
         {
-            // A dns: or ipv4: target does not say plaintext or TLS; the CLI's are plaintext, like the mesh's own.
-            Credentials = MeshTarget.IsBalanced(Address) ? ChannelCredentials.Insecure : null,
+            Credentials = MeshTarget.Credentials(Address),
         };
         _channel = GrpcChannel.ForAddress(Address, options);
         var invoker = Identity.Apply(_channel.CreateCallInvoker());

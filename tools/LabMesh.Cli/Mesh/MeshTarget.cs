@@ -1,3 +1,5 @@
+using Grpc.Core;
+
 namespace LabMesh.Cli.Mesh;
 
 /// <summary>
@@ -39,8 +41,15 @@ internal static class MeshTarget
         return false;
     }
 
-    /// <summary>A target balanced over several addresses (dns:, ipv4:, ipv6:), which does not say plaintext or TLS.</summary>
-    public static bool IsBalanced(string address) =>
+    /// <summary>
+    /// The channel credentials for a normalized address: TLS for https:// (from the scheme), plaintext otherwise;
+    /// a balanced target (dns:, ipv4:, ipv6:) does not say, and the CLI's are plaintext, like the mesh's own.
+    /// </summary>
+    public static ChannelCredentials? Credentials(string address) =>
+        address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure;
+
+    /// <summary>A target balanced over several addresses (dns:, ipv4:, ipv6:), taken as it is.</summary>
+    private static bool IsBalanced(string address) =>
         address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)
         || address.StartsWith("ipv4:", StringComparison.OrdinalIgnoreCase)
         || address.StartsWith("ipv6:", StringComparison.OrdinalIgnoreCase);
