@@ -31,7 +31,7 @@ public sealed class AllInOne : IAsyncDisposable
             settings[key] = value;
         }
 
-        return new AllInOne(await MeshHosts.StartAllInOneAsync(settings, FreePort.Next()));
+        return new AllInOne(await MeshHosts.StartAllInOneAsync(settings, FreePort.Next()).WaitAsync(TimeSpan.FromMinutes(2)));
     }
 
     /// <summary>A call invoker acting as <paramref name="subject"/> of <paramref name="team"/> (a partner when given).</summary>

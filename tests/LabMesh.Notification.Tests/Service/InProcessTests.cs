@@ -77,6 +77,7 @@ public sealed class InProcessReplayTests
 {
     private static readonly TimeSpan Timeout = NotificationMesh.Timeout;
     private const string Team = "replay-team";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(2);
 
     private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
 
@@ -87,7 +88,7 @@ public sealed class InProcessReplayTests
         var port = FreePort.Next();
         const string Url = "http://127.0.0.1:9/hooks/labmesh";
         string olderEndpoint;
-        await using (var host = await MeshHosts.StartAllInOneAsync(settings, port))
+        await using (var host = await MeshHosts.StartAllInOneAsync(settings, port).WaitAsync(StartTimeout))
         {
             using var channel = host.CreateChannel();
             var notifications = new NotificationService.NotificationServiceClient(TestCaller.Invoker(channel, Team));
@@ -106,9 +107,9 @@ public sealed class InProcessReplayTests
             CreatedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
             CriticalResult = new CriticalResult { ReportId = "rep-crashed", ReportVersion = 1, Status = "partial", CriticalAnalytes = { "potassium" } },
         };
-        await MarkSentInOutboxAsync(settings, "results", critical);
+        await MarkSentInOutboxAsync(settings, "results", critical).WaitAsync(Timeout);
 
-        await using (var restarted = await MeshHosts.StartAllInOneAsync(settings, port))
+        await using (var restarted = await MeshHosts.StartAllInOneAsync(settings, port).WaitAsync(StartTimeout))
         {
             using var channel = restarted.CreateChannel();
             var notifications = new NotificationService.NotificationServiceClient(TestCaller.Invoker(channel, Team));
@@ -130,7 +131,7 @@ public sealed class InProcessReplayTests
             restarted.Logs.AssertNoErrors();
         }
 
-        await using var again = await MeshHosts.StartAllInOneAsync(settings, port);
+        await using var again = await MeshHosts.StartAllInOneAsync(settings, port).WaitAsync(StartTimeout);
         using var againChannel = again.CreateChannel();
         var afterSecondRestart = new NotificationService.NotificationServiceClient(TestCaller.Invoker(againChannel, Team));
         // Replayed once more at this start: still one critical result and one delivery.
