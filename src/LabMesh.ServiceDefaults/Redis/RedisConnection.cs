@@ -553,7 +553,15 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     private static void Observe(Task task) =>
         task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
-    private static bool IsRedisFailure(Exception ex) => ex is RedisException or TimeoutException;
+    private static bool IsRedisFailure(Exception ex) =>
+        ex is RedisException or TimeoutException || IsClientFaultWhileDisconnected(ex);
+
+    // 1.2.6 can throw NullReferenceException from its own code while it describes a connection that
+    // is not there (ServerEndPoint.LastException reads a bridge not yet made, seen when a call meets
+    // a multiplexer still connecting). Only a fault raised inside the client library counts; one in
+    // our code stays a bug.
+    private static bool IsClientFaultWhileDisconnected(Exception ex) =>
+        ex is NullReferenceException && ex.TargetSite?.DeclaringType?.Assembly == typeof(ConnectionMultiplexer).Assembly;
 
     private static RedisUnavailableException Unavailable(string operation, Exception ex) =>
         new($"Redis could not serve the {operation}: {ex.Message}", ex);

@@ -1,0 +1,65 @@
+using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Testing;
+using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;
+
+namespace LabMesh.ServiceDefaults.Tests.Redis;
+
+public sealed class RedisConnectionTests
+{
+    [Fact]
+    public async Task Connection_CallsWhileRedisStarts_FailOnlyAsUnavailable_ThenSucceed()
+    {
+        using var log = new TestLog();
+        await using var redis = new RedisServer();
+        await using var connection = await ConnectAsync(redis, log, o => o.Configuration = redis.Configuration + ",connectTimeout=200,syncTimeout=500");
+
+        // Callers keep writing from before the server starts until well after it is connected: the client
+        // library meets every stage of its connection (none, handshaking, up), and each failure on the way
+        // must reach the caller as RedisUnavailableException, the one failure services map to UNAVAILABLE.
+        using var stop = new CancellationTokenSource();
+        var unexpected = new List<Exception>();
+        var succeeded = 0;
+        var callers = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                try
+                {
+                    await connection.SetVersionedAsync($"labmesh:test:{worker}", i + 1, new byte[] { 1 }, TimeSpan.FromMinutes(1), CancellationToken.None);
+                    Interlocked.Increment(ref succeeded);
+                }
+                catch (RedisUnavailableException)
+                {
+                    // Failures are immediate while nothing listens; pause so four callers do not starve the machine.
+                    await Task.Delay(1);
+                }
+                catch (Exception ex)
+                {
+                    lock (unexpected)
+                    {
+                        unexpected.Add(ex);
+                    }
+                }
+            }
+        })).ToArray();
+
+        using var subscription = await connection.SubscribeAsync("labmesh:test", _ => { }, CancellationToken.None).Within();
+        for (var round = 0; round < 3; round++)
+        {
+            await Task.Delay(300);
+            await redis.StartAsync().Within();
+            var before = Volatile.Read(ref succeeded);
+            await Eventually(() => connection.IsConnected && Volatile.Read(ref succeeded) > before + 100, "writes succeed once Redis runs");
+            if (round < 2)
+            {
+                await redis.StopAsync().Within();
+            }
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(callers).Within();
+
+        Assert.Empty(unexpected);
+        Assert.Equal(4, (await redis.Redis("KEYS", "labmesh:test:*") as object[])?.Length);
+    }
+}
