@@ -15,6 +15,9 @@ internal sealed record GatewayBenchOptions
 
     public int Requisitions { get; init; } = 20;
 
+    /// <summary>Calls per second of the open-loop comparison after the closed loop; 0 leaves it out.</summary>
+    public double Rate { get; init; } = 1000;
+
     public double IdleSeconds { get; init; } = 30;
 
     public int PortBase { get; init; } = 7600;
@@ -54,6 +57,7 @@ internal sealed record GatewayBenchOptions
                 "--warmup" => options with { WarmupSeconds = Number(name, value, 0, 60) },
                 "--duration" => options with { DurationSeconds = Number(name, value, 1, 120) },
                 "--concurrency" => options with { Concurrency = (int)Number(name, value, 1, 1024) },
+                "--rate" => options with { Rate = Number(name, value, 0, 100_000) },
                 "--requisitions" => options with { Requisitions = (int)Number(name, value, 1, 1000) },
                 "--idle" => options with { IdleSeconds = Number(name, value, 0, 300) },
                 "--port-base" => options with { PortBase = (int)Number(name, value, 1024, 65_400) },
@@ -75,6 +79,8 @@ internal sealed record GatewayBenchOptions
           --warmup S            seconds of load before each window, not recorded (default 1)
           --duration S          measured seconds per window (default 8)
           --concurrency N       GetRequisitionStatus calls in flight, one HTTP/2 connection (default 16)
+          --rate R              then the same comparison as an open loop: R calls/s due whatever the answers
+                                do, latency from when each was due (default 1000; 0 leaves it out)
           --requisitions N      requisitions created first and read in turn (default 20)
           --idle S              seconds without traffic before each memory reading (default 30)
           --port-base P         LABMESH_LOCAL_PORT_BASE of the topology it starts (default 7600)

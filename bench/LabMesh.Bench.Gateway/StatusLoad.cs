@@ -11,13 +11,83 @@ internal sealed record LoadWindow(string Side, long Calls, long Errors, TimeSpan
 }
 
 /// <summary>
-/// A closed loop of GetRequisitionStatus: <c>concurrency</c> workers on one client (one HTTP/2 connection),
-/// each issuing its next call when the previous one has answered, reading the requisitions in turn. A call's
-/// latency runs from issuing it to its response (trailers included); calls completing inside the window count.
+/// GetRequisitionStatus on one client (one HTTP/2 connection), reading the requisitions in turn; calls completing
+/// inside the window count. With <c>rate</c> 0, a closed loop: <c>concurrency</c> workers, each issuing its next
+/// call when the previous one has answered; a call's latency runs from issuing it to its response (trailers
+/// included). With a <c>rate</c>, an open loop: calls go out at that many per second whatever the answers do
+/// (paced by a 1 ms timer, so they leave in small bursts), and a call's latency runs from issuing it; the
+/// issuer's own timer lag is left out, a stalled server still shows in every call sent during the stall.
 /// </summary>
-internal sealed class StatusLoad(RequisitionService.RequisitionServiceClient client, Metadata headers, IReadOnlyList<string> ids, int concurrency)
+internal sealed class StatusLoad(RequisitionService.RequisitionServiceClient client, Metadata headers, IReadOnlyList<string> ids, int concurrency, double rate = 0)
 {
-    public async Task<LoadWindow> RunAsync(string side, TimeSpan warmup, TimeSpan duration, CancellationToken cancellationToken)
+    public Task<LoadWindow> RunAsync(string side, TimeSpan warmup, TimeSpan duration, CancellationToken cancellationToken) =>
+        rate > 0 ? RunOpenAsync(side, warmup, duration, cancellationToken) : RunClosedAsync(side, warmup, duration, cancellationToken);
+
+    private async Task<LoadWindow> RunOpenAsync(string side, TimeSpan warmup, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var recorder = new Worker();
+        var pending = new List<Task>();
+        var start = Stopwatch.GetTimestamp();
+        var windowStart = start + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
+        var end = windowStart + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long issued = 0;
+        while (true)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (now >= end)
+            {
+                break;
+            }
+
+            // Every call due by now goes out; the clock's ticks are ~1 ms, so at 1,000/s about one per wake.
+            var due = (long)((now - start) * rate / Stopwatch.Frequency);
+            for (; issued <= due; issued++)
+            {
+                var dueAt = start + (long)(issued * Stopwatch.Frequency / rate);
+                pending.Add(CallAsync(ids[(int)(issued % ids.Count)], dueAt >= windowStart, recorder));
+            }
+
+            await Task.Delay(1, cancellationToken);
+        }
+
+        await Task.WhenAll(pending);
+        var ticks = recorder.Ticks.ToArray();
+        Array.Sort(ticks);
+        return new LoadWindow(side, ticks.Length, recorder.Errors, duration, Percentile(ticks, 0.50), Percentile(ticks, 0.99),
+            Percentile(ticks, 0.999), Percentile(ticks, 1.0), recorder.FirstError);
+    }
+
+    private async Task CallAsync(string id, bool record, Worker recorder)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var response = await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, headers, DateTime.UtcNow.AddSeconds(10), CancellationToken.None);
+            if (response.Status is null)
+            {
+                throw new InvalidOperationException("answered without a status");
+            }
+
+            if (record)
+            {
+                var latency = Stopwatch.GetTimestamp() - started;
+                lock (recorder)
+                {
+                    recorder.Ticks.Add(latency);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RpcException or InvalidOperationException)
+        {
+            lock (recorder)
+            {
+                recorder.Errors += record ? 1 : 0;
+                recorder.FirstError ??= ex is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : ex.Message;
+            }
+        }
+    }
+
+    private async Task<LoadWindow> RunClosedAsync(string side, TimeSpan warmup, TimeSpan duration, CancellationToken cancellationToken)
     {
         var recording = 0;
         var stop = 0;
