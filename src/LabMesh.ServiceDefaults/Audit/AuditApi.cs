@@ -56,6 +56,7 @@ public sealed class AuditApi(IServiceProvider services) : AuditService.AuditServ
             TargetType = row.TargetType,
             TargetId = row.TargetId,
             Outcome = row.Outcome,
+            OnBehalfOf = row.OnBehalfOf,
         };
         record.ChangedFields.AddRange(row.ChangedFields.Split(',', StringSplitOptions.RemoveEmptyEntries));
         return record;

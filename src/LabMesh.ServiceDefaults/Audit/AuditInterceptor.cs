@@ -50,6 +50,7 @@ public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<
             At = _time.GetUtcNow(),
             Actor = caller.Actor,
             Role = RoleName(caller.Role),
+            OnBehalfOf = caller.OnBehalfOf ?? "",
             Method = context.Method,
             TargetType = target.Type,
             TargetId = target.InResponse ? "" : AuditFields.Id(message, target.IdPath),

@@ -18,6 +18,7 @@ internal sealed class AuditRow
     public string TargetId { get; set; } = "";
     public string ChangedFields { get; set; } = "";
     public string Outcome { get; set; } = AuditLog.Ok;
+    public string OnBehalfOf { get; set; } = "";
 }
 
 /// <summary>What <see cref="AuditLog.QueryAsync"/> selects; null filters match anything.</summary>
@@ -37,7 +38,7 @@ public static class AuditLog
 
     private const string Columns =
         "id AS Id, team_id AS TeamId, at AS At, actor AS Actor, role AS Role, method AS Method, target_type AS TargetType, " +
-        "target_id AS TargetId, changed_fields AS ChangedFields, outcome AS Outcome";
+        "target_id AS TargetId, changed_fields AS ChangedFields, outcome AS Outcome, on_behalf_of AS OnBehalfOf";
 
     private const string Schema = """
         CREATE TABLE audit_log (
@@ -50,7 +51,8 @@ public static class AuditLog
             target_type TEXT NOT NULL,
             target_id TEXT NOT NULL,
             changed_fields TEXT NOT NULL,
-            outcome TEXT NOT NULL
+            outcome TEXT NOT NULL,
+            on_behalf_of TEXT NOT NULL
         );
         CREATE INDEX ix_audit_team ON audit_log (team_id, id);
         CREATE INDEX ix_audit_target ON audit_log (team_id, target_type, target_id, id);
@@ -66,13 +68,14 @@ public static class AuditLog
     internal static Task InsertAsync(DbConnection connection, DbTransaction? transaction, AuditRow row, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO audit_log (id, team_id, at, actor, role, method, target_type, target_id, changed_fields, outcome)
-            VALUES (@id, @team, @at, @actor, @role, @method, @targettype, @targetid, @changed, @outcome)
+            INSERT INTO audit_log (id, team_id, at, actor, role, method, target_type, target_id, changed_fields, outcome, on_behalf_of)
+            VALUES (@id, @team, @at, @actor, @role, @method, @targettype, @targetid, @changed, @outcome, @onbehalfof)
             """,
             new
             {
                 id = row.Id, team = row.TeamId, at = DbTime.ToDb(row.At), actor = row.Actor, role = row.Role, method = row.Method,
                 targettype = row.TargetType, targetid = row.TargetId, changed = row.ChangedFields, outcome = row.Outcome,
+                onbehalfof = row.OnBehalfOf,
             },
             transaction, cancellationToken: cancellationToken));
 
@@ -115,7 +118,7 @@ public static class AuditLog
         Filter("id < @after", "after", query.After);
         Filter("target_type = @targettype", "targettype", query.TargetType);
         Filter("target_id = @targetid", "targetid", query.TargetId);
-        Filter("actor = @actor", "actor", query.Actor);
+        Filter("(actor = @actor OR on_behalf_of = @actor)", "actor", query.Actor);
         Filter("method = @method", "method", query.Method);
         Filter("at >= @start", "start", query.Start is { } start ? DbTime.ToDb(start) : null);
         Filter("at < @end", "end", query.End is { } end ? DbTime.ToDb(end) : null);
@@ -139,11 +142,12 @@ public static class AuditLog
         public string TargetId { get; set; } = "";
         public string ChangedFields { get; set; } = "";
         public string Outcome { get; set; } = "";
+        public string OnBehalfOf { get; set; } = "";
 
         public AuditRow ToRow() => new()
         {
             Id = Id, TeamId = TeamId, At = DbTime.FromDb(At), Actor = Actor, Role = Role, Method = Method,
-            TargetType = TargetType, TargetId = TargetId, ChangedFields = ChangedFields, Outcome = Outcome,
+            TargetType = TargetType, TargetId = TargetId, ChangedFields = ChangedFields, Outcome = Outcome, OnBehalfOf = OnBehalfOf,
         };
     }
 }

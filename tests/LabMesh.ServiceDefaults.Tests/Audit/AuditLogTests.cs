@@ -48,9 +48,9 @@ public abstract class AuditLogTests(AuditedMesh mesh)
         var revoke = Single(records, ServiceRequests + "RevokeServiceRequest", mesh.Revoked.ServiceRequests[0].Id);
         AssertRecord(revoke, AuditedMesh.Clinician, "clinician", "ServiceRequest");
         Assert.Equal(["reason"], revoke.ChangedFields);
-        // The Requisition service created the service requests, acting for the team.
+        // The Requisition service created the service requests, relaying the clinician's PlaceRequisition.
         var create = Single(records, ServiceRequests + "CreateServiceRequests", mesh.Reported.Id);
-        AssertRecord(create, "service:requisition", "service", "Requisition");
+        AssertRecord(create, "service:requisition", "service", "Requisition", onBehalfOf: AuditedMesh.Clinician);
         Assert.Equal(["service_requests"], create.ChangedFields);
     }
 
@@ -171,6 +171,7 @@ public abstract class AuditLogTests(AuditedMesh mesh)
 
         var byTarget = await mesh.RecordsAsync(new GetAuditLogRequest { TargetType = "Requisition", TargetId = mesh.Cancelled.Id });
         var byActor = await mesh.RecordsAsync(new GetAuditLogRequest { Actor = AuditedMesh.Admin });
+        var byClinician = await mesh.RecordsAsync(new GetAuditLogRequest { Actor = AuditedMesh.Clinician });
         var byMethod = await mesh.RecordsAsync(new GetAuditLogRequest { Method = ServiceRequests + "UpdateTaskStatus" });
         var middle = all[all.Count / 2].Time;
         var before = await mesh.RecordsAsync(new GetAuditLogRequest { EndTime = middle });
@@ -180,6 +181,12 @@ public abstract class AuditLogTests(AuditedMesh mesh)
         Assert.Contains(byTarget, r => r.Method == Requisitions + "CancelRequisition");
         Assert.Equal(3, byActor.Count);
         Assert.All(byActor, r => Assert.StartsWith(Notifications, r.Method, StringComparison.Ordinal));
+        // A user's own changes and those a service made for them.
+        Assert.Equal(
+            all.Where(r => r.Actor == AuditedMesh.Clinician || r.OnBehalfOf == AuditedMesh.Clinician).Select(r => r.Id),
+            byClinician.Select(r => r.Id));
+        Assert.Contains(byClinician, r => r.Method == ServiceRequests + "CreateServiceRequests" && r.Actor == "service:requisition");
+        Assert.Contains(byClinician, r => r.Method == Requisitions + "PlaceRequisition");
         Assert.Equal(mesh.Reported.ServiceRequests[0].Id, Assert.Single(byMethod).TargetId);
         Assert.All(before, r => Assert.True(r.Time < middle));
         Assert.All(from, r => Assert.True(r.Time >= middle));
@@ -216,10 +223,11 @@ public abstract class AuditLogTests(AuditedMesh mesh)
         return matching.Count == 1 ? matching[0] : throw new Xunit.Sdk.XunitException($"{matching.Count} records of {method} on {targetId}.");
     }
 
-    private void AssertRecord(AuditRecord record, string actor, string role, string targetType)
+    private void AssertRecord(AuditRecord record, string actor, string role, string targetType, string onBehalfOf = "")
     {
         Assert.Equal(AuditedMesh.Team, record.TeamId);
         Assert.Equal(actor, record.Actor);
+        Assert.Equal(onBehalfOf, record.OnBehalfOf);
         Assert.Equal(role, record.Role);
         Assert.Equal(targetType, record.TargetType);
         Assert.Equal("OK", record.Outcome);
