@@ -45,6 +45,23 @@ public sealed class MeshCommandTests(MeshHost host) : IDisposable
     }
 
     [Fact]
+    public async Task Status_WithAServiceToken_ActsForTeamOnlyWhenTheTokenNamesNone()
+    {
+        var requisition = await CreateAsync(place: true);
+        var meshToken = TestCaller.Token(null, ServiceDefaults.Identity.CallerRole.Service, "service:ops");
+        var integrationToken = TestCaller.Token(_team, ServiceDefaults.Identity.CallerRole.Service, "service:lab-gateway");
+
+        // The mesh's kind of service token acts for --team; a team-bound one calls as itself, whatever --team says.
+        var asMesh = await LabMeshCli.RunAsync("status", requisition.Id, "--target", host.Address, "--team", _team, "--token", meshToken, "--json");
+        var asIntegration = await LabMeshCli.RunAsync("status", requisition.Id, "--target", host.Address, "--team", "another-team", "--token", integrationToken, "--json");
+
+        Assert.True(asMesh.ExitCode == 0, asMesh.ToString());
+        Assert.True(asIntegration.ExitCode == 0, asIntegration.ToString());
+        Assert.Equal(_team, asMesh.Json().GetProperty("team_id").GetString());
+        Assert.Equal(_team, asIntegration.Json().GetProperty("team_id").GetString());
+    }
+
+    [Fact]
     public async Task Status_UnacknowledgedCriticalResult_ListsItWithTheReportsCriticalAnalyte()
     {
         var requisition = await CreateAsync(place: true);

@@ -120,6 +120,24 @@ public sealed class ScopingTests(Mesh mesh)
         Assert.Equal(StatusCode.InvalidArgument, noTeam.StatusCode);
     }
 
+    [Fact]
+    public async Task TeamBoundServiceToken_ActsOnlyForItsOwnTeam()
+    {
+        var requisition = await mesh.PlaceAsync(_team, "team-bound");
+        var integrationToken = LabMesh.Testing.TestCaller.Token(_team + "-lab", CallerRole.Service, "service:lab-gateway");
+        RequisitionService.RequisitionServiceClient Client(string forTeam) => new(mesh.WithHeaders(
+            ("authorization", "Bearer " + integrationToken), (Caller.ForTeamHeader, forTeam)));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            Client(_team).GetRequisitionAsync(new GetRequisitionRequest { Id = requisition.Id }, deadline: Mesh.Deadline).ResponseAsync);
+        var own = await Assert.ThrowsAsync<RpcException>(() =>
+            Client(_team + "-lab").GetRequisitionAsync(new GetRequisitionRequest { Id = requisition.Id }, deadline: Mesh.Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        // Naming its own team is allowed, and there the other team's requisition does not exist.
+        Assert.Equal(StatusCode.NotFound, own.StatusCode);
+    }
+
     [Theory]
     [InlineData(CallerRole.Partner, "x-labmesh-for-team")]
     [InlineData(CallerRole.Clinician, "x-labmesh-for-team")]

@@ -120,12 +120,21 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"{Caller.ForActorHeader} must be 1 to 256 printable characters."));
         }
 
+        // A service token with a team claim (an integration's) stays in that team; only the mesh's own
+        // service tokens, which name no team, act for any team.
+        if (forTeam is not null && identity.Team is not null && !string.Equals(forTeam, identity.Team, StringComparison.Ordinal))
+        {
+            LogRefused(logger, context.Method, "a team-bound service token names another team");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "A service token bound to a team may act only for that team."));
+        }
+
         var team = forTeam ?? identity.Team
             ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"A service token names no team: send {Caller.ForTeamHeader}."));
         var caller = new Caller(team, identity.Subject, identity.Role, identity.PartnerId)
         {
             OnBehalfOf = forActor,
-            Relayed = forTeam is not null || forActor is not null,
+            // Only the mesh's own services relay: a team-bound token naming an actor is still a caller of its own.
+            Relayed = identity.Team is null && (forTeam is not null || forActor is not null),
         };
 
         var rule = AccessMatrix.Find(context.Method);

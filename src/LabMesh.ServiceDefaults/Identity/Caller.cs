@@ -33,7 +33,9 @@ public sealed record Caller(string TeamId, string Subject, CallerRole Role, stri
 
     /// <summary>
     /// True when a service relays a call for someone (it named the team or actor it acts for): a LabMesh
-    /// service calling its peers while serving a caller, whose own call was already admitted.
+    /// service calling its peers while serving a caller, whose own call was already admitted. Only a
+    /// service token without a team claim (the mesh's own) relays; a team-bound one (an integration's)
+    /// is always a caller of its own.
     /// </summary>
     public bool Relayed { get; init; }
 

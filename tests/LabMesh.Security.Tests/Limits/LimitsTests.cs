@@ -83,6 +83,20 @@ public sealed class LimitsTests
 
         error = await Assert.ThrowsAsync<RpcException>(() => service.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline()).ResponseAsync);
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+
+        // An integration's team-bound service token does not escape its limit by naming an actor it acts for.
+        var integration = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerWithHeaders(mesh.Host.CreateChannel(), new Metadata
+        {
+            { "authorization", "Bearer " + TestCaller.Token(Team, ServiceDefaults.Identity.CallerRole.Service, "service:lab-gateway") },
+            { ServiceDefaults.Identity.Caller.ForActorHeader, "partner:lab-a" },
+        }));
+        for (var i = 0; i < 3; i++)
+        {
+            await integration.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline());
+        }
+
+        error = await Assert.ThrowsAsync<RpcException>(() => integration.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline()).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
     }
 
     private static CreateRequisitionRequest Order() => new()

@@ -55,7 +55,7 @@ internal sealed class Credentials
     private Credentials(string? token, DevelopmentKeyFile? key)
     {
         _token = token;
-        _serviceToken = token is not null && RoleOf(token) == "service";
+        _serviceToken = token is not null && IsMeshServiceToken(token);
         _key = key;
     }
 
@@ -104,23 +104,29 @@ internal sealed class Credentials
         }
     }
 
-    /// <summary>The <c>role</c> claim of a token, read without checking it (the mesh checks it).</summary>
-    private static string? RoleOf(string token)
+    /// <summary>
+    /// Whether a token, read without checking it (the mesh checks it), is a service token with no team claim:
+    /// the only kind that acts for the team and actor it names. A team-bound one calls as itself.
+    /// </summary>
+    private static bool IsMeshServiceToken(string token)
     {
         var parts = token.Split('.');
         if (parts.Length != 3)
         {
-            return null;
+            return false;
         }
 
         try
         {
             using var payload = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
-            return payload.RootElement.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String ? role.GetString() : null;
+            var claims = payload.RootElement;
+            return claims.ValueKind == JsonValueKind.Object
+                && claims.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String && role.GetString() == "service"
+                && !claims.TryGetProperty("team", out _);
         }
         catch (Exception e) when (e is FormatException or JsonException)
         {
-            return null;
+            return false;
         }
     }
 }
