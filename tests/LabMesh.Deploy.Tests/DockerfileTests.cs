@@ -77,11 +77,13 @@ public sealed class DockerfileTests
         }
 
         bool Covered(string path) => copied.Any(source => path == source || path.StartsWith(source + "/", StringComparison.Ordinal));
-        var needed = new List<string> { "global.json", "Directory.Build.props", "Directory.Packages.props", ".editorconfig" };
+        var needed = new List<string> { "global.json", ".editorconfig" };
         foreach (var projectFile in Repository.ProjectClosure(Repository.ProjectFile(project)))
         {
             needed.Add(Path.GetDirectoryName(projectFile)!.Replace('\\', '/'));
             needed.AddRange(Repository.ProtobufDirectories(projectFile));
+            // Directory.Build.props and the like, at the root and in services/: a build without them silently differs.
+            needed.AddRange(Repository.DirectoryImports(projectFile));
         }
 
         Assert.All(needed, path => Assert.True(Covered(path), $"{dockerfile} does not copy {path}, which the build of {project} reads."));

@@ -82,6 +82,31 @@ internal static class Repository
             })];
     }
 
+    /// <summary>
+    /// The files MSBuild imports into a project by where it sits: every Directory.Build.props,
+    /// Directory.Build.targets and Directory.Packages.props in its directory or above it, up to the root.
+    /// </summary>
+    public static IReadOnlyList<string> DirectoryImports(string projectFile)
+    {
+        var found = new List<string>();
+        for (var directory = Path.GetDirectoryName(projectFile)!.Replace('\\', '/'); ; directory = Path.GetDirectoryName(directory)!.Replace('\\', '/'))
+        {
+            foreach (var name in (string[])["Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props"])
+            {
+                var candidate = directory.Length == 0 ? name : directory + "/" + name;
+                if (File.Exists(PathOf(candidate)))
+                {
+                    found.Add(candidate);
+                }
+            }
+
+            if (directory.Length == 0)
+            {
+                return found;
+            }
+        }
+    }
+
     /// <summary>&lt;AssemblyName&gt; when set, otherwise the project file's name.</summary>
     public static string AssemblyName(string projectFile) =>
         XDocument.Load(PathOf(projectFile)).Descendants("AssemblyName").Select(e => e.Value.Trim()).FirstOrDefault()
