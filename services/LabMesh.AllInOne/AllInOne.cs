@@ -42,7 +42,7 @@ internal static class AllInOne
             Console.WriteLine($"Development tokens for team {DevelopmentTeam}, valid {DevelopmentTokenLifetime.TotalDays:0} days (SECURITY.md):");
             Console.WriteLine($"  clinician: {token}");
             Console.WriteLine($"  admin:     {admin}");
-            Console.WriteLine($"The labmesh command signs its own calls with that key: it finds data/{SecurityKeys.DevelopmentKeyFileName} under its working directory, or LABMESH_DEV_KEY={keyFile}.");
+            Console.WriteLine($"The labmesh command signs its own calls with that key: it looks in data/ of its working directory and the directories above, and in services/LabMesh.AllInOne/data/ of this repository; otherwise set LABMESH_DEV_KEY={keyFile}.");
         }
         else
         {

@@ -24,9 +24,22 @@ internal static class LabMeshCli
 
     public static async Task<CliRun> RunAsync(params string[] args) => await RunAsync(DefaultTimeout, args);
 
-    public static async Task<CliRun> RunAsync(TimeSpan timeout, params string[] args)
+    public static async Task<CliRun> RunAsync(TimeSpan timeout, params string[] args) => await RunAsync(timeout, Start(args), args);
+
+    /// <summary>Runs labmesh in <paramref name="workingDirectory"/> with no LABMESH_DEV_KEY: it finds a development key by itself or has none.</summary>
+    public static async Task<CliRun> RunInAsync(string workingDirectory, params string[] args)
     {
-        using var process = Start(args);
+        var process = Start(args, start =>
+        {
+            start.WorkingDirectory = workingDirectory;
+            start.Environment.Remove("LABMESH_DEV_KEY");
+        });
+        return await RunAsync(DefaultTimeout, process, args);
+    }
+
+    private static async Task<CliRun> RunAsync(TimeSpan timeout, Process started, string[] args)
+    {
+        using var process = started;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         try
@@ -43,7 +56,9 @@ internal static class LabMeshCli
     }
 
     /// <summary>Starts <c>labmesh</c> with its output redirected; the caller reads it and ends the process.</summary>
-    public static Process Start(params string[] args)
+    public static Process Start(params string[] args) => Start(args, configure: null);
+
+    private static Process Start(string[] args, Action<ProcessStartInfo>? configure)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -63,6 +78,7 @@ internal static class LabMeshCli
             start.ArgumentList.Add(arg);
         }
 
+        configure?.Invoke(start);
         return Process.Start(start)!;
     }
 }

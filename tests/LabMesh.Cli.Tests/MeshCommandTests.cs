@@ -45,6 +45,38 @@ public sealed class MeshCommandTests(MeshHost host) : IDisposable
     }
 
     [Fact]
+    public async Task DevelopmentKey_RunInsideTheRepository_IsFoundWhereDotnetRunKeepsIt_AndNowhereElse()
+    {
+        var requisition = await CreateAsync(place: true);
+        // A clone's layout: `dotnet run --project services/LabMesh.AllInOne` keeps the key in the project's data/,
+        // and `dotnet run --project tools/LabMesh.Cli` runs labmesh in tools/LabMesh.Cli.
+        var clone = Directory.CreateTempSubdirectory("labmesh-clone-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(clone, "LabMesh.sln"), "");
+            var hostData = Directory.CreateDirectory(Path.Combine(clone, "services", "LabMesh.AllInOne", "data")).FullName;
+            var cli = Directory.CreateDirectory(Path.Combine(clone, "tools", "LabMesh.Cli")).FullName;
+            var elsewhere = Directory.CreateTempSubdirectory("labmesh-elsewhere-").FullName;
+
+            var withoutKey = await LabMeshCli.RunInAsync(cli, "status", requisition.Id, "--target", host.Address, "--team", _team, "--json");
+            File.Copy(TestKeyFile.Path, Path.Combine(hostData, "dev-signing-key.json"));
+            var found = await LabMeshCli.RunInAsync(cli, "status", requisition.Id, "--target", host.Address, "--team", _team, "--json");
+            var outside = await LabMeshCli.RunInAsync(elsewhere, "status", requisition.Id, "--target", host.Address, "--team", _team, "--json");
+            Directory.Delete(elsewhere, recursive: true);
+
+            Assert.NotEqual(0, withoutKey.ExitCode);
+            Assert.Contains("UNAUTHENTICATED", withoutKey.Stderr, StringComparison.Ordinal);
+            Assert.True(found.ExitCode == 0, found.ToString());
+            Assert.Equal(requisition.Id, found.Json().GetProperty("requisition_id").GetString());
+            Assert.NotEqual(0, outside.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(clone, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Status_WithAServiceToken_ActsForTeamOnlyWhenTheTokenNamesNone()
     {
         var requisition = await CreateAsync(place: true);

@@ -100,7 +100,7 @@ internal static class Cli
         if (failure.StatusCode == Grpc.Core.StatusCode.Unauthenticated)
         {
             Console.Error.WriteLine($"  Give a token with --token or ${Credentials.TokenVariable}, or point ${Credentials.DevelopmentKeyVariable} at the " +
-                $"all-in-one host's development key ({Credentials.DevelopmentKeyPath} where it runs). See SECURITY.md.");
+                $"all-in-one host's development key ({Credentials.DevelopmentKeyPath} in the directory it runs in). See SECURITY.md.");
         }
     }
 

@@ -60,8 +60,8 @@ internal sealed class CommonOptions
     public Option<string> Token { get; } = new("--token")
     {
         Description = "The bearer token of every call (default: $LABMESH_TOKEN). Without one, labmesh signs its calls with the " +
-            "all-in-one host's development key: $LABMESH_DEV_KEY, else data/dev-signing-key.json under the working directory " +
-            "(the host prints where it is). A service token acts for --team. See SECURITY.md.",
+            "all-in-one host's development key: $LABMESH_DEV_KEY, else data/dev-signing-key.json in the working directory or one above it, " +
+            "or services/LabMesh.AllInOne/data/ in the repository (the host prints where it is). A service token acts for --team. See SECURITY.md.",
         HelpName = "TOKEN",
         Recursive = true,
     };

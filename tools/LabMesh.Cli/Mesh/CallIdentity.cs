@@ -36,15 +36,21 @@ internal sealed record CallIdentity(string Team, string Subject, string Role, Cr
 /// <summary>
 /// Where the CLI's tokens come from: a token given with <c>--token</c> or <c>LABMESH_TOKEN</c>, sent as is
 /// (a service token also names <c>--team</c> as the team it acts for); otherwise the all-in-one host's
-/// development key (<c>LABMESH_DEV_KEY</c>, else <c>data/dev-signing-key.json</c> under the working
-/// directory), with which the CLI signs a short-lived token per identity; otherwise none, and the mesh
-/// answers UNAUTHENTICATED.
+/// development key (<c>LABMESH_DEV_KEY</c>, else found by <see cref="FindDevelopmentKey"/>), with which the
+/// CLI signs a short-lived token per identity; otherwise none, and the mesh answers UNAUTHENTICATED.
 /// </summary>
 internal sealed class Credentials
 {
     public const string TokenVariable = "LABMESH_TOKEN";
     public const string DevelopmentKeyVariable = "LABMESH_DEV_KEY";
     public const string DevelopmentKeyPath = "data/dev-signing-key.json";
+
+    /// <summary>
+    /// Where the all-in-one host keeps its development key, seen from a directory: its own data directory,
+    /// and, from a clone of the repository, the host project's (<c>dotnet run --project
+    /// services/LabMesh.AllInOne</c> starts the host in its project directory).
+    /// </summary>
+    private static readonly string[] DevelopmentKeyPlaces = [DevelopmentKeyPath, "services/LabMesh.AllInOne/" + DevelopmentKeyPath];
     private static readonly TimeSpan Lifetime = TimeSpan.FromHours(1);
 
     private readonly string? _token;
@@ -72,8 +78,34 @@ internal sealed class Credentials
         }
 
         var path = Environment.GetEnvironmentVariable(DevelopmentKeyVariable);
-        path = string.IsNullOrWhiteSpace(path) ? Path.GetFullPath(DevelopmentKeyPath) : path;
-        return new Credentials(null, File.Exists(path) ? DevelopmentKeyFile.Read(path) : null);
+        path = string.IsNullOrWhiteSpace(path) ? FindDevelopmentKey(Environment.CurrentDirectory) : path;
+        return new Credentials(null, path is not null && File.Exists(path) ? DevelopmentKeyFile.Read(path) : null);
+    }
+
+    /// <summary>
+    /// The first <see cref="DevelopmentKeyPlaces"/> that exists in <paramref name="directory"/> or a directory above it,
+    /// up to the repository's root (the one holding LabMesh.sln) or the file system's; null when there is none.
+    /// </summary>
+    public static string? FindDevelopmentKey(string directory)
+    {
+        for (var current = new DirectoryInfo(directory); current is not null; current = current.Parent)
+        {
+            foreach (var place in DevelopmentKeyPlaces)
+            {
+                var candidate = Path.Combine(current.FullName, place);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+
+            if (File.Exists(Path.Combine(current.FullName, "LabMesh.sln")))
+            {
+                return null;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The metadata of one call as <paramref name="identity"/>.</summary>
