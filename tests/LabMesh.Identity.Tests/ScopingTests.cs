@@ -138,6 +138,22 @@ public sealed class ScopingTests(Mesh mesh)
         Assert.Equal(StatusCode.NotFound, own.StatusCode);
     }
 
+    public static TheoryData<string> UnusableTeams => [" ", "zürich-lab", new string('a', 129)];
+
+    [Theory]
+    [MemberData(nameof(UnusableTeams))]
+    public async Task ServiceToken_WithAnUnusableTeamClaim_IsUnauthenticated_NotTakenForTheMeshsOwn(string team)
+    {
+        var requisition = await mesh.PlaceAsync(_team, "unusable-team-" + team.Length);
+        var token = LabMesh.Testing.TestCaller.Token(team, CallerRole.Service, "service:lab-gateway");
+        var client = new RequisitionService.RequisitionServiceClient(mesh.WithHeaders(("authorization", "Bearer " + token), (Caller.ForTeamHeader, _team)));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            client.GetRequisitionAsync(new GetRequisitionRequest { Id = requisition.Id }, deadline: Mesh.Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+    }
+
     [Theory]
     [InlineData(CallerRole.Partner, "x-labmesh-for-team")]
     [InlineData(CallerRole.Clinician, "x-labmesh-for-team")]

@@ -97,10 +97,12 @@ public sealed class TokenValidator
         var subject = Claim(jwt, TokenClaims.Subject);
         var team = Claim(jwt, TokenClaims.Team);
         var partner = Claim(jwt, TokenClaims.PartnerId);
-        // The team travels in metadata on peer calls (x-labmesh-for-team), so it must be printable ASCII.
-        if (team is not null && !team.All(c => c is >= ' ' and <= '~'))
+        // A team claim that is there but unusable (not a string, blank, over 128 characters, or not printable
+        // ASCII, which it must be to travel as x-labmesh-for-team) refuses the token: read as no team, it would
+        // make an integration's team-bound service token look like the mesh's own, which acts for any team.
+        if (jwt.TryGetPayloadValue<object>(TokenClaims.Team, out _) && (team is null || !team.All(c => c is >= ' ' and <= '~')))
         {
-            team = null;
+            return (null, "unusable team claim");
         }
 
         if (role is null || subject is null || (team is null && role != CallerRole.Service) || (role == CallerRole.Partner && partner is null))
