@@ -182,9 +182,11 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
                     GetServiceRequestHistoryRequest r => r.Id,
                     _ => throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method}.")),
                 };
-                if (string.IsNullOrWhiteSpace(id) || id.Length > 64)
+                if (string.IsNullOrWhiteSpace(id) || id.Length > 64 || id.Contains('\0'))
                 {
-                    return; // The handler answers INVALID_ARGUMENT.
+                    // Not looked up (PostgreSQL's text cannot hold a NUL): RequestTextInterceptor or the handler
+                    // answers INVALID_ARGUMENT.
+                    return;
                 }
 
                 var assignments = context.GetHttpContext().RequestServices.GetService<IServiceRequestAssignments>()

@@ -46,6 +46,22 @@ public sealed class NulTextTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PartnerCall_NulInTheServiceRequestId_IsInvalidArgument_NotAStoreError()
+    {
+        // For a partner the authorization interceptor looks the service request up before any handler runs.
+        var serviceRequests = new LabMesh.Contracts.ServiceRequest.V1.ServiceRequestService.ServiceRequestServiceClient(
+            _mesh.Invoker(Team + "-partner", "lab-user", partner: "lab-a"));
+        var logged = _mesh.Host.Logs.Records.Count;
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => serviceRequests.GetServiceRequestAsync(
+            new LabMesh.Contracts.ServiceRequest.V1.GetServiceRequestRequest { Id = "abc\0def" }, deadline: Deadline()).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("id", Assert.Single(error.GetDetail<BadRequest>()!.FieldViolations).Field);
+        Assert.DoesNotContain(_mesh.Host.Logs.Records.Skip(logged), r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
+    [Fact]
     public async Task CreateRequisition_WithoutNul_IsStoredOnPostgres()
     {
         var requisitions = _mesh.For(Team + "-ok").Requisitions;
