@@ -22,6 +22,9 @@ public sealed class CallerLimiter
     private readonly TimeProvider _time;
     private int _sweeping;
 
+    // The table's size, kept here: ConcurrentDictionary.Count takes every lock of the table, on every call.
+    private int _count;
+
     public CallerLimiter(IOptions<LimitsOptions> options, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -32,6 +35,9 @@ public sealed class CallerLimiter
 
     /// <summary>The settings in force.</summary>
     public LimitsOptions Options => _options;
+
+    /// <summary>How many callers have a bucket now (buckets refilled to the burst are dropped past 10,000).</summary>
+    public int TrackedCallers => Volatile.Read(ref _count);
 
     /// <summary>
     /// Takes a permit for one call of <paramref name="caller"/>. False when its bucket is empty, with
@@ -46,7 +52,17 @@ public sealed class CallerLimiter
         }
 
         var now = _time.GetTimestamp();
-        var bucket = _buckets.GetOrAdd(caller, static (_, state) => new Bucket(state.Burst, state.Now), (Burst: _options.Burst, Now: now));
+        if (!_buckets.TryGetValue(caller, out var bucket))
+        {
+            var fresh = new Bucket(_options.Burst, now);
+            bucket = _buckets.GetOrAdd(caller, fresh);
+            // Only a caller new to the table can grow it past the bound, so only then is a sweep due.
+            if (ReferenceEquals(bucket, fresh) && Interlocked.Increment(ref _count) > SweepAbove)
+            {
+                Sweep(now);
+            }
+        }
+
         bool granted;
         lock (bucket)
         {
@@ -62,11 +78,6 @@ public sealed class CallerLimiter
             {
                 retryAfter = TimeSpan.FromSeconds((1 - bucket.Tokens) / _options.PermitsPerSecond);
             }
-        }
-
-        if (_buckets.Count > SweepAbove)
-        {
-            Sweep(now);
         }
 
         return granted;
@@ -142,9 +153,9 @@ public sealed class CallerLimiter
                     full = _time.GetElapsedTime(bucket.Updated, now) >= refill;
                 }
 
-                if (full)
+                if (full && _buckets.TryRemove(caller, out _))
                 {
-                    _buckets.TryRemove(caller, out _);
+                    Interlocked.Decrement(ref _count);
                 }
             }
         }

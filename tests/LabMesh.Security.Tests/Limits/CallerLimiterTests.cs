@@ -34,6 +34,28 @@ public sealed class CallerLimiterTests
     }
 
     [Fact]
+    public void TryAcquire_ManyCallers_RefilledBucketsAreDropped_SoTheTableStaysBounded()
+    {
+        var time = new ManualTime();
+        var limiter = Limiter(time, permitsPerSecond: 10, burst: 10);
+        for (var i = 0; i < 10_000; i++)
+        {
+            Assert.True(limiter.TryAcquire("team\ncaller-" + i, out _));
+        }
+
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        Assert.True(limiter.TryAcquire("team\ncaller-0", out _));
+        Assert.Equal(10_000, limiter.TrackedCallers);
+
+        // One second after their call the others' buckets are full again (10 at 10/s); the next new caller sweeps them.
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        Assert.True(limiter.TryAcquire("team\nnewcomer", out _));
+
+        // Left: the newcomer and caller-0, whose bucket is still refilling.
+        Assert.Equal(2, limiter.TrackedCallers);
+    }
+
+    [Fact]
     public void TryAcquire_IsPerCaller()
     {
         var limiter = Limiter(new ManualTime(), permitsPerSecond: 1, burst: 1);
