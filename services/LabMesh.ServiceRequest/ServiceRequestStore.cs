@@ -179,9 +179,10 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
-    public async Task<IReadOnlyList<ServiceRequestChange>> GetHistoryAsync(string teamId, string id, CancellationToken cancellationToken)
+    /// <summary>The history of a service request of the team; with <paramref name="partnerId"/>, only of one assigned to that partner.</summary>
+    public async Task<IReadOnlyList<ServiceRequestChange>> GetHistoryAsync(string teamId, string id, string? partnerId, CancellationToken cancellationToken)
     {
-        if (await GetAsync(teamId, id, cancellationToken) is null)
+        if (await GetAsync(teamId, id, cancellationToken) is not { } record || (partnerId is not null && record.PartnerId != partnerId))
         {
             throw new NotFoundException("service request", id);
         }
@@ -292,10 +293,14 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             return (IReadOnlyList<Change>)result;
         }, cancellationToken);
 
-    /// <summary>The partner's PATCH of seed 000 (task_business_status), under the etag if one is given.</summary>
+    /// <summary>
+    /// The partner's PATCH of seed 000 (task_business_status), under the etag if one is given; with
+    /// <paramref name="partnerId"/>, only of a service request assigned to that partner.
+    /// </summary>
     public Task<Change> UpdateTaskStatusAsync(
-        string teamId, string id, string? etag, TaskBusinessStatus next, string? description, string note, string actor, CancellationToken cancellationToken) =>
-        MutateAsync(teamId, id, etag, actor, note, cause: "", cancellationToken, record =>
+        string teamId, string id, string? partnerId, string? etag, TaskBusinessStatus next, string? description, string note, string actor,
+        CancellationToken cancellationToken) =>
+        MutateAsync(teamId, id, partnerId, etag, actor, note, cause: "", cancellationToken, record =>
         {
             var state = TaskStatusMachine.UpdateBusinessStatus(record.State, next);
             return record with
@@ -308,7 +313,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
 
     /// <summary>The owner's cancel (FHIR <c>revoked</c>).</summary>
     public Task<Change> RevokeAsync(string teamId, string id, string? etag, string reason, string actor, CancellationToken cancellationToken) =>
-        MutateAsync(teamId, id, etag, actor, reason, cause: "revoked", cancellationToken, record =>
+        MutateAsync(teamId, id, partnerId: null, etag, actor, reason, cause: "revoked", cancellationToken, record =>
         {
             var state = TaskStatusMachine.Revoke(record.State);
             return record with { Status = state.Status, BusinessStatus = state.BusinessStatus };
@@ -412,7 +417,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         }, cancellationToken);
 
     private async Task<Change> MutateAsync(
-        string teamId, string id, string? etag, string actor, string note, string cause, CancellationToken cancellationToken,
+        string teamId, string id, string? partnerId, string? etag, string actor, string note, string cause, CancellationToken cancellationToken,
         Func<ServiceRequestRecord, ServiceRequestRecord> apply)
     {
         while (true)
@@ -422,6 +427,11 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 var row = (await connection.QuerySingleOrDefaultAsync<Row>(
                     $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0",
                     new { id, teamId }, transaction))?.ToRecord() ?? throw new NotFoundException("service request", id);
+                if (partnerId is not null && row.PartnerId != partnerId)
+                {
+                    throw new NotFoundException("service request", id);
+                }
+
                 if (!string.IsNullOrEmpty(etag) && etag != row.Etag)
                 {
                     throw new StaleEtagException("service request", id);

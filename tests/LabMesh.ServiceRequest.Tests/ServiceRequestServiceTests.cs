@@ -3,7 +3,9 @@ using Grpc.Core;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Identity;
 using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.ServiceRequest.Tests;
 
@@ -161,6 +163,46 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
         Assert.All(outcomes.Where(o => o != StatusCode.OK), o => Assert.Equal(StatusCode.Aborted, o));
         var history = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequest.Id }, deadline: Deadline);
         Assert.Equal(2, history.Changes.Count);
+    }
+
+    [Fact]
+    public async Task Partner_AnotherPartnersServiceRequest_IsNotFound_EvenWhenTheInterceptorsCheckSawNothing()
+    {
+        // A host whose interceptor check sees no service request at all, as it sees a pending one just before it
+        // is confirmed: the handlers themselves must still keep partner-b out of partner-a's.
+        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
+        await using var host = await ServiceHost.StartAsync(settings,
+            builder =>
+            {
+                builder.AddServiceDefaults();
+                builder.Services.AddServiceRequestService();
+                builder.Services.AddSingleton<IServiceRequestAssignments, NothingVisibleYet>();
+            },
+            app =>
+            {
+                app.MapServiceRequestService();
+                app.MapDefaultEndpoints();
+            }).WaitAsync(TimeSpan.FromSeconds(120));
+        using var channel = host.CreateChannel();
+        var serviceRequest = (await CreateConfirmedAsync(ServiceRequestHostFixture.Client(channel, _team), 1))[0];
+        var other = ServiceRequestHostFixture.Client(channel, _team, "partner-b");
+
+        var get = await Assert.ThrowsAsync<RpcException>(() =>
+            other.GetServiceRequestAsync(new GetServiceRequestRequest { Id = serviceRequest.Id }, deadline: Deadline).ResponseAsync);
+        var history = await Assert.ThrowsAsync<RpcException>(() =>
+            other.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequest.Id }, deadline: Deadline).ResponseAsync);
+        var update = await Assert.ThrowsAsync<RpcException>(() => other.UpdateTaskStatusAsync(
+            new UpdateTaskStatusRequest { Id = serviceRequest.Id, TaskBusinessStatus = TaskBusinessStatus.OrderIssue }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal([StatusCode.NotFound, StatusCode.NotFound, StatusCode.NotFound], new[] { get.StatusCode, history.StatusCode, update.StatusCode });
+        var mine = ServiceRequestHostFixture.Client(channel, _team, "partner-a");
+        var unchanged = await mine.GetServiceRequestAsync(new GetServiceRequestRequest { Id = serviceRequest.Id }, deadline: Deadline);
+        Assert.Equal(serviceRequest.Etag, unchanged.ServiceRequest.Etag);
+    }
+
+    private sealed class NothingVisibleYet : IServiceRequestAssignments
+    {
+        public Task<string?> PartnerOfAsync(string teamId, string id, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
     }
 
     [Fact]
