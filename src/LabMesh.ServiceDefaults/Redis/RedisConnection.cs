@@ -92,9 +92,11 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
 
     // A consumer group's next entries for consumer ARGV[1]: first those another consumer took more
     // than ARGV[2] ms ago without acknowledging them (it died or hangs), else new ones. The group is
-    // created at the stream's end on first use. Same flat shape as ReadScript.
+    // created on first use at the stream's start, not its end: entries appended before it existed (a
+    // first deployment, or relays flushing their outage backlog into a Redis that came back empty)
+    // are read too; ingesting them is idempotent. Same flat shape as ReadScript.
     private const string ReadGroupScript = """
-        local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[3], '$', 'MKSTREAM')
+        local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[3], '0', 'MKSTREAM')
         if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then return redis.error_reply(tostring(err)) end
         local entries = redis.call('XAUTOCLAIM', KEYS[1], ARGV[3], ARGV[1], ARGV[2], '0-0', 'COUNT', ARGV[4])[2]
         if #entries == 0 then

@@ -62,4 +62,28 @@ public sealed class RedisConnectionTests
         Assert.Empty(unexpected);
         Assert.Equal(4, (await redis.Redis("KEYS", "labmesh:test:*") as object[])?.Length);
     }
+
+    [Fact]
+    public async Task ConsumerGroup_CreatedAfterEventsWereAppended_ReadsThemFromTheStreamsStart()
+    {
+        using var log = new TestLog();
+        await using var redis = await RedisServer.StartNewAsync().Within();
+        await using var connection = await ConnectAsync(redis, log);
+        // Appended before the group exists: say, relays flushing their backlog before Notification's first read.
+        string?[] appended =
+        [
+            await connection.AppendEventAsync("evt-1", "labtest.result.critical", new byte[] { 1 }, critical: true, CancellationToken.None),
+            await connection.AppendEventAsync("evt-2", "order.placed", new byte[] { 2 }, critical: false, CancellationToken.None),
+        ];
+
+        var read = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), CancellationToken.None).Within();
+        await connection.AcknowledgeEventsAsync("notification", [.. read.Select(e => e.Position)], CancellationToken.None).Within();
+        var later = await connection.AppendEventAsync("evt-3", "order.placed", new byte[] { 3 }, critical: false, CancellationToken.None);
+        var next = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), CancellationToken.None).Within();
+
+        Assert.Equal(appended, read.Select(e => e.Position));
+        Assert.Equal([1, 2], read.Select(e => e.Data.Single()));
+        Assert.Equal([later], next.Select(e => e.Position));
+        log.AssertNoErrors();
+    }
 }
