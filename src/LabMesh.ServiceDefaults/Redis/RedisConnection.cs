@@ -280,7 +280,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// Up to <paramref name="count"/> entries of the stream for <paramref name="consumer"/> of consumer
-    /// group <paramref name="group"/> (created at the stream's end when missing): entries another
+    /// group <paramref name="group"/> (created at the stream's start when missing): entries another
     /// consumer took longer than <paramref name="claimIdle"/> ago and never acknowledged first, then new
     /// ones. Each stays pending until <see cref="AcknowledgeEventsAsync"/>, so a consumer that dies
     /// leaves its entries to the others.
