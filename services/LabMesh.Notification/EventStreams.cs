@@ -44,8 +44,16 @@ public sealed partial class EventStreams(
         if (BusPosition.IsValid(resumeAfter))
         {
             // A position of the other kind of bus (a Redis stream id given to the in-process bus) is a bad cursor, not a fault.
-            return bus.IsPosition(resumeAfter) ? resumeAfter
-                : throw new InvalidArgumentException(field, "is neither a cursor from this service nor an event id.");
+            if (!bus.IsPosition(resumeAfter))
+            {
+                throw new InvalidArgumentException(field, "is neither a cursor from this service nor an event id.");
+            }
+
+            // Events after it that the bus has dropped (its retention bound) would be skipped without a sign.
+            return await bus.RetainsAfterAsync(resumeAfter, cancellationToken) ? resumeAfter
+                : throw new OutOfRangeException(field, "CURSOR_EXPIRED",
+                    "is older than the events this service still keeps: some after it are gone. Start again without it " +
+                    "(and read current state through the services), or from a more recent cursor.");
         }
 
         if (resumeAfter.Length > 64 || !Guid.TryParse(resumeAfter, out _))

@@ -64,6 +64,17 @@ public sealed class AlreadyExistsException(string resourceType, string resourceN
 }
 
 /// <summary>
+/// OUT_OF_RANGE for a position the caller gave that lies outside what the service still holds (a cursor
+/// older than the events it keeps), with a field violation naming <paramref name="field"/> and
+/// <c>google.rpc.ErrorInfo</c> (<paramref name="reason"/>).
+/// </summary>
+public sealed class OutOfRangeException(string field, string reason, string message) : DomainException(message)
+{
+    public string Field { get; } = field;
+    public string Reason { get; } = reason;
+}
+
+/// <summary>
 /// RESOURCE_EXHAUSTED with <c>google.rpc.ErrorInfo</c> (<paramref name="reason"/>, and in its metadata
 /// what the caller needs to carry on, e.g. the last event a slow subscriber got).
 /// </summary>

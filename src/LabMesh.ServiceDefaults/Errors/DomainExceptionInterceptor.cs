@@ -242,6 +242,11 @@ public sealed class DomainExceptionInterceptor : Interceptor
         [
             new ResourceInfo { ResourceType = e.ResourceType, ResourceName = Clip(e.ResourceName, MaxNameLength), Description = Clip(e.Message, MaxMessageLength) },
         ]),
+        OutOfRangeException e => (StatusCode.OutOfRange,
+        [
+            BadRequestOf([new FieldViolation(e.Field, e.Message)]),
+            new ErrorInfo { Type = e.Reason, Domain = ErrorDomain },
+        ]),
         ResourceExhaustedException e => (StatusCode.ResourceExhausted,
         [
             new ErrorInfo { Type = e.Reason, Domain = ErrorDomain, Metadata = { e.Metadata.ToDictionary() } },

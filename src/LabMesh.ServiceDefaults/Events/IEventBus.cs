@@ -24,6 +24,14 @@ public interface IEventBus
     Task<string?> FindPositionAsync(string eventId, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Whether every event the bus accepted after <paramref name="position"/> is still on it. False when
+    /// some were dropped to keep the bus bounded (the Redis stream's MAXLEN trim, the in-process log's
+    /// capacity): reading on from there would skip them without a sign, so a caller resuming at such a
+    /// cursor must be told instead.
+    /// </summary>
+    Task<bool> RetainsAfterAsync(string position, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Whether <paramref name="position"/> (a caller's cursor) is a position of this bus, so that
     /// <see cref="ReadAsync"/> takes it: the Redis bus and the in-process bus spell positions differently.
     /// </summary>

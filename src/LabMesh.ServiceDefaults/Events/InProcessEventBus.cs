@@ -80,6 +80,21 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
         long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) && sequence < long.MaxValue;
 
     /// <inheritdoc/>
+    public Task<bool> RetainsAfterAsync(string position, CancellationToken cancellationToken)
+    {
+        if (!long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var after))
+        {
+            throw new ArgumentException($"'{position}' is not a position of this bus.", nameof(position));
+        }
+
+        lock (_gate)
+        {
+            // The log holds the last _log.Length events; the one right after the position must be among them.
+            return Task.FromResult(after + 1 >= Math.Max(1, _last - _log.Length + 1));
+        }
+    }
+
+    /// <inheritdoc/>
     public Task<IReadOnlyList<BusEntry>> ReadAsync(string? afterPosition, int count, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);

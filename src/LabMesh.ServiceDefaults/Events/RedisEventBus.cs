@@ -63,6 +63,15 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// From the stream's oldest kept entry: false also when the cursor's own entry was the last one trimmed
+    /// (nothing after it is missing then, but that cannot be told apart).
+    /// </remarks>
+    /// <exception cref="RedisUnavailableException">Redis could not be read.</exception>
+    public async Task<bool> RetainsAfterAsync(string position, CancellationToken cancellationToken) =>
+        !await _redis.HasDroppedAfterAsync(position, cancellationToken);
+
+    /// <inheritdoc/>
     /// <exception cref="RedisUnavailableException">Redis could not be read.</exception>
     public async Task<IReadOnlyList<BusEntry>> ReadAsync(string? afterPosition, int count, CancellationToken cancellationToken)
     {

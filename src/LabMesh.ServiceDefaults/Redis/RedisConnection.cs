@@ -90,6 +90,33 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         return false
         """;
 
+    // 1 when the stream may have dropped an entry after position ARGV[1]. Entries leave only from the head
+    // (XADD's MAXLEN trim; nothing here uses XDEL), so: the cursor's own entry still there means nothing
+    // after it went; otherwise an entry after it went if the oldest kept one (or, in an emptied stream, the
+    // last one added) comes after it. Conservative by one entry: when the cursor's entry was the last one
+    // trimmed, nothing after it is missing, yet 1 is answered. Ids compare as (milliseconds, sequence),
+    // both exact in a Lua number.
+    private const string DroppedAfterScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) > 0 then return 0 end
+        local function after(a, b)
+          local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+          local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+          ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+          return ams > bms or (ams == bms and aseq > bseq)
+        end
+        local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+        if #oldest > 0 then
+          if after(oldest[1][1], ARGV[1]) then return 1 end
+          return 0
+        end
+        local info = redis.call('XINFO', 'STREAM', KEYS[1])
+        for i = 1, #info, 2 do
+          if info[i] == 'last-generated-id' and after(info[i + 1], ARGV[1]) then return 1 end
+        end
+        return 0
+        """;
+
     // A consumer group's next entries for consumer ARGV[1]: first those another consumer took more
     // than ARGV[2] ms ago without acknowledging them (it died or hangs), else new ones. The group is
     // created on first use at the stream's start, not its end: entries appended before it existed (a
@@ -242,6 +269,24 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
                 [_options.StreamMaxLength, eventId, eventType, bytes, dedupSeconds, critical ? _options.CriticalChannel : string.Empty]),
             cancellationToken);
         return result.IsNull ? null : (string?)result;
+    }
+
+    /// <summary>
+    /// Whether the stream dropped (its MAXLEN trim) an entry that came after <paramref name="position"/>;
+    /// conservative by one entry (see the script).
+    /// </summary>
+    public async Task<bool> HasDroppedAfterAsync(string position, CancellationToken cancellationToken)
+    {
+        if (!IsStreamPosition(position))
+        {
+            throw new ArgumentException($"'{position}' is not a stream position.", nameof(position));
+        }
+
+        var result = await ExecuteAsync(
+            "stream retention check",
+            db => db.ScriptEvaluateAsync(DroppedAfterScript, [_options.StreamKey], [position]),
+            cancellationToken);
+        return (long)result == 1;
     }
 
     /// <summary>Up to <paramref name="count"/> stream entries after <paramref name="afterPosition"/> (null: from the oldest kept), oldest first.</summary>

@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Grpc.Core;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.ServiceDefaults.Errors;
@@ -151,6 +152,37 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
             new ListEventsRequest { Filter = request.Filter, After = seen[^1].Cursor, PageSize = 7 }, deadline: Deadline);
         Assert.Equal(rest.Take(7).Select(r => r.Event.Id), page.Events.Select(e => e.Event.Id));
         Assert.Equal(rest[6].Cursor, page.Events[^1].Cursor);
+    }
+
+    [Fact]
+    public async Task Resume_AtACursorOlderThanTheStreamKeeps_IsOutOfRange_NotASilentGap()
+    {
+        var bus = _mesh.Results.Services.GetRequiredService<IEventBus>();
+        var requisition = "req-" + Guid.NewGuid().ToString("N")[..8];
+        var request = new SubscribeRequest { Filter = new EventFilter { RequisitionId = requisition } };
+        await using var reader = await StreamReader.OpenAsync(_mesh.Notifications("a", _team), request);
+        for (var i = 0; i < 4; i++)
+        {
+            await bus.PublishAsync(Orders.Synthetic(_team, requisition), CancellationToken.None).WaitAsync(Timeout);
+        }
+
+        var seen = await reader.EventsAsync(4);
+        // The stream's retention drops everything older than the third (what XADD's MAXLEN does once the stream is long).
+        await _mesh.Redis.ExecuteAsync("XTRIM", "labmesh:events", "MINID", seen[2].Cursor);
+
+        await using var late = StreamReader.Start(_mesh.Notifications("b", _team), new SubscribeRequest { Filter = request.Filter, ResumeAfter = seen[0].Cursor });
+        await Assert.ThrowsAsync<ChannelClosedException>(() => late.EventsAsync(1));
+        var subscribe = late.Error!;
+        var list = await Assert.ThrowsAsync<RpcException>(() => _mesh.Notifications("b", _team).ListEventsAsync(
+            new ListEventsRequest { Filter = request.Filter, After = seen[0].Cursor }, deadline: Deadline).ResponseAsync);
+        await using var recent = StreamReader.Start(_mesh.Notifications("b", _team), new SubscribeRequest { Filter = request.Filter, ResumeAfter = seen[2].Cursor });
+
+        Assert.Equal(StatusCode.OutOfRange, subscribe.StatusCode);
+        Assert.Equal("CURSOR_EXPIRED", subscribe.GetDetail<Google.Rpc.ErrorInfo>()!.Type);
+        Assert.Equal("resume_after", Assert.Single(subscribe.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
+        Assert.Equal(StatusCode.OutOfRange, list.StatusCode);
+        // From a kept event nothing is missing: that cursor still holds.
+        Assert.Equal(seen[3].Event.Id, Assert.Single(await recent.EventsAsync(1)).Event.Id);
     }
 
     [Fact]

@@ -119,6 +119,10 @@ public sealed class InProcessBusAndCacheTests
 
         Assert.Equal(["3", "4", "5"], kept.Select(e => e.Position));
         Assert.Equal(["evt_3", "evt_4", "evt_5"], afterEvicted.Select(e => e.Event.Id));
+        // After 1, event 2 is gone, so a reader resuming there must be told; after 2 nothing is missing.
+        Assert.False(await bus.RetainsAfterAsync("1", CancellationToken.None).Within());
+        Assert.True(await bus.RetainsAfterAsync("2", CancellationToken.None).Within());
+        Assert.True(await bus.RetainsAfterAsync("5", CancellationToken.None).Within());
         log.AssertNoErrors();
     }
 

@@ -64,6 +64,30 @@ public sealed class RedisConnectionTests
     }
 
     [Fact]
+    public async Task HasDroppedAfter_TellsWhetherTheStreamsTrimTookAnEntryAfterAPosition()
+    {
+        using var log = new TestLog();
+        await using var redis = await RedisServer.StartNewAsync().Within();
+        await using var connection = await ConnectAsync(redis, log, o => o.StreamMaxLength = 10);
+        var positions = new List<string>();
+        for (var i = 0; i < 250; i++)
+        {
+            positions.Add((await connection.AppendEventAsync($"evt-{i}", "order.placed", new byte[] { 1 }, critical: false, CancellationToken.None))!);
+        }
+
+        // XADD MAXLEN ~ 10 trims whole nodes of 100 entries: the oldest are gone, the newest kept.
+        var oldest = (await connection.ReadEventsAsync(null, 1, CancellationToken.None).Within()).Single().Position;
+        var firstKept = positions.IndexOf(oldest);
+
+        Assert.True(firstKept >= 100, $"the stream kept from entry {firstKept}");
+        Assert.True(await connection.HasDroppedAfterAsync(positions[0], CancellationToken.None).Within());
+        Assert.True(await connection.HasDroppedAfterAsync(positions[firstKept - 2], CancellationToken.None).Within());
+        Assert.False(await connection.HasDroppedAfterAsync(positions[firstKept], CancellationToken.None).Within());
+        Assert.False(await connection.HasDroppedAfterAsync(positions[^1], CancellationToken.None).Within());
+        log.AssertNoErrors();
+    }
+
+    [Fact]
     public async Task ConsumerGroup_CreatedAfterEventsWereAppended_ReadsThemFromTheStreamsStart()
     {
         using var log = new TestLog();

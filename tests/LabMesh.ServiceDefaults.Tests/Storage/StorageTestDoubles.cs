@@ -131,6 +131,8 @@ public sealed class RecordingEventBus : IEventBus
         return Task.FromResult(entries);
     }
 
+    public Task<bool> RetainsAfterAsync(string position, CancellationToken cancellationToken) => Task.FromResult(true);
+
     public Task<string?> FindPositionAsync(string eventId, CancellationToken cancellationToken)
     {
         var index = Delivered.ToList().FindIndex(e => e.Id == eventId);
