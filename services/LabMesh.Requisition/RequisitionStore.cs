@@ -352,12 +352,17 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     /// Stores a lifecycle view derived with the service requests' statuses (it is a view, so the
     /// version does not change), for the list filter.
     /// </summary>
-    public async Task UpdateLifecycleAsync(string id, LifecycleStatus lifecycle, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stores a lifecycle derived anew and returns the version it made, or null when the stored one is
+    /// already that. The version moves like any change's, so the status cache (versioned) takes the new
+    /// lifecycle and an etag read before it no longer matches.
+    /// </summary>
+    public async Task<long?> UpdateLifecycleAsync(string id, LifecycleStatus lifecycle, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE requisitions SET lifecycle = @lifecycle WHERE id = @id", new { id, lifecycle = (int)lifecycle },
-            cancellationToken: cancellationToken));
+        return await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "UPDATE requisitions SET lifecycle = @lifecycle, version = version + 1 WHERE id = @id AND lifecycle <> @lifecycle RETURNING version",
+            new { id, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
     }
 
     private async Task<RequisitionRecord> PlaceInTransactionAsync(

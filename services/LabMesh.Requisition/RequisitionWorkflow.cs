@@ -129,14 +129,9 @@ public sealed partial class RequisitionWorkflow(
     {
         var (record, changed) = await store.RecordResultsStageAsync(caller.TeamId, id, stage, sequence, cancellationToken);
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
-        var lifecycle = DeriveLifecycle(record, list);
-        if (lifecycle != record.Lifecycle)
-        {
-            await store.UpdateLifecycleAsync(record.Id, lifecycle, cancellationToken);
-            record = record with { Lifecycle = lifecycle };
-        }
-
-        if (changed)
+        var (refreshed, lifecycleChanged) = await RefreshLifecycleAsync(record, list, cancellationToken);
+        record = refreshed;
+        if (changed && !lifecycleChanged)
         {
             await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
         }
@@ -200,14 +195,34 @@ public sealed partial class RequisitionWorkflow(
         Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
     {
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
+        var (refreshed, _) = await RefreshLifecycleAsync(record, list, cancellationToken);
+        return Map(refreshed, list);
+    }
+
+    /// <summary>
+    /// The lifecycle follows the service requests, which change in their own service (a partner's update),
+    /// so it is derived again on every full read and stored when it moved, with a new version and the
+    /// status cache refreshed: GetRequisitionStatus then shows what GetRequisition shows.
+    /// </summary>
+    private async Task<(RequisitionRecord Record, bool Changed)> RefreshLifecycleAsync(
+        RequisitionRecord record, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest> list, CancellationToken cancellationToken)
+    {
         var lifecycle = DeriveLifecycle(record, list);
-        if (lifecycle != record.Lifecycle)
+        if (lifecycle == record.Lifecycle)
         {
-            await store.UpdateLifecycleAsync(record.Id, lifecycle, cancellationToken);
-            record = record with { Lifecycle = lifecycle };
+            return (record, false);
         }
 
-        return Map(record, list);
+        record = record with { Lifecycle = lifecycle };
+        if (await store.UpdateLifecycleAsync(record.Id, lifecycle, cancellationToken) is not { } version)
+        {
+            // Another reader stored it first (and refreshed the cache with its version).
+            return (record, false);
+        }
+
+        record = record with { Version = version };
+        await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
+        return (record, true);
     }
 
     private async Task AfterCommitAsync(RequisitionRecord record)

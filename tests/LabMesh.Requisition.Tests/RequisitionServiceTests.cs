@@ -262,6 +262,28 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task StatusCache_ShowsALifecycleMovedByThePartner_OnceARead_HasDerivedIt()
+    {
+        var created = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var before = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var partner = mesh.ServiceRequestClient(_team, "partner-a");
+        // The lab reports partial results for one test: seed 003's lifecycle moves to partial_results.
+        foreach (var status in new[] { TaskBusinessStatus.OrderConfirmed, TaskBusinessStatus.AppointmentAttended, TaskBusinessStatus.PartialResultsReady })
+        {
+            await partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = created.ServiceRequests[0].Id, TaskBusinessStatus = status }, deadline: Deadline);
+        }
+
+        // The Requisition service learns of the partner's updates when it reads the service requests.
+        var read = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        var after = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+
+        Assert.Equal(LifecycleStatus.Purchased, before.Status.LifecycleStatus);
+        Assert.Equal(LifecycleStatus.PartialResults, read.LifecycleStatus);
+        Assert.Equal(LifecycleStatus.PartialResults, after.Status.LifecycleStatus);
+        Assert.NotEqual(created.Etag, read.Etag);
+    }
+
+    [Fact]
     public async Task RecordOrderEvent_FollowsTheConsistencyTableOnItsServiceRequests()
     {
         var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
