@@ -23,6 +23,9 @@ public sealed partial class EventIngestor : BackgroundService
 {
     private const int BatchSize = 200;
 
+    // Reads that retry the consumer's own failed batch before newer entries, after a failure.
+    private const int OwnRetries = 10;
+
     private readonly NotificationStore _store;
     private readonly IEventBus _bus;
     private readonly RedisConnection? _redis;
@@ -67,7 +70,11 @@ public sealed partial class EventIngestor : BackgroundService
                 try
                 {
                     wakeOnCritical ??= await redis.OnCriticalEventAsync(_wake.Set, stoppingToken);
-                    var stored = await redis.ReadGroupEventsAsync(_options.ConsumerGroup, consumer, BatchSize, _options.ClaimIdle, stoppingToken);
+                    // After a failed batch, that batch again before anything newer, so events are ingested in order;
+                    // a batch that keeps failing (one entry that can never be ingested) stops holding the rest back
+                    // after a few tries and is then retried every ClaimIdle, as any stuck entry is.
+                    var retryOwn = failures is > 0 and <= OwnRetries;
+                    var stored = await redis.ReadGroupEventsAsync(_options.ConsumerGroup, consumer, BatchSize, _options.ClaimIdle, retryOwn, stoppingToken);
                     if (stored.Count > 0)
                     {
                         var entries = new List<BusEntry>(stored.Count);
@@ -92,8 +99,8 @@ public sealed partial class EventIngestor : BackgroundService
                 }
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
                 {
-                    // Unacknowledged entries stay pending for this consumer; the next read (or another
-                    // replica, after ClaimIdle) takes them again.
+                    // Unacknowledged entries stay pending for this consumer; its next reads take them again
+                    // first (or another replica does, after ClaimIdle).
                     failures++;
                     if (failures == 1 || failures % 50 == 0)
                     {

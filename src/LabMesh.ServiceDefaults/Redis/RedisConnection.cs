@@ -117,15 +117,24 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         return 0
         """;
 
-    // A consumer group's next entries for consumer ARGV[1]: first those another consumer took more
-    // than ARGV[2] ms ago without acknowledging them (it died or hangs), else new ones. The group is
+    // A consumer group's next entries for consumer ARGV[1]: with ARGV[5] = 1, first its own pending ones
+    // (taken and not acknowledged: a batch it failed to process, retried before anything newer); then
+    // those another consumer took more than ARGV[2] ms ago without acknowledging them (it died or hangs),
+    // else new ones. The group is
     // created on first use at the stream's start, not its end: entries appended before it existed (a
     // first deployment, or relays flushing their outage backlog into a Redis that came back empty)
     // are read too; ingesting them is idempotent. Same flat shape as ReadScript.
     private const string ReadGroupScript = """
         local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[3], '0', 'MKSTREAM')
         if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then return redis.error_reply(tostring(err)) end
-        local entries = redis.call('XAUTOCLAIM', KEYS[1], ARGV[3], ARGV[1], ARGV[2], '0-0', 'COUNT', ARGV[4])[2]
+        local entries = {}
+        if ARGV[5] == '1' then
+          local own = redis.call('XREADGROUP', 'GROUP', ARGV[3], ARGV[1], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '0')
+          if own and own[1] then entries = own[1][2] end
+        end
+        if #entries == 0 then
+          entries = redis.call('XAUTOCLAIM', KEYS[1], ARGV[3], ARGV[1], ARGV[2], '0-0', 'COUNT', ARGV[4])[2]
+        end
         if #entries == 0 then
           local read = redis.call('XREADGROUP', 'GROUP', ARGV[3], ARGV[1], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
           if read and read[1] then entries = read[1][2] end
@@ -325,12 +334,14 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// Up to <paramref name="count"/> entries of the stream for <paramref name="consumer"/> of consumer
-    /// group <paramref name="group"/> (created at the stream's start when missing): entries another
-    /// consumer took longer than <paramref name="claimIdle"/> ago and never acknowledged first, then new
-    /// ones. Each stays pending until <see cref="AcknowledgeEventsAsync"/>, so a consumer that dies
-    /// leaves its entries to the others.
+    /// group <paramref name="group"/> (created at the stream's start when missing): with
+    /// <paramref name="ownPendingFirst"/>, first the consumer's own unacknowledged ones (a batch it failed
+    /// to process, so it is retried before anything newer); then entries another consumer took longer than
+    /// <paramref name="claimIdle"/> ago and never acknowledged; then new ones. Each stays pending until
+    /// <see cref="AcknowledgeEventsAsync"/>, so a consumer that dies leaves its entries to the others.
     /// </summary>
-    public async Task<IReadOnlyList<StoredEvent>> ReadGroupEventsAsync(string group, string consumer, int count, TimeSpan claimIdle, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<StoredEvent>> ReadGroupEventsAsync(
+        string group, string consumer, int count, TimeSpan claimIdle, bool ownPendingFirst, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(group);
         ArgumentException.ThrowIfNullOrEmpty(consumer);
@@ -338,7 +349,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         var idle = Math.Max(1L, (long)claimIdle.TotalMilliseconds);
         var result = await ExecuteAsync(
             "event group read",
-            db => db.ScriptEvaluateAsync(ReadGroupScript, [_options.StreamKey], [consumer, idle, group, count]),
+            db => db.ScriptEvaluateAsync(ReadGroupScript, [_options.StreamKey], [consumer, idle, group, count, ownPendingFirst ? 1 : 0]),
             cancellationToken);
         return ToStoredEvents(result);
     }

@@ -100,14 +100,37 @@ public sealed class RedisConnectionTests
             await connection.AppendEventAsync("evt-2", "order.placed", new byte[] { 2 }, critical: false, CancellationToken.None),
         ];
 
-        var read = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), CancellationToken.None).Within();
+        var read = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), false, CancellationToken.None).Within();
         await connection.AcknowledgeEventsAsync("notification", [.. read.Select(e => e.Position)], CancellationToken.None).Within();
         var later = await connection.AppendEventAsync("evt-3", "order.placed", new byte[] { 3 }, critical: false, CancellationToken.None);
-        var next = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), CancellationToken.None).Within();
+        var next = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), false, CancellationToken.None).Within();
 
         Assert.Equal(appended, read.Select(e => e.Position));
         Assert.Equal([1, 2], read.Select(e => e.Data.Single()));
         Assert.Equal([later], next.Select(e => e.Position));
+        log.AssertNoErrors();
+    }
+
+    [Fact]
+    public async Task ConsumerGroup_OwnPendingFirst_RetriesAFailedBatchBeforeAnythingNewer()
+    {
+        using var log = new TestLog();
+        await using var redis = await RedisServer.StartNewAsync().Within();
+        await using var connection = await ConnectAsync(redis, log);
+        var first = await connection.AppendEventAsync("evt-1", "order.placed", new byte[] { 1 }, critical: false, CancellationToken.None);
+        Task<IReadOnlyList<StoredEvent>> Read(bool ownPendingFirst) =>
+            connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), ownPendingFirst, CancellationToken.None).Within();
+
+        // Taken and not acknowledged (its processing failed); then a newer entry arrives.
+        Assert.Equal([first], (await Read(false)).Select(e => e.Position));
+        var second = await connection.AppendEventAsync("evt-2", "order.placed", new byte[] { 2 }, critical: false, CancellationToken.None);
+
+        var retried = await Read(true);
+        await connection.AcknowledgeEventsAsync("notification", [.. retried.Select(e => e.Position)], CancellationToken.None).Within();
+        var then = await Read(true);
+
+        Assert.Equal([first], retried.Select(e => e.Position));
+        Assert.Equal([second], then.Select(e => e.Position));
         log.AssertNoErrors();
     }
 }
