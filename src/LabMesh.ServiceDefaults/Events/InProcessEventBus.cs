@@ -20,15 +20,32 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     private readonly Dictionary<string, long> _ids = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
     private Subscriber[] _subscribers = [];
+    private readonly long _before;
     private long _last;
     private bool _disposed;
 
-    public InProcessEventBus(ILogger<InProcessEventBus> logger, int capacity = DefaultCapacity)
+    /// <param name="logger">Where duplicates and handler failures are logged.</param>
+    /// <param name="capacity">Events kept.</param>
+    /// <param name="firstPosition">
+    /// The position of the first event. A host gives <see cref="FirstPositionAt"/> of its start, so that a
+    /// cursor from an earlier run of the process lies below every position of this one, and is answered as
+    /// expired (<see cref="RetainsAfterAsync"/>) instead of naming a different event.
+    /// </param>
+    public InProcessEventBus(ILogger<InProcessEventBus> logger, int capacity = DefaultCapacity, long firstPosition = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(firstPosition);
+        _before = _last = firstPosition - 1;
         _log = new BusEntry?[capacity];
         _logger = logger;
     }
+
+    /// <summary>
+    /// A first position for a bus made at <paramref name="start"/>: its Unix time in microseconds, so each run of
+    /// a process numbers its events above the previous run's (a run would have to publish more than a million
+    /// events a second to catch up with the next one's start).
+    /// </summary>
+    public static long FirstPositionAt(DateTimeOffset start) => (start.ToUnixTimeMilliseconds() * 1000) + 1;
 
     /// <inheritdoc/>
     public Task PublishAsync(Event evt, CancellationToken cancellationToken)
@@ -90,7 +107,7 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
         lock (_gate)
         {
             // The log holds the last _log.Length events; the one right after the position must be among them.
-            return Task.FromResult(after + 1 >= Math.Max(1, _last - _log.Length + 1));
+            return Task.FromResult(after + 1 >= Math.Max(_before + 1, _last - _log.Length + 1));
         }
     }
 
@@ -107,7 +124,7 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
-            var first = Math.Max(1, _last - _log.Length + 1);
+            var first = Math.Max(_before + 1, _last - _log.Length + 1);
             var start = Math.Max(after + 1, first);
             var end = Math.Min(_last, start + count - 1);
             var entries = new List<BusEntry>((int)Math.Max(0, end - start + 1));

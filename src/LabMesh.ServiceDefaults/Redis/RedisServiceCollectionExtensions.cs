@@ -33,7 +33,9 @@ public static class RedisServiceCollectionExtensions
             services.TryAddSingleton<IStatusCache>(sp => new InMemoryStatusCache(
                 sp.GetRequiredService<IOptions<RedisOptions>>().Value.StatusTtl,
                 sp.GetService<TimeProvider>()));
-            services.TryAddSingleton<IEventBus>(sp => new InProcessEventBus(sp.GetRequiredService<ILogger<InProcessEventBus>>()));
+            services.TryAddSingleton<IEventBus>(sp => new InProcessEventBus(
+                sp.GetRequiredService<ILogger<InProcessEventBus>>(),
+                firstPosition: InProcessEventBus.FirstPositionAt((sp.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow())));
         }
         else
         {
