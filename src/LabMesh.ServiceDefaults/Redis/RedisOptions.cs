@@ -15,8 +15,12 @@ public sealed class RedisOptions
     /// </summary>
     public string? Configuration { get; set; }
 
-    /// <summary>How long a status cache entry lives after its last write. Default one hour.</summary>
-    public TimeSpan StatusTtl { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>
+    /// How long a status cache entry lives after its last write. Default five minutes: also the longest a
+    /// status can stay stale when a write held back during a Redis outage is lost with its process (held
+    /// back writes live in memory), at the cost of one store read per status and five minutes.
+    /// </summary>
+    public TimeSpan StatusTtl { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The event stream. Default <c>labmesh:events</c>; dedup markers are <c>{StreamKey}:seen:{event id}</c>.</summary>
     public string StreamKey { get; set; } = "labmesh:events";

@@ -31,7 +31,7 @@ public sealed class RedisServiceCollectionExtensionsTests
         await using var redis = await RedisServer.StartNewAsync().Within();
         var configuration = Configuration(
             ("ConnectionStrings:Redis", redis.Configuration),
-            ("LabMesh:Redis:StatusTtl", "00:05:00"),
+            ("LabMesh:Redis:StatusTtl", "00:02:00"),
             ("LabMesh:Redis:StreamKey", "labmesh:test-events"));
         var services = new ServiceCollection().AddLabMeshEventsAndCache(configuration);
         await using var provider = services.BuildServiceProvider();
@@ -39,7 +39,7 @@ public sealed class RedisServiceCollectionExtensionsTests
         var cache = Assert.IsType<RedisStatusCache>(provider.GetRequiredService<IStatusCache>());
         var bus = Assert.IsType<RedisEventBus>(provider.GetRequiredService<IEventBus>());
         var connection = provider.GetRequiredService<RedisConnection>();
-        Assert.Equal(TimeSpan.FromMinutes(5), connection.Options.StatusTtl);
+        Assert.Equal(TimeSpan.FromMinutes(2), connection.Options.StatusTtl);
         Assert.Equal(redis.Configuration, provider.GetRequiredService<IOptions<RedisOptions>>().Value.Configuration);
 
         await Eventually(() => connection.IsConnected, "connected");
@@ -47,7 +47,7 @@ public sealed class RedisServiceCollectionExtensionsTests
         await bus.PublishAsync(NewEvent(EventTypes.OrderPlaced), CancellationToken.None).Within();
         Assert.Equal(1L, await redis.Redis("XLEN", "labmesh:test-events"));
         var ttl = (long)(await redis.Redis("PTTL", "labmesh:status:sr:1"))!;
-        Assert.InRange(ttl, 1, (long)TimeSpan.FromMinutes(5).TotalMilliseconds);
+        Assert.InRange(ttl, 1, (long)TimeSpan.FromMinutes(2).TotalMilliseconds);
     }
 
     [Fact]
