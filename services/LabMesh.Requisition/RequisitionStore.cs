@@ -353,16 +353,18 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     /// version does not change), for the list filter.
     /// </summary>
     /// <summary>
-    /// Stores a lifecycle derived anew and returns the version it made, or null when the stored one is
-    /// already that. The version moves like any change's, so the status cache (versioned) takes the new
-    /// lifecycle and an etag read before it no longer matches.
+    /// Stores a lifecycle derived anew from version <paramref name="derivedFrom"/> and returns the version it
+    /// made, or null when the requisition has moved on since (another change or reader got there first: what
+    /// was derived may be stale) or already has that lifecycle. The version moves like any change's, so the
+    /// status cache (versioned) takes the new lifecycle and an etag read before it no longer matches.
     /// </summary>
-    public async Task<long?> UpdateLifecycleAsync(string id, LifecycleStatus lifecycle, CancellationToken cancellationToken)
+    public async Task<long?> UpdateLifecycleAsync(string id, long derivedFrom, LifecycleStatus lifecycle, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         return await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            "UPDATE requisitions SET lifecycle = @lifecycle, version = version + 1 WHERE id = @id AND lifecycle <> @lifecycle RETURNING version",
-            new { id, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
+            "UPDATE requisitions SET lifecycle = @lifecycle, version = version + 1 " +
+            "WHERE id = @id AND version = @derivedFrom AND lifecycle <> @lifecycle RETURNING version",
+            new { id, derivedFrom, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
     }
 
     private async Task<RequisitionRecord> PlaceInTransactionAsync(

@@ -213,14 +213,14 @@ public sealed partial class RequisitionWorkflow(
             return (record, false);
         }
 
-        record = record with { Lifecycle = lifecycle };
-        if (await store.UpdateLifecycleAsync(record.Id, lifecycle, cancellationToken) is not { } version)
+        if (await store.UpdateLifecycleAsync(record.Id, record.Version, lifecycle, cancellationToken) is not { } version)
         {
-            // Another reader stored it first (and refreshed the cache with its version).
-            return (record, false);
+            // The requisition moved on while the service requests were read (a change, or another reader storing
+            // the same lifecycle): what was derived here may be stale, so nothing is stored or cached from it.
+            return (record with { Lifecycle = lifecycle }, false);
         }
 
-        record = record with { Version = version };
+        record = record with { Lifecycle = lifecycle, Version = version };
         await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
         return (record, true);
     }

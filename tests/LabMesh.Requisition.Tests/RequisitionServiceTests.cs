@@ -7,6 +7,7 @@ using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.Requisition.Tests;
 
@@ -281,6 +282,25 @@ public abstract class RequisitionServiceTests(Mesh mesh)
         Assert.Equal(LifecycleStatus.PartialResults, read.LifecycleStatus);
         Assert.Equal(LifecycleStatus.PartialResults, after.Status.LifecycleStatus);
         Assert.NotEqual(created.Etag, read.Etag);
+    }
+
+    [Fact]
+    public async Task LifecycleUpdate_DerivedFromAnOlderVersion_StoresNothing()
+    {
+        var created = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var version = long.Parse(created.Etag, System.Globalization.CultureInfo.InvariantCulture);
+        var store = mesh.Requisitions.Services.GetRequiredService<RequisitionStore>();
+
+        // A reader derived a lifecycle from version - 1 while a change made the current one: it must not land.
+        var stale = await store.UpdateLifecycleAsync(created.Id, version - 1, LifecycleStatus.PartialResults, CancellationToken.None);
+        var afterStale = (await store.GetAsync(_team, created.Id, CancellationToken.None))!;
+        var current = await store.UpdateLifecycleAsync(created.Id, version, LifecycleStatus.PartialResults, CancellationToken.None);
+        var again = await store.UpdateLifecycleAsync(created.Id, version + 1, LifecycleStatus.PartialResults, CancellationToken.None);
+
+        Assert.Null(stale);
+        Assert.Equal((LifecycleStatus.Purchased, version), (afterStale.Lifecycle, afterStale.Version));
+        Assert.Equal(version + 1, current);
+        Assert.Null(again); // already that lifecycle
     }
 
     [Fact]
