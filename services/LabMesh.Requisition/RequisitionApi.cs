@@ -83,6 +83,12 @@ public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStor
         }
 
         var record = await store.GetAsync(caller.TeamId, id, context.CancellationToken) ?? throw new NotFoundException("requisition", id);
+        if (reason == "do_not_process" && record.Modality != TestModality.Testkit)
+        {
+            throw new InvalidArgumentException("reason", "\"do_not_process\" is for test kits only; this requisition's modality is " +
+                Modalities.Word(record.Modality) + ".");
+        }
+
         var status = $"cancelled.{Modalities.Word(record.Modality)}.{reason}";
         var requisition = await workflow.RecordEventAsync(caller, id, request.Etag, status, "", context.Deadline, context.CancellationToken);
         return new CancelRequisitionResponse { Requisition = requisition };

@@ -271,8 +271,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             NamespacedStatus next;
             if (record.IsDraft)
             {
-                // A draft was never placed: it can only be cancelled, straight from not_purchased.
-                if (!Modalities.TryParse(status, out var cancel) || cancel.High != OrderStatus.Cancelled || cancel.Modality != record.Modality)
+                // A draft was never placed: it can only be cancelled, straight from not_purchased, to a cancelled
+                // status of its modality's vocabulary (anything else is INVALID_ARGUMENT, never stored).
+                var cancel = Modalities.Parse(record.Modality, status, "status");
+                if (cancel.High != OrderStatus.Cancelled)
                 {
                     throw new IllegalTransitionException("requisition", "draft", status,
                         [$"cancelled.{Modalities.Word(record.Modality)}.cancelled", "PlaceRequisition"]);

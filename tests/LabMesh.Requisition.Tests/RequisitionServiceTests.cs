@@ -400,6 +400,26 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task Draft_CancelledWithAStatusOutsideItsVocabulary_IsInvalidArgument_AndStaysUsable()
+    {
+        var draft = (await Client.CreateRequisitionAsync(NewOrder(place: false), deadline: Deadline)).Requisition;
+        var walkIn = (await Client.CreateRequisitionAsync(NewOrder(TestModality.WalkInTest, place: false), deadline: Deadline)).Requisition;
+
+        var freeText = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = draft.Id, Status = "cancelled.testkit.JaneDoe_1980-01-01" }, deadline: Deadline).ResponseAsync);
+        var notForWalkIns = await Assert.ThrowsAsync<RpcException>(() => Client.CancelRequisitionAsync(
+            new CancelRequisitionRequest { Id = walkIn.Id, Reason = "do_not_process" }, deadline: Deadline).ResponseAsync);
+        var placed = await Client.PlaceRequisitionAsync(new PlaceRequisitionRequest { Id = draft.Id }, deadline: Deadline);
+
+        Assert.Equal(StatusCode.InvalidArgument, freeText.StatusCode);
+        Assert.Equal("status", Assert.Single(freeText.GetDetail<BadRequest>()!.FieldViolations).Field);
+        Assert.DoesNotContain("JaneDoe", freeText.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.InvalidArgument, notForWalkIns.StatusCode);
+        Assert.Equal("reason", Assert.Single(notForWalkIns.GetDetail<BadRequest>()!.FieldViolations).Field);
+        Assert.Equal("received.testkit.ordered", placed.Requisition.SubStatus);
+    }
+
+    [Fact]
     public async Task CancelRequisition_Draft_IsCancelledWithoutBeingPlaced()
     {
         var draft = (await Client.CreateRequisitionAsync(NewOrder(place: false), deadline: Deadline)).Requisition;
