@@ -265,7 +265,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
     public Task<IReadOnlyList<Change>> ConfirmAsync(string teamId, string requisitionId, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId, forUpdate: true);
             if (rows.Count == 0 || rows[0].TeamId != teamId)
             {
                 throw new NotFoundException("requisition", requisitionId);
@@ -327,7 +327,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         string teamId, string requisitionId, string orderStatus, long orderEventId, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId, forUpdate: true);
             if (rows.Count == 0 || rows[0].TeamId != teamId)
             {
                 throw new NotFoundException("requisition", requisitionId);
@@ -376,7 +376,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         string teamId, string requisitionId, IReadOnlyList<string> ids, bool final, string cause, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId);
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId, forUpdate: true);
             if (rows.Count == 0 || rows[0].TeamId != teamId)
             {
                 throw new NotFoundException("requisition", requisitionId);
@@ -532,11 +532,19 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
 
     private static string EventWord(TaskBusinessStatus status) => status == TaskBusinessStatus.Unspecified ? "" : TaskStatusMachine.Word(status);
 
-    private static async Task<IReadOnlyList<ServiceRequestRecord>> SelectByRequisitionAsync(
-        DbConnection connection, DbTransaction transaction, string requisitionId)
+    /// <summary>
+    /// The requisition's service requests; with <paramref name="forUpdate"/>, locked until the transaction ends
+    /// (PostgreSQL; SQLite's write transactions are serial already). A read-modify-write of several rows
+    /// (an order event, a result report, a confirm) takes them so, or a concurrent one that read the same rows
+    /// would overwrite its changes: READ COMMITTED lets both read the old values. Rows are locked in line order,
+    /// so two such writers never wait on each other in a cycle.
+    /// </summary>
+    private async Task<IReadOnlyList<ServiceRequestRecord>> SelectByRequisitionAsync(
+        DbConnection connection, DbTransaction transaction, string requisitionId, bool forUpdate = false)
     {
+        var lockClause = forUpdate && database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
         var rows = await connection.QueryAsync<Row>(
-            $"SELECT {Columns} FROM service_requests WHERE requisition_id = @requisitionId ORDER BY line",
+            $"SELECT {Columns} FROM service_requests WHERE requisition_id = @requisitionId ORDER BY line{lockClause}",
             new { requisitionId }, transaction);
         return rows.Select(r => r.ToRecord()).ToList();
     }

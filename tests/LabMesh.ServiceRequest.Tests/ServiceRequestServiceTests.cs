@@ -206,6 +206,25 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
     }
 
     [Fact]
+    public async Task ConcurrentOrderEvents_TheLaterEventWins_WhicheverCommitsFirst()
+    {
+        // Two order events for the same requisition at once (the request path and the sync worker, say): on
+        // PostgreSQL both used to read the rows unlocked and the earlier event could overwrite the cancel.
+        for (var round = 0; round < 20; round++)
+        {
+            var requisitionId = (await CreateConfirmedAsync(Owner, 2))[0].RequisitionId;
+
+            await Task.WhenAll(
+                Apply(requisitionId, "sample_with_lab.testkit.delivered_to_lab", 5),
+                Apply(requisitionId, "cancelled.testkit.cancelled", 6));
+
+            var serviceRequests = (await Owner.ListServiceRequestsAsync(
+                new ListServiceRequestsRequest { RequisitionId = requisitionId }, deadline: Deadline)).ServiceRequests;
+            Assert.All(serviceRequests, s => Assert.Equal(ServiceRequestStatus.Revoked, s.Status));
+        }
+    }
+
+    [Fact]
     public async Task Pending_ServiceRequests_AreInvisibleUntilConfirmed()
     {
         var requisitionId = Guid.CreateVersion7().ToString();
