@@ -177,9 +177,12 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         database.WriteAsync(async (connection, transaction) =>
         {
             var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
-            var latest = (await connection.QuerySingleOrDefaultAsync<ReportRow>(
-                $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @reportId AND superseded = 0{lockClause}",
-                new { teamId, reportId }, transaction))?.ToRecord() ?? throw new NotFoundException("report", reportId);
+            var select = $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @reportId AND superseded = 0{lockClause}";
+            // On PostgreSQL a concurrent amendment that held the lock supersedes the row this one waited for, which
+            // then no longer matches: read the new latest version once more rather than answer NOT_FOUND.
+            var latest = (await connection.QuerySingleOrDefaultAsync<ReportRow>(select, new { teamId, reportId }, transaction)
+                    ?? await connection.QuerySingleOrDefaultAsync<ReportRow>(select, new { teamId, reportId }, transaction))
+                ?.ToRecord() ?? throw new NotFoundException("report", reportId);
             if (!latest.IsFinal)
             {
                 throw new IllegalTransitionException("report", "partial", "amended", ["SubmitResults (the next partial or the final report)"]);

@@ -230,6 +230,41 @@ public abstract class ResultsServiceTests(ResultsMesh mesh)
     }
 
     [Fact]
+    public async Task AmendResults_TwoAtOnce_OneWins_TheOtherIsAbortedAsStale_NeverNotFound()
+    {
+        for (var round = 0; round < 10; round++)
+        {
+            var order = await mesh.PlaceOrderAsync(_team, "BMP");
+            var submitted = (await Client.SubmitResultsAsync(
+                Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L")), deadline: Deadline)).Report;
+            AmendResultsRequest Amendment(double value) => new()
+            {
+                RequestId = Guid.NewGuid().ToString(),
+                ReportId = submitted.Id,
+                Reason = "transcription error",
+                Metadata = submitted.Metadata,
+                Results = { Numeric("sodium", value, "mmol/L") },
+                ExpectedVersion = 1,
+            };
+
+            var outcomes = await Task.WhenAll(new[] { 141.0, 142.0 }.Select(async value =>
+            {
+                try
+                {
+                    await Client.AmendResultsAsync(Amendment(value), deadline: Deadline);
+                    return StatusCode.OK;
+                }
+                catch (RpcException ex)
+                {
+                    return ex.StatusCode;
+                }
+            }));
+
+            Assert.Equal([StatusCode.OK, StatusCode.Aborted], outcomes.Order());
+        }
+    }
+
+    [Fact]
     public async Task AmendResults_OfAPartialReport_IsFailedPrecondition_AndStoresNothing()
     {
         var order = await mesh.PlaceOrderAsync(_team, "BMP");
