@@ -96,6 +96,9 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     public bool IsPosition(string position) =>
         long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) && sequence < long.MaxValue;
 
+    // The position of the oldest event the log still holds (one past _last when it is empty); read under _gate.
+    private long OldestKept => Math.Max(_before + 1, _last - _log.Length + 1);
+
     /// <inheritdoc/>
     public Task<bool> RetainsAfterAsync(string position, CancellationToken cancellationToken)
     {
@@ -106,8 +109,8 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
 
         lock (_gate)
         {
-            // The log holds the last _log.Length events; the one right after the position must be among them.
-            return Task.FromResult(after + 1 >= Math.Max(_before + 1, _last - _log.Length + 1));
+            // The one right after the position must still be in the log.
+            return Task.FromResult(after + 1 >= OldestKept);
         }
     }
 
@@ -124,8 +127,7 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
-            var first = Math.Max(_before + 1, _last - _log.Length + 1);
-            var start = Math.Max(after + 1, first);
+            var start = Math.Max(after + 1, OldestKept);
             var end = Math.Min(_last, start + count - 1);
             var entries = new List<BusEntry>((int)Math.Max(0, end - start + 1));
             for (var sequence = start; sequence <= end; sequence++)

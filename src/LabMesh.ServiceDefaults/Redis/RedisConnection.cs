@@ -120,10 +120,9 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     // A consumer group's next entries for consumer ARGV[1]: with ARGV[5] = 1, first its own pending ones
     // (taken and not acknowledged: a batch it failed to process, retried before anything newer); then
     // those another consumer took more than ARGV[2] ms ago without acknowledging them (it died or hangs),
-    // else new ones. The group is
-    // created on first use at the stream's start, not its end: entries appended before it existed (a
-    // first deployment, or relays flushing their outage backlog into a Redis that came back empty)
-    // are read too; ingesting them is idempotent. Same flat shape as ReadScript.
+    // else new ones. The group is created on first use at the stream's start, not its end: entries
+    // appended before it existed (a first deployment, or relays flushing their outage backlog into a
+    // Redis that came back empty) are read too; ingesting them is idempotent. Same flat shape as ReadScript.
     private const string ReadGroupScript = """
         local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[3], '0', 'MKSTREAM')
         if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then return redis.error_reply(tostring(err)) end
@@ -615,9 +614,9 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         ex is RedisException or TimeoutException || IsClientFaultWhileDisconnected(ex);
 
     // 1.2.6 can throw NullReferenceException from its own code while it describes a connection that
-    // is not there (ServerEndPoint.LastException reads a bridge not yet made, seen when a call meets
-    // a multiplexer still connecting). Only a fault raised inside the client library counts; one in
-    // our code stays a bug.
+    // is not there (ServerEndPoint.LastException reads the subscription bridge's exception twice, and a
+    // reconnect clears it in between; seen when a call met a multiplexer still connecting). Only a fault
+    // raised inside the client library counts; one in our code stays a bug.
     private static bool IsClientFaultWhileDisconnected(Exception ex) =>
         ex is NullReferenceException && ex.TargetSite?.DeclaringType?.Assembly == typeof(ConnectionMultiplexer).Assembly;
 
