@@ -168,7 +168,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
 
         var seen = await reader.EventsAsync(4);
         // The stream's retention drops everything older than the third (what XADD's MAXLEN does once the stream is long).
-        await _mesh.Redis.ExecuteAsync("XTRIM", "labmesh:events", "MINID", seen[2].Cursor);
+        await _mesh.Redis.ExecuteAsync("XTRIM", "labmesh:events", "MINID", seen[2].Cursor).WaitAsync(Timeout);
 
         await using var late = StreamReader.Start(_mesh.Notifications("b", _team), new SubscribeRequest { Filter = request.Filter, ResumeAfter = seen[0].Cursor });
         await Assert.ThrowsAsync<ChannelClosedException>(() => late.EventsAsync(1));

@@ -72,7 +72,7 @@ public sealed class RedisConnectionTests
         var positions = new List<string>();
         for (var i = 0; i < 250; i++)
         {
-            positions.Add((await connection.AppendEventAsync($"evt-{i}", "order.placed", new byte[] { 1 }, critical: false, CancellationToken.None))!);
+            positions.Add((await AppendAsync(connection, $"evt-{i}", 1))!);
         }
 
         // XADD MAXLEN ~ 10 trims whole nodes of 100 entries: the oldest are gone, the newest kept.
@@ -96,13 +96,13 @@ public sealed class RedisConnectionTests
         // Appended before the group exists: say, relays flushing their backlog before Notification's first read.
         string?[] appended =
         [
-            await connection.AppendEventAsync("evt-1", "labtest.result.critical", new byte[] { 1 }, critical: true, CancellationToken.None),
-            await connection.AppendEventAsync("evt-2", "order.placed", new byte[] { 2 }, critical: false, CancellationToken.None),
+            await AppendAsync(connection, "evt-1", 1, critical: true),
+            await AppendAsync(connection, "evt-2", 2),
         ];
 
         var read = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), false, CancellationToken.None).Within();
         await connection.AcknowledgeEventsAsync("notification", [.. read.Select(e => e.Position)], CancellationToken.None).Within();
-        var later = await connection.AppendEventAsync("evt-3", "order.placed", new byte[] { 3 }, critical: false, CancellationToken.None);
+        var later = await AppendAsync(connection, "evt-3", 3);
         var next = await connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), false, CancellationToken.None).Within();
 
         Assert.Equal(appended, read.Select(e => e.Position));
@@ -117,13 +117,13 @@ public sealed class RedisConnectionTests
         using var log = new TestLog();
         await using var redis = await RedisServer.StartNewAsync().Within();
         await using var connection = await ConnectAsync(redis, log);
-        var first = await connection.AppendEventAsync("evt-1", "order.placed", new byte[] { 1 }, critical: false, CancellationToken.None);
+        var first = await AppendAsync(connection, "evt-1", 1);
         Task<IReadOnlyList<StoredEvent>> Read(bool ownPendingFirst) =>
             connection.ReadGroupEventsAsync("notification", "notification-1", 10, TimeSpan.FromSeconds(30), ownPendingFirst, CancellationToken.None).Within();
 
         // Taken and not acknowledged (its processing failed); then a newer entry arrives.
         Assert.Equal([first], (await Read(false)).Select(e => e.Position));
-        var second = await connection.AppendEventAsync("evt-2", "order.placed", new byte[] { 2 }, critical: false, CancellationToken.None);
+        var second = await AppendAsync(connection, "evt-2", 2);
 
         var retried = await Read(true);
         await connection.AcknowledgeEventsAsync("notification", [.. retried.Select(e => e.Position)], CancellationToken.None).Within();
@@ -133,4 +133,7 @@ public sealed class RedisConnectionTests
         Assert.Equal([second], then.Select(e => e.Position));
         log.AssertNoErrors();
     }
+
+    private static Task<string?> AppendAsync(RedisConnection connection, string eventId, byte data, bool critical = false) =>
+        connection.AppendEventAsync(eventId, critical ? "labtest.result.critical" : "order.placed", new[] { data }, critical, CancellationToken.None).Within();
 }
