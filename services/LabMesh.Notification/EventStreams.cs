@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;

@@ -1,9 +1,9 @@
 using Grpc.Core;
+using LabMesh.Testing;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 
 namespace LabMesh.Identity.Tests;

@@ -1,7 +1,6 @@
 using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.Testing;
@@ -121,7 +120,7 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         var info = error.GetDetail<ErrorInfo>()!;
-        Assert.Equal("ILLEGAL_TRANSITION", info.Type);
+        Assert.Equal("ILLEGAL_TRANSITION", info.Reason);
         Assert.Contains("FULL_RESULTS_READY", info.Metadata["allowed"], StringComparison.Ordinal);
         Assert.DoesNotContain("ORDER_CONFIRMED", info.Metadata["allowed"], StringComparison.Ordinal);
         var unchanged = await Owner.GetServiceRequestAsync(new GetServiceRequestRequest { Id = serviceRequest.Id }, deadline: Deadline);

@@ -28,9 +28,6 @@ namespace LabMesh.ServiceDefaults.Errors;
 /// </code>
 /// Any other exception passes through untouched (and is UNKNOWN to the caller). Nothing is logged: domain errors are the caller's
 /// mistakes, and their messages may carry request data.
-/// <para>ErrorInfo's first field is <c>reason</c> in today's <c>google/rpc/error_details.proto</c>; the
-/// pinned Google.Api.CommonProtos 2.0.0 still calls it <c>type</c> (<see cref="ErrorInfo.Type"/>). Same
-/// field number, so every client reads it as <c>reason</c>.</para>
 /// </summary>
 public sealed class DomainExceptionInterceptor : Interceptor
 {
@@ -218,8 +215,7 @@ public sealed class DomainExceptionInterceptor : Interceptor
             },
             new ErrorInfo
             {
-                // Field 1: `reason` in today's error_details.proto, `type` in CommonProtos 2.0.0; same wire field.
-                Type = "ILLEGAL_TRANSITION",
+                Reason = "ILLEGAL_TRANSITION",
                 Domain = ErrorDomain,
                 Metadata =
                 {
@@ -233,7 +229,7 @@ public sealed class DomainExceptionInterceptor : Interceptor
         [
             new ErrorInfo
             {
-                Type = "STALE_ETAG",
+                Reason = "STALE_ETAG",
                 Domain = ErrorDomain,
                 Metadata = { ["resource_type"] = e.ResourceType, ["resource_name"] = Clip(e.ResourceName, MaxNameLength) },
             },
@@ -245,55 +241,13 @@ public sealed class DomainExceptionInterceptor : Interceptor
         OutOfRangeException e => (StatusCode.OutOfRange,
         [
             BadRequestOf([new FieldViolation(e.Field, e.Message)]),
-            new ErrorInfo { Type = e.Reason, Domain = ErrorDomain },
+            new ErrorInfo { Reason = e.Reason, Domain = ErrorDomain },
         ]),
         ResourceExhaustedException e => (StatusCode.ResourceExhausted,
         [
-            new ErrorInfo { Type = e.Reason, Domain = ErrorDomain, Metadata = { e.Metadata.ToDictionary() } },
+            new ErrorInfo { Reason = e.Reason, Domain = ErrorDomain, Metadata = { e.Metadata.ToDictionary() } },
         ]),
         // A kind added later without a mapping is still the caller's mistake, never UNKNOWN.
         _ => (StatusCode.FailedPrecondition, []),
     };
-}
-
-/// <summary>Reads the <c>google.rpc.Status</c> details a LabMesh server sent with an error (client side).</summary>
-public static class RpcExceptionDetails
-{
-    /// <summary>The <c>google.rpc.Status</c> in the <c>grpc-status-details-bin</c> trailer; null when absent or unreadable.</summary>
-    public static RpcStatus? GetRpcStatus(this RpcException exception)
-    {
-        ArgumentNullException.ThrowIfNull(exception);
-        var bytes = exception.Trailers.GetValueBytes(DomainExceptionInterceptor.StatusDetailsTrailer);
-        if (bytes is null)
-        {
-            return null;
-        }
-        try
-        {
-            return RpcStatus.Parser.ParseFrom(bytes);
-        }
-        catch (InvalidProtocolBufferException)
-        {
-            return null;
-        }
-    }
-
-    /// <summary>The first detail of type <typeparamref name="T"/> (e.g. <c>BadRequest</c>), or null.</summary>
-    public static T? GetDetail<T>(this RpcException exception)
-        where T : class, IMessage<T>, new()
-    {
-        var status = exception.GetRpcStatus();
-        if (status is null)
-        {
-            return null;
-        }
-        foreach (var any in status.Details)
-        {
-            if (any.TryUnpack<T>(out var detail))
-            {
-                return detail;
-            }
-        }
-        return null;
-    }
 }

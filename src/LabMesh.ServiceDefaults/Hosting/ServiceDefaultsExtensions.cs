@@ -40,7 +40,11 @@ public static class ServiceDefaultsExtensions
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http2);
-            kestrel.ConfigureGrpcKeepAlive();
+            // Kestrel pings no one by default, so a client that vanished without closing its connection (a
+            // killed pod, a dropped NAT entry) would hold its streams, such as Subscribe or a health Watch,
+            // until TCP gives up; with a PING after 60 s of silence and 20 s for its ACK, their handlers end.
+            kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(60);
+            kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         });
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();

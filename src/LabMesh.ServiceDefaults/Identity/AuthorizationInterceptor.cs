@@ -1,4 +1,3 @@
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using LabMesh.Contracts.ServiceRequest.V1;

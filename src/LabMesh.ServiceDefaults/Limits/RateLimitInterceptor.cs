@@ -122,8 +122,7 @@ public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
         metadata["retry_after_ms"] = delayMs.ToString(CultureInfo.InvariantCulture);
         var details = new RpcStatus { Code = (int)StatusCode.ResourceExhausted, Message = message };
         details.Details.Add(Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(delayMs)) }));
-        // Field 1 is `reason` in today's error_details.proto and `type` in the pinned CommonProtos (see DomainExceptionInterceptor).
-        details.Details.Add(Any.Pack(new ErrorInfo { Type = reason, Domain = DomainExceptionInterceptor.ErrorDomain, Metadata = { metadata } }));
+        details.Details.Add(Any.Pack(new ErrorInfo { Reason = reason, Domain = DomainExceptionInterceptor.ErrorDomain, Metadata = { metadata } }));
         var trailers = new Metadata
         {
             { DomainExceptionInterceptor.StatusDetailsTrailer, details.ToByteArray() },

@@ -1,7 +1,6 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -178,7 +177,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         await using var recent = StreamReader.Start(_mesh.Notifications("b", _team), new SubscribeRequest { Filter = request.Filter, ResumeAfter = seen[2].Cursor });
 
         Assert.Equal(StatusCode.OutOfRange, subscribe.StatusCode);
-        Assert.Equal("CURSOR_EXPIRED", subscribe.GetDetail<Google.Rpc.ErrorInfo>()!.Type);
+        Assert.Equal("CURSOR_EXPIRED", subscribe.GetDetail<Google.Rpc.ErrorInfo>()!.Reason);
         Assert.Equal("resume_after", Assert.Single(subscribe.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
         Assert.Equal(StatusCode.OutOfRange, list.StatusCode);
         // From a kept event nothing is missing: that cursor still holds.
@@ -236,7 +235,7 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.InRange(got.Count, 10, published.Count - 1);
         var info = Assert.IsType<Google.Rpc.ErrorInfo>(error.GetRpcStatus()!.Details.Select(d => d.Unpack<Google.Rpc.ErrorInfo>()).Single());
-        Assert.Equal("SUBSCRIBER_TOO_SLOW", info.Type);
+        Assert.Equal("SUBSCRIBER_TOO_SLOW", info.Reason);
         Assert.Equal(got[^1].Event.Id, info.Metadata["last_event_id"]);
         Assert.Equal(got[^1].Cursor, info.Metadata["last_cursor"]);
         Assert.Contains(got[^1].Event.Id, error.Status.Detail, StringComparison.Ordinal);

@@ -2,7 +2,6 @@ using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Errors;
 using LabMesh.Testing;
 
 namespace LabMesh.Security.Tests.Fuzz;

@@ -38,7 +38,7 @@ public sealed class LimitsTests
         var delay = error.GetDetail<RetryInfo>()!.RetryDelay.ToTimeSpan();
         Assert.InRange(delay, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(500));
         var info = error.GetDetail<ErrorInfo>()!;
-        Assert.Equal("RATE_LIMITED", info.Type);
+        Assert.Equal("RATE_LIMITED", info.Reason);
         Assert.Equal(DomainExceptionInterceptor.ErrorDomain, info.Domain);
         Assert.Equal("2", info.Metadata["permits_per_second"]);
         var pushback = int.Parse(error.Trailers.GetValue(RateLimitInterceptor.PushbackTrailer)!, CultureInfo.InvariantCulture);
@@ -71,7 +71,7 @@ public sealed class LimitsTests
 
         var error = await Assert.ThrowsAsync<RpcException>(() => requisitions.CreateRequisitionAsync(Order(), deadline: Deadline()).ResponseAsync);
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
-        Assert.Equal("RATE_LIMITED", error.GetDetail<ErrorInfo>()!.Type);
+        Assert.Equal("RATE_LIMITED", error.GetDetail<ErrorInfo>()!.Reason);
 
         // A service's own calls, not relayed for anyone, are a caller like any other.
         var service = new RequisitionService.RequisitionServiceClient(
@@ -136,7 +136,7 @@ public sealed class LimitsTests
             await calls[i](clients);
             var error = await Assert.ThrowsAsync<RpcException>(() => calls[i](clients));
             Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
-            Assert.Equal("RATE_LIMITED", error.GetDetail<ErrorInfo>()!.Type);
+            Assert.Equal("RATE_LIMITED", error.GetDetail<ErrorInfo>()!.Reason);
         }
     }
 
@@ -233,7 +233,7 @@ public sealed class LimitsTests
         var error = await Assert.ThrowsAsync<RpcException>(async () => (await OpenAsync(ann)).Dispose());
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
-        Assert.Equal("TOO_MANY_STREAMS", error.GetDetail<ErrorInfo>()!.Type);
+        Assert.Equal("TOO_MANY_STREAMS", error.GetDetail<ErrorInfo>()!.Reason);
         Assert.NotNull(error.GetDetail<RetryInfo>());
         Assert.NotNull(error.Trailers.GetValue(RateLimitInterceptor.PushbackTrailer));
 

@@ -2,9 +2,9 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
+using LabMesh.Testing;
 using LabMesh.Contracts.Audit.V1;
 using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
 
 namespace LabMesh.ServiceDefaults.Tests.Audit;
 

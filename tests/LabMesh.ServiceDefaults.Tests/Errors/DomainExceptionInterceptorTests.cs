@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Google.Rpc;
 using Grpc.Core;
+using LabMesh.Testing;
 using LabMesh.ServiceDefaults.Errors;
 
 namespace LabMesh.ServiceDefaults.Tests.Errors;
@@ -85,7 +86,7 @@ public class DomainExceptionInterceptorTests
         Assert.Contains("FULL_RESULTS_READY, RESULTS_ISSUE", violation.Description, StringComparison.Ordinal);
 
         var info = Assert.IsType<ErrorInfo>(details[1]);
-        Assert.Equal("ILLEGAL_TRANSITION", info.Type);
+        Assert.Equal("ILLEGAL_TRANSITION", info.Reason);
         Assert.Equal("labmesh.dev", info.Domain);
         Assert.Equal("PARTIAL_RESULTS_READY", info.Metadata["from"]);
         Assert.Equal("ORDER_CONFIRMED", info.Metadata["to"]);
@@ -116,7 +117,7 @@ public class DomainExceptionInterceptorTests
         Assert.Equal("service_request 'sr-9' changed since it was read (stale etag); read it again.", ex.Status.Detail);
         var status = AssertRpcStatus(ex, Code.Aborted);
         var info = Assert.IsType<ErrorInfo>(Assert.Single(Unpacked(status)));
-        Assert.Equal("STALE_ETAG", info.Type);
+        Assert.Equal("STALE_ETAG", info.Reason);
         Assert.Equal("labmesh.dev", info.Domain);
         Assert.Equal("service_request", info.Metadata["resource_type"]);
         Assert.Equal("sr-9", info.Metadata["resource_name"]);
@@ -349,6 +350,10 @@ public class DomainExceptionInterceptorTests
 
         protected override WriteOptions? WriteOptionsCore { get; set; }
 
+        protected override AuthContext AuthContextCore { get; } = new(null, []);
+
         protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+
+        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
     }
 }

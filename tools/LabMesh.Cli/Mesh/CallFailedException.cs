@@ -60,9 +60,8 @@ internal sealed class CallFailedException : Exception
 
         foreach (var info in Unpack(trailers, ErrorInfo.Parser))
         {
-            // ErrorInfo's `reason` is called Type in the pinned Google.Api.CommonProtos (same field number).
             var metadata = string.Join(", ", info.Metadata.Select(m => $"{m.Key}={m.Value}"));
-            lines.Add(metadata.Length == 0 ? $"reason {info.Type}" : $"reason {info.Type} ({metadata})");
+            lines.Add(metadata.Length == 0 ? $"reason {info.Reason}" : $"reason {info.Reason} ({metadata})");
         }
 
         return lines;
