@@ -21,6 +21,13 @@ public static class ServiceDefaultsExtensions
     public const string QuietRequestLogKey = "Logging:LogLevel:Microsoft.AspNetCore";
 
     /// <summary>
+    /// The log level key of ASP.NET Core's health check service, Critical unless configured otherwise: it logs
+    /// every unhealthy result at Error, and NOT_SERVING while a host starts or drains is no error. A store that
+    /// does not answer is logged by LabMesh's own check, as a warning.
+    /// </summary>
+    public const string QuietHealthLogKey = "Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks";
+
+    /// <summary>
     /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge), the gRPC runtime with the
     /// domain-error interceptor, bearer-token identity and the access matrix (<c>LabMesh:Security</c>,
     /// SECURITY.md), the per-caller limits (<c>LabMesh:Limits</c>), the audit log of every mutation, health and
@@ -35,7 +42,7 @@ public static class ServiceDefaultsExtensions
         // lines a second of nothing the gRPC layer does not say better.
         builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource
         {
-            InitialData = new Dictionary<string, string?> { [QuietRequestLogKey] = "Warning" },
+            InitialData = new Dictionary<string, string?> { [QuietRequestLogKey] = "Warning", [QuietHealthLogKey] = "Critical" },
         });
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -60,8 +67,10 @@ public static class ServiceDefaultsExtensions
             // Last: only a call that was let in and ran is recorded (in the handler's own transaction).
             options.Interceptors.Add<AuditInterceptor>();
         });
+        // Bytes that do not parse are INVALID_ARGUMENT, not grpc-dotnet's UNKNOWN (MalformedRequests).
+        builder.Services.AddStrictRequestParsing();
         builder.Services.AddLabMeshSecurity(builder.Configuration);
-        builder.Services.AddGrpcHealthChecks();
+        builder.Services.AddLabMeshHealth(builder.Configuration);
         builder.Services.AddGrpcReflection();
         builder.Services.AddLabMeshStorageOptions(builder.Configuration);
         builder.Services.AddLabMeshEventsAndCache(builder.Configuration);
@@ -69,11 +78,14 @@ public static class ServiceDefaultsExtensions
     }
 
     /// <summary>
-    /// Maps <c>grpc.health.v1.Health</c>, the audit log of the services hosted and, unless
+    /// Checks the framing of every gRPC request (<see cref="MalformedRequests"/>), maps <c>grpc.health.v1.Health</c>, the audit log of the services hosted and, unless
     /// <c>LabMesh:Security:Reflection</c> is false, server reflection.
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
+        // Broken framing is INVALID_ARGUMENT, not grpc-dotnet's INTERNAL (MalformedRequests); after routing,
+        // which WebApplication runs first, so the endpoint says which method is called.
+        app.UseStrictRequestFraming();
         app.MapGrpcHealthChecksService();
         app.MapGrpcService<AuditApi>();
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.Reflection)

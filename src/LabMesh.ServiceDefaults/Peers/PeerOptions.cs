@@ -1,6 +1,5 @@
 using Grpc.Core;
 using Grpc.Net.Client;
-using Grpc.Net.Client.Configuration;
 using LabMesh.ServiceDefaults.Identity;
 
 namespace LabMesh.ServiceDefaults.Peers;
@@ -31,30 +30,9 @@ public sealed class PeerOptions
 /// </summary>
 public static class PeerChannel
 {
-    /// <summary>A channel to <paramref name="address"/> that retries every method of <paramref name="grpcService"/> on UNAVAILABLE.</summary>
-    public static GrpcChannel Create(string address, string grpcService)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(address);
-        var retry = new MethodConfig
-        {
-            Names = { new MethodName { Service = grpcService } },
-            RetryPolicy = new RetryPolicy
-            {
-                MaxAttempts = 4,
-                InitialBackoff = TimeSpan.FromMilliseconds(50),
-                MaxBackoff = TimeSpan.FromSeconds(1),
-                BackoffMultiplier = 2,
-                RetryableStatusCodes = { StatusCode.Unavailable },
-            },
-        };
-        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
-        {
-            ServiceConfig = new ServiceConfig { MethodConfigs = { retry } },
-            // Peers inside the mesh speak h2c: plaintext unless the address says https. A balanced target
-            // (dns:///svc-headless:8080, ipv4:127.0.0.1:7101,127.0.0.1:7102) needs it said; http:// agrees.
-            Credentials = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure,
-        });
-    }
+    /// <summary>A channel to <paramref name="address"/> (see <see cref="MeshChannels"/>) that retries every method of <paramref name="grpcService"/> on UNAVAILABLE.</summary>
+    public static GrpcChannel Create(string address, string grpcService) =>
+        MeshChannels.Create(address, MeshChannels.RetryUnavailable(grpcService));
 
     /// <summary>
     /// Options for one call on behalf of <paramref name="caller"/>: this service's own token (from

@@ -1,6 +1,7 @@
 using LabMesh.ServiceDefaults.Events;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -86,11 +87,44 @@ public static class StorageServiceCollectionExtensions
             sp.GetRequiredService<ILogger<OutboxRelay>>(),
             sp.GetService<TimeProvider>()));
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<OutboxRelay>(serviceName));
+        // Readiness: a replica whose store does not answer is taken out of rotation (grpc.health.v1).
+        services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "store:" + serviceName,
+            sp => new StoreHealthCheck(sp.GetRequiredKeyedService<Database>(serviceName), sp.GetRequiredService<ILogger<StoreHealthCheck>>()),
+            failureStatus: null,
+            tags: null,
+            timeout: TimeSpan.FromSeconds(2)));
         return services;
     }
 
     /// <summary>Marks <see cref="AddLabMeshStorageOptions"/> as done.</summary>
     private sealed class StorageOptionsBound;
+}
+
+/// <summary>Healthy while the store answers a trivial query; a failure is logged here as a warning (ASP.NET Core's
+/// own per-check error lines are off, see ServiceDefaultsExtensions).</summary>
+internal sealed partial class StoreHealthCheck(Database database, ILogger<StoreHealthCheck> logger) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await database.OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1";
+            await command.ExecuteScalarAsync(cancellationToken);
+            return HealthCheckResult.Healthy();
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogUnready(logger, database.ServiceName, database.Provider, ex);
+            // The store's own message names hosts; the check's name says which store.
+            return HealthCheckResult.Unhealthy($"store {database.ServiceName} ({database.Provider}) does not answer");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Store {Service} ({Provider}) does not answer: NOT_SERVING until it does")]
+    private static partial void LogUnready(ILogger logger, string service, StorageProvider provider, Exception exception);
 }
 
 /// <summary>Applies one store's migrations when the host starts; a failure stops the start-up.</summary>

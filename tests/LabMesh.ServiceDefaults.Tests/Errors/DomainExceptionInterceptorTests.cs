@@ -219,16 +219,6 @@ public class DomainExceptionInterceptorTests
     }
 
     [Fact]
-    public void GetRpcStatus_NoTrailerOrGarbage_IsNull()
-    {
-        Assert.Null(new RpcException(new Grpc.Core.Status(StatusCode.Internal, "x")).GetRpcStatus());
-        Assert.Null(new RpcException(new Grpc.Core.Status(StatusCode.Internal, "x")).GetDetail<BadRequest>());
-
-        var garbage = new Metadata { { "grpc-status-details-bin", new byte[] { 0xff, 0xff, 0xff } } };
-        Assert.Null(new RpcException(new Grpc.Core.Status(StatusCode.Internal, "x"), garbage).GetRpcStatus());
-    }
-
-    [Fact]
     public void GetDetail_AbsentType_IsNull()
     {
         var ex = DomainExceptionInterceptor.ToRpcException(new NotFoundException("requisition", "req-1"));

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using Grpc.Core;
 using Grpc.Health.V1;
-using Grpc.Net.Client;
 using LabMesh.Cli.Mesh;
 using LabMesh.Cli.Output;
+using LabMesh.ServiceDefaults.Peers;
 using Spectre.Console;
 
 namespace LabMesh.Cli.Commands;
@@ -52,10 +52,7 @@ internal static class HealthCommand
         {
             var settings = common.Settings(parse);
             string[] names = parse.GetValue(service) is { Length: > 0 } chosen ? chosen : [.. Services.Keys];
-            using var channel = GrpcChannel.ForAddress(settings.Address, new GrpcChannelOptions
-            {
-                Credentials = MeshTarget.Credentials(settings.Address),
-            });
+            using var channel = MeshChannels.Create(settings.Address);
             var client = new Health.HealthClient(channel);
             var checks = new List<HealthView>();
             foreach (var name in names)

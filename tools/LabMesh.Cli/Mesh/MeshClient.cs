@@ -4,6 +4,7 @@ using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Peers;
 
 namespace LabMesh.Cli.Mesh;
 
@@ -24,11 +25,7 @@ internal sealed class MeshClient : IDisposable
         Address = settings.Address;
         Timeout = settings.Timeout;
         Identity = CallIdentity.ForTeam(settings.Team, Credentials.Find(settings.Token));
-        var options = new GrpcChannelOptions
-        {
-            Credentials = MeshTarget.Credentials(Address),
-        };
-        _channel = GrpcChannel.ForAddress(Address, options);
+        _channel = MeshChannels.Create(Address);
         var invoker = Identity.Apply(_channel.CreateCallInvoker());
         Requisitions = new RequisitionService.RequisitionServiceClient(invoker);
         ServiceRequests = new ServiceRequestService.ServiceRequestServiceClient(invoker);

@@ -1,4 +1,4 @@
-using Grpc.Core;
+using LabMesh.ServiceDefaults.Peers;
 
 namespace LabMesh.Cli.Mesh;
 
@@ -18,7 +18,7 @@ internal static class MeshTarget
         address = "";
         error = "";
         var value = target?.Trim() ?? "";
-        if (IsBalanced(value))
+        if (MeshChannels.IsBalanced(value))
         {
             address = value;
             return true;
@@ -40,17 +40,4 @@ internal static class MeshTarget
         error = $"'{target}' is not a target: use http://HOST:PORT (h2c), https://HOST:PORT (TLS), dns:///HOST:PORT, ipv4:HOST:PORT,HOST:PORT or HOST:PORT.";
         return false;
     }
-
-    /// <summary>
-    /// The channel credentials for a normalized address: TLS for https:// (from the scheme), plaintext otherwise;
-    /// a balanced target (dns:, ipv4:, ipv6:) does not say, and the CLI's are plaintext, like the mesh's own.
-    /// </summary>
-    public static ChannelCredentials? Credentials(string address) =>
-        address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure;
-
-    /// <summary>A target balanced over several addresses (dns:, ipv4:, ipv6:), taken as it is.</summary>
-    private static bool IsBalanced(string address) =>
-        address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)
-        || address.StartsWith("ipv4:", StringComparison.OrdinalIgnoreCase)
-        || address.StartsWith("ipv6:", StringComparison.OrdinalIgnoreCase);
 }

@@ -1,0 +1,175 @@
+using System.Net;
+using System.Net.Security;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Balancer;
+using Grpc.Net.Client.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LabMesh.ServiceDefaults.Peers;
+
+/// <summary>
+/// The one place LabMesh makes gRPC channels (services calling each other, the <c>labmesh</c> command,
+/// tests and benchmarks): grpc-dotnet's <see cref="GrpcChannel"/> with the settings below.
+/// </summary>
+/// <remarks>
+/// What this adds to grpc-dotnet's defaults, and why:
+/// <list type="bullet">
+/// <item><c>dns:///host:port</c> balances round-robin over every address of the name and resolves it again
+/// every <see cref="DnsRefreshInterval"/> (grpc-dotnet's default resolves once, and its default policy is
+/// pick_first): a Kubernetes headless Service gains and loses pods.</item>
+/// <item><c>ipv4:a:p,b:p</c> and <c>ipv6:[a]:p,[b]:p</c> (gRPC's naming document) balance round-robin over a
+/// fixed list, as deploy/local runs replicas; grpc-dotnet has no resolver for those schemes.</item>
+/// <item>Reconnect backoff: after a failed connection attempt grpc-dotnet fails calls at once until the next
+/// attempt, and by default that next attempt is 1 s and then up to 120 s away, so a peer that restarted
+/// stayed unreachable long after it was back. Here the next attempt is at most
+/// <see cref="MaxReconnectBackoff"/> away, which the retry policy of idempotent calls outlasts.</item>
+/// <item>HTTP/2 keepalive pings on every connection (a peer gone without closing its socket is found in
+/// 80 s, not when TCP gives up), several HTTP/2 connections per peer when one's streams are all in use,
+/// and 4 MiB message limits both ways.</item>
+/// </list>
+/// </remarks>
+public static class MeshChannels
+{
+    /// <summary>How often a <c>dns:///</c> target is resolved again.</summary>
+    public static readonly TimeSpan DnsRefreshInterval = TimeSpan.FromSeconds(15);
+
+    /// <summary>The wait before the first reconnection attempt to an address that refused or dropped a connection.</summary>
+    public static readonly TimeSpan InitialReconnectBackoff = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The longest wait between reconnection attempts to an address that is down.</summary>
+    public static readonly TimeSpan MaxReconnectBackoff = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The largest message sent or received: gRPC's customary 4 MiB (RESOURCE_EXHAUSTED past it).</summary>
+    public const int MaxMessageSize = 4 * 1024 * 1024;
+
+    // One resolver set for every channel of the process: resolver factories are stateless.
+    private static readonly IServiceProvider Resolvers = new ServiceCollection()
+        .AddSingleton<ResolverFactory>(new DnsResolverFactory(DnsRefreshInterval))
+        .AddSingleton<ResolverFactory>(new StaticAddressResolverFactory("ipv4"))
+        .AddSingleton<ResolverFactory>(new StaticAddressResolverFactory("ipv6"))
+        .BuildServiceProvider();
+
+    /// <summary>
+    /// A channel to <paramref name="address"/>: <c>http://host:port</c> (h2c), <c>https://host:port</c> (TLS),
+    /// <c>dns:///host:port</c> or <c>ipv4:</c>/<c>ipv6:</c> lists (h2c, balanced round-robin).
+    /// </summary>
+    /// <param name="address">The target.</param>
+    /// <param name="retry">A retry policy for the methods it names (only methods safe to repeat), or null for none.</param>
+    /// <param name="configureTls">Adjusts TLS for an https:// target (a test CA, a client certificate), or null.</param>
+    public static GrpcChannel Create(string address, MethodConfig? retry = null, Action<SslClientAuthenticationOptions>? configureTls = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(address);
+        var serviceConfig = new ServiceConfig();
+        if (retry is not null)
+        {
+            serviceConfig.MethodConfigs.Add(retry);
+        }
+
+        var balanced = IsBalanced(address);
+        if (balanced)
+        {
+            serviceConfig.LoadBalancingConfigs.Add(new RoundRobinConfig());
+        }
+
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        };
+        if (configureTls is not null)
+        {
+            configureTls(handler.SslOptions);
+        }
+
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            ServiceConfig = serviceConfig,
+            ServiceProvider = Resolvers,
+            // A balanced target does not say whether it is TLS; inside the mesh it is h2c. http:// agrees.
+            Credentials = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure,
+            InitialReconnectBackoff = InitialReconnectBackoff,
+            MaxReconnectBackoff = MaxReconnectBackoff,
+            MaxReceiveMessageSize = MaxMessageSize,
+            MaxSendMessageSize = MaxMessageSize,
+        });
+    }
+
+    /// <summary>
+    /// Retries on UNAVAILABLE for every method of <paramref name="grpcService"/> (so only for a service whose
+    /// methods called through the channel are idempotent): five attempts, backoff from 100 ms doubling to 1 s.
+    /// Together the retries outlast <see cref="MaxReconnectBackoff"/>, so a call made while a restarted peer's
+    /// address is in reconnect backoff reaches it once it is back.
+    /// </summary>
+    public static MethodConfig RetryUnavailable(string grpcService) => new()
+    {
+        Names = { new MethodName { Service = grpcService } },
+        RetryPolicy = new RetryPolicy
+        {
+            MaxAttempts = 5,
+            InitialBackoff = TimeSpan.FromMilliseconds(100),
+            MaxBackoff = TimeSpan.FromSeconds(1),
+            BackoffMultiplier = 2,
+            RetryableStatusCodes = { StatusCode.Unavailable },
+        },
+    };
+
+    /// <summary>A target balanced over several addresses (<c>dns:</c>, <c>ipv4:</c>, <c>ipv6:</c>).</summary>
+    public static bool IsBalanced(string address) =>
+        address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)
+        || address.StartsWith("ipv4:", StringComparison.OrdinalIgnoreCase)
+        || address.StartsWith("ipv6:", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The addresses of an <c>ipv4:</c> or <c>ipv6:</c> target (gRPC's naming document:
+    /// <c>ipv4:address[:port][,address[:port],...]</c>, <c>ipv6:[address]:port,...</c>; port 443 when absent).
+    /// </summary>
+    /// <exception cref="FormatException">An entry is not an IP address of the scheme's family with an optional port.</exception>
+    public static IReadOnlyList<DnsEndPoint> ParseAddressList(Uri target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var family = target.Scheme switch
+        {
+            "ipv4" => System.Net.Sockets.AddressFamily.InterNetwork,
+            "ipv6" => System.Net.Sockets.AddressFamily.InterNetworkV6,
+            _ => throw new FormatException($"'{target.Scheme}:' is not an address list scheme (ipv4:, ipv6:)."),
+        };
+        var list = Uri.UnescapeDataString(target.AbsolutePath).TrimStart('/');
+        var endpoints = new List<DnsEndPoint>();
+        foreach (var entry in list.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!IPEndPoint.TryParse(entry, out var endpoint) || endpoint.AddressFamily != family)
+            {
+                throw new FormatException($"'{entry}' in the {target.Scheme}: target is not an {target.Scheme} address with an optional port.");
+            }
+
+            endpoints.Add(new DnsEndPoint(endpoint.Address.ToString(), endpoint.Port == 0 ? 443 : endpoint.Port));
+        }
+
+        if (endpoints.Count == 0)
+        {
+            throw new FormatException($"The {target.Scheme}: target names no address.");
+        }
+
+        return endpoints;
+    }
+
+    /// <summary>
+    /// Resolves <c>ipv4:</c>/<c>ipv6:</c> targets to their fixed list of addresses: grpc-dotnet's static
+    /// resolver, registered under the naming document's scheme names (grpc-dotnet's own is named <c>static</c>).
+    /// </summary>
+    private sealed class StaticAddressResolverFactory(string scheme) : ResolverFactory
+    {
+        private static readonly StaticResolverFactory Static = new(target => ParseAddressList(target).Select(e => new BalancerAddress(e.Host, e.Port)));
+
+        public override string Name => scheme;
+
+        public override Resolver Create(ResolverOptions options) => Static.Create(options);
+    }
+}
