@@ -59,7 +59,8 @@ public sealed class ServiceHost : IAsyncDisposable
         return new ServiceHost(app, bound, logs);
     }
 
-    public GrpcChannel CreateChannel() => GrpcChannel.ForAddress(Address);
+    /// <summary>A channel to this host as LabMesh makes them (MeshChannels).</summary>
+    public GrpcChannel CreateChannel() => LabMesh.ServiceDefaults.Peers.MeshChannels.Create(Address);
 
     public async Task StopAsync() => await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
 

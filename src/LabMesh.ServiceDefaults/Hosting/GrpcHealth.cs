@@ -1,5 +1,7 @@
 using Grpc.AspNetCore.HealthChecks;
 using Grpc.AspNetCore.Server;
+using Grpc.Health.V1;
+using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -63,18 +65,28 @@ public static partial class GrpcHealth
             o.Delay = TimeSpan.Zero;
             o.Period = PublishPeriod;
         });
-        services.AddOptions<GrpcHealthChecksOptions>().Configure<EndpointDataSource>(MapServiceNames);
-        services.AddHostedService<HealthDrain>();
+        services.Configure<GrpcHealthChecksOptions>(o =>
+        {
+            o.Services.Clear();
+            o.Services.Map(Liveness, r => r.Name == LifecycleCheck);
+            // Every registered check decides readiness: this one and each store's (AddLabMeshStore).
+            o.Services.Map("", _ => true);
+        });
+        services.AddSingleton<HealthDrain>();
+        services.AddHostedService(sp => sp.GetRequiredService<HealthDrain>());
         return services;
     }
 
-    private static void MapServiceNames(GrpcHealthChecksOptions options, EndpointDataSource endpoints)
+    /// <summary>
+    /// Gives every gRPC service <paramref name="endpoints"/> maps the same health as <c>""</c>. Call it once
+    /// everything is mapped (MapDefaultEndpoints does, last).
+    /// </summary>
+    public static void MapHealthOfEveryService(this IEndpointRouteBuilder endpoints)
     {
-        options.Services.Clear();
-        options.Services.Map(Liveness, r => r.Name == LifecycleCheck);
-        // Every registered check decides readiness: this one and each store's (AddLabMeshStore).
-        options.Services.Map("", _ => true);
-        var names = endpoints.Endpoints
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<GrpcHealthChecksOptions>>().Value;
+        var names = endpoints.DataSources
+            .SelectMany(d => d.Endpoints)
             .Select(e => e.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.ServiceName)
             .OfType<string>()
             .Distinct(StringComparer.Ordinal);
@@ -85,22 +97,31 @@ public static partial class GrpcHealth
     }
 
     /// <summary>Healthy from the host's start until its shutdown begins.</summary>
-    private sealed class HostLifecycleCheck(IHostApplicationLifetime lifetime) : IHealthCheck
+    private sealed class HostLifecycleCheck(IHostApplicationLifetime lifetime, HealthDrain drain) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Task.FromResult(
-                lifetime.ApplicationStopping.IsCancellationRequested ? HealthCheckResult.Unhealthy("shutting down")
+                drain.Draining || lifetime.ApplicationStopping.IsCancellationRequested ? HealthCheckResult.Unhealthy("shutting down")
                 : lifetime.ApplicationStarted.IsCancellationRequested ? HealthCheckResult.Healthy()
                 : HealthCheckResult.Unhealthy("starting"));
     }
 
     /// <summary>
-    /// Holds the shutdown for the drain delay while the listener still accepts calls. The host runs every
-    /// <see cref="IHostedLifecycleService.StoppingAsync"/> before it stops any hosted service (Kestrel among
-    /// them), and the lifecycle check is already unhealthy then (ApplicationStopping fired first).
+    /// At shutdown, turns every name NOT_SERVING (the lifecycle check, and at once for Watch calls) and holds the
+    /// shutdown for the drain delay while the listener still accepts calls. The host runs every
+    /// <see cref="IHostedLifecycleService.StoppingAsync"/> first, before ApplicationStopping fires (when
+    /// grpc-dotnet ends Watch calls) and before it stops any hosted service, Kestrel among them.
     /// </summary>
-    private sealed partial class HealthDrain(IOptions<HealthOptions> options, ILogger<HealthDrain> logger) : IHostedLifecycleService
+    private sealed partial class HealthDrain(
+        IOptions<HealthOptions> options,
+        IOptions<GrpcHealthChecksOptions> mapping,
+        HealthServiceImpl watchers,
+        ILogger<HealthDrain> logger) : IHostedLifecycleService
     {
+        private volatile bool _draining;
+
+        public bool Draining => _draining;
+
         public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -109,6 +130,12 @@ public static partial class GrpcHealth
 
         public async Task StoppingAsync(CancellationToken cancellationToken)
         {
+            _draining = true;
+            foreach (var service in mapping.Value.Services)
+            {
+                watchers.SetStatus(service.Name, HealthCheckResponse.Types.ServingStatus.NotServing);
+            }
+
             var delay = options.Value.DrainDelay;
             if (delay <= TimeSpan.Zero)
             {

@@ -93,6 +93,8 @@ public static class ServiceDefaultsExtensions
             app.MapGrpcReflectionService();
         }
 
+        // Last: every service mapped so far answers health checks under its own name too.
+        app.MapHealthOfEveryService();
         return app;
     }
 }

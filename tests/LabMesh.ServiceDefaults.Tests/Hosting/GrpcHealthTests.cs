@@ -1,0 +1,94 @@
+using Grpc.Core;
+using Grpc.Health.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.Testing;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
+
+namespace LabMesh.ServiceDefaults.Tests.Hosting;
+
+/// <summary>
+/// grpc.health.v1 on grpc-dotnet's health checks, as Kubernetes probes and deploy/local use it: "" and every
+/// mapped service SERVING once started, "liveness" apart from the store, NOT_SERVING while draining with the
+/// listener still open, and readiness that follows the store.
+/// </summary>
+public sealed class GrpcHealthTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task EveryMappedServiceAndTheServer_AreServing_AnUnknownNameIsNotFound()
+    {
+        await using var host = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite));
+        using var channel = host.CreateChannel();
+        var health = new Health.HealthClient(channel);
+
+        foreach (var name in new[] { "", GrpcHealth.Liveness, ServiceRequestService.Descriptor.FullName, "labmesh.audit.v1.AuditService", "grpc.health.v1.Health" })
+        {
+            var response = await health.CheckAsync(new HealthCheckRequest { Service = name }, deadline: DateTime.UtcNow + Timeout);
+            Assert.True(response.Status == ServingStatus.Serving, $"'{name}' is {response.Status}");
+        }
+
+        var unknown = await Assert.ThrowsAsync<RpcException>(() =>
+            health.CheckAsync(new HealthCheckRequest { Service = "labmesh.nothing.v1.Nothing" }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+        host.Logs.AssertNoErrors();
+    }
+
+    [Fact]
+    public async Task Shutdown_TurnsEveryNameNotServing_WhileTheListenerStillAnswers_ForTheDrainDelay()
+    {
+        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
+        settings["LabMesh:Health:DrainDelay"] = "00:00:03";
+        var host = await MeshHosts.StartServiceRequestsAsync(settings);
+        using var channel = host.CreateChannel();
+        var health = new Health.HealthClient(channel);
+        using var watch = health.Watch(new HealthCheckRequest { Service = ServiceRequestService.Descriptor.FullName });
+        Assert.True(await watch.ResponseStream.MoveNext().WaitAsync(Timeout));
+        Assert.Equal(ServingStatus.Serving, watch.ResponseStream.Current.Status);
+
+        var stopping = host.DisposeAsync().AsTask();
+
+        // Check during the drain: NOT_SERVING, answered (the listener is open).
+        foreach (var name in new[] { "", ServiceRequestService.Descriptor.FullName, GrpcHealth.Liveness })
+        {
+            var status = await Eventually.MatchAsync(
+                async () => (await health.CheckAsync(new HealthCheckRequest { Service = name }, deadline: DateTime.UtcNow + Timeout)).Status,
+                s => s == ServingStatus.NotServing, TimeSpan.FromSeconds(2), $"'{name}' NOT_SERVING while draining");
+            Assert.Equal(ServingStatus.NotServing, status);
+        }
+
+        // The Watch call ends with NOT_SERVING as its last word.
+        var last = ServingStatus.Serving;
+        while (await watch.ResponseStream.MoveNext().WaitAsync(Timeout))
+        {
+            last = watch.ResponseStream.Current.Status;
+        }
+
+        Assert.Equal(ServingStatus.NotServing, last);
+        Assert.False(stopping.IsCompleted, "the host stopped before its drain delay");
+        await stopping.WaitAsync(Timeout);
+        host.Logs.AssertNoErrors();
+    }
+
+    [Fact]
+    public async Task StoreDown_IsNotServing_ButLivenessStaysServing()
+    {
+        await using var postgres = await PostgresServer.StartAsync();
+        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
+        settings["ConnectionStrings:Postgres"] = await postgres.CreateDatabaseAsync("health");
+        await using var host = await MeshHosts.StartServiceRequestsAsync(settings);
+        using var channel = host.CreateChannel();
+        var health = new Health.HealthClient(channel);
+        Assert.Equal(ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + Timeout)).Status);
+
+        await postgres.StopAsync();
+
+        Assert.Equal(ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + Timeout)).Status);
+        Assert.Equal(ServingStatus.NotServing,
+            (await health.CheckAsync(new HealthCheckRequest { Service = ServiceRequestService.Descriptor.FullName }, deadline: DateTime.UtcNow + Timeout)).Status);
+        Assert.Equal(ServingStatus.Serving,
+            (await health.CheckAsync(new HealthCheckRequest { Service = GrpcHealth.Liveness }, deadline: DateTime.UtcNow + Timeout)).Status);
+        Assert.Contains(host.Logs.Records, r => r.Level == Microsoft.Extensions.Logging.LogLevel.Warning && r.Message.Contains("does not answer", StringComparison.Ordinal));
+    }
+}

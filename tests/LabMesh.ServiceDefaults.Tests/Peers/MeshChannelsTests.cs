@@ -1,0 +1,169 @@
+using System.Net;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.HealthCheck;
+using LabMesh.ServiceDefaults.Peers;
+using LabMesh.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
+
+namespace LabMesh.ServiceDefaults.Tests.Peers;
+
+/// <summary>
+/// The channels LabMesh makes on grpc-dotnet (MeshChannels): address lists balanced round-robin, and a peer
+/// that restarts reached again as soon as it is back. Each replica here is a bare grpc-dotnet server whose
+/// health service answers a status of its own, so a reply says which replica served it.
+/// </summary>
+public sealed class MeshChannelsTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Ipv4List_BalancesRoundRobinOverEveryAddress()
+    {
+        await using var a = await Replica.StartAsync("a");
+        await using var b = await Replica.StartAsync("b");
+        using var channel = MeshChannels.Create($"ipv4:127.0.0.1:{a.Port},127.0.0.1:{b.Port}");
+        var client = new Health.HealthClient(channel);
+
+        var served = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            served.Add(await Replica.WhoAsync(client));
+        }
+
+        // Round-robin once both connections are up (the first calls may all go to the first one ready).
+        Assert.InRange(served.Count(s => s == "a"), 5, 15);
+        Assert.InRange(served.Count(s => s == "b"), 5, 15);
+    }
+
+    [Fact]
+    public async Task DnsTarget_ReachesTheService()
+    {
+        await using var a = await Replica.StartAsync("a");
+        using var channel = MeshChannels.Create($"dns:///localhost:{a.Port}");
+
+        Assert.Equal("a", await Replica.WhoAsync(new Health.HealthClient(channel)));
+    }
+
+    [Theory]
+    [InlineData("ipv4:127.0.0.1:7101,127.0.0.1:7102", "127.0.0.1:7101,127.0.0.1:7102")]
+    [InlineData("ipv4:10.0.0.1", "10.0.0.1:443")]
+    [InlineData("ipv6:[::1]:7101,[::1]:7102", "::1:7101,::1:7102")]
+    public void AddressList_IsParsedAsGrpcNamingSays(string target, string expected) =>
+        Assert.Equal(expected, string.Join(",", MeshChannels.ParseAddressList(new Uri(target)).Select(e => $"{e.Host}:{e.Port}")));
+
+    [Theory]
+    [InlineData("ipv4:127.0.0.1:7101,not-an-address:1")]
+    [InlineData("ipv4:[::1]:7101")]
+    [InlineData("ipv6:127.0.0.1:7101")]
+    public void AddressList_WithAnEntryOfAnotherKind_IsRefused(string target) =>
+        Assert.Throws<FormatException>(() => MeshChannels.ParseAddressList(new Uri(target)));
+
+    [Fact]
+    public async Task PeerRestartedUnderLoad_NoCallFailsOnceItIsBack()
+    {
+        var port = FreePortOnLoopback();
+        var replica = await Replica.StartAsync("a", port);
+        using var channel = MeshChannels.Create($"http://127.0.0.1:{port}", MeshChannels.RetryUnavailable(Health.Descriptor.FullName));
+        var client = new Health.HealthClient(channel);
+        var backTicks = long.MaxValue;
+        var failedAfterBack = new List<string>();
+        var failedWhileDown = 0;
+        var succeeded = 0;
+        using var stop = new CancellationTokenSource();
+
+        async Task LoadAsync()
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var started = DateTime.UtcNow.Ticks;
+                try
+                {
+                    await client.CheckAsync(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow.AddSeconds(5));
+                    Interlocked.Increment(ref succeeded);
+                }
+                catch (RpcException e)
+                {
+                    if (started >= Interlocked.Read(ref backTicks))
+                    {
+                        lock (failedAfterBack)
+                        {
+                            failedAfterBack.Add($"{e.StatusCode} {e.Status.Detail}");
+                        }
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref failedWhileDown);
+                    }
+                }
+            }
+        }
+
+        var load = Enumerable.Range(0, 4).Select(_ => Task.Run(LoadAsync)).ToArray();
+        await Task.Delay(300);
+        await replica.DisposeAsync();
+        // Down long enough for reconnect attempts to fail and back off.
+        await Task.Delay(1500);
+        replica = await Replica.StartAsync("a", port);
+        Interlocked.Exchange(ref backTicks, DateTime.UtcNow.Ticks);
+        var before = Volatile.Read(ref succeeded);
+        await Eventually.HoldsAsync(() => Volatile.Read(ref succeeded) > before + 200, Timeout, "200 calls after the peer came back");
+        await stop.CancelAsync();
+        await Task.WhenAll(load).WaitAsync(Timeout);
+        await replica.DisposeAsync();
+
+        Assert.True(failedWhileDown > 0, "no call failed while the peer was down: the test did not take it down");
+        Assert.True(failedAfterBack.Count == 0, $"{failedAfterBack.Count} calls started after the peer was back failed: {string.Join("; ", failedAfterBack.Take(5))}");
+    }
+
+    private static int FreePortOnLoopback()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>A bare grpc-dotnet server whose health service says which replica it is (service "who").</summary>
+    private sealed class Replica : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+
+        private Replica(WebApplication app, int port)
+        {
+            _app = app;
+            Port = port;
+        }
+
+        public int Port { get; }
+
+        public static async Task<Replica> StartAsync(string name, int port = 0)
+        {
+            var builder = WebApplication.CreateBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2));
+            var health = new HealthServiceImpl();
+            // The replica's name as a status: "a" SERVING, "b" NOT_SERVING.
+            health.SetStatus("who", name == "a" ? ServingStatus.Serving : ServingStatus.NotServing);
+            builder.Services.AddGrpc();
+            builder.Services.AddSingleton(health);
+            var app = builder.Build();
+            app.MapGrpcService<HealthServiceImpl>();
+            await app.StartAsync().WaitAsync(Timeout);
+            return new Replica(app, new Uri(app.Urls.Single()).Port);
+        }
+
+        public static async Task<string> WhoAsync(Health.HealthClient client) =>
+            (await client.CheckAsync(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow + Timeout)).Status == ServingStatus.Serving ? "a" : "b";
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync().WaitAsync(Timeout);
+            await _app.DisposeAsync();
+        }
+    }
+}
