@@ -104,32 +104,39 @@ class Client {
     });
   }
 
-  // A Subscribe stream of order.placed events with a 1 s heartbeat, and its first message: once
-  // anything arrived the server is following the bus, so what happens next reaches this stream.
-  async subscribe(resumeAfter) {
+  // A Subscribe stream of order.placed events, with a 1 s heartbeat.
+  subscribe(resumeAfter) {
     const call = this.notifications.Subscribe({
       filter: { types: ['order.placed'] },
       resume_after: resumeAfter || '',
       heartbeat_interval: { seconds: 1, nanos: 0 },
     }, this.metadata, { deadline: this.deadline() });
-    const messages = call[Symbol.asyncIterator]();
-    const first = await messages.next();
-    if (first.done) throw new Error('the Subscribe stream ended before its first message');
-    return { call, messages, first: first.value };
+    return { call, messages: call[Symbol.asyncIterator]() };
+  }
+
+  // Reads up to the first heartbeat: the server sends one only once it follows the bus and has
+  // nothing buffered, so whatever happens next reaches this stream. Returns the events before it.
+  static async waitUntilLive(stream) {
+    const earlier = [];
+    for (;;) {
+      const next = await stream.messages.next();
+      if (next.done) throw new Error('the Subscribe stream ended before its first heartbeat');
+      if (next.value.item === 'heartbeat') return earlier;
+      earlier.push(next.value.event.id);
+    }
   }
 
   // Reads the stream (its deadline bounds the wait) until order.placed of requisitionId.
-  async waitForPlaced(stream, first, requisitionId, seen) {
-    let message = first;
+  static async waitForPlaced(stream, requisitionId, seen) {
     for (;;) {
+      const next = await stream.messages.next();
+      if (next.done) throw new Error('the Subscribe stream ended before order.placed of ' + requisitionId);
+      const message = next.value;
       if (message.item === 'event') {
         const event = message.event;
         seen.push({ id: event.id, type: event.type, requisition_id: event.requisition_id, cursor: message.cursor });
         if (event.type === 'order.placed' && event.requisition_id === requisitionId) return message;
       }
-      const next = await stream.messages.next();
-      if (next.done) throw new Error('the Subscribe stream ended before order.placed of ' + requisitionId);
-      message = next.value;
     }
   }
 
@@ -168,11 +175,12 @@ const cases = {
   },
 
   async subscribe_live(client) {
-    const stream = await client.subscribe();
+    const stream = client.subscribe();
     try {
-      emit({ case: 'subscribe_live', step: 'subscribed', first: stream.first.item });
+      const earlier = await Client.waitUntilLive(stream);
+      emit({ case: 'subscribe_live', step: 'live', events_before: earlier.length });
       const created = await client.create();
-      const message = await client.waitForPlaced(stream, stream.first, created.requisition.id, []);
+      const message = await Client.waitForPlaced(stream, created.requisition.id, []);
       const event = message.event;
       emit({
         case: 'subscribe_live',
@@ -199,21 +207,22 @@ const cases = {
 
   async subscribe_resume(client) {
     // The first order's order.placed, seen live, gives the event id to resume after.
-    const live = await client.subscribe();
+    const live = client.subscribe();
     let firstOrder;
     let placed;
     try {
+      await Client.waitUntilLive(live);
       firstOrder = await client.create();
-      placed = await client.waitForPlaced(live, live.first, firstOrder.requisition.id, []);
+      placed = await Client.waitForPlaced(live, firstOrder.requisition.id, []);
     } finally {
       cancel(live);
     }
     // The second order is placed while nobody follows the stream: only a replay can show it.
     const secondOrder = await client.create();
-    const resumed = await client.subscribe(placed.event.id);
+    const resumed = client.subscribe(placed.event.id);
     const replayed = [];
     try {
-      await client.waitForPlaced(resumed, resumed.first, secondOrder.requisition.id, replayed);
+      await Client.waitForPlaced(resumed, secondOrder.requisition.id, replayed);
     } finally {
       cancel(resumed);
     }

@@ -91,50 +91,56 @@ class Client:
         self.requisitions = requisition_pb2_grpc.RequisitionServiceStub(self.channel)
         self.notifications = notification_pb2_grpc.NotificationServiceStub(self.channel)
 
-    def create(self, place=True):
+    def create(self):
         request = self.requisition.CreateRequisitionRequest(
             request_id="py-" + uuid.uuid4().hex,
             patient=self.common.Patient(id="py-patient-1"),
             modality=self.common.TEST_MODALITY_TESTKIT,
             tests=[self.requisition.OrderedTest(code="LIPID_PANEL", partner_id="lab-a"),
                    self.requisition.OrderedTest(code="CBC", partner_id="lab-a")],
-            place=place)
+            place=True)
         return self.requisitions.CreateRequisition(request, metadata=self.metadata, timeout=self.timeout)
 
     def subscribe(self, resume_after=""):
-        """A Subscribe stream of order.placed events with a 1 s heartbeat, and its first message: once
-        anything arrived the server is following the bus, so what happens next reaches this stream."""
+        """A Subscribe stream of order.placed events, with a 1 s heartbeat."""
         from google.protobuf import duration_pb2
         request = self.notification.SubscribeRequest(
             filter=self.notification.EventFilter(types=["order.placed"]),
             resume_after=resume_after,
             heartbeat_interval=duration_pb2.Duration(seconds=1))
-        call = self.notifications.Subscribe(request, metadata=self.metadata, timeout=self.timeout)
-        return call, next(call)
+        return self.notifications.Subscribe(request, metadata=self.metadata, timeout=self.timeout)
 
-    def wait_for_placed(self, call, first, requisition_id, seen):
+    @staticmethod
+    def wait_until_live(call):
+        """Reads up to the first heartbeat: the server sends one only once it follows the bus and has
+        nothing buffered, so whatever happens next reaches this stream. Returns the events before it."""
+        earlier = []
+        for message in call:
+            if message.WhichOneof("item") == "heartbeat":
+                return earlier
+            earlier.append(message.event.id)
+        raise RuntimeError("the Subscribe stream ended before its first heartbeat")
+
+    @staticmethod
+    def wait_for_placed(call, requisition_id, seen):
         """Reads the stream (its deadline bounds the wait) until order.placed of requisition_id."""
-        message = first
-        while True:
+        for message in call:
             if message.WhichOneof("item") == "event":
                 event = message.event
                 seen.append({"id": event.id, "type": event.type, "requisition_id": event.requisition_id,
                              "cursor": message.cursor})
                 if event.type == "order.placed" and event.requisition_id == requisition_id:
                     return message
-            message = next(call)
-
-    def enum_name(self, enum, value):
-        return enum.Name(value)
+        raise RuntimeError("the Subscribe stream ended before order.placed of " + requisition_id)
 
 
 def requisition_json(client, requisition):
     return {
         "id": requisition.id,
         "team_id": requisition.team_id,
-        "status": client.enum_name(client.requisition.OrderStatus, requisition.status),
+        "status": client.requisition.OrderStatus.Name(requisition.status),
         "sub_status": requisition.sub_status,
-        "lifecycle_status": client.enum_name(client.requisition.LifecycleStatus, requisition.lifecycle_status),
+        "lifecycle_status": client.requisition.LifecycleStatus.Name(requisition.lifecycle_status),
         "tests": [t.code for t in requisition.tests],
         "service_requests": [{"id": s.id, "requisition_id": s.requisition_id, "code": s.code,
                               "partner_id": s.partner_id, "line": s.line} for s in requisition.service_requests],
@@ -151,12 +157,12 @@ def case_create_and_read(client):
 
 
 def case_subscribe_live(client):
-    call, first = client.subscribe()
+    call = client.subscribe()
     try:
-        emit(case="subscribe_live", step="subscribed", first=first.WhichOneof("item"))
+        earlier = client.wait_until_live(call)
+        emit(case="subscribe_live", step="live", events_before=len(earlier))
         created = client.create()
-        seen = []
-        message = client.wait_for_placed(call, first, created.requisition.id, seen)
+        message = client.wait_for_placed(call, created.requisition.id, [])
         event = message.event
         emit(case="subscribe_live", step="event", requisition_id=created.requisition.id,
              event={"id": event.id, "type": event.type, "requisition_id": event.requisition_id,
@@ -172,18 +178,19 @@ def case_subscribe_live(client):
 
 def case_subscribe_resume(client):
     # The first order's order.placed, seen live, gives the event id to resume after.
-    call, first = client.subscribe()
+    call = client.subscribe()
     try:
+        client.wait_until_live(call)
         first_order = client.create()
-        placed = client.wait_for_placed(call, first, first_order.requisition.id, [])
+        placed = client.wait_for_placed(call, first_order.requisition.id, [])
     finally:
         call.cancel()
     # The second order is placed while nobody follows the stream: only a replay can show it.
     second_order = client.create()
-    resumed, message = client.subscribe(resume_after=placed.event.id)
+    resumed = client.subscribe(resume_after=placed.event.id)
     replayed = []
     try:
-        client.wait_for_placed(resumed, message, second_order.requisition.id, replayed)
+        client.wait_for_placed(resumed, second_order.requisition.id, replayed)
     finally:
         resumed.cancel()
     emit(case="subscribe_resume", step="resumed", resume_after=placed.event.id,
