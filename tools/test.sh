@@ -3,8 +3,8 @@
 # packages (when run as root; otherwise it says what is missing). Servers the tests need (Python
 # and Node gRPC peers, Redis, a throw-away PostgreSQL cluster, and deploy/local's whole topology behind
 # nginx for the end-to-end tests) are started by the tests' own fixtures on free loopback ports, so
-# nothing here is left running. The Node interop tests run `npm ci` in
-# tests/LabMesh.Interop/node once (it needs the npm registry, or an npm cache that holds the pins).
+# nothing here is left running. The cross-language tests run `npm ci` in
+# tests/LabMesh.CrossLanguage.Tests/node once (it needs the npm registry, or an npm cache that holds the pins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,9 @@ packages=(
   "python3-grpcio:/usr/lib/python3/dist-packages/grpc/__init__.py"
   "python3-protobuf:/usr/lib/python3/dist-packages/google/protobuf/__init__.py"
   "protobuf-compiler:/usr/bin/protoc"
+  # The Python client's gRPC stubs (protoc's grpc_python plugin) and the well-known types protoc imports.
+  "protobuf-compiler-grpc:/usr/bin/grpc_python_plugin"
+  "libprotobuf-dev:/usr/include/google/protobuf/timestamp.proto"
   "grpc-proto:/usr/share/grpc-proto/grpc/health/v1/health.proto"
   "nodejs:/usr/bin/node"
   "npm:/usr/bin/npm"
