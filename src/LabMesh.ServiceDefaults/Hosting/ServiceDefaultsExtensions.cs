@@ -62,7 +62,8 @@ public static class ServiceDefaultsExtensions
         });
         builder.Services.AddLabMeshSecurity(builder.Configuration);
         builder.Services.AddGrpcHealthChecks();
-        builder.Services.AddGrpcReflection();
+        // Reflection serves the google.rpc error details too, so grpcurl decodes them (GrpcReflectionDescriptors).
+        builder.Services.AddGrpcReflectionWithErrorDetails();
         builder.Services.AddLabMeshStorageOptions(builder.Configuration);
         builder.Services.AddLabMeshEventsAndCache(builder.Configuration);
         return builder;
