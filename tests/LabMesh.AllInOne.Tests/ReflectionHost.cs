@@ -6,7 +6,7 @@ namespace LabMesh.AllInOne.Tests;
 /// The four services in one host, as the all-in-one Program.cs wires them (reflection on, the default), on a
 /// loopback port with SQLite and the in-process bus; it trusts TestCaller's key. One per test class.
 /// </summary>
-public sealed class ReflectionHost : IAsyncLifetime
+public class ReflectionHost : IAsyncLifetime
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -20,8 +20,14 @@ public sealed class ReflectionHost : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var settings = await TestSettings.CreateAsync(Backend.Sqlite);
+        Configure(settings);
         _dataDirectory = settings["LabMesh:Storage:DataDirectory"]!;
         Host = await MeshHosts.StartAllInOneAsync(settings, FreePort.Next()).WaitAsync(TimeSpan.FromSeconds(120));
+    }
+
+    /// <summary>Settings of this host beyond the defaults.</summary>
+    protected virtual void Configure(Dictionary<string, string?> settings)
+    {
     }
 
     public async Task DisposeAsync()
@@ -31,4 +37,10 @@ public sealed class ReflectionHost : IAsyncLifetime
         Directory.Delete(_dataDirectory, recursive: true);
         logs.AssertNoErrors();
     }
+}
+
+/// <summary>The same host with <c>LabMesh:Security:Reflection=false</c>, as production runs it.</summary>
+public sealed class ReflectionOffHost : ReflectionHost
+{
+    protected override void Configure(Dictionary<string, string?> settings) => settings["LabMesh:Security:Reflection"] = "false";
 }
