@@ -71,7 +71,8 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddStrictRequestParsing();
         builder.Services.AddLabMeshSecurity(builder.Configuration);
         builder.Services.AddLabMeshHealth(builder.Configuration);
-        builder.Services.AddGrpcReflection();
+        // Reflection serves the google.rpc error details too, so grpcurl decodes them (GrpcReflectionDescriptors).
+        builder.Services.AddGrpcReflectionWithErrorDetails();
         builder.Services.AddLabMeshStorageOptions(builder.Configuration);
         builder.Services.AddLabMeshEventsAndCache(builder.Configuration);
         return builder;

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+
+namespace LabMesh.AllInOne.Tests;
+
+/// <summary>What a <c>buf</c> command printed and how it exited.</summary>
+public sealed record BufResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+}
+
+/// <summary>
+/// The <c>buf</c> command of npm's @bufbuild/buf, pinned in <c>buf/package.json</c> and
+/// <c>buf/package-lock.json</c> beside this file: a gRPC client nobody here wrote. <c>npm ci</c> installs it
+/// the first time (it needs the npm registry, or an npm cache that holds the pins).
+/// </summary>
+public static class Buf
+{
+    private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
+    private static readonly Lazy<Task<string>> Installed = new(InstallAsync);
+
+    /// <summary>Runs <c>buf</c> with <paramref name="arguments"/>, killed (with what it printed so far in the error) after <paramref name="timeout"/>.</summary>
+    public static async Task<BufResult> RunAsync(TimeSpan timeout, params string[] arguments)
+    {
+        var buf = await Installed.Value.WaitAsync(InstallTimeout);
+        return await RunAsync(buf, Path.GetDirectoryName(buf)!, arguments, timeout);
+    }
+
+    private static async Task<string> InstallAsync()
+    {
+        var folder = Path.Combine(RepositoryRoot(), "tests", "LabMesh.AllInOne.Tests", "buf");
+        var buf = Path.Combine(folder, "node_modules", ".bin", "buf");
+        if (!File.Exists(buf))
+        {
+            // --ignore-scripts: the package's postinstall only swaps its Node launcher for the binary it
+            // already ships in @bufbuild/buf-linux-x64 (and friends); the launcher works as it is.
+            var install = await RunAsync("npm", folder, ["ci", "--ignore-scripts", "--no-audit", "--no-fund"], InstallTimeout);
+            Assert.True(install.ExitCode == 0 && File.Exists(buf), $"npm ci in {folder} did not install buf:\n{install}");
+        }
+
+        return buf;
+    }
+
+    private static async Task<BufResult> RunAsync(string command, string workingDirectory, IEnumerable<string> arguments, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(command)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["NO_COLOR"] = "1";
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            // The npm launcher runs the binary as its child: end both.
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            throw new TimeoutException($"{command} {string.Join(' ', arguments)} ran past {timeout}:\n{await stdout}\n{await stderr}");
+        }
+
+        return new BufResult(process.ExitCode, await stdout.WaitAsync(timeout), await stderr.WaitAsync(timeout));
+    }
+
+    private static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "LabMesh.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new DirectoryNotFoundException("No LabMesh.sln above " + AppContext.BaseDirectory);
+    }
+}
