@@ -1,12 +1,19 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Google.Protobuf;
+using Grpc.Core;
 using LabMesh.Bench;
+using LabMesh.Bench.Load;
 using LabMesh.Bench.Servers;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
 
-if (args.Length > 0 && args[0] == "serve")
+if (args.Length == 2 && args[0] == BareServer.Mode)
 {
-    return await ServerProcess.ServeAsync(args);
+    return await BareServer.ServeAsync(args[1]);
 }
 if (args.Contains("--help") || args.Contains("-h"))
 {
@@ -43,64 +50,107 @@ if (options.Pin && Environment.GetEnvironmentVariable(PinnedVariable) != "1")
     return pinned.ExitCode;
 }
 
-if (options.AllocProfile)
-{
-    AllocationProfiler.Start();
-}
-
-var payloads = new Payloads(options.RequestSize, options.ResponseSize, options.StreamMessages);
 var loadAverage = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 Console.WriteLine($"LabMesh.Bench  {DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz", CultureInfo.InvariantCulture)}");
 Console.WriteLine($"  machine: {Environment.ProcessorCount} cores visible, {RuntimeInformation.OSDescription}, .NET {Environment.Version}, load average {loadAverage}");
 Console.WriteLine($"  args: {(options.CommandLine.Length == 0 ? "(defaults)" : options.CommandLine)}");
 Console.WriteLine(string.Format(
     CultureInfo.InvariantCulture,
-    "  load: {0} calls in flight over {1} connection(s); request {2} B, response {3} B, {4} msgs per stream; {5}s warm-up + {6}s measured per side, {7} round(s)",
-    options.Concurrency, options.Connections, options.RequestSize, options.ResponseSize, options.StreamMessages,
-    options.WarmupSeconds, options.DurationSeconds, options.Rounds));
-Console.WriteLine(options.InProcess
-    ? "  servers: in the bench process (CPU and allocation columns include client and server)"
-    : $"  servers: child processes ({options.ServerGc} GC for .NET), Kestrel h2c on 127.0.0.1{(options.Pin ? "; servers on CPU 0, client/h2load on CPU 1" : "; client, h2load and server share all cores")}");
-Console.WriteLine(string.Format(
-    CultureInfo.InvariantCulture,
-    "  own-server scenarios: gzip {0} B text-like payloads; large {1} B; many-streams {2} calls over one connection; grpcio via {3}",
-    options.GzipSize, options.LargeSize, options.Streams, options.PythonPath));
-Console.WriteLine("  columns: rate; call latency p50/p99; CPU time and bytes allocated per op (op = call, or message for streams) in the server and in the bench client");
+    "  load: {0} calls in flight over {1} connection(s); {2}s warm-up + {3}s measured per side, {4} round(s)",
+    options.Concurrency, options.Connections, options.WarmupSeconds, options.DurationSeconds, options.Rounds));
+Console.WriteLine($"  servers: child processes, server GC, Kestrel h2c on 127.0.0.1{(options.Pin ? "; servers on CPU 0, client/h2load on CPU 1" : "; client, h2load and servers share all cores")}");
+Console.WriteLine("  columns: calls/s; call latency p50/p99; server CPU per call (/proc); the bench client's CPU and bytes allocated per call");
 
-await using var labMesh = await ServerProcess.StartAsync(ServerSettings.For(ServerKind.LabMesh, payloads, options), options);
-await using var bare = await ServerProcess.StartAsync(ServerSettings.For(ServerKind.Bare, payloads, options), options);
-Console.WriteLine($"  LabMesh server {labMesh.Address}, bare server {bare.Address}");
-
-var runner = new Runner(options, payloads, labMesh, bare);
-if (options.Scenarios.Any(s => !ScenarioInfo.Get(s).OwnServers))
+// A key made for this run that the host trusts (as tests/LabMesh.Testing's TestCaller does), and a limit
+// the load never reaches: the token bucket is consulted on every call but never says RESOURCE_EXHAUSTED.
+using var key = SigningKey.Generate("labmesh-bench");
+var hostSettings = new Dictionary<string, string>
 {
+    ["LabMesh__Security__SigningKeyId"] = key.KeyId,
+    ["LabMesh__Security__SigningKeyPem"] = key.ExportPrivateKeyPem(),
+    ["LabMesh__Security__DevelopmentKeys"] = "false",
+    ["LabMesh__Limits__PermitsPerSecond"] = "1000000000",
+    ["LabMesh__Limits__Burst"] = "2000000000",
+};
+const string Team = "bench";
+var token = key.Mint(new TokenIdentity(Team, CallerRole.Clinician, "bench-status", null), "labmesh", "labmesh", TimeSpan.FromHours(1));
+var headers = new Metadata { { "authorization", "Bearer " + token } };
+
+await using var labMesh = await ServerProcess.StartAllInOneAsync(options, hostSettings);
+var status = await PlaceRequisitionAsync(labMesh.Address, headers, token);
+var responseFile = Path.Combine(Path.GetTempPath(), $"labmesh-bench-status-{Environment.ProcessId}.bin");
+await using (var client = new StatusClientLoad(labMesh.Address, 1))
+{
+    var answer = await client.OnceAsync(status, TimeSpan.FromSeconds(10));
+    await File.WriteAllBytesAsync(responseFile, answer.ToByteArray());
+    status = status with { ResponseSize = answer.CalculateSize() };
+}
+
+ServerProcess bare;
+try
+{
+    bare = await ServerProcess.StartBareAsync(options, responseFile);
+}
+finally
+{
+    File.Delete(responseFile);
+}
+
+await using (bare)
+{
+    Console.WriteLine($"  all-in-one host {labMesh.Address} (pid {labMesh.Pid}), bare grpc-dotnet server {bare.Address} (pid {bare.Pid})");
+    Console.WriteLine($"  call: GetRequisitionStatus of placed requisition {status.Request.Id}, team {Team}, a clinician's token; response {status.ResponseSize} B");
+    var runner = new Runner(options, status, labMesh, bare);
     Console.WriteLine();
-    Console.WriteLine("Checking every path once:");
+    Console.WriteLine("Checking both servers once:");
     if (!await runner.CheckAsync())
     {
-        Console.WriteLine("Some paths fail; their scenarios will report errors.");
+        return 1;
     }
 
     Console.WriteLine();
     Console.WriteLine($"Priming every path for {options.PrimeSeconds.ToString(CultureInfo.InvariantCulture)}s...");
     await runner.PrimeAsync();
+
+    Console.WriteLine();
+    Report.PrintHeader();
+    foreach (var scenario in options.Scenarios)
+    {
+        await runner.RunScenarioAsync(scenario);
+    }
+
+    var markdown = Report.Markdown(runner.Results);
+    Console.WriteLine();
+    Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "Resident memory after the run: all-in-one host {0:F1} MB, bare server {1:F1} MB",
+        labMesh.ResidentMb(), bare.ResidentMb()));
+    Console.WriteLine($"Load average at the end: {Runner.LoadAverage()} (the bench alone brings 2 cores to about 4; the figures are trustworthy when the load was low before it started)");
+    Console.WriteLine("Summary (Markdown):");
+    Console.WriteLine();
+    Console.WriteLine(markdown);
+    if (options.MarkdownPath is not null)
+    {
+        await File.WriteAllTextAsync(options.MarkdownPath, markdown);
+    }
 }
 
-Console.WriteLine();
-Report.PrintHeader();
-foreach (var scenario in options.Scenarios)
-{
-    await runner.RunScenarioAsync(scenario);
-}
-
-var markdown = Report.Markdown(runner.Results);
-Console.WriteLine();
-Console.WriteLine($"Load average at the end: {Runner.LoadAverage()} (the bench alone brings 2 cores to about 4; the figures are trustworthy when the load was low before it started)");
-Console.WriteLine("Summary (Markdown):");
-Console.WriteLine();
-Console.WriteLine(markdown);
-if (options.MarkdownPath is not null)
-{
-    await File.WriteAllTextAsync(options.MarkdownPath, markdown);
-}
 return 0;
+
+// One placed requisition, created through LabMesh's channel as a clinician of the team, not measured.
+static async Task<StatusRequest> PlaceRequisitionAsync(string address, Metadata headers, string token)
+{
+    using var channel = MeshChannels.Create(address);
+    var client = new RequisitionService.RequisitionServiceClient(channel);
+    var request = new CreateRequisitionRequest
+    {
+        RequestId = "bench-status-1",
+        // Synthetic, and never printed.
+        Patient = new Patient { Id = "bench-patient-1", GivenName = "Bench", FamilyName = "Patient", BirthDate = "1970-01-01", Sex = "unknown" },
+        OrderingProvider = new Provider { Id = "bench-provider", Name = "Bench Provider" },
+        Lab = "LabCorp",
+        Modality = TestModality.Testkit,
+        Place = true,
+    };
+    request.Tests.Add(new OrderedTest { Code = "BMP", PartnerId = "bench-partner" });
+    var created = await client.CreateRequisitionAsync(request, headers, DateTime.UtcNow.AddSeconds(30));
+    return new StatusRequest(new GetRequisitionStatusRequest { Id = created.Requisition.Id }, headers, 0, token);
+}

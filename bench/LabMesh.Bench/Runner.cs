@@ -1,65 +1,52 @@
-using System.Globalization;
+using Google.Protobuf;
 using LabMesh.Bench.Load;
 using LabMesh.Bench.Servers;
 
 namespace LabMesh.Bench;
 
 /// <summary>
-/// Runs each scenario, against the two shared servers or (<see cref="OwnServerScenario"/>) servers of
-/// its own, prints each side and the ratio, and collects the measurements.
+/// Runs each scenario against the all-in-one host and the bare grpc-dotnet server, prints each side and the
+/// ratio, and collects the measurements.
 /// </summary>
-internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProcess labMesh, ServerProcess bare)
+internal sealed class Runner(BenchOptions options, StatusRequest status, ServerProcess labMesh, ServerProcess bare)
 {
     private readonly List<Measurement> _results = [];
 
     public IReadOnlyList<Measurement> Results => _results;
 
-    /// <summary>One call through each path, so a broken target shows up before any measuring.</summary>
+    /// <summary>One call to each server through LabMesh's channel: both answer, and with the same bytes.</summary>
     public async Task<bool> CheckAsync()
     {
-        var ok = true;
-        async Task Try(string what, Func<Task> call)
+        var answers = new List<byte[]>();
+        foreach (var server in new[] { labMesh, bare })
         {
             try
             {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                await call().WaitAsync(timeout.Token);
-                Console.WriteLine($"  ok    {what}");
+                await using var client = new StatusClientLoad(server.Address, 1);
+                var response = await client.OnceAsync(status, TimeSpan.FromSeconds(10));
+                answers.Add(response.ToByteArray());
+                Console.WriteLine($"  ok    MeshChannels -> {server.Name}: {response.Status.LifecycleStatus}, {answers[^1].Length} B");
             }
             catch (Exception ex)
             {
-                ok = false;
-                Console.WriteLine($"  FAIL  {what}: {ex.GetType().Name}: {ex.Message}");
+                Console.WriteLine($"  FAIL  MeshChannels -> {server.Name}: {ex.GetType().Name}: {ex.Message}");
+                return false;
             }
         }
 
-        async Task Raw(Uri uri, int messages)
+        if (!answers[0].AsSpan().SequenceEqual(answers[1]))
         {
-            await using var raw = new RawHttpLoad(1);
-            await raw.Calls(uri, payloads.FramedRequest, 1, messages)[0]();
+            Console.WriteLine("  FAIL  the two servers answer with different bytes");
+            return false;
         }
 
-        async Task Client(string address, bool stream)
-        {
-            await using var client = new LabMeshClientLoad(address, 1);
-            await (stream
-                ? client.ServerStream(payloads.Request, 1)[0]()
-                : client.Unary(payloads.Request, 1, payloads.Response.Payload.Length)[0]());
-        }
-
-        await Try("HttpClient -> LabMesh server, unary", () => Raw(labMesh.UnaryUri, 1));
-        await Try("HttpClient -> LabMesh server, stream", () => Raw(labMesh.StreamUri, payloads.StreamMessages));
-        await Try("HttpClient -> bare server, unary", () => Raw(bare.UnaryUri, 1));
-        await Try("HttpClient -> bare server, stream", () => Raw(bare.StreamUri, payloads.StreamMessages));
-        await Try("LabMesh client -> LabMesh server, unary", () => Client(labMesh.Address, stream: false));
-        await Try("LabMesh client -> LabMesh server, stream", () => Client(labMesh.Address, stream: true));
-        await Try("LabMesh client -> bare server, unary", () => Client(bare.Address, stream: false));
-        return ok;
+        Console.WriteLine("  ok    both answer the same bytes");
+        return true;
     }
 
     /// <summary>
-    /// Load on every path before any measuring, so that both fresh server processes and the client
-    /// reach optimized (tier-1, PGO) code first: otherwise whichever side is measured first pays for it.
+    /// Load on every path before any measuring, so that both fresh server processes and the client reach
+    /// optimized (tier-1, PGO) code first: otherwise whichever side is measured first pays for it.
     /// </summary>
     public async Task PrimeAsync()
     {
@@ -67,23 +54,16 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
         {
             return;
         }
+
         var each = TimeSpan.FromSeconds(options.PrimeSeconds);
-        await using var raw = new RawHttpLoad(options.Connections);
-        await using var toLabMesh = new LabMeshClientLoad(labMesh.Address, options.Connections);
-        await using var toBare = new LabMeshClientLoad(bare.Address, options.Connections);
-        var paths = new[]
+        foreach (var server in new[] { labMesh, bare })
         {
-            raw.Calls(labMesh.UnaryUri, payloads.FramedRequest, options.Concurrency, 1),
-            raw.Calls(bare.UnaryUri, payloads.FramedRequest, options.Concurrency, 1),
-            raw.Calls(labMesh.StreamUri, payloads.FramedRequest, options.Concurrency, payloads.StreamMessages),
-            raw.Calls(bare.StreamUri, payloads.FramedRequest, options.Concurrency, payloads.StreamMessages),
-            toLabMesh.Unary(payloads.Request, options.Concurrency, payloads.Response.Payload.Length),
-            toLabMesh.ServerStream(payloads.Request, options.Concurrency),
-            toBare.Unary(payloads.Request, options.Concurrency, payloads.Response.Payload.Length),
-        };
-        foreach (var calls in paths)
-        {
-            await ClosedLoop.RunAsync(calls, TimeSpan.Zero, each);
+            await using var client = new StatusClientLoad(server.Address, options.Connections);
+            await ClosedLoop.RunAsync(client.Calls(status, options.Concurrency), TimeSpan.Zero, each);
+            if (File.Exists(options.H2LoadPath))
+            {
+                await WithBodyFileAsync(file => H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders, each, log: false));
+            }
         }
     }
 
@@ -97,77 +77,47 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
             Console.WriteLine($"  SKIPPED: h2load not found at {options.H2LoadPath} (Debian/Ubuntu: apt-get install nghttp2-client; elsewhere pass --h2load PATH)");
             return;
         }
-        OwnServerScenario? own = null;
-        if (info.OwnServers)
-        {
-            try
-            {
-                own = await OwnServerScenario.StartAsync(scenario, options, payloads, this);
-            }
-            catch (Exception ex)
-            {
-                Console.WriteLine($"  SKIPPED: {ex.Message}");
-                return;
-            }
-        }
-        await using (own)
-        {
-            await MeasureRoundsAsync(info, own is null ? isLabMesh => MeasureAsync(scenario, isLabMesh) : own.MeasureAsync);
-        }
-    }
 
-    private async Task MeasureRoundsAsync(ScenarioInfo info, Func<bool, Task<Measurement>> measure)
-    {
         var labMeshRuns = new List<Measurement>();
         var bareRuns = new List<Measurement>();
         for (var round = 0; round < options.Rounds; round++)
         {
             // Alternate which side goes first, so drift in machine load does not favour one side.
-            var labMeshFirst = round % 2 == 0;
-            foreach (var isLabMesh in labMeshFirst ? new[] { true, false } : [false, true])
+            foreach (var isLabMesh in round % 2 == 0 ? new[] { true, false } : [false, true])
             {
                 Measurement m;
                 try
                 {
-                    m = await measure(isLabMesh);
+                    m = await MeasureAsync(scenario, isLabMesh ? labMesh : bare, isLabMesh);
                 }
                 catch (Exception ex)
                 {
-                    Console.WriteLine($"  FAILED {(isLabMesh ? "measured" : "baseline")} side: {ex.GetType().Name}: {ex.Message}");
+                    Console.WriteLine($"  FAILED {(isLabMesh ? "LabMesh" : "bare")} side: {ex.GetType().Name}: {ex.Message}");
                     continue;
                 }
+
                 Report.PrintRow(m);
                 (isLabMesh ? labMeshRuns : bareRuns).Add(m);
             }
         }
+
         var labMeshMedian = Median(labMeshRuns);
         var bareMedian = Median(bareRuns);
-        if (labMeshMedian is not null)
+        if (labMeshMedian is null || bareMedian is null)
         {
-            _results.Add(labMeshMedian);
+            return;
         }
-        if (bareMedian is not null)
-        {
-            _results.Add(bareMedian);
-        }
-        if (options.Rounds > 1 && labMeshMedian is not null && bareMedian is not null)
+
+        _results.Add(labMeshMedian);
+        _results.Add(bareMedian);
+        if (options.Rounds > 1)
         {
             Console.WriteLine($"  median of {options.Rounds} rounds:");
             Report.PrintRow(labMeshMedian);
             Report.PrintRow(bareMedian);
         }
-        if (labMeshMedian is not null && bareMedian is not null)
-        {
-            Report.PrintRatio(info, labMeshMedian, bareMedian);
-            if (labMeshMedian.ServerAllocations is not null && bareMedian.ServerAllocations is not null)
-            {
-                AllocationProfiler.PrintDifference("server", labMeshMedian.ServerAllocations, labMeshMedian.Ops, bareMedian.ServerAllocations, bareMedian.Ops);
-            }
-            if (labMeshMedian.ClientAllocations is not null && bareMedian.ClientAllocations is not null)
-            {
-                AllocationProfiler.PrintDifference("client", labMeshMedian.ClientAllocations, labMeshMedian.Ops, bareMedian.ClientAllocations, bareMedian.Ops);
-            }
-        }
+
+        Report.PrintRatio(labMeshMedian, bareMedian);
     }
 
     /// <summary>The 1-minute load average: other work on the machine skews every figure.</summary>
@@ -177,158 +127,84 @@ internal sealed class Runner(BenchOptions options, Payloads payloads, ServerProc
     private static Measurement? Median(List<Measurement> runs) =>
         runs.Count == 0 ? null : runs.OrderBy(m => m.Rate).ElementAt((runs.Count - 1) / 2);
 
-    private async Task<Measurement> MeasureAsync(string scenario, bool isLabMesh)
+    private string[] H2LoadHeaders => ["authorization: Bearer " + status.Token];
+
+    private static Uri PathOf(ServerProcess server) => new(server.Address + StatusRequest.Path);
+
+    private Task<Measurement> MeasureAsync(string scenario, ServerProcess server, bool isLabMesh) => scenario switch
     {
-        var server = isLabMesh ? labMesh : bare;
-        var streaming = scenario.EndsWith("-stream", StringComparison.Ordinal);
-        var uri = streaming ? server.StreamUri : server.UnaryUri;
-        var messagesPerCall = streaming ? payloads.StreamMessages : 1;
-        switch (scenario)
-        {
-            case "h2load-unary":
-            case "h2load-stream":
-                return await MeasureH2LoadAsync(
-                    scenario, isLabMesh ? "h2load -> LabMesh server" : "h2load -> bare Kestrel", isLabMesh, server, uri, messagesPerCall, payloads.FramedRequest);
+        "status-client" => MeasureClientAsync(scenario, server, isLabMesh),
+        "status-h2load" => MeasureH2LoadAsync(scenario, server, isLabMesh),
+        _ => throw new ArgumentException($"Unknown scenario '{scenario}'."),
+    };
 
-            case "e2e-unary":
-            case "e2e-stream":
-                if (isLabMesh)
-                {
-                    await using var client = new LabMeshClientLoad(server.Address, options.Connections);
-                    var calls = streaming
-                        ? client.ServerStream(payloads.Request, options.Concurrency)
-                        : client.Unary(payloads.Request, options.Concurrency, payloads.Response.Payload.Length);
-                    return await MeasureClosedLoopAsync(scenario, "LabMesh client -> LabMesh server", true, server, calls, streaming);
-                }
-                else
-                {
-                    await using var raw = new RawHttpLoad(options.Connections);
-                    var calls = raw.Calls(uri, payloads.FramedRequest, options.Concurrency, messagesPerCall);
-                    return await MeasureClosedLoopAsync(scenario, "HttpClient -> bare Kestrel", false, server, calls, streaming);
-                }
-
-            case "client-unary":
-                if (isLabMesh)
-                {
-                    await using var client = new LabMeshClientLoad(bare.Address, options.Connections);
-                    var calls = client.Unary(payloads.Request, options.Concurrency, payloads.Response.Payload.Length);
-                    return await MeasureClosedLoopAsync(scenario, "LabMesh client -> bare Kestrel", true, bare, calls, false);
-                }
-                else
-                {
-                    await using var raw = new RawHttpLoad(options.Connections);
-                    var calls = raw.Calls(bare.UnaryUri, payloads.FramedRequest, options.Concurrency, 1);
-                    return await MeasureClosedLoopAsync(scenario, "HttpClient -> bare Kestrel", false, bare, calls, false);
-                }
-
-            case "server-unary":
-                {
-                    await using var raw = new RawHttpLoad(options.Connections);
-                    var calls = raw.Calls(uri, payloads.FramedRequest, options.Concurrency, 1);
-                    var target = isLabMesh ? "HttpClient -> LabMesh server" : "HttpClient -> bare Kestrel";
-                    return await MeasureClosedLoopAsync(scenario, target, isLabMesh, server, calls, false);
-                }
-
-            default:
-                throw new ArgumentException($"Unknown scenario '{scenario}'.");
-        }
-    }
-
-    /// <summary>
-    /// A closed loop over <paramref name="calls"/>, with the server's and the bench's costs over the window.
-    /// With <paramref name="gaps"/>, p50/p99 are per message and the whole-call figures go in the detail.
-    /// </summary>
-    public async Task<Measurement> MeasureClosedLoopAsync(
-        string scenario, string target, bool isLabMesh, ServerProcess server, IReadOnlyList<BenchCall> calls, bool streaming, MessageGaps? gaps = null)
+    /// <summary>A closed loop through LabMesh's channel, with the server's and the bench's costs over the window.</summary>
+    private async Task<Measurement> MeasureClientAsync(string scenario, ServerProcess server, bool isLabMesh)
     {
+        await using var client = new StatusClientLoad(server.Address, options.Connections);
         ProcessStats serverStart = default, serverEnd = default, clientStart = default, clientEnd = default;
-        string? serverAllocations = null, clientAllocations = null;
         var result = await ClosedLoop.RunAsync(
-            calls,
+            client.Calls(status, options.Concurrency),
             options.Warmup,
             options.Duration,
-            async () =>
+            () =>
             {
-                if (options.AllocProfile)
-                {
-                    await server.TakeAllocationsAsync();
-                    AllocationProfiler.Instance?.TakeAndReset();
-                }
-                serverStart = await server.GetStatsAsync();
+                serverStart = server.GetStats();
                 clientStart = ProcessStats.Capture();
-                gaps?.Recording = true;
+                return Task.CompletedTask;
             },
-            async () =>
+            () =>
             {
-                gaps?.Recording = false;
                 clientEnd = ProcessStats.Capture();
-                serverEnd = await server.GetStatsAsync();
-                if (options.AllocProfile)
-                {
-                    clientAllocations = AllocationProfiler.Instance?.TakeAndReset();
-                    serverAllocations = await server.TakeAllocationsAsync();
-                }
+                serverEnd = server.GetStats();
+                return Task.CompletedTask;
             });
-        var (p50, p99) = gaps?.Percentiles() ?? (result.P50Ms, result.P99Ms);
-        var ops = streaming ? result.Messages : result.Calls;
         return new Measurement(
             scenario,
-            target,
+            "MeshChannels -> " + server.Name,
             isLabMesh,
-            streaming ? "msgs/s" : "calls/s",
-            ops / result.Elapsed.TotalSeconds,
-            p50,
-            p99,
-            ops,
+            result.Calls / result.Elapsed.TotalSeconds,
+            result.P50Ms,
+            result.P99Ms,
+            result.Calls,
             result.Errors,
             serverEnd.Since(serverStart),
             clientEnd.Since(clientStart),
-            result.Errors > 0 || result.Calls == 0 ? result.FirstError : null)
-        {
-            ServerAllocations = serverAllocations,
-            ClientAllocations = options.InProcess ? null : clientAllocations,
-            Detail = gaps is null ? null : string.Format(
-                CultureInfo.InvariantCulture, "p50/p99 are per message; whole calls: p50 {0:F2} ms, p99 {1:F2} ms", result.P50Ms, result.P99Ms),
-        };
+            result.Errors > 0 || result.Calls == 0 ? result.FirstError : null);
     }
 
-    /// <summary>h2load posting <paramref name="framedRequest"/> to <paramref name="uri"/>: a warm-up run, then the measured one.</summary>
-    public async Task<Measurement> MeasureH2LoadAsync(
-        string scenario, string target, bool isLabMesh, ServerProcess server, Uri uri, int messagesPerCall, byte[] framedRequest)
+    /// <summary>h2load posting the framed request with the caller's token: a warm-up run, then the measured one.</summary>
+    private Task<Measurement> MeasureH2LoadAsync(string scenario, ServerProcess server, bool isLabMesh) => WithBodyFileAsync(async file =>
     {
-        var bodyFile = Path.Combine(Path.GetTempPath(), $"labmesh-bench-request-{Environment.ProcessId}.bin");
-        await File.WriteAllBytesAsync(bodyFile, framedRequest);
+        if (options.Warmup > TimeSpan.Zero)
+        {
+            await H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders, options.Warmup, log: false);
+        }
+
+        var before = server.GetStats();
+        var result = await H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders, options.Duration, log: true);
+        var after = server.GetStats();
+        return new Measurement(
+            scenario,
+            "h2load -> " + server.Name,
+            isLabMesh,
+            result.RequestsPerSecond,
+            result.P50Ms,
+            result.P99Ms,
+            result.Succeeded,
+            result.Failed,
+            after.Since(before),
+            null,
+            result.Failed > 0 || result.Succeeded == 0 ? "h2load: " + result.Output.Split('\n').FirstOrDefault(l => l.StartsWith("requests:", StringComparison.Ordinal)) : null);
+    });
+
+    private async Task<T> WithBodyFileAsync<T>(Func<string, Task<T>> run)
+    {
+        var bodyFile = Path.Combine(Path.GetTempPath(), $"labmesh-bench-request-{Environment.ProcessId}-{Guid.NewGuid():N}.bin");
+        await File.WriteAllBytesAsync(bodyFile, status.FramedRequest());
         try
         {
-            if (options.Warmup > TimeSpan.Zero)
-            {
-                await H2Load.RunAsync(options, uri, bodyFile, options.Warmup, log: false);
-            }
-            if (options.AllocProfile)
-            {
-                await server.TakeAllocationsAsync();
-            }
-            var before = await server.GetStatsAsync();
-            var result = await H2Load.RunAsync(options, uri, bodyFile, options.Duration, log: true);
-            var after = await server.GetStatsAsync();
-            var serverAllocations = options.AllocProfile ? await server.TakeAllocationsAsync() : null;
-            var ops = result.Succeeded * messagesPerCall;
-            return new Measurement(
-                scenario,
-                target,
-                isLabMesh,
-                messagesPerCall > 1 ? "msgs/s" : "calls/s",
-                result.RequestsPerSecond * messagesPerCall,
-                result.P50Ms,
-                result.P99Ms,
-                ops,
-                result.Failed,
-                after.Since(before),
-                null,
-                result.Failed > 0 || result.Succeeded == 0 ? "h2load: " + result.Output.Split('\n').FirstOrDefault(l => l.StartsWith("requests:", StringComparison.Ordinal)) : null)
-            {
-                ServerAllocations = serverAllocations,
-            };
+            return await run(bodyFile);
         }
         finally
         {

@@ -15,7 +15,7 @@ internal sealed record H2LoadResult(long Succeeded, long Failed, double Requests
 internal static partial class H2Load
 {
     public static async Task<H2LoadResult> RunAsync(
-        BenchOptions options, Uri uri, string bodyFile, TimeSpan duration, bool log)
+        BenchOptions options, Uri uri, string bodyFile, IReadOnlyList<string> headers, TimeSpan duration, bool log)
     {
         var logFile = log ? Path.Combine(Path.GetTempPath(), $"labmesh-bench-h2load-{Environment.ProcessId}-{Guid.NewGuid():N}.tsv") : null;
         var streamsPerConnection = (int)Math.Ceiling(options.Concurrency / (double)options.Connections);
@@ -49,6 +49,11 @@ internal static partial class H2Load
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
+        }
+        foreach (var header in headers)
+        {
+            start.ArgumentList.Add("-H");
+            start.ArgumentList.Add(header);
         }
         if (logFile is not null)
         {
