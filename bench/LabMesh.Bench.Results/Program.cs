@@ -102,7 +102,7 @@ static void PrintBreakdown(IReadOnlyList<RpcTotals> totals, double seconds)
     const string Submit = "ResultsInterpretationService/SubmitResults";
     var submits = totals.FirstOrDefault(t => t.Side == "server" && t.Method == Submit)?.Calls ?? 0;
     Console.WriteLine();
-    Console.WriteLine(F("   Where a SubmitResults goes ({0:0.#} s more of the same load with the LabMesh.Grpc meter on; not part of the figures above):", seconds));
+    Console.WriteLine(F("   Where a SubmitResults goes ({0:0.#} s more of the same load with ASP.NET Core's request meter and grpc-dotnet's client activities on; not part of the figures above):", seconds));
     if (submits == 0)
     {
         Console.WriteLine("   (no SubmitResults completed)");
@@ -123,7 +123,7 @@ static void PrintBreakdown(IReadOnlyList<RpcTotals> totals, double seconds)
         + PerSubmit("client", "ServiceRequestService/RecordResults")
         + PerSubmit("client", "RequisitionService/RecordResultsStage");
     Console.WriteLine(F(
-        "   per SubmitResults: {0:0.00} ms seen by the caller = {1:0.00} ms in the handler ({2:0.00} ms waiting on peer calls + {3:0.00} ms of its own: " +
-        "validation, reading, its store, outbox) + {4:0.00} ms between client and handler",
+        "   per SubmitResults: {0:0.00} ms seen by the caller = {1:0.00} ms in the server request ({2:0.00} ms waiting on peer calls + {3:0.00} ms of its own: " +
+        "validation, reading, its store, outbox) + {4:0.00} ms between client and server request",
         client, server, peers, server - peers, client - server));
 }

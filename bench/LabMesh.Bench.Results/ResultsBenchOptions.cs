@@ -31,7 +31,7 @@ internal sealed class ResultsBenchOptions
     /// <summary>Markers per report in the reading part.</summary>
     public int ReadingMarkers { get; private set; } = 20;
 
-    /// <summary>Seconds of SubmitResults load with the gRPC meter on, for the per-call breakdown (0: none).</summary>
+    /// <summary>Seconds of SubmitResults load with the per-method listeners on (<see cref="RpcBreakdown"/>), for the per-call breakdown (0: none).</summary>
     public double BreakdownSeconds { get; private set; } = 3;
 
     public string CommandLine { get; private set; } = "";

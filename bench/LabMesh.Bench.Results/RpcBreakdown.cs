@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace LabMesh.Bench.Results;
@@ -9,30 +10,46 @@ internal sealed record RpcTotals(string Side, string Method, long Calls, double 
 }
 
 /// <summary>
-/// Listens to the gRPC runtime's meter (<c>LabMesh.Grpc</c>: <c>rpc.server.duration</c> and
-/// <c>rpc.client.duration</c>, in ms, tagged with the service and method) and sums the durations per
-/// method: in this process that is every hop of a SubmitResults, the bench's own call included.
-/// The histograms record only while something listens, so this runs outside the measured windows.
+/// Sums call durations per gRPC method, on both sides, in this process (every hop of a SubmitResults, the
+/// bench's own call included):
+/// <list type="bullet">
+/// <item>server: ASP.NET Core's <c>Microsoft.AspNetCore.Hosting</c> meter, <c>http.server.request.duration</c>
+/// (seconds) tagged with <c>http.route</c>, which for a gRPC method is <c>/package.Service/Method</c>: the
+/// whole request in Kestrel's hosting layer, middleware and the gRPC handler with its interceptors;</item>
+/// <item>client: grpc-dotnet's <c>Grpc.Net.Client</c> activity source, the <c>Grpc.Net.Client.GrpcOut</c>
+/// activity of each call (tagged <c>grpc.method</c>), from the call's start to its end as its caller saw it.</item>
+/// </list>
+/// Neither records unless something listens, so this runs outside the measured windows.
 /// </summary>
 internal sealed class RpcBreakdown : IDisposable
 {
-    private const string MeterName = "LabMesh.Grpc";
+    private const string HostingMeter = "Microsoft.AspNetCore.Hosting";
+    private const string ClientSource = "Grpc.Net.Client";
 
-    private readonly MeterListener _listener = new();
+    private readonly MeterListener _meters = new();
+    private readonly ActivityListener _activities;
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Side, string Method), (long Calls, double TotalMs)> _totals = [];
 
     public RpcBreakdown()
     {
-        _listener.InstrumentPublished = (instrument, listener) =>
+        _meters.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == MeterName && instrument.Name is "rpc.server.duration" or "rpc.client.duration")
+            if (instrument.Meter.Name == HostingMeter && instrument.Name == "http.server.request.duration")
             {
                 listener.EnableMeasurementEvents(instrument);
             }
         };
-        _listener.SetMeasurementEventCallback<double>(OnMeasurement);
-        _listener.Start();
+        _meters.SetMeasurementEventCallback<double>(OnServerRequest);
+        _meters.Start();
+
+        _activities = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ClientSource,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStopped = OnClientCall,
+        };
+        ActivitySource.AddActivityListener(_activities);
     }
 
     public IReadOnlyList<RpcTotals> Totals()
@@ -43,21 +60,35 @@ internal sealed class RpcBreakdown : IDisposable
         }
     }
 
-    public void Dispose() => _listener.Dispose();
-
-    private void OnMeasurement(Instrument instrument, double ms, ReadOnlySpan<KeyValuePair<string, object?>> tags, object? state)
+    public void Dispose()
     {
-        string? service = null, method = null;
+        _meters.Dispose();
+        _activities.Dispose();
+    }
+
+    private void OnServerRequest(Instrument instrument, double seconds, ReadOnlySpan<KeyValuePair<string, object?>> tags, object? state)
+    {
         foreach (var tag in tags)
         {
-            switch (tag.Key)
+            if (tag.Key == "http.route" && tag.Value is string route)
             {
-                case "rpc.service": service = tag.Value as string; break;
-                case "rpc.method": method = tag.Value as string; break;
+                Add("server", route, seconds * 1000);
+                return;
             }
         }
-        var side = instrument.Name == "rpc.server.duration" ? "server" : "client";
-        var name = $"{ShortService(service)}/{method}";
+    }
+
+    private void OnClientCall(Activity activity)
+    {
+        if (activity.OperationName == "Grpc.Net.Client.GrpcOut" && activity.GetTagItem("grpc.method") is string method)
+        {
+            Add("client", method, activity.Duration.TotalMilliseconds);
+        }
+    }
+
+    private void Add(string side, string path, double ms)
+    {
+        var name = ShortMethod(path);
         lock (_gate)
         {
             var (calls, total) = _totals.GetValueOrDefault((side, name));
@@ -65,7 +96,16 @@ internal sealed class RpcBreakdown : IDisposable
         }
     }
 
-    // "labmesh.results.v1.ResultsInterpretationService" -> "ResultsInterpretationService"
-    private static string ShortService(string? service) =>
-        service is null ? "?" : service[(service.LastIndexOf('.') + 1)..];
+    // "/labmesh.results.v1.ResultsInterpretationService/SubmitResults" -> "ResultsInterpretationService/SubmitResults"
+    private static string ShortMethod(string path)
+    {
+        var slash = path.LastIndexOf('/');
+        if (slash <= 0)
+        {
+            return path;
+        }
+
+        var service = path[1..slash];
+        return $"{service[(service.LastIndexOf('.') + 1)..]}/{path[(slash + 1)..]}";
+    }
 }
