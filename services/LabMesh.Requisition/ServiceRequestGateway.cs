@@ -18,12 +18,12 @@ public sealed class ServiceRequestGateway : IDisposable
     private readonly TimeSpan _timeout;
     private readonly ServiceTokens _tokens;
 
-    public ServiceRequestGateway(IOptions<PeerOptions> options, ServiceTokens tokens)
+    public ServiceRequestGateway(IOptions<PeerOptions> options, ServiceTokens tokens, ILoggerFactory loggerFactory)
     {
         _tokens = tokens;
         var peers = options.Value;
         _timeout = peers.CallTimeout;
-        _channel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName);
+        _channel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName, loggerFactory);
         _client = new ServiceRequestService.ServiceRequestServiceClient(_channel);
     }
 

@@ -24,13 +24,13 @@ public sealed class MeshGateway : IDisposable
     private readonly TimeSpan _timeout;
     private readonly ServiceTokens _tokens;
 
-    public MeshGateway(IOptions<PeerOptions> options, ServiceTokens tokens)
+    public MeshGateway(IOptions<PeerOptions> options, ServiceTokens tokens, ILoggerFactory loggerFactory)
     {
         _tokens = tokens;
         var peers = options.Value;
         _timeout = peers.CallTimeout;
-        _requisitionChannel = PeerChannel.Create(peers.Requisition, RequisitionService.Descriptor.FullName);
-        _serviceRequestChannel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName);
+        _requisitionChannel = PeerChannel.Create(peers.Requisition, RequisitionService.Descriptor.FullName, loggerFactory);
+        _serviceRequestChannel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName, loggerFactory);
         _requisitions = new RequisitionService.RequisitionServiceClient(_requisitionChannel);
         _serviceRequests = new ServiceRequestService.ServiceRequestServiceClient(_serviceRequestChannel);
     }

@@ -14,7 +14,10 @@ internal sealed record ProtoService(string Package, string Name, string File)
     public override string ToString() => FullName;
 }
 
-/// <summary>The gRPC services protos/ defines, read from the <c>package</c> and <c>service</c> lines.</summary>
+/// <summary>
+/// The gRPC services protos/ defines, read from the <c>package</c> and <c>service</c> lines, and gRPC's own
+/// that every process serves (health, reflection), from the descriptors of the grpc-dotnet packages.
+/// </summary>
 internal static partial class Protos
 {
     public static IReadOnlyList<ProtoService> All { get; } = Load();
@@ -50,6 +53,11 @@ internal static partial class Protos
 
                 services.Add(new ProtoService(package.Groups[1].Value, service.Groups[1].Value, Repository.Relative(file)));
             }
+        }
+
+        foreach (var upstream in new[] { Grpc.Health.V1.Health.Descriptor, Grpc.Reflection.V1.ServerReflection.Descriptor, Grpc.Reflection.V1Alpha.ServerReflection.Descriptor })
+        {
+            services.Add(new ProtoService(upstream.File.Package, upstream.Name, upstream.File.Name));
         }
 
         return services;

@@ -25,6 +25,7 @@ namespace LabMesh.ServiceDefaults.Errors;
 /// any other DomainException   FAILED_PRECONDITION  (none)
 /// RedisUnavailableException,   UNAVAILABLE          RetryInfo (1 s): a backing store is down for now,
 /// a transient NpgsqlException                       so the caller retries rather than gives up
+/// a peer's UNAVAILABLE         UNAVAILABLE          trailer grpc-retry-pushback-ms: -1 (retried already)
 /// </code>
 /// Any other exception passes through untouched (and is UNKNOWN to the caller). Nothing is logged: domain errors are the caller's
 /// mistakes, and their messages may carry request data.
@@ -53,6 +54,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         {
             throw unavailable;
         }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+        {
+            throw NotToBeRetried(ex);
+        }
     }
 
     /// <inheritdoc />
@@ -70,6 +75,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         catch (Exception ex) when (ToUnavailable(ex) is { } unavailable)
         {
             throw unavailable;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+        {
+            throw NotToBeRetried(ex);
         }
     }
 
@@ -89,6 +98,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         {
             throw unavailable;
         }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+        {
+            throw NotToBeRetried(ex);
+        }
     }
 
     /// <inheritdoc />
@@ -106,6 +119,10 @@ public sealed class DomainExceptionInterceptor : Interceptor
         catch (Exception ex) when (ToUnavailable(ex) is { } unavailable)
         {
             throw unavailable;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+        {
+            throw NotToBeRetried(ex);
         }
     }
 
@@ -161,6 +178,21 @@ public sealed class DomainExceptionInterceptor : Interceptor
 
         return request;
     }
+
+    /// <summary>
+    /// A peer's UNAVAILABLE relayed to this call's caller, marked <c>grpc-retry-pushback-ms: -1</c> (gRFC A6:
+    /// do not retry). The call to the peer was retried already (MeshChannels.RetryUnavailable); a caller that
+    /// retried too would multiply the attempts at every hop (five here times five there) and run past its
+    /// deadline, so it would see DEADLINE_EXCEEDED instead of the UNAVAILABLE that says what happened.
+    /// </summary>
+    public static RpcException NotToBeRetried(RpcException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return new RpcException(exception.Status, new Metadata { { RetryPushbackTrailer, "-1" } });
+    }
+
+    /// <summary>The trailer by which a server tells a gRPC client's retry policy when to retry, or (negative) not to.</summary>
+    public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
 
     /// <summary>
     /// UNAVAILABLE with a <c>RetryInfo</c> when <paramref name="exception"/> says a backing store cannot be

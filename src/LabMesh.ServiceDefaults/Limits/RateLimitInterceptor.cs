@@ -23,7 +23,7 @@ namespace LabMesh.ServiceDefaults.Limits;
 public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
 {
     /// <summary>The gRPC retry pushback trailer (milliseconds), which LabMesh's client honours on a retryable code.</summary>
-    public const string PushbackTrailer = "grpc-retry-pushback-ms";
+    public const string PushbackTrailer = DomainExceptionInterceptor.RetryPushbackTrailer;
 
     /// <summary>HTTP's Retry-After, in whole seconds, for gateways and people reading trailers.</summary>
     public const string RetryAfterTrailer = "retry-after";

@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.ServiceDefaults.Identity;
+using Microsoft.Extensions.Logging;
 
 namespace LabMesh.ServiceDefaults.Peers;
 
@@ -31,8 +32,8 @@ public sealed class PeerOptions
 public static class PeerChannel
 {
     /// <summary>A channel to <paramref name="address"/> (see <see cref="MeshChannels"/>) that retries every method of <paramref name="grpcService"/> on UNAVAILABLE.</summary>
-    public static GrpcChannel Create(string address, string grpcService) =>
-        MeshChannels.Create(address, MeshChannels.RetryUnavailable(grpcService));
+    public static GrpcChannel Create(string address, string grpcService, ILoggerFactory? loggerFactory = null) =>
+        MeshChannels.Create(address, MeshChannels.RetryUnavailable(grpcService), loggerFactory: loggerFactory);
 
     /// <summary>
     /// Options for one call on behalf of <paramref name="caller"/>: this service's own token (from

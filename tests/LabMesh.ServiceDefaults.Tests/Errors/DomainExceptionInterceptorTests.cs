@@ -155,8 +155,21 @@ public class DomainExceptionInterceptorTests
         var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => Run(kind, original, throwSynchronously: false)).WaitAsync(Timeout);
         Assert.Same(original, thrown);
 
-        var rpc = new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, "later"));
+        var rpc = new RpcException(new Grpc.Core.Status(StatusCode.PermissionDenied, "no"));
         Assert.Same(rpc, await Assert.ThrowsAsync<RpcException>(() => Run(kind, rpc, throwSynchronously: false)).WaitAsync(Timeout));
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryCallKind))]
+    public async Task PeersUnavailable_IsRelayedAsUnavailable_ThatCallersMustNotRetry(CallKind kind)
+    {
+        var peer = new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, "Error connecting to subchannel."));
+
+        var relayed = await Assert.ThrowsAsync<RpcException>(() => Run(kind, peer, throwSynchronously: false)).WaitAsync(Timeout);
+
+        Assert.Equal(StatusCode.Unavailable, relayed.StatusCode);
+        Assert.Equal("Error connecting to subchannel.", relayed.Status.Detail);
+        Assert.Equal("-1", relayed.Trailers.GetValue("grpc-retry-pushback-ms"));
     }
 
     [Theory]

@@ -64,6 +64,31 @@ public sealed class MeshChannelsTests
     public void AddressList_WithAnEntryOfAnotherKind_IsRefused(string target) =>
         Assert.Throws<FormatException>(() => MeshChannels.ParseAddressList(new Uri(target)));
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task PeerDown_IdempotentCall_IsUnavailableOnceItsRetriesAreSpent_NotAtItsDeadline(bool wasConnected)
+    {
+        var port = FreePortOnLoopback();
+        using var channel = MeshChannels.Create($"http://127.0.0.1:{port}", MeshChannels.RetryUnavailable(Health.Descriptor.FullName));
+        var client = new Health.HealthClient(channel);
+        if (wasConnected)
+        {
+            // The peer served this channel, then stopped: its connection is gone, not merely never made.
+            await using var replica = await Replica.StartAsync("a", port);
+            Assert.Equal("a", await Replica.WhoAsync(client));
+        }
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            client.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(20)).ResponseAsync.WaitAsync(Timeout));
+
+        // Five attempts with backoff below 50 + 100 + 200 + 400 ms, each refused at once on loopback.
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"took {watch.Elapsed}");
+    }
+
     [Fact]
     public async Task PeerRestartedUnderLoad_NoCallFailsOnceItIsBack()
     {
