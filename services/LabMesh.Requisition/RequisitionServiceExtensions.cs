@@ -1,3 +1,4 @@
+using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -17,6 +18,7 @@ public static class RequisitionServiceExtensions
         services.Configure<PeerOptions>(configuration.GetSection(PeerOptions.Section));
         services.AddSingleton(sp => new RequisitionStore(
             sp.GetRequiredKeyedService<Database>(RequisitionStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+        services.AddPeerClient<ServiceRequestService.ServiceRequestServiceClient>(p => p.ServiceRequest, ServiceRequestService.Descriptor.FullName);
         services.AddSingleton<ServiceRequestGateway>();
         services.AddSingleton<ServiceRequestSync>();
         services.AddHostedService(sp => sp.GetRequiredService<ServiceRequestSync>());

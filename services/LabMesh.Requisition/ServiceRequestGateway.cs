@@ -1,4 +1,3 @@
-using Grpc.Net.Client;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
@@ -11,20 +10,17 @@ namespace LabMesh.Requisition;
 /// team, a deadline no later than the caller's own (so one deadline bounds the whole chain), the
 /// caller's cancellation, and is retried on UNAVAILABLE: every method used here is idempotent.
 /// </summary>
-public sealed class ServiceRequestGateway : IDisposable
+public sealed class ServiceRequestGateway
 {
-    private readonly GrpcChannel _channel;
     private readonly ServiceRequestService.ServiceRequestServiceClient _client;
     private readonly TimeSpan _timeout;
     private readonly ServiceTokens _tokens;
 
-    public ServiceRequestGateway(IOptions<PeerOptions> options, ServiceTokens tokens, ILoggerFactory loggerFactory)
+    public ServiceRequestGateway(ServiceRequestService.ServiceRequestServiceClient client, IOptions<PeerOptions> options, ServiceTokens tokens)
     {
+        _client = client;
         _tokens = tokens;
-        var peers = options.Value;
-        _timeout = peers.CallTimeout;
-        _channel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName, loggerFactory);
-        _client = new ServiceRequestService.ServiceRequestServiceClient(_channel);
+        _timeout = options.Value.CallTimeout;
     }
 
     public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> CreateAsync(
@@ -62,7 +58,6 @@ public sealed class ServiceRequestGateway : IDisposable
         return response.ServiceRequests.OrderBy(s => s.Line).ToList();
     }
 
-    public void Dispose() => _channel.Dispose();
 
     private Grpc.Core.CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
         PeerChannel.Options(caller, _tokens, RequisitionStore.ServiceName, deadline, _timeout, cancellationToken);

@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Net.Client;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Errors;
@@ -15,24 +14,23 @@ namespace LabMesh.ResultsInterpretation;
 /// caller's team and a deadline no later than the caller's; each method used is idempotent, so the
 /// channels retry UNAVAILABLE.
 /// </summary>
-public sealed class MeshGateway : IDisposable
+public sealed class MeshGateway
 {
-    private readonly GrpcChannel _requisitionChannel;
-    private readonly GrpcChannel _serviceRequestChannel;
     private readonly RequisitionService.RequisitionServiceClient _requisitions;
     private readonly ServiceRequestService.ServiceRequestServiceClient _serviceRequests;
     private readonly TimeSpan _timeout;
     private readonly ServiceTokens _tokens;
 
-    public MeshGateway(IOptions<PeerOptions> options, ServiceTokens tokens, ILoggerFactory loggerFactory)
+    public MeshGateway(
+        RequisitionService.RequisitionServiceClient requisitions,
+        ServiceRequestService.ServiceRequestServiceClient serviceRequests,
+        IOptions<PeerOptions> options,
+        ServiceTokens tokens)
     {
+        _requisitions = requisitions;
+        _serviceRequests = serviceRequests;
         _tokens = tokens;
-        var peers = options.Value;
-        _timeout = peers.CallTimeout;
-        _requisitionChannel = PeerChannel.Create(peers.Requisition, RequisitionService.Descriptor.FullName, loggerFactory);
-        _serviceRequestChannel = PeerChannel.Create(peers.ServiceRequest, ServiceRequestService.Descriptor.FullName, loggerFactory);
-        _requisitions = new RequisitionService.RequisitionServiceClient(_requisitionChannel);
-        _serviceRequests = new ServiceRequestService.ServiceRequestServiceClient(_serviceRequestChannel);
+        _timeout = options.Value.CallTimeout;
     }
 
     /// <summary>The requisition with its service requests; NOT_FOUND (a domain error) when the team has no such requisition.</summary>
@@ -76,12 +74,6 @@ public sealed class MeshGateway : IDisposable
         Caller caller, string requisitionId, LifecycleStatus stage, long sequence, DateTime deadline, CancellationToken cancellationToken) =>
         await _requisitions.RecordResultsStageAsync(
             new RecordResultsStageRequest { Id = requisitionId, Stage = stage, Sequence = sequence }, Options(caller, deadline, cancellationToken));
-
-    public void Dispose()
-    {
-        _requisitionChannel.Dispose();
-        _serviceRequestChannel.Dispose();
-    }
 
     private CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
         PeerChannel.Options(caller, _tokens, ResultsStore.ServiceName, deadline, _timeout, cancellationToken);

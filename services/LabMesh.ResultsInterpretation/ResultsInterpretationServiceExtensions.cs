@@ -1,3 +1,5 @@
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
@@ -23,6 +25,8 @@ public static class ResultsInterpretationServiceExtensions
         services.AddSingleton<MarkerReader>();
         services.AddSingleton(sp => new ResultsStore(
             sp.GetRequiredKeyedService<Database>(ResultsStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+        services.AddPeerClient<RequisitionService.RequisitionServiceClient>(p => p.Requisition, RequisitionService.Descriptor.FullName);
+        services.AddPeerClient<ServiceRequestService.ServiceRequestServiceClient>(p => p.ServiceRequest, ServiceRequestService.Descriptor.FullName);
         services.AddSingleton<MeshGateway>();
         services.AddSingleton<ResultsEffects>();
         services.AddHostedService(sp => sp.GetRequiredService<ResultsEffects>());

@@ -61,46 +61,56 @@ public static class MeshChannels
         string address, MethodConfig? retry = null, Action<SslClientAuthenticationOptions>? configureTls = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(address);
+        var handler = CreateHandler();
+        configureTls?.Invoke(handler.SslOptions);
+        var options = new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true };
+        Configure(options, address, retry, loggerFactory);
+        return GrpcChannel.ForAddress(address, options);
+    }
+
+    /// <summary>
+    /// The HTTP/2 handler under every LabMesh channel: keepalive pings (PING after 60 s without a frame, the
+    /// connection closed when no ACK comes in 20 s), several connections per peer when one's streams are all
+    /// in use, pooled connections kept, 5 s to connect.
+    /// </summary>
+    public static SocketsHttpHandler CreateHandler() => new()
+    {
+        EnableMultipleHttp2Connections = true,
+        KeepAlivePingDelay = TimeSpan.FromSeconds(60),
+        KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+        KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+        PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+    };
+
+    /// <summary>
+    /// Sets <paramref name="options"/> as <see cref="Create"/> does for <paramref name="address"/>, except the
+    /// HTTP handler (<see cref="CreateHandler"/>; Grpc.Net.ClientFactory supplies it to <c>AddGrpcClient</c> clients).
+    /// </summary>
+    public static void Configure(GrpcChannelOptions options, string address, MethodConfig? retry, ILoggerFactory? loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrWhiteSpace(address);
         var serviceConfig = new ServiceConfig();
         if (retry is not null)
         {
             serviceConfig.MethodConfigs.Add(retry);
         }
 
-        var balanced = IsBalanced(address);
-        if (balanced)
+        if (IsBalanced(address))
         {
             serviceConfig.LoadBalancingConfigs.Add(new RoundRobinConfig());
         }
 
-        var handler = new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = true,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-        };
-        if (configureTls is not null)
-        {
-            configureTls(handler.SslOptions);
-        }
-
-        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
-        {
-            HttpHandler = handler,
-            LoggerFactory = loggerFactory,
-            DisposeHttpClient = true,
-            ServiceConfig = serviceConfig,
-            ServiceProvider = Resolvers,
-            // A balanced target does not say whether it is TLS; inside the mesh it is h2c. http:// agrees.
-            Credentials = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure,
-            InitialReconnectBackoff = ReconnectBackoff,
-            MaxReconnectBackoff = ReconnectBackoff,
-            MaxReceiveMessageSize = MaxMessageSize,
-            MaxSendMessageSize = MaxMessageSize,
-        });
+        options.ServiceConfig = serviceConfig;
+        options.ServiceProvider = Resolvers;
+        options.LoggerFactory = loggerFactory;
+        // A balanced target does not say whether it is TLS; inside the mesh it is h2c. http:// agrees.
+        options.Credentials = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? null : ChannelCredentials.Insecure;
+        options.InitialReconnectBackoff = ReconnectBackoff;
+        options.MaxReconnectBackoff = ReconnectBackoff;
+        options.MaxReceiveMessageSize = MaxMessageSize;
+        options.MaxSendMessageSize = MaxMessageSize;
     }
 
     /// <summary>

@@ -1,7 +1,5 @@
 using Grpc.Core;
-using Grpc.Net.Client;
 using LabMesh.ServiceDefaults.Identity;
-using Microsoft.Extensions.Logging;
 
 namespace LabMesh.ServiceDefaults.Peers;
 
@@ -31,10 +29,6 @@ public sealed class PeerOptions
 /// </summary>
 public static class PeerChannel
 {
-    /// <summary>A channel to <paramref name="address"/> (see <see cref="MeshChannels"/>) that retries every method of <paramref name="grpcService"/> on UNAVAILABLE.</summary>
-    public static GrpcChannel Create(string address, string grpcService, ILoggerFactory? loggerFactory = null) =>
-        MeshChannels.Create(address, MeshChannels.RetryUnavailable(grpcService), loggerFactory: loggerFactory);
-
     /// <summary>
     /// Options for one call on behalf of <paramref name="caller"/>: this service's own token (from
     /// <paramref name="tokens"/>, as <c>service:{asService}</c>) with the caller's team and actor as

@@ -42,6 +42,29 @@ public sealed class MeshChannelsTests
     }
 
     [Fact]
+    public async Task PeerClientFromTheClientFactory_BalancesOverTheConfiguredList()
+    {
+        await using var a = await Replica.StartAsync("a");
+        await using var b = await Replica.StartAsync("b");
+        var services = new ServiceCollection().AddLogging();
+        services.Configure<PeerOptions>(o => o.ServiceRequest = $"ipv4:127.0.0.1:{a.Port},127.0.0.1:{b.Port}");
+        services.AddPeerClient<Health.HealthClient>(p => p.ServiceRequest, Health.Descriptor.FullName);
+        services.AddPeerClient<Health.HealthClient>(p => p.Requisition, Health.Descriptor.FullName);
+        await using var provider = services.BuildServiceProvider();
+        var client = provider.GetRequiredService<Health.HealthClient>();
+
+        var served = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            served.Add(await Replica.WhoAsync(client));
+        }
+
+        // The second registration was a no-op: the list of the first is what the client calls.
+        Assert.InRange(served.Count(s => s == "a"), 5, 15);
+        Assert.InRange(served.Count(s => s == "b"), 5, 15);
+    }
+
+    [Fact]
     public async Task DnsTarget_ReachesTheService()
     {
         await using var a = await Replica.StartAsync("a");
