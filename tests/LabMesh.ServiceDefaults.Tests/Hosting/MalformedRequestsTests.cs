@@ -102,3 +102,48 @@ public sealed class MalformedRequestsTests(AllInOneFixture mesh) : IClassFixture
     private static (string, string)[] Bearer() =>
         [(AuthorizationInterceptor.AuthorizationHeader, "Bearer " + TestCaller.Token("team-raw", CallerRole.Clinician))];
 }
+
+/// <summary>The 4 MiB message limits, both ways, and gzip-compressed requests, on grpc-dotnet as LabMesh configures it.</summary>
+public sealed class MessageLimitsAndCompressionTests(AllInOneFixture mesh) : IClassFixture<AllInOneFixture>
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task GzipCompressedRequest_IsReadAndAnswered()
+    {
+        var message = new GetRequisitionRequest { Id = "req-gzip" }.ToByteArray();
+        using var compressed = new MemoryStream();
+        await using (var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+        {
+            await gzip.WriteAsync(message);
+        }
+
+        using var raw = new RawHttp2();
+        var response = await raw.PostAsync(mesh.Host.Address + "/labmesh.requisition.v1.RequisitionService/GetRequisition",
+            RawHttp2.Frame(compressed.ToArray(), flag: 1),
+            [(AuthorizationInterceptor.AuthorizationHeader, "Bearer " + TestCaller.Token("team-gzip", CallerRole.Clinician)), ("grpc-encoding", "gzip")]);
+
+        // NOT_FOUND: the message was decompressed, parsed and looked up.
+        Assert.Equal((int)StatusCode.NotFound, response.GrpcStatus);
+        mesh.Host.Logs.AssertNoErrors();
+    }
+
+    [Fact]
+    public async Task RequestOverFourMebibytes_IsResourceExhausted_FromTheServer_AndFromALabMeshClientBeforeSending()
+    {
+        var oversize = new GetRequisitionRequest { Id = new string('x', (4 * 1024 * 1024) + 16) };
+
+        // A client without a send limit: the server refuses it.
+        using var plain = Grpc.Net.Client.GrpcChannel.ForAddress(mesh.Host.Address);
+        var server = await Assert.ThrowsAsync<RpcException>(() => new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(plain, "team-big"))
+            .GetRequisitionAsync(oversize, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, server.StatusCode);
+
+        // A LabMesh channel refuses to send it at all.
+        using var channel = mesh.Host.CreateChannel();
+        var client = await Assert.ThrowsAsync<RpcException>(() => new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(channel, "team-big"))
+            .GetRequisitionAsync(oversize, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, client.StatusCode);
+        mesh.Host.Logs.AssertNoErrors();
+    }
+}
