@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using LabMesh.Testing;
 
 namespace LabMesh.AllInOne.Tests;
 
@@ -27,7 +27,7 @@ public static class Buf
 
     private static async Task<string> InstallAsync()
     {
-        var folder = Path.Combine(RepositoryRoot(), "tests", "LabMesh.AllInOne.Tests", "buf");
+        var folder = Path.Combine(Repository.Root, "tests", "LabMesh.AllInOne.Tests", "buf");
         var buf = Path.Combine(folder, "node_modules", ".bin", "buf");
         if (!File.Exists(buf))
         {
@@ -42,47 +42,9 @@ public static class Buf
 
     private static async Task<BufResult> RunAsync(string command, string workingDirectory, IEnumerable<string> arguments, TimeSpan timeout)
     {
-        var start = new ProcessStartInfo(command)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        start.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(timeout);
-        }
-        catch (TimeoutException)
-        {
-            // The npm launcher runs the binary as its child: end both.
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
-            throw new TimeoutException($"{command} {string.Join(' ', arguments)} ran past {timeout}:\n{await stdout}\n{await stderr}");
-        }
-
-        return new BufResult(process.ExitCode, await stdout.WaitAsync(timeout), await stderr.WaitAsync(timeout));
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "LabMesh.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new DirectoryNotFoundException("No LabMesh.sln above " + AppContext.BaseDirectory);
+        // Killed with its children on a timeout: the npm launcher runs the binary as its child.
+        await using var process = ChildProcess.Start(command, arguments, workingDirectory, new Dictionary<string, string> { ["NO_COLOR"] = "1" });
+        var exitCode = await process.WaitForExitAsync(timeout);
+        return new BufResult(exitCode, string.Join('\n', process.StandardOutput), string.Join('\n', process.StandardError));
     }
 }

@@ -112,22 +112,3 @@ public class AllInOneHostFixture : IAsyncLifetime
 
 /// <summary>The all-in-one host with a second, TLS, endpoint whose certificate a throw-away test CA signed.</summary>
 public sealed class TlsAllInOneHostFixture() : AllInOneHostFixture(tls: true);
-
-/// <summary>The source tree this test assembly was built from.</summary>
-internal static class Repository
-{
-    private static readonly Lazy<string> Found = new(() =>
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "LabMesh.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new DirectoryNotFoundException($"No LabMesh.sln above {AppContext.BaseDirectory}: the tests run from the source tree.");
-    });
-
-    public static string Root => Found.Value;
-}

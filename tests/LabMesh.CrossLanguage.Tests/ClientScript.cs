@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LabMesh.Testing;
 
 namespace LabMesh.CrossLanguage.Tests;
 
@@ -27,7 +28,12 @@ public abstract class ClientScript
             arguments.AddRange(["--ca-file", caFile]);
         }
 
-        await using var process = ChildProcess.Start(fileName, arguments, workingDirectory, new Dictionary<string, string> { ["LABMESH_TOKEN"] = token });
+        await using var process = ChildProcess.Start(fileName, arguments, workingDirectory, new Dictionary<string, string>
+        {
+            ["LABMESH_TOKEN"] = token,
+            ["PYTHONUNBUFFERED"] = "1",
+            ["PYTHONDONTWRITEBYTECODE"] = "1",
+        });
         var exitCode = await process.WaitForExitAsync(RunTimeout);
         var description = $"{process.CommandLine} (exit code {exitCode})\n{process.Describe()}";
         output?.WriteLine(description);

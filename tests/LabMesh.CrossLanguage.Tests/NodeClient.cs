@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using LabMesh.Testing;
 
 namespace LabMesh.CrossLanguage.Tests;
 

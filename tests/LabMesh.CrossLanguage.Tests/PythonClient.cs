@@ -1,3 +1,5 @@
+using LabMesh.Testing;
+
 namespace LabMesh.CrossLanguage.Tests;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Redis;
@@ -25,6 +26,7 @@ internal static partial class Code
         (StorageServiceCollectionExtensions.OutboxSection, typeof(OutboxRelayOptions)),
         ("LabMesh:Redis", typeof(RedisOptions)),
         (SecurityOptions.Section, typeof(SecurityOptions)),
+        (HealthOptions.Section, typeof(HealthOptions)),
     ];
 
     /// <summary>Host settings read from environment variables by their own names (ASP.NET Core's and the generic host's).</summary>
@@ -59,7 +61,7 @@ internal static partial class Code
             : throw new InvalidOperationException($"No project implements {service} and {named.Count} are named after '{area}'.");
     }
 
-    /// <summary>The deployable projects <paramref name="project"/> calls: it creates a client of a service they own.</summary>
+    /// <summary>The deployable projects <paramref name="project"/> calls: it registers a client of a service they own (AddPeerClient).</summary>
     public static IReadOnlySet<string> Callees(string project)
     {
         var source = Repository.SourceText($"services/{project}");
@@ -156,7 +158,7 @@ internal static partial class Code
     /// <summary>The configuration key of an environment variable name.</summary>
     public static string KeyOf(string name) => name.Replace("__", ":", StringComparison.Ordinal);
 
-    [GeneratedRegex(@"new\s+(\w+)\.\1Client\s*\(")]
+    [GeneratedRegex(@"AddPeerClient<(\w+)\.\1Client>")]
     private static partial Regex ClientConstruction();
 
     [GeneratedRegex(@"GetConnectionString\(\s*""([^""]+)""\s*\)")]

@@ -28,6 +28,13 @@ public static class ServiceDefaultsExtensions
     public const string QuietHealthLogKey = "Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks";
 
     /// <summary>
+    /// The log level key of grpc-dotnet (server and client), Warning unless configured otherwise: at Information it
+    /// logs every call that ends with a status other than OK, with the status detail, so every NOT_FOUND and
+    /// INVALID_ARGUMENT a caller earns became a log line. Errors (a handler that threw) still show.
+    /// </summary>
+    public const string QuietGrpcLogKey = "Logging:LogLevel:Grpc";
+
+    /// <summary>
     /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge), the gRPC runtime with the
     /// domain-error interceptor, bearer-token identity and the access matrix (<c>LabMesh:Security</c>,
     /// SECURITY.md), the per-caller limits (<c>LabMesh:Limits</c>), the audit log of every mutation, health and
@@ -42,7 +49,12 @@ public static class ServiceDefaultsExtensions
         // lines a second of nothing the gRPC layer does not say better.
         builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource
         {
-            InitialData = new Dictionary<string, string?> { [QuietRequestLogKey] = "Warning", [QuietHealthLogKey] = "Critical" },
+            InitialData = new Dictionary<string, string?>
+            {
+                [QuietRequestLogKey] = "Warning",
+                [QuietHealthLogKey] = "Critical",
+                [QuietGrpcLogKey] = "Warning",
+            },
         });
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -53,6 +53,7 @@ public sealed partial class PatientDataTests(ITestOutputHelper output)
         {
             ["Logging:LogLevel:Default"] = "Debug",
             [ServiceDefaults.Hosting.ServiceDefaultsExtensions.QuietRequestLogKey] = "Debug",
+            [ServiceDefaults.Hosting.ServiceDefaultsExtensions.QuietGrpcLogKey] = "Debug",
         });
         using var capture = new TelemetryCapture();
         mesh.Host.Services.GetRequiredService<ILoggerFactory>().AddProvider(capture);

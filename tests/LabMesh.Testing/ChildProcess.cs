@@ -1,12 +1,32 @@
 using System.Diagnostics;
 
-namespace LabMesh.CrossLanguage.Tests;
+namespace LabMesh.Testing;
+
+/// <summary>The repository the tests run from.</summary>
+public static class Repository
+{
+    /// <summary>The folder of LabMesh.sln, found upwards from the test assembly.</summary>
+    public static string Root { get; } = Find();
+
+    private static string Find()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "LabMesh.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new DirectoryNotFoundException("No LabMesh.sln above " + AppContext.BaseDirectory);
+    }
+}
 
 /// <summary>
 /// A child process whose stdout and stderr are kept line by line. Every wait is bounded; disposing
 /// it kills it and its children if it is still running.
 /// </summary>
-internal sealed class ChildProcess : IAsyncDisposable
+public sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly Lock _gate = new();
@@ -65,8 +85,6 @@ internal sealed class ChildProcess : IAsyncDisposable
 
         // A child must not inherit the test host's diagnostics or coverage hooks.
         start.Environment.Remove("DOTNET_STARTUP_HOOKS");
-        start.Environment["PYTHONUNBUFFERED"] = "1";
-        start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;
