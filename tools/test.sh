@@ -17,7 +17,6 @@ packages=(
   # The Python client's gRPC stubs (protoc's grpc_python plugin) and the well-known types protoc imports.
   "protobuf-compiler-grpc:/usr/bin/grpc_python_plugin"
   "libprotobuf-dev:/usr/include/google/protobuf/timestamp.proto"
-  "grpc-proto:/usr/share/grpc-proto/grpc/health/v1/health.proto"
   "nodejs:/usr/bin/node"
   "npm:/usr/bin/npm"
   "redis-server:/usr/bin/redis-server"

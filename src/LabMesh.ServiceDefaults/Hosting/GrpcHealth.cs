@@ -31,8 +31,7 @@ public sealed class HealthOptions
 /// <list type="bullet">
 /// <item><c>""</c> and every gRPC service the process maps (read from its endpoints, so nothing is listed by
 /// hand) are SERVING once the host has started, every registered check passes (each store answers) and it is
-/// not shutting down; upstream
-/// maps only names configured one by one and answers NOT_FOUND for the rest.</item>
+/// not shutting down; upstream maps only names configured one by one and answers NOT_FOUND for the rest.</item>
 /// <item><c>liveness</c> says only that the process runs and is not shutting down: a database outage must
 /// make replicas unready, not restart them.</item>
 /// <item>At shutdown every name turns NOT_SERVING at once, and the listener stays open for
