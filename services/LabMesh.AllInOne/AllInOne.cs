@@ -9,8 +9,24 @@ internal static class AllInOne
     public const string DefaultUrl = "http://127.0.0.1:5000";
 
     /// <summary>The one h2c URL to listen on: <c>--urls</c> (or ASPNETCORE_URLS) if given, else <see cref="DefaultUrl"/>.</summary>
-    public static string ListenUrl(IConfiguration configuration) =>
-        configuration["urls"]?.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? DefaultUrl;
+    public static string ListenUrl(IConfiguration configuration)
+    {
+        // Kestrel:Endpoints, when set, replaces --urls: the services reach each other on its first h2c endpoint.
+        var endpoints = configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).OfType<string>().ToList();
+        if (endpoints.Count > 0)
+        {
+            return endpoints.FirstOrDefault(u => u.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+                ?? throw new InvalidOperationException(
+                    "The all-in-one host's services call each other over h2c on its own port: Kestrel:Endpoints names only "
+                    + "https:// endpoints, so give it an http:// endpoint too (e.g. --Kestrel:Endpoints:H2c:Url=http://127.0.0.1:5000).");
+        }
+
+        return configuration["urls"]?.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? DefaultUrl;
+    }
+
+    /// <summary>Whether Kestrel's endpoints come from configuration (Kestrel:Endpoints), which --urls cannot override.</summary>
+    public static bool EndpointsConfigured(IConfiguration configuration) =>
+        configuration.GetSection("Kestrel:Endpoints").GetChildren().Any();
 
     /// <summary>The address this process reaches itself at, for a wildcard listen URL too.</summary>
     public static string LoopbackAddress(string url)

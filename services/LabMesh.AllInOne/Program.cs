@@ -7,7 +7,10 @@ using LabMesh.ServiceRequest;
 
 var builder = WebApplication.CreateBuilder(args);
 var url = AllInOne.ListenUrl(builder.Configuration);
-builder.WebHost.UseUrls(url);
+if (!AllInOne.EndpointsConfigured(builder.Configuration))
+{
+    builder.WebHost.UseUrls(url);
+}
 // The services call each other over gRPC as they do when deployed apart: here, on this very port.
 builder.Configuration["LabMesh:Services:ServiceRequest"] ??= AllInOne.LoopbackAddress(url);
 builder.Configuration["LabMesh:Services:Requisition"] ??= AllInOne.LoopbackAddress(url);

@@ -34,7 +34,7 @@ public sealed class AllInOneHostTests : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(HostAssembly());
+        start.ArgumentList.Add(Repository.AllInOneAssembly());
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add($"http://127.0.0.1:{_port}");
         _process = Process.Start(start)!;
@@ -144,21 +144,5 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         {
             _listening.TrySetResult(line);
         }
-    }
-
-    /// <summary>The host built beside this test assembly's configuration (bin/Release or bin/Debug).</summary>
-    private static string HostAssembly()
-    {
-        var testDirectory = new DirectoryInfo(AppContext.BaseDirectory);
-        var framework = testDirectory.Name;
-        var configuration = testDirectory.Parent!.Name;
-        var root = testDirectory;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "LabMesh.sln")))
-        {
-            root = root.Parent;
-        }
-
-        var path = Path.Combine(root!.FullName, "services", "LabMesh.AllInOne", "bin", configuration, framework, "LabMesh.AllInOne.dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException("Build services/LabMesh.AllInOne first.", path);
     }
 }

@@ -35,12 +35,12 @@ public class AllInOneHostFixture : IAsyncLifetime
     {
         var port = FreePort.Next();
         // `urls` is also where the services reach each other inside the host (its peer addresses).
-        List<string> arguments = [HostAssembly(), "--urls", $"http://127.0.0.1:{port}"];
+        List<string> arguments = [Repository.AllInOneAssembly(), "--urls", $"http://127.0.0.1:{port}"];
         Target = $"127.0.0.1:{port}";
         if (_tls)
         {
-            // Standard ASP.NET Core configuration. Named Kestrel endpoints replace `urls`, so the h2c
-            // endpoint the services call each other on is named too.
+            // Standard ASP.NET Core configuration. Named Kestrel endpoints replace `urls`: the services call
+            // each other on the first http:// one (a host with https:// endpoints only refuses to start).
             var tlsPort = FreePort.Next();
             var certificate = TestCertificates.WriteServerCertificate(WorkingDirectory, "host");
             arguments.AddRange(
@@ -97,16 +97,6 @@ public class AllInOneHostFixture : IAsyncLifetime
         }
 
         return errors;
-    }
-
-    /// <summary>The host built beside this test assembly's configuration (bin/Release or bin/Debug).</summary>
-    private static string HostAssembly()
-    {
-        var testDirectory = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var framework = testDirectory.Name;
-        var configuration = testDirectory.Parent!.Name;
-        var path = Path.Combine(Repository.Root, "services", "LabMesh.AllInOne", "bin", configuration, framework, "LabMesh.AllInOne.dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException("Build services/LabMesh.AllInOne first.", path);
     }
 }
 

@@ -144,7 +144,7 @@ public sealed class StartupTests : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(AllInOneAssembly());
+        start.ArgumentList.Add(Repository.AllInOneAssembly());
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add($"http://0.0.0.0:{FreePort.Next()}");
         using var process = Process.Start(start)!;
@@ -207,13 +207,5 @@ public sealed class StartupTests : IAsyncLifetime
         await call.RequestStream.CompleteAsync();
         Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
         return call.ResponseStream.Current;
-    }
-
-    private static string AllInOneAssembly()
-    {
-        var testDirectory = new DirectoryInfo(AppContext.BaseDirectory);
-        var path = Path.Combine(AccessMatrixTests.RepositoryRoot(), "services", "LabMesh.AllInOne", "bin",
-            testDirectory.Parent!.Name, testDirectory.Name, "LabMesh.AllInOne.dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException("Build services/LabMesh.AllInOne first.", path);
     }
 }

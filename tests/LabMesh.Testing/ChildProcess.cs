@@ -8,6 +8,14 @@ public static class Repository
     /// <summary>The folder of LabMesh.sln, found upwards from the test assembly.</summary>
     public static string Root { get; } = Find();
 
+    /// <summary>The all-in-one host built beside this test assembly's configuration (bin/Release or bin/Debug).</summary>
+    public static string AllInOneAssembly()
+    {
+        var testDirectory = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var path = Path.Combine(Root, "services", "LabMesh.AllInOne", "bin", testDirectory.Parent!.Name, testDirectory.Name, "LabMesh.AllInOne.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException("Build services/LabMesh.AllInOne first.", path);
+    }
+
     private static string Find()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
