@@ -1,7 +1,5 @@
 using Grpc.AspNetCore.HealthChecks;
 using Grpc.AspNetCore.Server;
-using Grpc.Health.V1;
-using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -34,8 +32,8 @@ public sealed class HealthOptions
 /// not shutting down; upstream maps only names configured one by one and answers NOT_FOUND for the rest.</item>
 /// <item><c>liveness</c> says only that the process runs and is not shutting down: a database outage must
 /// make replicas unready, not restart them.</item>
-/// <item>At shutdown every name turns NOT_SERVING at once, and the listener stays open for
-/// <see cref="HealthOptions.DrainDelay"/> (upstream ends Watch calls then, and has no drain).</item>
+/// <item>At shutdown every name turns NOT_SERVING at once (upstream ends Watch calls with it), and the listener
+/// stays open for <see cref="HealthOptions.DrainDelay"/> (upstream has no drain).</item>
 /// </list>
 /// Check runs the checks on every call (probes see the store as it is now); Watch follows the results the
 /// health check publisher computes every <see cref="PublishPeriod"/>.
@@ -71,8 +69,7 @@ public static partial class GrpcHealth
             // Every registered check decides readiness: this one and each store's (AddLabMeshStore).
             o.Services.Map("", _ => true);
         });
-        services.AddSingleton<HealthDrain>();
-        services.AddHostedService(sp => sp.GetRequiredService<HealthDrain>());
+        services.AddHostedService<HealthDrain>();
         return services;
     }
 
@@ -96,31 +93,27 @@ public static partial class GrpcHealth
     }
 
     /// <summary>Healthy from the host's start until its shutdown begins.</summary>
-    private sealed class HostLifecycleCheck(IHostApplicationLifetime lifetime, HealthDrain drain) : IHealthCheck
+    private sealed class HostLifecycleCheck(IHostApplicationLifetime lifetime) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Task.FromResult(
-                drain.Draining || lifetime.ApplicationStopping.IsCancellationRequested ? HealthCheckResult.Unhealthy("shutting down")
+                lifetime.ApplicationStopping.IsCancellationRequested ? HealthCheckResult.Unhealthy("shutting down")
                 : lifetime.ApplicationStarted.IsCancellationRequested ? HealthCheckResult.Healthy()
                 : HealthCheckResult.Unhealthy("starting"));
     }
 
     /// <summary>
-    /// At shutdown, turns every name NOT_SERVING (the lifecycle check, and at once for Watch calls) and holds the
-    /// shutdown for the drain delay while the listener still accepts calls. The host runs every
-    /// <see cref="IHostedLifecycleService.StoppingAsync"/> first, before ApplicationStopping fires (when
-    /// grpc-dotnet ends Watch calls) and before it stops any hosted service, Kestrel among them.
+    /// At shutdown, makes sure ApplicationStopping has fired (on SIGTERM it fires first; a host stopped from code
+    /// runs <see cref="IHostedLifecycleService.StoppingAsync"/> before it): from then on every name is NOT_SERVING,
+    /// grpc-dotnet ends Watch calls with NOT_SERVING and Subscribe streams end. Then it holds the shutdown for the
+    /// drain delay while the listener still accepts calls: the host runs every StoppingAsync before it stops any
+    /// hosted service, Kestrel among them.
     /// </summary>
     private sealed partial class HealthDrain(
+        IHostApplicationLifetime lifetime,
         IOptions<HealthOptions> options,
-        IOptions<GrpcHealthChecksOptions> mapping,
-        HealthServiceImpl watchers,
         ILogger<HealthDrain> logger) : IHostedLifecycleService
     {
-        private volatile bool _draining;
-
-        public bool Draining => _draining;
-
         public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -129,12 +122,7 @@ public static partial class GrpcHealth
 
         public async Task StoppingAsync(CancellationToken cancellationToken)
         {
-            _draining = true;
-            foreach (var service in mapping.Value.Services)
-            {
-                watchers.SetStatus(service.Name, HealthCheckResponse.Types.ServingStatus.NotServing);
-            }
-
+            lifetime.StopApplication();
             var delay = options.Value.DrainDelay;
             if (delay <= TimeSpan.Zero)
             {

@@ -69,7 +69,31 @@ public abstract class AuditedMesh(Backend backend) : IAsyncLifetime
         await MutateAsync();
         await ReadAsync();
         await FailAsync();
+        await QuietAsync();
         Finished = DateTimeOffset.UtcNow;
+    }
+
+    /// <summary>
+    /// Waits (bounded) until the audit log stops growing: effects a service applies in the background after a
+    /// call returns (a results stage told to the Requisition service) are audited too, and on a loaded machine one
+    /// can land a second later, between two reads of a test.
+    /// </summary>
+    private async Task QuietAsync()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var (count, unchanged) = (-1, 0);
+        while (unchanged < 3)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"The audit log kept growing for 20 s (last count {count}).");
+            }
+
+            var now = (await RecordsAsync()).Count;
+            unchanged = now == count ? unchanged + 1 : 0;
+            count = now;
+            await Task.Delay(250);
+        }
     }
 
     public async Task DisposeAsync()

@@ -1,7 +1,9 @@
 using System.Net;
+using System.Net.Sockets;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
+using Grpc.Net.Client;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;
@@ -75,23 +77,36 @@ public sealed class MeshChannelsTests
     [InlineData(true)]
     public async Task PeerDown_IdempotentCall_IsUnavailableOnceItsRetriesAreSpent_NotAtItsDeadline(bool wasConnected)
     {
-        var port = FreePortOnLoopback();
-        using var channel = MeshChannels.Create($"http://127.0.0.1:{port}", MeshChannels.RetryUnavailable(Health.Descriptor.FullName));
-        var client = new Health.HealthClient(channel);
+        // The peer's port is held by a socket that is bound but not listening: connections to it are refused, and
+        // no server another test starts meanwhile (Redis, PostgreSQL) can take the port and answer in its place.
+        using var hold = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        hold.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        var retry = MeshChannels.RetryUnavailable(Health.Descriptor.FullName);
+        GrpcChannel channel;
         if (wasConnected)
         {
             // The peer served this channel, then stopped: its connection is gone, not merely never made.
-            await using var replica = await Replica.StartAsync("a", port);
-            Assert.Equal("a", await Replica.WhoAsync(client));
+            var replica = await Replica.StartAsync("a");
+            channel = MeshChannels.Create($"http://127.0.0.1:{replica.Port}", retry);
+            Assert.Equal("a", await Replica.WhoAsync(new Health.HealthClient(channel)));
+            await replica.DisposeAsync();
+            hold.Bind(new IPEndPoint(IPAddress.Loopback, replica.Port));
+        }
+        else
+        {
+            hold.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            channel = MeshChannels.Create($"http://127.0.0.1:{((IPEndPoint)hold.LocalEndPoint!).Port}", retry);
         }
 
+        using var disposeChannel = channel;
+        var client = new Health.HealthClient(channel);
         var watch = System.Diagnostics.Stopwatch.StartNew();
 
         var error = await Assert.ThrowsAsync<RpcException>(() =>
             client.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(20)).ResponseAsync.WaitAsync(Timeout));
 
         // Five attempts with backoff below 50 + 100 + 200 + 400 ms, each refused at once on loopback.
-        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.True(error.StatusCode == StatusCode.Unavailable, error.Status.ToString());
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"took {watch.Elapsed}");
     }
 
