@@ -4,6 +4,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Reflection;
 using Google.Protobuf;
+using Google.Protobuf.Reflection;
 using Any = Google.Protobuf.WellKnownTypes.Any;
 using Google.Rpc;
 using Grpc.AspNetCore.Server;
@@ -77,15 +78,19 @@ public static class MalformedRequests
     }
 
     /// <summary>INVALID_ARGUMENT with a <c>google.rpc.BadRequest</c> naming the request message as a whole.</summary>
-    internal static RpcException Invalid(string description)
+    internal static RpcException Invalid(string description) => Invalid("", description);
+
+    /// <summary>INVALID_ARGUMENT with a <c>google.rpc.BadRequest</c> naming <paramref name="field"/> (a path such as <c>tests[1].code</c>).</summary>
+    internal static RpcException Invalid(string field, string description)
     {
+        var message = field.Length == 0 ? description : $"{field}: {description}";
         var status = new Google.Rpc.Status
         {
             Code = (int)StatusCode.InvalidArgument,
-            Message = description,
+            Message = message,
             Details =
             {
-                Any.Pack(new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = "", Description = description } } }),
+                Any.Pack(new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = field, Description = description } } }),
             },
         };
         return status.ToRpcException();
@@ -145,6 +150,7 @@ internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(Dy
         {
             var parse = method.RequestMarshaller.ContextualDeserializer;
             var what = $"The request is not a {method.ServiceName}/{method.Name} request message: its bytes do not parse.";
+            var descriptor = (Activator.CreateInstance<TRequest>() as IMessage)?.Descriptor;
             var strict = Marshallers.Create(method.RequestMarshaller.ContextualSerializer, context =>
             {
                 try
@@ -153,7 +159,11 @@ internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(Dy
                 }
                 catch (InvalidProtocolBufferException)
                 {
-                    throw MalformedRequests.Invalid(what);
+                    // Google.Protobuf refuses a string that is not UTF-8 without saying which: find it, to name it.
+                    var field = descriptor is null ? null : InvalidUtf8.Find(descriptor, context.PayloadAsReadOnlySequence().ToArray());
+                    throw field is null
+                        ? MalformedRequests.Invalid(what)
+                        : MalformedRequests.Invalid(field, "must be valid UTF-8 text.");
                 }
             });
             return new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, strict, method.ResponseMarshaller);
@@ -183,6 +193,62 @@ internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(Dy
             metadata.Add(new HttpMethodMetadata(["POST"], acceptCorsPreflight: true));
             return metadata;
         }
+    }
+}
+
+/// <summary>
+/// Which string field of a message's bytes is not UTF-8, for an error that names it: Google.Protobuf refuses
+/// such a message (proto3 strings are UTF-8) but says only that some string was not. Walks the wire format
+/// with the message's descriptor; only called once a parse has failed.
+/// </summary>
+internal static class InvalidUtf8
+{
+    /// <summary>The path of the first string field (e.g. <c>tests[1].code</c>) whose bytes are not UTF-8, or null.</summary>
+    public static string? Find(MessageDescriptor descriptor, byte[] message)
+    {
+        try
+        {
+            return Walk(descriptor, new CodedInputStream(message));
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            // Broken in some other way: the caller answers for the message as a whole.
+            return null;
+        }
+    }
+
+    private static string? Walk(MessageDescriptor descriptor, CodedInputStream input)
+    {
+        var seen = new Dictionary<int, int>();
+        for (var tag = input.ReadTag(); tag != 0; tag = input.ReadTag())
+        {
+            var number = WireFormat.GetTagFieldNumber(tag);
+            var field = descriptor.FindFieldByNumber(number);
+            if (field is null || WireFormat.GetTagWireType(tag) != WireFormat.WireType.LengthDelimited
+                || field.FieldType is not (FieldType.String or FieldType.Message))
+            {
+                input.SkipLastField();
+                continue;
+            }
+
+            var index = seen.GetValueOrDefault(number);
+            seen[number] = index + 1;
+            var name = field.IsRepeated ? $"{field.Name}[{index}]" : field.Name;
+            var bytes = input.ReadBytes();
+            if (field.FieldType == FieldType.String)
+            {
+                if (!System.Text.Unicode.Utf8.IsValid(bytes.Span))
+                {
+                    return name;
+                }
+            }
+            else if (Walk(field.MessageType, new CodedInputStream(bytes.ToByteArray())) is { } inner)
+            {
+                return $"{name}.{inner}";
+            }
+        }
+
+        return null;
     }
 }
 

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
@@ -8,7 +9,8 @@ namespace LabMesh.Security.Tests.Fuzz;
 
 /// <summary>
 /// A NUL character in any string of a request, on PostgreSQL (whose text cannot hold one; before the check
-/// such a request failed in the store as UNKNOWN): INVALID_ARGUMENT naming the field, and nothing stored.
+/// such a request failed in the store as UNKNOWN), and invalid UTF-8 (decoded to U+FFFD, so two different ids
+/// were one): INVALID_ARGUMENT naming the field, and nothing stored.
 /// </summary>
 public sealed class NulTextTests : IAsyncLifetime
 {
@@ -58,6 +60,49 @@ public sealed class NulTextTests : IAsyncLifetime
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Equal("id", Assert.Single(error.GetDetail<BadRequest>()!.FieldViolations).Field);
         Assert.DoesNotContain(_mesh.Host.Logs.Records.Skip(logged), r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
+    [Theory]
+    [InlineData(0xFF)]
+    [InlineData(0xFE)]
+    [InlineData(0xC3)]
+    public async Task CreateRequisition_InvalidUtf8InRequestId_IsInvalidArgumentNamingIt_AndStoresNothing(byte bad)
+    {
+        // Google.Protobuf 3.25 decoded invalid UTF-8 to U+FFFD without a word: dup\xff and dup\xfe were the same
+        // request_id, and the second "create" answered the first's requisition. 3.36 refuses the message; the
+        // error names the field. The bytes go raw, as no stub sends them.
+        var team = Team + "-utf8";
+        var request = Order();
+        request.RequestId = "dup#";
+        var bytes = request.ToByteArray();
+        bytes[Array.IndexOf(bytes, (byte)'#')] = bad;
+        var method = new Method<byte[], byte[]>(MethodType.Unary, RequisitionService.Descriptor.FullName, "CreateRequisition",
+            Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            _mesh.Invoker(team).AsyncUnaryCall(method, null, new CallOptions(deadline: Deadline()), bytes).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("request_id", Assert.Single(error.GetDetail<BadRequest>()!.FieldViolations).Field);
+        Assert.Empty((await _mesh.For(team).Requisitions.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline())).Requisitions);
+    }
+
+    [Fact]
+    public async Task CreateRequisition_InvalidUtf8InANestedString_IsInvalidArgumentNamingItsPath()
+    {
+        var team = Team + "-utf8-nested";
+        var request = Order();
+        request.Tests[1].PartnerId = "lab#";
+        var bytes = request.ToByteArray();
+        bytes[Array.IndexOf(bytes, (byte)'#')] = 0xFF;
+        var method = new Method<byte[], byte[]>(MethodType.Unary, RequisitionService.Descriptor.FullName, "CreateRequisition",
+            Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            _mesh.Invoker(team).AsyncUnaryCall(method, null, new CallOptions(deadline: Deadline()), bytes).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("tests[1].partner_id", Assert.Single(error.GetDetail<BadRequest>()!.FieldViolations).Field);
     }
 
     [Fact]
