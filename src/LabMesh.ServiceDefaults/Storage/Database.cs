@@ -50,16 +50,52 @@ public sealed partial class Database : IAsyncDisposable
             return new Database(serviceName, StorageProvider.Postgres, builder.ConnectionString, dataSource, logger);
         }
 
-        Directory.CreateDirectory(options.DataDirectory);
+        var file = CreateOwnerOnly(options.DataDirectory, serviceName + ".db");
         var sqlite = new SqliteConnectionStringBuilder
         {
-            DataSource = Path.Combine(options.DataDirectory, serviceName + ".db"),
+            DataSource = file,
             Mode = SqliteOpenMode.ReadWriteCreate,
             Cache = SqliteCacheMode.Private,
             Pooling = true,
             DefaultTimeout = 30,
         };
         return new Database(serviceName, StorageProvider.Sqlite, sqlite.ConnectionString, null, logger);
+    }
+
+    /// <summary>
+    /// The SQLite file <paramref name="name"/> in <paramref name="directory"/>, made owner-only before SQLite opens
+    /// it: the stores hold patient names and webhook secrets. A directory LabMesh makes is 0700, a file it makes
+    /// 0600 (SQLite gives its -wal and -shm files the database file's mode). Existing files keep their mode: an
+    /// operator may have chosen it. Windows has no such modes; its ACLs are the directory's.
+    /// </summary>
+    private static string CreateOwnerOnly(string directory, string name)
+    {
+        var path = Path.Combine(directory, name);
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+            return path;
+        }
+
+        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!File.Exists(path))
+        {
+            try
+            {
+                using var created = new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew,
+                    Access = FileAccess.Write,
+                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                });
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // Another process (a second replica on the same directory) made it first.
+            }
+        }
+
+        return path;
     }
 
     /// <summary>Opens a connection for reads (and for the caller's own transactions).</summary>

@@ -35,4 +35,18 @@ public sealed class SqliteStoreTests : StoreContractTests
         command.CommandText = "PRAGMA journal_mode;";
         Assert.Equal("wal", (string?)await command.ExecuteScalarAsync().WaitAsync(Timeout));
     }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Sqlite_DirectoryAndFiles_AreOwnerOnly()
+    {
+        // The stores hold patient names and webhook secrets (issue 17, finding 5: they were 0644 in a 0755 directory).
+        await OutboxStoreAsync();
+        var file = Path.Combine(_directory, ServiceName + ".db");
+        var files = Directory.GetFiles(_directory, ServiceName + ".db*");
+
+        Assert.Contains(file + "-wal", files);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_directory));
+        Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+    }
 }
