@@ -74,6 +74,18 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         // printed tokens signed with it. The test signs a service token with that key (as the CLI does).
         var keyFile = Path.Combine(_workingDirectory, "data", SecurityKeys.DevelopmentKeyFileName);
         Assert.Contains(output, line => line.Contains(keyFile, StringComparison.Ordinal));
+        if (!OperatingSystem.IsWindows())
+        {
+            // The stores and the key hold patient names, webhook secrets and a private key: owner-only.
+            var data = Path.GetDirectoryName(keyFile)!;
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(data));
+            Assert.NotEmpty(Directory.GetFiles(data, "*.db"));
+            foreach (var file in Directory.GetFiles(data))
+            {
+                Assert.True(File.GetUnixFileMode(file) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{file} is {File.GetUnixFileMode(file)}");
+            }
+        }
+
         var stored = DevelopmentKey.Read(keyFile);
         using var key = SigningKey.FromPem(stored.KeyId, stored.PrivateKeyPem, keyFile);
         var serviceToken = key.Mint(new TokenIdentity("demo", CallerRole.Service, "aio-test", null), stored.Issuer, stored.Audience, TimeSpan.FromMinutes(10));

@@ -166,7 +166,16 @@ public sealed class DevelopmentKey
         }
 
         var created = SigningKey.Generate("dev-" + Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        // The data directory, owner-only as the stores beside the key make it (a directory that exists keeps its mode).
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        }
+        else
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
         Write(file, created, issuer, audience);
         return created;
     }
