@@ -84,8 +84,10 @@ public sealed class NotificationApi(
         var endpoint = new EndpointRecord(
             "whep_" + Guid.CreateVersion7().ToString("N"), caller.TeamId, url, request.Description, types, request.Escalation, true, "",
             secret, null, null, 1, now, now);
-        var stored = await store.CreateEndpointAsync(endpoint, request.RequestId, RequestHash(request), context.CancellationToken);
-        return new CreateWebhookEndpointResponse { Endpoint = ToProto(stored), Secret = stored.Secret };
+        var (stored, created) = await store.CreateEndpointAsync(endpoint, request.RequestId, RequestHash(request), context.CancellationToken);
+        // The secret only at creation (and rotation): a repeated request_id is answered the endpoint without it, so
+        // a replay by another admin, or after a rotation, learns nothing it did not send.
+        return new CreateWebhookEndpointResponse { Endpoint = ToProto(stored), Secret = created ? stored.Secret : "" };
     }
 
     public override async Task<GetWebhookEndpointResponse> GetWebhookEndpoint(GetWebhookEndpointRequest request, ServerCallContext context)

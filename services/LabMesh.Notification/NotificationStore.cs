@@ -129,18 +129,24 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     /// Stores a new endpoint, or returns the one <paramref name="requestId"/> created before (ALREADY_EXISTS
     /// when that one was made from a different request).
     /// </summary>
-    public async Task<EndpointRecord> CreateEndpointAsync(EndpointRecord endpoint, string requestId, string requestHash, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates the endpoint, or answers the one an earlier call with the same <paramref name="requestId"/> created
+    /// (<c>Created</c> false): NOT_FOUND once that one is deleted, ALREADY_EXISTS when the request differs.
+    /// </summary>
+    public async Task<(EndpointRecord Endpoint, bool Created)> CreateEndpointAsync(EndpointRecord endpoint, string requestId, string requestHash, CancellationToken cancellationToken)
     {
         return await database.WriteAsync(async (connection, transaction) =>
         {
             var existing = await connection.QuerySingleOrDefaultAsync<EndpointRow>(new CommandDefinition(
-                $"SELECT {EndpointColumns}, request_hash AS RequestHash FROM webhook_endpoints WHERE team_id = @TeamId AND request_id = @requestId",
+                $"SELECT {EndpointColumns}, request_hash AS RequestHash, deleted AS Deleted FROM webhook_endpoints WHERE team_id = @TeamId AND request_id = @requestId",
                 new { endpoint.TeamId, requestId }, transaction, cancellationToken: cancellationToken));
             if (existing is not null)
             {
-                return existing.RequestHash == requestHash
-                    ? existing.ToRecord()
-                    : throw new AlreadyExistsException("WebhookEndpoint", existing.Id, $"request_id '{requestId}' already created endpoint '{existing.Id}' from a different request.");
+                return existing.RequestHash != requestHash
+                    ? throw new AlreadyExistsException("WebhookEndpoint", existing.Id, $"request_id '{requestId}' already created endpoint '{existing.Id}' from a different request.")
+                    : existing.Deleted != 0
+                        ? throw new NotFoundException("WebhookEndpoint", existing.Id)
+                        : (existing.ToRecord(), false);
             }
 
             await connection.ExecuteAsync(new CommandDefinition(
@@ -155,7 +161,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
                     types = JoinTypes(endpoint.EventTypes), escalation = endpoint.Escalation ? 1 : 0, endpoint.Secret, at = DbTime.ToDb(endpoint.CreatedAt),
                 },
                 transaction, cancellationToken: cancellationToken));
-            return endpoint with { Enabled = true, Version = 1 };
+            return (endpoint with { Enabled = true, Version = 1 }, true);
         }, cancellationToken);
     }
 
@@ -729,6 +735,8 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         public string CreatedAt { get; set; } = "";
         public string UpdatedAt { get; set; } = "";
         public string RequestHash { get; set; } = "";
+
+        public int Deleted { get; set; }
 
         public EndpointRecord ToRecord() => new(
             Id, TeamId, Url, Description, SplitWords(EventTypes), Escalation != 0, Enabled != 0, DisabledReason, Secret, PreviousSecret,

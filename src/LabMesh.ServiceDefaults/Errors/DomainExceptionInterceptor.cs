@@ -181,7 +181,7 @@ public sealed class DomainExceptionInterceptor : Interceptor
 
     /// <summary>
     /// A peer's UNAVAILABLE relayed to this call's caller, marked <c>grpc-retry-pushback-ms: -1</c> (gRFC A6:
-    /// do not retry). The call to the peer was retried already (MeshChannels.RetryUnavailable); a caller that
+    /// do not retry). The call to the peer was retried already (MeshChannels.RetryIdempotent); a caller that
     /// retried too would multiply the attempts at every hop (five here times five there) and run past its
     /// deadline, so it would see DEADLINE_EXCEEDED instead of the UNAVAILABLE that says what happened.
     /// </summary>

@@ -114,13 +114,13 @@ public static class MeshChannels
     }
 
     /// <summary>
-    /// Retries on UNAVAILABLE for every method of <paramref name="grpcService"/> (so only for a service whose
+    /// Retries on UNAVAILABLE (and INTERNAL, see below) for every method of <paramref name="grpcService"/> (so only for a service whose
     /// methods called through the channel are idempotent): five attempts, random backoff below 50, 100, 200 and
     /// 400 ms (gRFC A6), so a peer that is down is answered UNAVAILABLE within 750 ms (375 ms on average), and
     /// a call made while a restarted peer's address waits out its <see cref="ReconnectBackoff"/> reaches it
     /// once it is back (the retries outlast the backoff but in about 1 call in 4,000).
     /// </summary>
-    public static MethodConfig RetryUnavailable(string grpcService) => new()
+    public static MethodConfig RetryIdempotent(string grpcService) => new()
     {
         Names = { new MethodName { Service = grpcService } },
         RetryPolicy = new RetryPolicy
@@ -129,7 +129,10 @@ public static class MeshChannels
             InitialBackoff = TimeSpan.FromMilliseconds(50),
             MaxBackoff = TimeSpan.FromMilliseconds(400),
             BackoffMultiplier = 2,
-            RetryableStatusCodes = { StatusCode.Unavailable },
+            // INTERNAL too, for one case: a call sent on a connection the peer was closing gracefully (GOAWAY
+            // NO_ERROR, a peer stopping) fails with "The HTTP/2 server closed the connection ... NO_ERROR", which
+            // grpc-dotnet reports as INTERNAL. The methods on these channels are idempotent, so any retry is safe.
+            RetryableStatusCodes = { StatusCode.Unavailable, StatusCode.Internal },
         },
     };
 

@@ -30,7 +30,7 @@ public static class PeerClients
         services.AddGrpcClient<TClient>((provider, options) => options.Address = new Uri(AddressOf(provider, address)))
             .ConfigurePrimaryHttpMessageHandler(MeshChannels.CreateHandler)
             .ConfigureChannel((provider, options) => MeshChannels.Configure(
-                options, AddressOf(provider, address), MeshChannels.RetryUnavailable(grpcService), provider.GetRequiredService<ILoggerFactory>()))
+                options, AddressOf(provider, address), MeshChannels.RetryIdempotent(grpcService), provider.GetRequiredService<ILoggerFactory>()))
             // The channel balances over its own connections and keeps their state (reconnect backoff, round-robin
             // position); HttpClientFactory's default two-minute handler rotation would throw that away and reconnect.
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan);

@@ -333,7 +333,9 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         var created = await client.CreateWebhookEndpointAsync(request, deadline: Deadline);
         var again = await client.CreateWebhookEndpointAsync(request, deadline: Deadline);
         Assert.Equal(created.Endpoint.Id, again.Endpoint.Id);
-        Assert.Equal(created.Secret, again.Secret);
+        Assert.NotEmpty(created.Secret);
+        // The secret only at creation and rotation: a repeat does not hand it out again (issue 17, finding 1).
+        Assert.Empty(again.Secret);
         var reused = await Assert.ThrowsAsync<RpcException>(() => client.CreateWebhookEndpointAsync(
             new CreateWebhookEndpointRequest { RequestId = "idem-1", Url = receiver.Url, Description = "other" }, deadline: Deadline).ResponseAsync);
         Assert.Equal(StatusCode.AlreadyExists, reused.StatusCode);
@@ -359,10 +361,15 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         Assert.Equal(2, received[0].Signature.Split(' ').Length);
         Assert.True(received[0].VerifiesWith(rotated.Secret), "signed with the new secret");
         Assert.True(received[0].VerifiesWith(created.Secret), "and, during the overlap, with the old one");
+        var afterRotation = await client.CreateWebhookEndpointAsync(request, deadline: Deadline);
+        Assert.Empty(afterRotation.Secret);
 
         await client.DeleteWebhookEndpointAsync(new DeleteWebhookEndpointRequest { Id = created.Endpoint.Id }, deadline: Deadline);
         var gone = await Assert.ThrowsAsync<RpcException>(() => client.GetWebhookEndpointAsync(new GetWebhookEndpointRequest { Id = created.Endpoint.Id }, deadline: Deadline).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+        // A repeat after the delete does not report the deleted endpoint (it answered it as enabled, with its secret).
+        var replayed = await Assert.ThrowsAsync<RpcException>(() => client.CreateWebhookEndpointAsync(request, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, replayed.StatusCode);
     }
 
     [Fact]

@@ -81,7 +81,7 @@ public sealed class MeshChannelsTests
         // no server another test starts meanwhile (Redis, PostgreSQL) can take the port and answer in its place.
         using var hold = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         hold.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        var retry = MeshChannels.RetryUnavailable(Health.Descriptor.FullName);
+        var retry = MeshChannels.RetryIdempotent(Health.Descriptor.FullName);
         GrpcChannel channel;
         if (wasConnected)
         {
@@ -115,7 +115,7 @@ public sealed class MeshChannelsTests
     {
         var port = FreePortOnLoopback();
         var replica = await Replica.StartAsync("a", port);
-        using var channel = MeshChannels.Create($"http://127.0.0.1:{port}", MeshChannels.RetryUnavailable(Health.Descriptor.FullName));
+        using var channel = MeshChannels.Create($"http://127.0.0.1:{port}", MeshChannels.RetryIdempotent(Health.Descriptor.FullName));
         var client = new Health.HealthClient(channel);
         var backTicks = long.MaxValue;
         var failedAfterBack = new List<string>();
