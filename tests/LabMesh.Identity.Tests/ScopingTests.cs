@@ -154,6 +154,41 @@ public sealed class ScopingTests(Mesh mesh)
         Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
     }
 
+    public static TheoryData<string> TeamClaimsOfOtherJsonTypes => ["number", "array", "object", "boolean"];
+
+    [Theory]
+    [MemberData(nameof(TeamClaimsOfOtherJsonTypes))]
+    public async Task Token_WhoseTeamClaimIsNotAString_IsUnauthenticated(string kind)
+    {
+        // Issue 17, finding 3: a team claim 5, ["teamb", "demo"], {...} or true was read as a team named "5", ...
+        object team = kind switch
+        {
+            "number" => 5,
+            "array" => new[] { _team, "demo" },
+            "object" => new Dictionary<string, object> { ["name"] = _team },
+            _ => true,
+        };
+        var now = DateTime.UtcNow;
+        var key = LabMesh.Testing.TestCaller.Key;
+        var token = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(
+            new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
+            {
+                Issuer = "labmesh",
+                Audience = "labmesh",
+                IssuedAt = now,
+                NotBefore = now.AddSeconds(-5),
+                Expires = now.AddMinutes(5),
+                Claims = new Dictionary<string, object> { [TokenClaims.Subject] = "someone", [TokenClaims.Role] = "clinician", [TokenClaims.Team] = team },
+                SigningCredentials = new Microsoft.IdentityModel.Tokens.SigningCredentials(key.SecurityKey, key.Algorithm),
+            });
+        var client = new RequisitionService.RequisitionServiceClient(mesh.WithHeaders(("authorization", "Bearer " + token)));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            client.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Mesh.Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+    }
+
     [Theory]
     [InlineData(CallerRole.Partner, "x-labmesh-for-team")]
     [InlineData(CallerRole.Clinician, "x-labmesh-for-team")]

@@ -126,8 +126,11 @@ public sealed class TokenValidator
             : [];
 
     /// <summary>A string claim of 1 to 128 printable characters, or null.</summary>
+    // The claim's JSON type is checked, not only its text: asked for a string, IdentityModel turns a number, an
+    // array, an object or a boolean into one ("5", "[\"teamb\",\"demo\"]", "True"), which passed for a team.
     private static string? Claim(JsonWebToken jwt, string name) =>
-        jwt.TryGetPayloadValue<string>(name, out var value) && !string.IsNullOrWhiteSpace(value) && value.Length <= 128 && !value.Any(char.IsControl)
+        jwt.TryGetPayloadValue<object>(name, out var raw) && raw is string value
+        && !string.IsNullOrWhiteSpace(value) && value.Length <= 128 && !value.Any(char.IsControl)
             ? value
             : null;
 }
