@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using LabMesh.Bench.Servers;
 
 namespace LabMesh.Bench.Load;
 
@@ -19,23 +20,6 @@ internal static partial class H2Load
     {
         var logFile = log ? Path.Combine(Path.GetTempPath(), $"labmesh-bench-h2load-{Environment.ProcessId}-{Guid.NewGuid():N}.tsv") : null;
         var streamsPerConnection = (int)Math.Ceiling(options.Concurrency / (double)options.Connections);
-        var start = new ProcessStartInfo
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (options.Pin)
-        {
-            start.FileName = "taskset";
-            start.ArgumentList.Add("-c");
-            start.ArgumentList.Add("1");
-            start.ArgumentList.Add(options.H2LoadPath);
-        }
-        else
-        {
-            start.FileName = options.H2LoadPath;
-        }
         string[] args =
         [
             "-D", ((int)Math.Max(1, duration.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture) + "ms",
@@ -46,10 +30,7 @@ internal static partial class H2Load
             "-H", "content-type: application/grpc",
             "-H", "te: trailers",
         ];
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
+        var start = ServerProcess.PinnedStart(options, core: 1, options.H2LoadPath, args);
         foreach (var header in headers)
         {
             start.ArgumentList.Add("-H");

@@ -211,7 +211,11 @@ internal sealed class ServerProcess : IAsyncDisposable
         throw new InvalidOperationException("LabMesh.sln not found above " + AppContext.BaseDirectory + "; pass --host-dll.");
     }
 
-    private static ProcessStartInfo NewStart(BenchOptions options, string fileName, IEnumerable<string> args)
+    private static ProcessStartInfo NewStart(BenchOptions options, string fileName, IEnumerable<string> args) =>
+        PinnedStart(options, core: 0, fileName, args);
+
+    /// <summary>A process start with redirected output, on <paramref name="core"/> alone when <c>--pin</c> (taskset): servers on 0, the load on 1.</summary>
+    internal static ProcessStartInfo PinnedStart(BenchOptions options, int core, string fileName, IEnumerable<string> args)
     {
         var start = new ProcessStartInfo
         {
@@ -223,7 +227,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         {
             start.FileName = "taskset";
             start.ArgumentList.Add("-c");
-            start.ArgumentList.Add("0");
+            start.ArgumentList.Add(core.ToString(CultureInfo.InvariantCulture));
             start.ArgumentList.Add(fileName);
         }
         else
