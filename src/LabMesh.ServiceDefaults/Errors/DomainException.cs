@@ -8,11 +8,23 @@ namespace LabMesh.ServiceDefaults.Errors;
 public abstract class DomainException(string message) : Exception(message);
 
 /// <summary>NOT_FOUND with <c>google.rpc.ResourceInfo</c>. Also for another team's resource, so existence does not leak.</summary>
+/// <remarks>
+/// The id the caller gave is repeated (in the message and as ResourceInfo's <c>resource_name</c>) only when it is a
+/// well-formed id (<see cref="IsWellFormedId"/>); anything else may be free text, a patient's name even, and error
+/// messages end up in client logs: it is described instead, and <c>resource_name</c> is empty.
+/// </remarks>
 public sealed class NotFoundException(string resourceType, string resourceName)
-    : DomainException($"{resourceType} '{resourceName}' was not found.")
+    : DomainException(IsWellFormedId(resourceName)
+        ? $"{resourceType} '{resourceName}' was not found."
+        : $"{resourceType} was not found: the id given ({resourceName.Length} characters) is not a well-formed id.")
 {
     public string ResourceType { get; } = resourceType;
-    public string ResourceName { get; } = resourceName;
+
+    public string ResourceName { get; } = IsWellFormedId(resourceName) ? resourceName : "";
+
+    /// <summary>1 to 64 characters, each an ASCII letter or digit or one of <c>-_.:</c>: what LabMesh's ids are made of.</summary>
+    public static bool IsWellFormedId(string id) =>
+        id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
 }
 
 /// <summary>One bad field: its path in the request (e.g. <c>tests[1].code</c>) and what is wrong.</summary>

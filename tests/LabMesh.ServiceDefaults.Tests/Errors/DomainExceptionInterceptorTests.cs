@@ -37,6 +37,22 @@ public class DomainExceptionInterceptorTests
     }
 
     [Theory]
+    [InlineData("Zebedee Quixotically 1931-02-03")]
+    [InlineData("req\u200b1")]
+    [InlineData("line\nbreak")]
+    public async Task NotFound_OfAnIdThatIsNotWellFormed_DescribesIt_InsteadOfRepeatingIt(string id)
+    {
+        // Issue 17, finding 4: the caller's text (a patient's name, zero-width characters, newlines) came back verbatim.
+        var ex = await Intercept(CallKind.Unary, new NotFoundException("requisition", id));
+
+        Assert.Equal(StatusCode.NotFound, ex.StatusCode);
+        Assert.Equal($"requisition was not found: the id given ({id.Length} characters) is not a well-formed id.", ex.Status.Detail);
+        var info = Assert.IsType<ResourceInfo>(Assert.Single(Unpacked(AssertRpcStatus(ex, Code.NotFound))));
+        Assert.Equal("", info.ResourceName);
+        Assert.DoesNotContain(id, info.Description, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [MemberData(nameof(EveryCallKind))]
     public async Task Intercept_InvalidArgument_IsInvalidArgumentWithBadRequestFieldViolations(CallKind kind)
     {
