@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
+using Grpc.Core;
 using Grpc.Net.Client;
 using V1 = Grpc.Reflection.V1;
 using V1Alpha = Grpc.Reflection.V1Alpha;
@@ -77,30 +78,27 @@ public sealed class ReflectionClientTests(ReflectionHost mesh) : IClassFixture<R
     private async Task<IReadOnlyList<FileDescriptorProto>> FileContainingSymbolAsync(string version, string symbol)
     {
         var deadline = DateTime.UtcNow + ReflectionHost.Timeout;
-        IReadOnlyList<ByteString> files;
-        if (version == "v1")
-        {
-            using var call = new V1.ServerReflection.ServerReflectionClient(_channel).ServerReflectionInfo(deadline: deadline);
-            await call.RequestStream.WriteAsync(new V1.ServerReflectionRequest { FileContainingSymbol = symbol }).WaitAsync(ReflectionHost.Timeout);
-            await call.RequestStream.CompleteAsync().WaitAsync(ReflectionHost.Timeout);
-            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
-            var response = call.ResponseStream.Current;
-            Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
-            Assert.True(response.FileDescriptorResponse is not null, $"{symbol} ({version}): {response}");
-            files = response.FileDescriptorResponse.FileDescriptorProto;
-        }
-        else
-        {
-            using var call = new V1Alpha.ServerReflection.ServerReflectionClient(_channel).ServerReflectionInfo(deadline: deadline);
-            await call.RequestStream.WriteAsync(new V1Alpha.ServerReflectionRequest { FileContainingSymbol = symbol }).WaitAsync(ReflectionHost.Timeout);
-            await call.RequestStream.CompleteAsync().WaitAsync(ReflectionHost.Timeout);
-            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
-            var response = call.ResponseStream.Current;
-            Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
-            Assert.True(response.FileDescriptorResponse is not null, $"{symbol} ({version}): {response}");
-            files = response.FileDescriptorResponse.FileDescriptorProto;
-        }
-
+        var files = version == "v1"
+            ? (await OnlyResponseAsync(new V1.ServerReflection.ServerReflectionClient(_channel).ServerReflectionInfo(deadline: deadline),
+                new V1.ServerReflectionRequest { FileContainingSymbol = symbol }, r => r.FileDescriptorResponse?.FileDescriptorProto))
+            : (await OnlyResponseAsync(new V1Alpha.ServerReflection.ServerReflectionClient(_channel).ServerReflectionInfo(deadline: deadline),
+                new V1Alpha.ServerReflectionRequest { FileContainingSymbol = symbol }, r => r.FileDescriptorResponse?.FileDescriptorProto));
+        Assert.True(files is not null, $"{symbol} ({version}): no file descriptor response");
         return [.. files.Select(FileDescriptorProto.Parser.ParseFrom)];
+    }
+
+    /// <summary>Writes one request, ends the request stream, and reads the one response and the end of the call.</summary>
+    private static async Task<IReadOnlyList<ByteString>?> OnlyResponseAsync<TRequest, TResponse>(
+        AsyncDuplexStreamingCall<TRequest, TResponse> call, TRequest request, Func<TResponse, IReadOnlyList<ByteString>?> files)
+    {
+        using (call)
+        {
+            await call.RequestStream.WriteAsync(request).WaitAsync(ReflectionHost.Timeout);
+            await call.RequestStream.CompleteAsync().WaitAsync(ReflectionHost.Timeout);
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
+            var response = call.ResponseStream.Current;
+            Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
+            return files(response);
+        }
     }
 }

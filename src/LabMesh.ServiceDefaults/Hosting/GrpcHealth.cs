@@ -54,7 +54,6 @@ public static partial class GrpcHealth
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddOptions<HealthOptions>().Bind(configuration.GetSection(HealthOptions.Section));
-        services.AddSingleton<HostLifecycleCheck>();
         services.AddGrpcHealthChecks()
             .AddCheck<HostLifecycleCheck>(LifecycleCheck);
         services.Configure<HealthCheckPublisherOptions>(o =>
