@@ -154,7 +154,9 @@ public abstract class AuditLogTests(AuditedMesh mesh)
     [Fact]
     public async Task Paging_WalksEveryRecordOnce_NewestFirst()
     {
-        var all = (await mesh.AuditLog().GetAuditLogAsync(new GetAuditLogRequest { PageSize = 500 }, deadline: AuditedMesh.Deadline)).Records;
+        var all = (await mesh.AuditLog().GetAuditLogAsync(
+            new GetAuditLogRequest { PageSize = 500, EndTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(mesh.Finished) },
+            deadline: AuditedMesh.Deadline)).Records;
 
         var paged = await mesh.RecordsAsync(new GetAuditLogRequest { PageSize = 3 });
 
