@@ -19,7 +19,7 @@ namespace LabMesh.ServiceDefaults.Identity;
 /// The keys live as long as the process: IdentityModel caches a signature provider per public key
 /// process-wide, so disposing a key would break a later host (a test's) that checks with the same key.
 /// </remarks>
-public sealed partial class SecurityKeys
+public sealed partial class SecurityKeys : IDisposable
 {
     /// <summary>The development key's file name, under the data directory (<c>LabMesh:Storage:DataDirectory</c>).</summary>
     public const string DevelopmentKeyFileName = "dev-signing-key.json";
@@ -29,6 +29,7 @@ public sealed partial class SecurityKeys
     private readonly bool _developmentAllowed;
     private readonly ILogger<SecurityKeys> _logger;
     private readonly List<SigningKey> _configured = [];
+    private readonly OidcAuthority? _authority;
     private volatile TokenValidator? _validator;
 
     public SecurityKeys(IOptions<SecurityOptions> options, IOptions<StorageOptions> storage, IHostEnvironment environment, ILogger<SecurityKeys> logger)
@@ -58,9 +59,14 @@ public sealed partial class SecurityKeys
             _configured.Add(Signing);
         }
 
+        if (!string.IsNullOrWhiteSpace(_options.Authority))
+        {
+            _authority = new OidcAuthority(_options, logger);
+        }
+
         if (_configured.Count > 0)
         {
-            _validator = new TokenValidator(_configured, _options.Issuer, _options.Audience, _options.ClockSkew);
+            _validator = NewValidator(_configured);
         }
     }
 
@@ -84,6 +90,12 @@ public sealed partial class SecurityKeys
     public void Settle(IReadOnlyCollection<string> addresses)
     {
         ArgumentNullException.ThrowIfNull(addresses);
+        if (_authority is not null)
+        {
+            // The issuer's keys are read now rather than by the first token it signed (failures are logged).
+            _ = _authority.KeysAsync().AsTask();
+        }
+
         if (_validator is not null)
         {
             return;
@@ -102,9 +114,17 @@ public sealed partial class SecurityKeys
         var file = Path.GetFullPath(Path.Combine(_dataDirectory, DevelopmentKeyFileName));
         Signing = DevelopmentKey.LoadOrCreate(file, _options.Issuer, _options.Audience);
         DevelopmentKeyFile = file;
-        _validator = new TokenValidator([Signing], _options.Issuer, _options.Audience, _options.ClockSkew);
+        _validator = NewValidator([Signing]);
         LogDevelopmentKey(_logger, file);
     }
+
+    /// <summary>The OIDC issuer whose tokens are trusted too (<see cref="SecurityOptions.Authority"/>); null when none is configured.</summary>
+    public OidcAuthority? Authority => _authority;
+
+    public void Dispose() => _authority?.Dispose();
+
+    private TokenValidator NewValidator(IEnumerable<SigningKey> keys) =>
+        new(keys, _options.Issuer, _options.Audience, _options.ClockSkew, _authority, _options.Claims);
 
     /// <summary>True for an address whose host is <c>localhost</c> or a loopback IP (<c>http://127.0.0.1:5000</c>, <c>http://[::1]:5000</c>).</summary>
     public static bool IsLoopback(string address)

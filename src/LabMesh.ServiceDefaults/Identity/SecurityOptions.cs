@@ -27,6 +27,31 @@ public sealed class SecurityOptions
     /// </summary>
     public string? SigningKeyPem { get; set; }
 
+    /// <summary>
+    /// An OpenID Connect issuer (Keycloak, Entra ID, Auth0...) whose tokens are trusted beside <see cref="Keys"/>:
+    /// its discovery document (<c>{Authority}/.well-known/openid-configuration</c>) names its <c>issuer</c> and its
+    /// keys (<c>jwks_uri</c>). Its tokens must carry that issuer and <see cref="Audience"/>. See <see cref="OidcAuthority"/>.
+    /// </summary>
+    public string? Authority { get; set; }
+
+    /// <summary>The discovery document's address when it is not <c>{Authority}/.well-known/openid-configuration</c>.</summary>
+    public string? MetadataAddress { get; set; }
+
+    /// <summary>Refuse an <c>http://</c> discovery document or JWKS. Default true; false only for a development issuer.</summary>
+    public bool RequireHttpsMetadata { get; set; } = true;
+
+    /// <summary>How often the issuer's keys are read again on a schedule. Default 1 hour, at least 5 minutes.</summary>
+    public TimeSpan KeyRefreshInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A token naming a <c>kid</c> the issuer's keys lack makes them be read again at once (a rotation), but at
+    /// most once per this interval, so forged kids cannot make the issuer a target. Default 30 seconds, at least 1.
+    /// </summary>
+    public TimeSpan KeyRefreshMinimumInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The claim names of the issuer's tokens (LabMesh's own tokens always use LabMesh's names).</summary>
+    public ClaimNameOptions Claims { get; set; } = new();
+
     /// <summary>Tolerance on <c>exp</c> and <c>nbf</c> for clocks that drift. Default 30 seconds, at most 5 minutes.</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -49,4 +74,26 @@ public sealed class TrustedKeyOptions
 
     /// <summary>The public key, PEM (<c>-----BEGIN PUBLIC KEY-----</c>).</summary>
     public string PublicKeyPem { get; set; } = "";
+}
+
+/// <summary>
+/// Which claims of an OIDC issuer's tokens say who, which team, which role and which partner: identity
+/// providers name them differently (a Keycloak mapper's <c>team</c>, Entra ID's <c>roles</c> array...).
+/// </summary>
+public sealed class ClaimNameOptions
+{
+    /// <summary>Who. Default <c>sub</c>.</summary>
+    public string Subject { get; set; } = TokenClaims.Subject;
+
+    /// <summary>
+    /// The role: a string, or an array of strings of which exactly one is a LabMesh role
+    /// (<c>clinician</c>, <c>admin</c>, <c>partner</c>, <c>service</c>). Default <c>role</c>.
+    /// </summary>
+    public string Role { get; set; } = TokenClaims.Role;
+
+    /// <summary>The team, a string. Default <c>team</c>.</summary>
+    public string Team { get; set; } = TokenClaims.Team;
+
+    /// <summary>The partner (lab) id of a partner, a string. Default <c>partner_id</c>.</summary>
+    public string PartnerId { get; set; } = TokenClaims.PartnerId;
 }
