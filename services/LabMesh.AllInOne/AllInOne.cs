@@ -59,6 +59,9 @@ internal static class AllInOne
             Console.WriteLine($"  clinician: {token}");
             Console.WriteLine($"  admin:     {admin}");
             Console.WriteLine($"The labmesh command signs its own calls with that key: it looks in data/ of its working directory and the directories above, and in services/LabMesh.AllInOne/data/ of this repository; otherwise set LABMESH_DEV_KEY={keyFile}.");
+            Console.WriteLine("A token for any other role (a lab partner, a service), or another team or lifetime:");
+            Console.WriteLine("  dotnet run --project tools/LabMesh.Cli -- token --role partner --partner lab-demo");
+            Console.WriteLine("  dotnet run --project tools/LabMesh.Cli -- token --role service --team demo --ttl 8h");
         }
         else
         {

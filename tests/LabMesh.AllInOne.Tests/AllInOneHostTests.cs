@@ -128,6 +128,9 @@ public sealed class AllInOneHostTests : IAsyncLifetime
             .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout));
         Assert.Contains(listed.Requisitions, r => r.Id == created.Requisition.Id);
         Assert.Contains(output, line => line.Contains($"grpcurl -plaintext -H 'authorization: Bearer {printed}'", StringComparison.Ordinal));
+        // It names the command that makes tokens for the roles it does not print.
+        Assert.Contains(output, line => line.Contains("-- token --role partner", StringComparison.Ordinal));
+        Assert.Contains(output, line => line.Contains("-- token --role service", StringComparison.Ordinal));
         var anonymous = await Assert.ThrowsAsync<RpcException>(() => new RequisitionService.RequisitionServiceClient(channel)
             .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout)).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);

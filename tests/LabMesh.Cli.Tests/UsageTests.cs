@@ -9,6 +9,7 @@ public sealed class UsageTests
     [InlineData("watch", "labmesh watch --type labtest.result.critical")]
     [InlineData("status", "labmesh status 0192f0c4")]
     [InlineData("load", "labmesh load --calls 50 --json")]
+    [InlineData("token", "labmesh token --role partner --partner lab-a")]
     public async Task Help_EachCommand_ShowsUsageOptionsAndExamples(string command, string example)
     {
         var run = await LabMeshCli.RunAsync([.. command.Split(' ', StringSplitOptions.RemoveEmptyEntries), "--help"]);
@@ -40,6 +41,11 @@ public sealed class UsageTests
     [InlineData("is not a target", "demo", "--target", "ftp://example.invalid", "--json")]
     [InlineData("--team must be 1 to 128 characters", "watch", "--team", "")]
     [InlineData("--heartbeat must be between 1s and 5m", "watch", "--heartbeat", "10m")]
+    [InlineData("Option '--role' is required", "token")]
+    [InlineData("nurse", "token", "--role", "nurse")]
+    [InlineData("--partner is only for --role partner", "token", "--role", "clinician", "--partner", "lab-a")]
+    [InlineData("--ttl must be at most 30 days", "token", "--role", "admin", "--ttl", "721h")]
+    [InlineData("is not a duration", "token", "--role", "admin", "--ttl", "0")]
     public async Task BadUsage_ExitsTwoWithTheErrorOnStderrAndNothingOnStdout(string error, params string[] args)
     {
         var run = await LabMeshCli.RunAsync(args);

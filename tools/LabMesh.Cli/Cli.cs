@@ -26,8 +26,8 @@ internal static class Cli
         var common = new CommonOptions();
         var root = new RootCommand(
             "Drives a LabMesh mesh from the terminal: a whole lab order as a live timeline (demo), the event " +
-            "stream (watch), one requisition in every vocabulary (status), a bounded load generator (load), and whether each " +
-            "service is serving (health).");
+            "stream (watch), one requisition in every vocabulary (status), a bounded load generator (load), whether each " +
+            "service is serving (health), and development tokens for grpcurl (token).");
         common.AddTo(root);
         CliCommand[] commands =
         [
@@ -36,6 +36,7 @@ internal static class Cli
             StatusCommand.Create(common),
             LoadCommand.Create(common),
             HealthCommand.Create(common),
+            TokenCommand.Create(common),
         ];
         var examples = new Dictionary<Command, string[]>
         {
@@ -45,6 +46,7 @@ internal static class Cli
                 "labmesh watch --type labtest.result.critical",
                 "labmesh status 0192f0c4-7d1e-7b3a-9c55-2f1e6f1d2a10 --json",
                 "labmesh load --duration 30s --concurrency 16",
+                "labmesh token --role partner --partner lab-a",
                 "labmesh COMMAND --help",
             ],
         };

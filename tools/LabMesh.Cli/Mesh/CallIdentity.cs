@@ -1,9 +1,8 @@
 using System.Buffers.Text;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using LabMesh.ServiceDefaults.Identity;
 
 namespace LabMesh.Cli.Mesh;
 
@@ -36,7 +35,7 @@ internal sealed record CallIdentity(string Team, string Subject, string Role, Cr
 /// <summary>
 /// Where the CLI's tokens come from: a token given with <c>--token</c> or <c>LABMESH_TOKEN</c>, sent as is
 /// (a service token also names <c>--team</c> as the team it acts for); otherwise the all-in-one host's
-/// development key (<c>LABMESH_DEV_KEY</c>, else found by <see cref="FindDevelopmentKey"/>), with which the
+/// development key (<c>LABMESH_DEV_KEY</c>, else found by <see cref="FindDevelopmentKey(string)"/>), with which the
 /// CLI signs a short-lived token per identity; otherwise none, and the mesh answers UNAUTHENTICATED.
 /// </summary>
 internal sealed class Credentials
@@ -77,9 +76,15 @@ internal sealed class Credentials
             return new Credentials(token.Trim(), null);
         }
 
+        return new Credentials(null, FindDevelopmentKey());
+    }
+
+    /// <summary>The development key <c>LABMESH_DEV_KEY</c> names, else the one <see cref="FindDevelopmentKey(string)"/> finds; null when none can be read.</summary>
+    public static DevelopmentKeyFile? FindDevelopmentKey()
+    {
         var path = Environment.GetEnvironmentVariable(DevelopmentKeyVariable);
         path = string.IsNullOrWhiteSpace(path) ? FindDevelopmentKey(Environment.CurrentDirectory) : path;
-        return new Credentials(null, path is not null && File.Exists(path) ? DevelopmentKeyFile.Read(path) : null);
+        return path is not null && File.Exists(path) ? DevelopmentKeyFile.Read(path) : null;
     }
 
     /// <summary>
@@ -127,7 +132,7 @@ internal sealed class Credentials
             {
                 if (!_minted.TryGetValue((identity.Team, identity.Subject, identity.Role), out token!))
                 {
-                    token = _key.Mint(identity.Team, identity.Subject, identity.Role, Lifetime);
+                    token = _key.Mint(new TokenIdentity(identity.Team, TokenIdentity.ParseRole(identity.Role)!.Value, identity.Subject, null), Lifetime);
                     _minted[(identity.Team, identity.Subject, identity.Role)] = token;
                 }
             }
@@ -166,82 +171,37 @@ internal sealed class Credentials
 /// <summary>The all-in-one host's development key file (see SECURITY.md): the key, its kid, issuer and audience.</summary>
 internal sealed class DevelopmentKeyFile
 {
-    private DevelopmentKeyFile(string path, string keyId, string issuer, string audience, string privateKeyPem)
+    private readonly SigningKey _key;
+
+    private DevelopmentKeyFile(string path, SigningKey key, string issuer, string audience)
     {
         Path = path;
-        KeyId = keyId;
+        _key = key;
         Issuer = issuer;
         Audience = audience;
-        PrivateKeyPem = privateKeyPem;
     }
 
     public string Path { get; }
-
-    public string KeyId { get; }
 
     public string Issuer { get; }
 
     public string Audience { get; }
 
-    private string PrivateKeyPem { get; }
-
+    /// <summary>The key in <paramref name="path"/>; null when the file cannot be read or holds no usable private key.</summary>
     public static DevelopmentKeyFile? Read(string path)
     {
         try
         {
-            using var json = JsonDocument.Parse(File.ReadAllText(path));
-            var root = json.RootElement;
-            return new DevelopmentKeyFile(path, root.GetProperty("kid").GetString()!, root.GetProperty("issuer").GetString()!,
-                root.GetProperty("audience").GetString()!, root.GetProperty("private_key_pem").GetString()!);
+            var stored = DevelopmentKey.Read(path);
+            var key = SigningKey.FromPem(stored.KeyId, stored.PrivateKeyPem, path);
+            return key.HasPrivateKey ? new DevelopmentKeyFile(path, key, stored.Issuer, stored.Audience) : null;
         }
-        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or JsonException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
         {
             return null;
         }
     }
 
-    /// <summary>A compact JWS signed with the key: ES256 for an EC key, RS256 for an RSA key.</summary>
-    public string Mint(string team, string subject, string role, TimeSpan lifetime)
-    {
-        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using var ec = ECDsa.Create();
-        using var rsa = RSA.Create();
-        var isEc = TryImport(ec);
-        if (!isEc)
-        {
-            rsa.ImportFromPem(PrivateKeyPem);
-        }
-
-        var header = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["alg"] = isEc ? "ES256" : "RS256", ["typ"] = "JWT", ["kid"] = KeyId });
-        var payload = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
-        {
-            ["iss"] = Issuer,
-            ["aud"] = Audience,
-            ["sub"] = subject,
-            ["team"] = team,
-            ["role"] = role,
-            ["iat"] = now,
-            ["nbf"] = now - 5,
-            ["exp"] = now + (long)lifetime.TotalSeconds,
-        });
-        var signingInput = Base64Url.EncodeToString(header) + "." + Base64Url.EncodeToString(payload);
-        var data = Encoding.ASCII.GetBytes(signingInput);
-        var signature = isEc
-            ? ec.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation)
-            : rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        return signingInput + "." + Base64Url.EncodeToString(signature);
-    }
-
-    private bool TryImport(ECDsa ec)
-    {
-        try
-        {
-            ec.ImportFromPem(PrivateKeyPem);
-            return true;
-        }
-        catch (Exception e) when (e is CryptographicException or ArgumentException)
-        {
-            return false;
-        }
-    }
+    /// <summary>A token for <paramref name="identity"/> signed with the key (ES256 for an EC key, RS256 for RSA), valid from now for <paramref name="lifetime"/>.</summary>
+    public string Mint(TokenIdentity identity, TimeSpan lifetime) => _key.Mint(identity, Issuer, Audience, lifetime);
 }
