@@ -31,6 +31,9 @@ internal sealed class BenchOptions
     /// <summary>The all-in-one host's assembly; by default the one built beside this bench.</summary>
     public string? HostDll { get; private set; }
 
+    /// <summary>The bench's token comes from an OIDC issuer the host reads its keys from (LabMesh:Security:Authority).</summary>
+    public bool Oidc { get; private set; }
+
     /// <summary>Also write the summary as a Markdown table to this file.</summary>
     public string? MarkdownPath { get; private set; }
 
@@ -80,6 +83,9 @@ internal sealed class BenchOptions
                 case "--host-dll":
                     options.HostDll = Value();
                     break;
+                case "--oidc":
+                    options.Oidc = true;
+                    break;
                 case "--markdown":
                     options.MarkdownPath = Value();
                     break;
@@ -113,6 +119,8 @@ internal sealed class BenchOptions
           --pin                 servers on CPU 0, client and h2load on CPU 1 (taskset)
           --h2load PATH         h2load binary (default /usr/bin/h2load)
           --host-dll PATH       the all-in-one host's LabMesh.AllInOne.dll (default: built beside the bench)
+          --oidc                the clinician's token comes from an OIDC issuer in the bench process (discovery +
+                                JWKS over HTTP, LabMesh:Security:Authority) instead of the host's configured key
           --markdown FILE       also write the summary tables as Markdown
         """;
 

@@ -73,7 +73,17 @@ var hostSettings = new Dictionary<string, string>
     ["LabMesh__Limits__Burst"] = "2000000000",
 };
 const string Team = "bench";
-var token = key.Mint(new TokenIdentity(Team, CallerRole.Clinician, "bench-status", null), "labmesh", "labmesh", TimeSpan.FromHours(1));
+var caller = new TokenIdentity(Team, CallerRole.Clinician, "bench-status", null);
+var token = key.Mint(caller, "labmesh", "labmesh", TimeSpan.FromHours(1));
+// --oidc: the token comes from an OpenID Connect issuer the host reads keys from (discovery + JWKS), as in production.
+await using var oidc = options.Oidc ? await OidcIssuer.StartAsync(SigningKey.Generate("bench-idp")) : null;
+if (oidc is not null)
+{
+    hostSettings["LabMesh__Security__Authority"] = oidc.Issuer;
+    hostSettings["LabMesh__Security__RequireHttpsMetadata"] = "false";
+    token = oidc.Key.Mint(caller, oidc.Issuer, "labmesh", TimeSpan.FromHours(1));
+}
+
 var headers = new Metadata { { "authorization", "Bearer " + token } };
 
 await using var labMesh = await ServerProcess.StartAllInOneAsync(options, hostSettings);
@@ -99,7 +109,8 @@ finally
 await using (bare)
 {
     Console.WriteLine($"  all-in-one host {labMesh.Address} (pid {labMesh.Pid}), bare grpc-dotnet server {bare.Address} (pid {bare.Pid})");
-    Console.WriteLine($"  call: GetRequisitionStatus of placed requisition {status.Request.Id}, team {Team}, a clinician's token; response {status.ResponseSize} B");
+    Console.WriteLine($"  call: GetRequisitionStatus of placed requisition {status.Request.Id}, team {Team}, a clinician's token " +
+        $"{(oidc is null ? "signed with the host's configured key" : "from the OIDC issuer " + oidc.Issuer)}; response {status.ResponseSize} B");
     var runner = new Runner(options, status, labMesh, bare);
     Console.WriteLine();
     Console.WriteLine("Checking both servers once:");
