@@ -30,4 +30,14 @@ elif dotnet "$(cli_dll)" health --target "http://127.0.0.1:$GATEWAY_PORT" --json
 else
   report gateway DOWN "127.0.0.1:$GATEWAY_PORT pid $pid, a service is not SERVING through it"
 fi
+# The Aspire Dashboard is optional: reported only when it was started.
+if [ -f "$(pid_file dashboard)" ]; then
+  if ! pid=$(running_pid dashboard); then
+    report dashboard DOWN "not running (UI 127.0.0.1:$DASHBOARD_UI_PORT)"
+  elif dashboard_ready; then
+    report dashboard ok "UI http://127.0.0.1:$DASHBOARD_UI_PORT, OTLP/gRPC :$DASHBOARD_OTLP_GRPC_PORT, OTLP/HTTP :$DASHBOARD_OTLP_HTTP_PORT, pid $pid"
+  else
+    report dashboard DOWN "pid $pid, not answering on 127.0.0.1:$DASHBOARD_UI_PORT or its OTLP ports"
+  fi
+fi
 exit $failed

@@ -5,8 +5,11 @@
 #   ctl.sh start requisition-1     start it again and wait until it is SERVING
 #   ctl.sh kill redis              SIGKILL Redis; start redis brings it back from its append-only file
 #   ctl.sh logs notification-2     follow a part's log
+#   ctl.sh start dashboard         start the Aspire Dashboard (tools/Aspire.Dashboard) on BASE+90..92; replicas
+#                                  started from then on export to it (restart running ones: stop, then start)
 #
-# Parts: requisition-N, servicerequest-N, resultsinterpretation-N, notification-N (N = 1, 2), redis, gateway.
+# Parts: requisition-N, servicerequest-N, resultsinterpretation-N, notification-N (N = 1, 2), redis, gateway,
+# dashboard.
 source "$(dirname "$0")/lib.sh"
 
 usage() { die "usage: ctl.sh stop|kill|start|logs PART (see the top of ctl.sh)"; }
@@ -20,6 +23,19 @@ case "$part" in
       kill) stop_redis kill ;;
       start) start_redis ;;
       logs) exec tail -F "$STATE/logs/redis.log" ;;
+      *) usage ;;
+    esac ;;
+  dashboard)
+    case "$action" in
+      stop|kill) stop_dashboard ;;
+      start)
+        start_dashboard
+        running=()
+        for service in "${SERVICES[@]}"; do
+          for r in "${REPLICAS[@]}"; do running_pid "$service-$r" >/dev/null && running+=("$service-$r"); done
+        done
+        [ ${#running[@]} -eq 0 ] || say "already running, so not exporting to it until restarted: ${running[*]}" ;;
+      logs) exec tail -F "$STATE/logs/dashboard.log" ;;
       *) usage ;;
     esac ;;
   gateway)

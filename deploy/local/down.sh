@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops the local topology: the gateway first (no new calls), then the replicas (each drains its calls),
-# then Redis and PostgreSQL. Data stays in the state directory for the next up.sh; --purge deletes it.
+# then the Aspire Dashboard if it runs, Redis and PostgreSQL. Data stays in the state directory for the next up.sh; --purge deletes it.
 source "$(dirname "$0")/lib.sh"
 
 purge=0
@@ -16,6 +16,8 @@ for service in "${SERVICES[@]}"; do
   for r in "${REPLICAS[@]}"; do stop_replica "$service-$r" & done
 done
 wait
+# After the replicas, which send their last telemetry as they stop.
+stop_dashboard
 stop_redis
 stop_postgres
 if [ $purge = 1 ]; then

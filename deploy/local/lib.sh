@@ -5,11 +5,15 @@
 #   LABMESH_LOCAL_PORT_BASE  the first of the 100 ports it uses (7100): the gateway on BASE, the replicas
 #                            on BASE+11/12 (requisition), +21/22 (servicerequest), +31/32
 #                            (resultsinterpretation), +41/42 (notification), PostgreSQL on BASE+54,
-#                            Redis on BASE+79
+#                            Redis on BASE+79, and the Aspire Dashboard when started: its UI on BASE+90,
+#                            OTLP/gRPC on BASE+91, OTLP/HTTP on BASE+92
 #   LABMESH_LOCAL_CONFIGURATION  the build configuration the services run from (Release)
 #   LABMESH_LOCAL_NO_BUILD   1: run what is already built instead of building first
 #   LABMESH_LOCAL_TRUST_KEY_ID, LABMESH_LOCAL_TRUST_KEY_PEM  one more public key (PEM) whose tokens the
 #                            services accept, besides the topology's own key (the end-to-end tests' key)
+#   OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_*  the standard OpenTelemetry variables:
+#                            set, they reach every replica as they are (a collector of your own); unset,
+#                            the replicas export to the Aspire Dashboard when it runs, and nowhere otherwise
 
 set -euo pipefail
 
@@ -21,6 +25,9 @@ CONFIGURATION=${LABMESH_LOCAL_CONFIGURATION:-Release}
 GATEWAY_PORT=$BASE
 POSTGRES_PORT=$((BASE + 54))
 REDIS_PORT=$((BASE + 79))
+DASHBOARD_UI_PORT=$((BASE + 90))
+DASHBOARD_OTLP_GRPC_PORT=$((BASE + 91))
+DASHBOARD_OTLP_HTTP_PORT=$((BASE + 92))
 POSTGRES_PASSWORD=labmesh-local-only
 REDIS_PASSWORD=labmesh-local-only
 
@@ -202,6 +209,14 @@ start_replica() {
     export LabMesh__Security__SigningKeyId=$KEY_ID
     LabMesh__Security__SigningKeyPem=$(cat "$(key_pem)")
     export LabMesh__Security__SigningKeyPem
+    # OpenTelemetry (issue 21), with the standard variables only: the replica's service name and instance, and
+    # where to export. An OTEL_EXPORTER_OTLP_ENDPOINT of the caller's wins; otherwise the Aspire Dashboard's
+    # OTLP/gRPC endpoint when it runs (ctl.sh start dashboard, up.sh --dashboard); otherwise nothing is exported.
+    export OTEL_SERVICE_NAME=$service
+    export OTEL_RESOURCE_ATTRIBUTES="service.instance.id=$name${OTEL_RESOURCE_ATTRIBUTES:+,$OTEL_RESOURCE_ATTRIBUTES}"
+    if [ -z "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ] && running_pid dashboard >/dev/null; then
+      export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$DASHBOARD_OTLP_GRPC_PORT OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+    fi
     if [ -n "${LABMESH_LOCAL_TRUST_KEY_ID:-}" ]; then
       export LabMesh__Security__Keys__0__Id=$LABMESH_LOCAL_TRUST_KEY_ID
       export LabMesh__Security__Keys__0__PublicKeyPem=${LABMESH_LOCAL_TRUST_KEY_PEM:?LABMESH_LOCAL_TRUST_KEY_PEM goes with LABMESH_LOCAL_TRUST_KEY_ID}
@@ -313,4 +328,48 @@ stop_gateway() {
   kill -QUIT "$pid"
   wait_for "the gateway to exit" 15 bash -c "! kill -0 $pid"
   say "gateway stopped"
+}
+
+# --- The Aspire Dashboard (tools/Aspire.Dashboard): a viewer for the replicas' traces, metrics and logs, on
+# loopback, started only on request. It keeps telemetry in memory; replicas started while it runs export to
+# it (start_replica), so it starts before them.
+
+start_dashboard() {
+  if running_pid dashboard >/dev/null; then return 0; fi
+  local script=$LABMESH_ROOT/tools/Aspire.Dashboard/dashboard.sh
+  # Fetches the package on first use (about 125 MB from the NuGet feed), so a failure here says so.
+  "$script" path >/dev/null || die "the Aspire Dashboard could not be fetched (see above; tools/Aspire.Dashboard/dashboard.sh path)"
+  mkdir -p "$STATE/dashboard"
+  (
+    export LABMESH_DASHBOARD_UI_PORT=$DASHBOARD_UI_PORT LABMESH_DASHBOARD_OTLP_GRPC_PORT=$DASHBOARD_OTLP_GRPC_PORT \
+      LABMESH_DASHBOARD_OTLP_HTTP_PORT=$DASHBOARD_OTLP_HTTP_PORT LABMESH_DASHBOARD_STATE=$STATE/dashboard
+    exec setsid "$script" run >>"$STATE/logs/dashboard.log" 2>&1 </dev/null
+  ) &
+  echo $! > "$(pid_file dashboard)"
+  local deadline=$((SECONDS + 60))
+  until dashboard_ready; do
+    running_pid dashboard >/dev/null || { tail -n 30 "$STATE/logs/dashboard.log" >&2; die "the Aspire Dashboard exited while starting (log above)"; }
+    [ $SECONDS -lt $deadline ] || die "the Aspire Dashboard is not answering after 60s; see $STATE/logs/dashboard.log"
+    sleep 0.2
+  done
+  say "Aspire Dashboard: UI http://127.0.0.1:$DASHBOARD_UI_PORT, OTLP/gRPC http://127.0.0.1:$DASHBOARD_OTLP_GRPC_PORT, OTLP/HTTP http://127.0.0.1:$DASHBOARD_OTLP_HTTP_PORT"
+}
+
+# Ready when the UI answers, the OTLP/HTTP endpoint accepts an (empty) trace export and the OTLP/gRPC port is open.
+dashboard_ready() {
+  curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$DASHBOARD_UI_PORT/" \
+    && curl -sf -o /dev/null --max-time 2 -H 'content-type: application/x-protobuf' --data-binary '' \
+      "http://127.0.0.1:$DASHBOARD_OTLP_HTTP_PORT/v1/traces" \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$DASHBOARD_OTLP_GRPC_PORT") 2>/dev/null
+}
+
+stop_dashboard() {
+  local pid
+  pid=$(running_pid dashboard) || { rm -f "$(pid_file dashboard)"; return 0; }
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + 15))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$(pid_file dashboard)"
+  say "Aspire Dashboard stopped"
 }

@@ -2,7 +2,19 @@
 # Starts LabMesh's distributed topology on this machine: PostgreSQL, Redis, two replicas of each of the
 # four services (separate processes on their own loopback ports) and nginx as the gRPC gateway.
 # Waits until every part answers, then prints where the gateway is. See README.md here.
+#
+#   up.sh               the topology; the replicas export telemetry only if OTEL_EXPORTER_OTLP_ENDPOINT is set
+#   up.sh --dashboard   also the Aspire Dashboard (tools/Aspire.Dashboard), started first, and every replica
+#                       exports its traces, metrics and logs to it (unless OTEL_EXPORTER_OTLP_ENDPOINT says otherwise)
 source "$(dirname "$0")/lib.sh"
+
+dashboard=${LABMESH_LOCAL_DASHBOARD:-0}
+for argument in "$@"; do
+  case "$argument" in
+    --dashboard) dashboard=1 ;;
+    *) die "usage: up.sh [--dashboard]" ;;
+  esac
+done
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -10,6 +22,7 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v nginx >/dev/null || missing+=(nginx)
 command -v dotnet >/dev/null || die "the .NET SDK is not on PATH"
 command -v openssl >/dev/null || missing+=(openssl)
+[ "$dashboard" != 1 ] || command -v curl >/dev/null || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]} (sudo apt-get install -y ${missing[*]})"
 
 mkdir -p "$STATE/run" "$STATE/logs"
@@ -25,6 +38,7 @@ fi
 ensure_keys
 start_postgres
 start_redis
+[ "$dashboard" != 1 ] || start_dashboard
 for service in "${SERVICES[@]}"; do
   for r in "${REPLICAS[@]}"; do start_replica "$service" "$r"; done
 done
@@ -40,3 +54,6 @@ echo "  dotnet $(cli_dll) demo --target http://127.0.0.1:$GATEWAY_PORT"
 echo "  grpcurl -plaintext -H 'x-labmesh-service: notification' 127.0.0.1:$GATEWAY_PORT list"
 echo "  $(dirname "$0")/check.sh      # every part, one line each"
 echo "  $(dirname "$0")/down.sh       # stop it all (--purge also deletes $STATE)"
+if running_pid dashboard >/dev/null; then
+  echo "  traces, metrics and logs of every replica: http://127.0.0.1:$DASHBOARD_UI_PORT (Aspire Dashboard)"
+fi
