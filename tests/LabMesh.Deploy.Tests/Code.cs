@@ -32,6 +32,19 @@ internal static partial class Code
     /// <summary>Host settings read from environment variables by their own names (ASP.NET Core's and the generic host's).</summary>
     private static readonly string[] HostVariables = ["ASPNETCORE_URLS", "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT"];
 
+    /// <summary>
+    /// The OpenTelemetry SDK's standard variables a deployment sets (the specification's general SDK and OTLP
+    /// exporter configuration), read by the SDK itself once ServiceDefaults wires OpenTelemetry (issue 21).
+    /// </summary>
+    internal static readonly string[] OpenTelemetryVariables =
+    [
+        "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SDK_DISABLED",
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_METRIC_EXPORT_INTERVAL",
+    ];
+
     /// <summary>The deployable project that serves <paramref name="service"/>.</summary>
     /// <remarks>
     /// The project whose code derives from the generated <c>XxxService.XxxServiceBase</c>; for a contract
@@ -112,6 +125,11 @@ internal static partial class Code
             return "a host setting";
         }
 
+        if (OpenTelemetryVariables.Contains(name, StringComparer.Ordinal))
+        {
+            return WiresOpenTelemetry() ? "the OpenTelemetry SDK's standard configuration" : null;
+        }
+
         var key = name.Replace("__", ":", StringComparison.Ordinal);
         if (key.StartsWith("Logging:", StringComparison.OrdinalIgnoreCase))
         {
@@ -153,6 +171,14 @@ internal static partial class Code
         }
 
         return null;
+    }
+
+    /// <summary>True when ServiceDefaults, which every service calls, sets up the OpenTelemetry SDK (and so its OTLP exporter).</summary>
+    public static bool WiresOpenTelemetry()
+    {
+        var source = Repository.SourceText(ServiceDefaults);
+        return source.Contains(".AddOpenTelemetry()", StringComparison.Ordinal)
+            && (source.Contains("UseOtlpExporter", StringComparison.Ordinal) || source.Contains("AddOtlpExporter", StringComparison.Ordinal));
     }
 
     /// <summary>The configuration key of an environment variable name.</summary>

@@ -124,6 +124,47 @@ public sealed class ComposeTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Projects))]
+    public void Compose_Service_ExportsTelemetry_UnderItsName_ToTheViewerOfThisFile_OnThePortItListensOn(string project)
+    {
+        var service = Compose.ServiceOf(project);
+        var environment = service.Environment;
+
+        // The standard variables only (issue 21): nothing LabMesh-specific turns telemetry on.
+        Assert.Equal(Repository.ShortName(project), environment.GetValueOrDefault("OTEL_SERVICE_NAME"));
+        Assert.True(environment.TryGetValue("OTEL_EXPORTER_OTLP_ENDPOINT", out var endpoint), $"{service} sets no OTEL_EXPORTER_OTLP_ENDPOINT: it exports nothing.");
+        var uri = new Uri(endpoint);
+        Assert.Equal("http", uri.Scheme);
+        var viewer = Compose.Service(uri.Host);
+
+        // OTLP/gRPC is the .NET exporter's default protocol; the viewer listens for each on its own port.
+        var protocol = environment.GetValueOrDefault("OTEL_EXPORTER_OTLP_PROTOCOL") ?? "grpc";
+        var listenVariable = protocol switch
+        {
+            "grpc" => "ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL",
+            "http/protobuf" => "ASPIRE_DASHBOARD_OTLP_HTTP_ENDPOINT_URL",
+            var other => throw new Xunit.Sdk.XunitException($"{service}: OTEL_EXPORTER_OTLP_PROTOCOL={other} is neither grpc nor http/protobuf."),
+        };
+        Assert.True(viewer.Environment.TryGetValue(listenVariable, out var listen), $"{viewer} does not say where it listens for OTLP over {protocol} ({listenVariable}).");
+        Assert.Equal(listen[(listen.LastIndexOf(':') + 1)..], uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains(uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), viewer.ExposedPorts);
+        Assert.True(service.DependsOn.ContainsKey(viewer.Name), $"{service} does not start after {viewer}.");
+    }
+
+    [Fact]
+    public void Compose_TheTelemetryViewer_PublishesOnlyItsUi_OnTheHostsLoopback()
+    {
+        var viewer = Compose.ServiceWithImage("mcr.microsoft.com/dotnet/aspire-dashboard");
+        var ui = viewer.Environment["ASPNETCORE_URLS"];
+
+        // No login (anonymous) and no OTLP key: only this machine's users may reach the UI, and nobody the OTLP ports.
+        Assert.Equal("true", viewer.Environment.GetValueOrDefault("ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS"));
+        var published = Assert.Single(viewer.Body.List("ports").OfType<string>());
+        Assert.StartsWith("127.0.0.1:", published, StringComparison.Ordinal);
+        Assert.Equal(ui[(ui.LastIndexOf(':') + 1)..], published[(published.LastIndexOf(':') + 1)..]);
+    }
+
     /// <summary>The one port <paramref name="project"/>'s image exposes.</summary>
     internal static int ImagePort(string project) =>
         int.Parse(DockerfileTests.Load(project).Final.All("EXPOSE").Single().Words.Single(), System.Globalization.CultureInfo.InvariantCulture);

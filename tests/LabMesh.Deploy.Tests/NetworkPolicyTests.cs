@@ -135,6 +135,25 @@ public sealed class NetworkPolicyTests
         Assert.False(policies.Allows(notification, Endpoint.External("10.1.2.3"), 443), $"{overlay}: Notification reaches private addresses.");
     }
 
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public async Task EveryService_ReachesTheTelemetryCollector_AndNoOtherPodDoes(string overlay)
+    {
+        var rendered = await Kustomize.RenderAsync(overlay);
+        var policies = new NetworkPolicies(rendered);
+        var neighbour = Endpoint.Pod("unlabelled pod in the namespace", Namespace(rendered), new Dictionary<string, string> { ["app"] = "x" });
+        var stranger = Endpoint.Pod("unlabelled pod elsewhere", "other", new Dictionary<string, string> { ["app"] = "x" });
+
+        foreach (var project in Repository.DeployableProjects)
+        {
+            var target = Telemetry.TargetOf(rendered, rendered.DeploymentOf(project));
+            var collector = PodOf(rendered, target.Collector);
+            Assert.True(policies.Allows(PodOf(rendered, rendered.DeploymentOf(project)), collector, target.Port), $"{overlay}: {project} cannot reach {target.Collector} on {target.Port}.");
+            Assert.False(policies.Allows(neighbour, collector, target.Port), $"{overlay}: any pod of the namespace sends telemetry to {target.Collector}.");
+            Assert.False(policies.Allows(stranger, collector, target.Port), $"{overlay}: any pod of another namespace sends telemetry to {target.Collector}.");
+        }
+    }
+
     private static string Namespace(Rendered rendered) => rendered.OfKind("NetworkPolicy").Select(p => p.Namespace!).First();
 
     private static Endpoint PodOf(Rendered rendered, K8sObject workload)

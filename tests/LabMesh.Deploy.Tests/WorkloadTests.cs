@@ -155,6 +155,19 @@ public sealed class WorkloadTests
     }
 
     [Theory]
+    [MemberData(nameof(OverlaysAndProjects))]
+    public async Task Deployment_ExportsTelemetry_UnderItsName_ToTheCollector_ThroughTheStandardVariables(string overlay, string project)
+    {
+        var rendered = await Kustomize.RenderAsync(overlay);
+        var deployment = rendered.DeploymentOf(project);
+        var settings = Settings(rendered, Assert.Single(deployment.Containers));
+
+        Assert.Equal(Repository.ShortName(project), settings.GetValueOrDefault("OTEL_SERVICE_NAME"));
+        var target = Telemetry.TargetOf(rendered, deployment);
+        Assert.DoesNotContain(target.Collector, Repository.DeployableProjects.Select(rendered.DeploymentOf));
+    }
+
+    [Theory]
     [MemberData(nameof(Overlays))]
     public async Task EveryDeployment_HasOneAutoscaler_AndEveryAutoscalerTargetsAnExistingDeployment(string overlay)
     {
