@@ -1,4 +1,5 @@
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;
@@ -27,6 +28,7 @@ public sealed partial class EscalationWorker(
             foreach (var critical in escalated)
             {
                 LogEscalated(logger, critical.Id, critical.TeamId, critical.Escalations);
+                LabMeshMetrics.CriticalEscalated.Add(1);
             }
 
             total += escalated.Count;

@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Redis;
+using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;
@@ -193,10 +195,35 @@ public sealed partial class EventIngestor : BackgroundService
             return;
         }
 
-        var deliveries = await _store.IngestAsync(entries, _schedule, _options.AcknowledgementWindow, cancellationToken);
-        if (deliveries > 0)
+        // One consumer span per event, each the child of the span that caused it (its envelope's traceparent),
+        // around the one transaction that ingests the batch.
+        var spans = new List<Activity>(entries.Count);
+        foreach (var entry in entries)
         {
-            _deliveries.Nudge();
+            if (LabMeshTelemetry.StartForEvent("ingest " + entry.Event.Type, ActivityKind.Consumer, entry.Event, makeCurrent: false) is { } span)
+            {
+                span.SetTag("messaging.operation.type", "process");
+                span.SetTag("messaging.batch.message_count", entries.Count);
+                spans.Add(span);
+            }
+        }
+
+        try
+        {
+            var deliveries = await _store.IngestAsync(entries, _schedule, _options.AcknowledgementWindow, cancellationToken);
+            if (deliveries > 0)
+            {
+                _deliveries.Nudge();
+            }
+        }
+        catch (Exception ex)
+        {
+            spans.ForEach(span => span.SetStatus(ActivityStatusCode.Error, ex.GetType().Name));
+            throw;
+        }
+        finally
+        {
+            spans.ForEach(span => span.Dispose());
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -5,6 +6,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;
@@ -235,6 +237,10 @@ public sealed partial class EventStreams(
 
     private async Task SendEventAsync(BusEntry entry, string subscriber, StreamState stream)
     {
+        // The delivery to this subscriber, a child of the span that caused the event: the end of its trace.
+        using var span = LabMeshTelemetry.StartForEvent("deliver " + entry.Event.Type, ActivityKind.Producer, entry.Event);
+        span?.SetTag("messaging.operation.type", "send");
+        span?.SetTag("messaging.destination.name", "labmesh.notification.v1.NotificationService/Subscribe");
         await stream.WriteAsync(new SubscribeResponse { Event = entry.Event, Cursor = entry.Position });
         stream.Cursor = entry.Position;
         stream.LastEventId = entry.Event.Id;

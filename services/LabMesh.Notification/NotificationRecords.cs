@@ -47,7 +47,8 @@ public sealed record DeliveryRecord(
     DateTimeOffset? DeliveredAt,
     DateTimeOffset? LastAttemptAt,
     int LastStatusCode,
-    string LastError);
+    string LastError,
+    string? Traceparent);
 
 /// <summary>A critical result waiting for (or having had) a person's acknowledgement.</summary>
 public sealed record CriticalRecord(

@@ -8,6 +8,7 @@ using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Telemetry;
 
 namespace LabMesh.Notification;
 
@@ -29,7 +30,8 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     private const string DeliveryColumns =
         "id AS Id, endpoint_id AS EndpointId, team_id AS TeamId, event_id AS EventId, event_type AS EventType, critical_id AS CriticalId, " +
         "body AS Body, state AS State, attempts AS Attempts, created_at AS CreatedAt, next_attempt_at AS NextAttemptAt, " +
-        "delivered_at AS DeliveredAt, last_attempt_at AS LastAttemptAt, last_status_code AS LastStatusCode, last_error AS LastError";
+        "delivered_at AS DeliveredAt, last_attempt_at AS LastAttemptAt, last_status_code AS LastStatusCode, last_error AS LastError, " +
+        "traceparent AS Traceparent";
 
     private const string CriticalColumns =
         "id AS Id, team_id AS TeamId, requisition_id AS RequisitionId, report_id AS ReportId, report_version AS ReportVersion, " +
@@ -119,7 +121,11 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         new(2, "critical audit", SqliteAudit, SqliteAudit.Replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY", StringComparison.Ordinal)),
         Outbox.Migration(3),
         AuditLog.Migration(4),
+        // The W3C trace context of the event a delivery carries, so its webhook POST joins the lab order's trace.
+        new(5, "delivery trace context", TraceContextColumn, TraceContextColumn),
     ];
+
+    private const string TraceContextColumn = "ALTER TABLE deliveries ADD COLUMN traceparent TEXT;";
 
     public StorageProvider Provider => database.Provider;
 
@@ -257,12 +263,15 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     /// an open critical result with its first audit line. Idempotent: an entry ingested again (another
     /// replica took it over, a relay repeated it) adds nothing. Returns how many deliveries were queued.
     /// </summary>
-    public Task<int> IngestAsync(IReadOnlyList<BusEntry> entries, RetrySchedule schedule, TimeSpan acknowledgementWindow, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) =>
+    public async Task<int> IngestAsync(IReadOnlyList<BusEntry> entries, RetrySchedule schedule, TimeSpan acknowledgementWindow, CancellationToken cancellationToken)
+    {
+        var opened = 0;
+        var queued = await database.WriteAsync(async (connection, transaction) =>
         {
             var now = time.GetUtcNow();
             var endpointsByTeam = new Dictionary<string, IReadOnlyList<EndpointRecord>>(StringComparer.Ordinal);
             var deliveries = 0;
+            opened = 0;
             foreach (var entry in entries)
             {
                 var evt = entry.Event;
@@ -273,7 +282,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
 
                 if (evt.Type == EventTypes.LabTestResultCritical && evt.CriticalResult is { } critical)
                 {
-                    await OpenCriticalAsync(connection, transaction, evt, critical, now, acknowledgementWindow, cancellationToken);
+                    opened += await OpenCriticalAsync(connection, transaction, evt, critical, now, acknowledgementWindow, cancellationToken) ? 1 : 0;
                 }
 
                 if (!endpointsByTeam.TryGetValue(evt.TeamId, out var endpoints))
@@ -298,12 +307,20 @@ public sealed class NotificationStore(Database database, TimeProvider time)
                 foreach (var endpoint in accepting)
                 {
                     deliveries += await InsertDeliveryAsync(
-                        connection, transaction, endpoint, evt.Id, evt.Type, CriticalSource.CriticalIdOf(evt), body, schedule.FirstAttemptAt(now), now, cancellationToken);
+                        connection, transaction, endpoint, evt, CriticalSource.CriticalIdOf(evt), body, schedule.FirstAttemptAt(now), now, cancellationToken);
                 }
             }
 
             return deliveries;
         }, cancellationToken);
+        if (opened > 0)
+        {
+            // Counted once committed: a batch ingested again opens nothing again.
+            LabMeshMetrics.CriticalOpened.Add(opened);
+        }
+
+        return queued;
+    }
 
     /// <summary>Queues a <c>webhook.test</c> event for one endpoint.</summary>
     public async Task<DeliveryRecord> CreateTestDeliveryAsync(EndpointRecord endpoint, Event evt, RetrySchedule schedule, CancellationToken cancellationToken)
@@ -311,7 +328,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         var now = time.GetUtcNow();
         var body = WebhookPayload.Create(evt);
         await database.WriteAsync(
-            (connection, transaction) => InsertDeliveryAsync(connection, transaction, endpoint, evt.Id, evt.Type, null, body, schedule.FirstAttemptAt(now), now, cancellationToken),
+            (connection, transaction) => InsertDeliveryAsync(connection, transaction, endpoint, evt, null, body, schedule.FirstAttemptAt(now), now, cancellationToken),
             cancellationToken);
         return await GetDeliveryAsync(endpoint.TeamId, endpoint.Id, evt.Id, cancellationToken);
     }
@@ -520,7 +537,16 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     /// <c>critical_result.acknowledged</c> event, together. FAILED_PRECONDITION when it was
     /// acknowledged already (naming by whom); the timestamp must not precede its opening.
     /// </summary>
-    public Task<CriticalRecord> AcknowledgeAsync(
+    public async Task<CriticalRecord> AcknowledgeAsync(
+        string teamId, string id, string acknowledgedBy, DateTimeOffset acknowledgedAt, AcknowledgementChannel channel, string readBack, CancellationToken cancellationToken)
+    {
+        var acknowledged = await AcknowledgeInTransactionAsync(teamId, id, acknowledgedBy, acknowledgedAt, channel, readBack, cancellationToken);
+        LabMeshMetrics.CriticalAcknowledged.Add(1);
+        LabMeshMetrics.TimeToAcknowledge.Record(Math.Max(0, (acknowledgedAt - acknowledged.OpenedAt).TotalSeconds));
+        return acknowledged;
+    }
+
+    private Task<CriticalRecord> AcknowledgeInTransactionAsync(
         string teamId, string id, string acknowledgedBy, DateTimeOffset acknowledgedAt, AcknowledgementChannel channel, string readBack, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
@@ -636,7 +662,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         _ => "unspecified",
     };
 
-    private static async Task OpenCriticalAsync(
+    private static async Task<bool> OpenCriticalAsync(
         DbConnection connection, DbTransaction transaction, Event evt, CriticalResult critical, DateTimeOffset now, TimeSpan window, CancellationToken cancellationToken)
     {
         // The result was critical from the moment the results service recorded it, not from when this
@@ -658,28 +684,30 @@ public sealed class NotificationStore(Database database, TimeProvider time)
             transaction, cancellationToken: cancellationToken));
         if (inserted == 0)
         {
-            return;
+            return false;
         }
 
         await InsertAuditAsync(connection, transaction, new AuditRecord(
             evt.Id, opened, AuditActions.Opened, "system", "event",
             $"report {critical.ReportId} v{critical.ReportVersion} ({critical.Status}); acknowledgement due within {NotificationWords.Duration(window)}"),
             cancellationToken);
+        return true;
     }
 
     private static Task<int> InsertDeliveryAsync(
-        DbConnection connection, DbTransaction transaction, EndpointRecord endpoint, string eventId, string eventType, string? criticalId,
+        DbConnection connection, DbTransaction transaction, EndpointRecord endpoint, Event evt, string? criticalId,
         byte[] body, DateTimeOffset firstAttempt, DateTimeOffset now, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO deliveries (id, endpoint_id, team_id, event_id, event_type, critical_id, body, state, attempts, created_at, next_attempt_at,
-                last_status_code, last_error)
-            VALUES (@id, @endpointId, @teamId, @eventId, @eventType, @criticalId, @body, @pending, 0, @now, @next, 0, '')
+                last_status_code, last_error, traceparent)
+            VALUES (@id, @endpointId, @teamId, @eventId, @eventType, @criticalId, @body, @pending, 0, @now, @next, 0, '', @traceparent)
             ON CONFLICT (event_id, endpoint_id) DO NOTHING
             """,
             new
             {
-                id = NewDeliveryId(), endpointId = endpoint.Id, teamId = endpoint.TeamId, eventId, eventType, criticalId, body,
+                id = NewDeliveryId(), endpointId = endpoint.Id, teamId = endpoint.TeamId, eventId = evt.Id, eventType = evt.Type, criticalId, body,
+                traceparent = string.IsNullOrEmpty(evt.Traceparent) ? null : evt.Traceparent,
                 pending = (int)DeliveryState.Pending, now = DbTime.ToDb(now), next = DbTime.ToDb(firstAttempt),
             },
             transaction, cancellationToken: cancellationToken));
@@ -760,11 +788,12 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         public string? LastAttemptAt { get; set; }
         public int LastStatusCode { get; set; }
         public string LastError { get; set; } = "";
+        public string? Traceparent { get; set; }
 
         public DeliveryRecord ToRecord() => new(
             Id, EndpointId, TeamId, EventId, EventType, CriticalId, Body, (DeliveryState)State, Attempts, DbTime.FromDb(CreatedAt),
             NextAttemptAt is null ? null : DbTime.FromDb(NextAttemptAt), DeliveredAt is null ? null : DbTime.FromDb(DeliveredAt),
-            LastAttemptAt is null ? null : DbTime.FromDb(LastAttemptAt), LastStatusCode, LastError);
+            LastAttemptAt is null ? null : DbTime.FromDb(LastAttemptAt), LastStatusCode, LastError, Traceparent);
     }
 
     private sealed class CriticalRow

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using LabMesh.Notification.Webhooks;
+using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;
@@ -135,6 +137,10 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
 
             var attempt = delivery.Attempts + 1;
             var attemptedAt = _time.GetUtcNow();
+            // A child of the span that caused the event; HttpClient's POST span is this one's child.
+            using var span = LabMeshTelemetry.StartForEvent(
+                "webhook " + delivery.EventType, ActivityKind.Producer, new Event { Type = delivery.EventType, Traceparent = delivery.Traceparent ?? "" });
+            span?.SetTag("labmesh.webhook.attempt", attempt);
             var (outcome, error, elapsed) = await SendAsync(endpoint, delivery, attemptedAt, stoppingToken);
             if (stoppingToken.IsCancellationRequested)
             {
@@ -142,6 +148,12 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
             }
 
             var decision = _schedule.Decide(attempt, outcome, _time.GetUtcNow());
+            // Low cardinality: what was decided (delivered, retry, dead-letter, disable) and how the endpoint answered.
+            var decided = decision.Kind.ToString().ToLowerInvariant();
+            var answered = outcome.Kind == WebhookOutcomeKind.Response ? $"{outcome.StatusCode / 100}xx" : outcome.Kind.ToString().ToLowerInvariant();
+            span?.SetTag("labmesh.webhook.decision", decided);
+            span?.SetTag("labmesh.webhook.response", answered);
+            LabMeshMetrics.WebhookAttempts.Add(1, new TagList { { "labmesh.webhook.decision", decided }, { "labmesh.webhook.response", answered } });
             var recorded = await _store.RecordAttemptAsync(delivery, _owner, decision, outcome.StatusCode, error, attemptedAt, CancellationToken.None);
             if (!recorded)
             {

@@ -9,6 +9,7 @@ using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Requisition;
@@ -217,7 +218,19 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     /// Makes the requisition visible, placed (<c>received.[modality].ordered</c>, <c>order.placed</c>)
     /// or as a draft. Committing a committed one returns it unchanged.
     /// </summary>
-    public Task<(RequisitionRecord Record, bool Changed)> CommitAsync(
+    public async Task<(RequisitionRecord Record, bool Changed)> CommitAsync(
+        string teamId, string id, bool place, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken)
+    {
+        var committed = await CommitInTransactionAsync(teamId, id, place, lineItems, actor, cancellationToken);
+        if (committed.Changed && place)
+        {
+            CountPlaced(committed.Record);
+        }
+
+        return committed;
+    }
+
+    private Task<(RequisitionRecord Record, bool Changed)> CommitInTransactionAsync(
         string teamId, string id, bool place, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
@@ -245,9 +258,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         }, cancellationToken);
 
     /// <summary>Places a draft. Placing a placed requisition is FAILED_PRECONDITION.</summary>
-    public Task<RequisitionRecord> PlaceAsync(
-        string teamId, string id, string? etag, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) =>
+    public async Task<RequisitionRecord> PlaceAsync(
+        string teamId, string id, string? etag, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken)
+    {
+        var placed = await database.WriteAsync(async (connection, transaction) =>
         {
             var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag);
             if (!record.IsDraft)
@@ -258,6 +272,13 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
 
             return await PlaceInTransactionAsync(connection, transaction, record, lineItems, actor, cancellationToken);
         }, cancellationToken);
+        CountPlaced(placed);
+        return placed;
+    }
+
+    /// <summary>labmesh.requisitions.placed, once the placing committed.</summary>
+    private static void CountPlaced(RequisitionRecord record) =>
+        LabMeshMetrics.RequisitionsPlaced.Add(1, new KeyValuePair<string, object?>("labmesh.modality", Modalities.Word(record.Modality)));
 
     /// <summary>
     /// Records an order event by the modality's rules. Recording the current status again changes

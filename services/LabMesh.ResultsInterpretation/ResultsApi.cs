@@ -3,6 +3,7 @@ using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
@@ -18,6 +19,15 @@ public sealed class ResultsApi(ResultsWorkflow workflow, ResultsStore store, Mar
         var caller = context.GetCaller();
         ResultsValidation.Validate(request);
         var (report, created) = await workflow.SubmitAsync(caller, request, context.Deadline, context.CancellationToken);
+        if (created)
+        {
+            foreach (var result in report.Results)
+            {
+                LabMeshMetrics.ResultsInterpreted.Add(1, new KeyValuePair<string, object?>(
+                    "labmesh.interpretation", ResultsWords.Interpretation(result.Reading?.Interpretation ?? Interpretation.Unspecified) is { Length: > 0 } word ? word : "unread"));
+            }
+        }
+
         return new SubmitResultsResponse { Report = report, Created = created };
     }
 

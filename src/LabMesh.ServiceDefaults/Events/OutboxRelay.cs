@@ -1,8 +1,10 @@
 using System.Data.Common;
+using System.Diagnostics;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -365,6 +367,10 @@ public sealed partial class OutboxRelay : BackgroundService
                 return new PublishOutcome(published, events, row, ex);
             }
 
+            // The span that caused the event (its traceparent) is this one's parent: one lab order, one trace.
+            using var span = LabMeshTelemetry.StartForEvent("publish " + evt.Type, ActivityKind.Producer, evt);
+            span?.SetTag("messaging.operation.type", "send");
+            span?.SetTag("messaging.system", _bus.GetType().Name == "RedisEventBus" ? "redis" : "labmesh.inprocess");
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -381,6 +387,7 @@ public sealed partial class OutboxRelay : BackgroundService
             }
             catch (Exception ex)
             {
+                span?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
                 // Stop here: publishing the rows after this one would reorder events.
                 LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
                 return new PublishOutcome(published, events, row, ex);

@@ -4,6 +4,7 @@ using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Limits;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -65,10 +66,19 @@ public static class ServiceDefaultsExtensions
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(60);
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         });
+        // Traces, metrics and logs over OTLP when the standard OTEL_* variables name an endpoint (LabMeshTelemetry).
+        builder.AddLabMeshTelemetry();
+        var telemetry = LabMeshTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
         builder.Services.AddGrpc(options =>
         {
+            if (telemetry)
+            {
+                // First: it times the whole call and sees the status the domain-error interceptor gives an exception.
+                options.Interceptors.Add<RpcTelemetryInterceptor>();
+            }
+
             options.Interceptors.Add<DomainExceptionInterceptor>();
             // Bearer token and the access matrix (SECURITY.md): everything after it sees an authenticated caller.
             options.Interceptors.Add<AuthorizationInterceptor>();

@@ -1,3 +1,4 @@
+using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -7,6 +8,8 @@ namespace LabMesh.ServiceDefaults.Peers;
 /// <summary>The generated stubs a service uses to call its peers, registered with Grpc.Net.ClientFactory.</summary>
 public static class PeerClients
 {
+    private static readonly RpcClientTelemetryInterceptor ClientTelemetry = new();
+
     /// <summary>
     /// Registers <typeparamref name="TClient"/> (a generated <c>XxxClient</c>) with <c>AddGrpcClient</c>, to the
     /// address <paramref name="address"/> picks from <see cref="PeerOptions"/>, on a channel configured as
@@ -33,7 +36,9 @@ public static class PeerClients
                 options, AddressOf(provider, address), MeshChannels.RetryIdempotent(grpcService), provider.GetRequiredService<ILoggerFactory>()))
             // The channel balances over its own connections and keeps their state (reconnect backoff, round-robin
             // position); HttpClientFactory's default two-minute handler rotation would throw that away and reconnect.
-            .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
+            // rpc.client.call.duration; a no-op when nobody listens (LabMeshTelemetry).
+            .AddInterceptor(() => ClientTelemetry);
         return services;
     }
 }

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Reflection;
+using LabMesh.Contracts.Common.V1;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace LabMesh.ServiceDefaults.Telemetry;
+
+/// <summary>
+/// Traces, metrics and logs over OTLP with OpenTelemetry.Extensions.Hosting, switched on by the standard
+/// variables alone (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, or a signal's own <c>OTEL_EXPORTER_OTLP_TRACES_ENDPOINT</c>...;
+/// <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, <c>OTEL_SERVICE_NAME</c>, <c>OTEL_RESOURCE_ATTRIBUTES</c> as the SDK reads
+/// them). Without an endpoint nothing is registered: no exporter, no buffer, no listener.
+/// </summary>
+/// <remarks>
+/// What is traced: every gRPC call served (ASP.NET Core) and made (Grpc.Net.Client), webhook POSTs (HttpClient),
+/// SQL (Npgsql), and LabMesh's own <see cref="Source"/>: the outbox relay's publish, Notification's ingest, a
+/// <c>Subscribe</c> delivery, a webhook delivery and an escalation, each the child of the span that caused the
+/// event (its envelope's <c>traceparent</c>), so one lab order is one trace. No attribute holds an id of a
+/// patient, a name, a birth date or a result value: the tags are event types, methods, codes and outcomes.
+/// </remarks>
+public static class LabMeshTelemetry
+{
+    /// <summary>The name of LabMesh's ActivitySource and Meter.</summary>
+    public const string Name = "LabMesh";
+
+    /// <summary>The <c>service.namespace</c> of every LabMesh process.</summary>
+    public const string ServiceNamespace = "labmesh";
+
+    private static readonly string Version = typeof(LabMeshTelemetry).Assembly
+        .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    /// <summary>LabMesh's own spans (outbox, bus, ingest, deliveries, escalation).</summary>
+    public static readonly ActivitySource Source = new(Name, Version);
+
+    /// <summary>LabMesh's own metrics (RPC durations and the workflow's figures, see <see cref="LabMeshMetrics"/>).</summary>
+    public static readonly Meter Meter = new(Name, Version);
+
+    /// <summary>The variables any one of which turns export on.</summary>
+    public static readonly string[] EndpointVariables =
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    ];
+
+    /// <summary>Whether the configuration (the environment, as the SDK reads it) names an OTLP endpoint and does not disable the SDK.</summary>
+    public static bool IsEnabled(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return !string.Equals(configuration["OTEL_SDK_DISABLED"], "true", StringComparison.OrdinalIgnoreCase)
+            && EndpointVariables.Any(name => !string.IsNullOrWhiteSpace(configuration[name]));
+    }
+
+    /// <summary>
+    /// The <c>service.name</c> of a process: <c>OTEL_SERVICE_NAME</c> when set, else from its application name
+    /// (<c>LabMesh.Requisition</c> is <c>requisition</c>, <c>LabMesh.AllInOne</c> <c>all-in-one</c>).
+    /// </summary>
+    public static string ServiceName(IConfiguration configuration, string applicationName)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (configuration["OTEL_SERVICE_NAME"] is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+
+        var name = applicationName.StartsWith("LabMesh.", StringComparison.Ordinal) ? applicationName["LabMesh.".Length..] : applicationName;
+        return name == "AllInOne" ? "all-in-one" : name.ToLowerInvariant();
+    }
+
+    /// <summary>
+    /// Registers OpenTelemetry (traces, metrics, logs, OTLP) when <see cref="IsEnabled"/>; otherwise nothing.
+    /// Called by <c>AddServiceDefaults</c>.
+    /// </summary>
+    public static WebApplicationBuilder AddLabMeshTelemetry(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        if (!IsEnabled(builder.Configuration))
+        {
+            return builder;
+        }
+
+        var serviceName = ServiceName(builder.Configuration, builder.Environment.ApplicationName);
+        builder.Services.AddSingleton<RpcTelemetryInterceptor>();
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(serviceName, ServiceNamespace, Version, autoGenerateServiceInstanceId: true))
+            .WithTracing(tracing => tracing
+                .AddSource(Name)
+                .AddAspNetCoreInstrumentation(options =>
+                {
+                    // Probes and grpcurl's reflection are not what an operator follows; every other call is.
+                    options.Filter = context => !context.Request.Path.StartsWithSegments("/grpc.health.v1.Health")
+                        && !context.Request.Path.StartsWithSegments("/grpc.reflection.v1.ServerReflection")
+                        && !context.Request.Path.StartsWithSegments("/grpc.reflection.v1alpha.ServerReflection");
+                    options.RecordException = false;
+                    // A gRPC call's span is named package.Service/Method (RPC semantic conventions), not "POST /route":
+                    // the instrumentation names it when the request ends, after RpcTelemetryInterceptor tagged it.
+                    options.EnrichWithHttpResponse = (activity, _) =>
+                    {
+                        if (activity.GetTagItem("rpc.service") is string service && activity.GetTagItem("rpc.method") is string method)
+                        {
+                            activity.DisplayName = service + "/" + method;
+                        }
+                    };
+                })
+                .AddGrpcClientInstrumentation(options => options.SuppressDownstreamInstrumentation = true)
+                .AddHttpClientInstrumentation(options => options.RecordException = false)
+                .AddNpgsql())
+            .WithMetrics(metrics => metrics
+                .AddMeter(Name)
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddMeter("Microsoft.AspNetCore.Server.Kestrel"))
+            .WithLogging()
+            .UseOtlpExporter();
+        return builder;
+    }
+
+    /// <summary>
+    /// Starts a span of <see cref="Source"/> whose parent is the span that caused <paramref name="evt"/> (its
+    /// envelope's <c>traceparent</c>), or the current span when it has none; null when nobody listens.
+    /// The new span does not become <see cref="Activity.Current"/> unless <paramref name="makeCurrent"/>.
+    /// </summary>
+    public static Activity? StartForEvent(string name, ActivityKind kind, Event evt, bool makeCurrent = true)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        if (!Source.HasListeners())
+        {
+            return null;
+        }
+
+        var previous = Activity.Current;
+        var activity = ActivityContext.TryParse(evt.Traceparent, evt.Tracestate, isRemote: true, out var parent)
+            ? Source.StartActivity(name, kind, parent)
+            : Source.StartActivity(name, kind);
+        if (activity is not null)
+        {
+            activity.SetTag("labmesh.event.type", evt.Type);
+            if (!makeCurrent)
+            {
+                Activity.Current = previous;
+            }
+        }
+
+        return activity;
+    }
+}
