@@ -6,7 +6,7 @@
 #   ctl.sh kill redis              SIGKILL Redis; start redis brings it back from its append-only file
 #   ctl.sh logs notification-2     follow a part's log
 #   ctl.sh start dashboard         start the Aspire Dashboard (tools/Aspire.Dashboard) on BASE+90..92; replicas
-#                                  started from then on export to it (restart running ones: stop, then start)
+#                                  started from then on export to it (it names running ones that do not: restart them)
 #
 # Parts: requisition-N, servicerequest-N, resultsinterpretation-N, notification-N (N = 1, 2), redis, gateway,
 # dashboard.
@@ -30,11 +30,15 @@ case "$part" in
       stop|kill) stop_dashboard ;;
       start)
         start_dashboard
-        running=()
+        # Replicas started while no dashboard ran have no OTLP endpoint; those started with one reconnect by themselves.
+        silent=()
         for service in "${SERVICES[@]}"; do
-          for r in "${REPLICAS[@]}"; do running_pid "$service-$r" >/dev/null && running+=("$service-$r"); done
+          for r in "${REPLICAS[@]}"; do
+            pid=$(running_pid "$service-$r") || continue
+            grep -qz '^OTEL_EXPORTER_OTLP_ENDPOINT=' "/proc/$pid/environ" || silent+=("$service-$r")
+          done
         done
-        [ ${#running[@]} -eq 0 ] || say "already running, so not exporting to it until restarted: ${running[*]}" ;;
+        [ ${#silent[@]} -eq 0 ] || say "started without an OTLP endpoint, so not exporting to it until restarted: ${silent[*]}" ;;
       logs) exec tail -F "$STATE/logs/dashboard.log" ;;
       *) usage ;;
     esac ;;

@@ -18,7 +18,7 @@ async function main() {
   fs.mkdirSync(out, { recursive: true });
 
   // The trace to open, from the dashboard's telemetry API: most spans among those whose root matches.
-  const response = await fetch(`${ui}/api/telemetry/traces?limit=1000`);
+  const response = await fetch(`${ui}/api/telemetry/traces?limit=100000`);
   if (!response.ok) throw new Error(`${ui}/api/telemetry/traces answered ${response.status}`);
   const body = await response.json();
   const spans = new Map(); // traceId -> count
@@ -42,9 +42,25 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1, colorScheme: 'light' });
 
     await page.goto(`${ui}/traces`);
-    await page.getByText(rootName).first().waitFor({ timeout: 30000 });
+    // Only the traces whose name contains rootName: background work (the outbox relay's queries) can fill the list.
+    // The filter applies once the page's live connection is up: typed too early, it is lost, so type it again until
+    // a matching row shows (bounded).
+    const search = page.locator('input[name="traces-search"]');
+    const deadline = Date.now() + 60000;
+    for (;;) {
+      await search.fill('');
+      await search.pressSequentially(rootName);
+      try {
+        await page.getByText(rootName).first().waitFor({ timeout: 3000 });
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+    }
     await page.screenshot({ path: path.join(out, 'aspire-dashboard-traces.png') });
 
+    // Tall enough for every span row: the detail grid scrolls inside the page, so a full-page shot alone would cut it.
+    await page.setViewportSize({ width: 1600, height: Math.min(260 + 32 * trace.spans, 3000) });
     await page.goto(`${ui}/traces/detail/${trace.id}`);
     await page.getByText(trace.name).first().waitFor({ timeout: 30000 });
     // The span rows render as the page settles; wait for the last one's service to show rather than for a fixed time.
