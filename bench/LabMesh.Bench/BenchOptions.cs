@@ -34,6 +34,15 @@ internal sealed class BenchOptions
     /// <summary>The bench's token comes from an OIDC issuer the host reads its keys from (LabMesh:Security:Authority).</summary>
     public bool Oidc { get; private set; }
 
+    /// <summary>
+    /// An OTLP endpoint (issue 21): the run compares the all-in-one host exporting its telemetry there with the same
+    /// host not exporting, instead of the host with the bare server.
+    /// </summary>
+    public string? TelemetryEndpoint { get; private set; }
+
+    /// <summary>OTEL_EXPORTER_OTLP_PROTOCOL for <see cref="TelemetryEndpoint"/>: grpc or http/protobuf.</summary>
+    public string TelemetryProtocol { get; private set; } = "grpc";
+
     /// <summary>Also write the summary as a Markdown table to this file.</summary>
     public string? MarkdownPath { get; private set; }
 
@@ -86,6 +95,13 @@ internal sealed class BenchOptions
                 case "--oidc":
                     options.Oidc = true;
                     break;
+                case "--telemetry":
+                    options.TelemetryEndpoint = new Uri(Value()).ToString().TrimEnd('/');
+                    break;
+                case "--telemetry-protocol":
+                    var protocol = Value();
+                    options.TelemetryProtocol = protocol is "grpc" or "http/protobuf" ? protocol : throw new ArgumentException("--telemetry-protocol is grpc or http/protobuf.");
+                    break;
                 case "--markdown":
                     options.MarkdownPath = Value();
                     break;
@@ -121,6 +137,10 @@ internal sealed class BenchOptions
           --host-dll PATH       the all-in-one host's LabMesh.AllInOne.dll (default: built beside the bench)
           --oidc                the clinician's token comes from an OIDC issuer in the bench process (discovery +
                                 JWKS over HTTP, LabMesh:Security:Authority) instead of the host's configured key
+          --telemetry ENDPOINT  compare the host exporting traces, metrics and logs over OTLP to ENDPOINT (its standard
+                                OTEL_EXPORTER_OTLP_ENDPOINT, e.g. the Aspire Dashboard's http://127.0.0.1:4317) with
+                                the same host exporting nothing, instead of the host with the bare server
+          --telemetry-protocol  grpc (default) or http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL)
           --markdown FILE       also write the summary tables as Markdown
         """;
 

@@ -96,6 +96,31 @@ await using (var client = new StatusClientLoad(labMesh.Address, 1))
     status = status with { ResponseSize = answer.CalculateSize() };
 }
 
+// --telemetry (issue 21): the same host exporting over OTLP, with the standard variables only, against this one
+// exporting nothing; no bare server.
+if (options.TelemetryEndpoint is not null)
+{
+    File.Delete(responseFile);
+    var exportingSettings = new Dictionary<string, string>(hostSettings)
+    {
+        ["OTEL_EXPORTER_OTLP_ENDPOINT"] = options.TelemetryEndpoint,
+        ["OTEL_EXPORTER_OTLP_PROTOCOL"] = options.TelemetryProtocol,
+        ["OTEL_SERVICE_NAME"] = "all-in-one-bench",
+    };
+    await using var exporting = await ServerProcess.StartAllInOneAsync(options, exportingSettings, "all-in-one host, exporting");
+    var exportingStatus = await PlaceRequisitionAsync(exporting.Address, headers, token);
+    await using (var client = new StatusClientLoad(exporting.Address, 1))
+    {
+        var answer = await client.OnceAsync(exportingStatus, TimeSpan.FromSeconds(10));
+        exportingStatus = exportingStatus with { ResponseSize = answer.CalculateSize() };
+    }
+
+    Report.Sides = ("exporting", "off", false);
+    Console.WriteLine($"  telemetry: the host exporting to {options.TelemetryEndpoint} ({options.TelemetryProtocol}) (pid {exporting.Pid}) against the host exporting nothing (pid {labMesh.Pid})");
+    Console.WriteLine($"  call: GetRequisitionStatus of each host's own placed requisition, team {Team}, a clinician's token");
+    return await MeasureAsync(new Runner(options, exportingStatus, exporting, labMesh, status), [exporting, labMesh]);
+}
+
 ServerProcess bare;
 try
 {
@@ -111,7 +136,12 @@ await using (bare)
     Console.WriteLine($"  all-in-one host {labMesh.Address} (pid {labMesh.Pid}), bare grpc-dotnet server {bare.Address} (pid {bare.Pid})");
     Console.WriteLine($"  call: GetRequisitionStatus of placed requisition {status.Request.Id}, team {Team}, a clinician's token " +
         $"{(oidc is null ? "signed with the host's configured key" : "from the OIDC issuer " + oidc.Issuer)}; response {status.ResponseSize} B");
-    var runner = new Runner(options, status, labMesh, bare);
+    return await MeasureAsync(new Runner(options, status, labMesh, bare), [labMesh, bare]);
+}
+
+// Checks, primes, runs every scenario and prints the summary.
+async Task<int> MeasureAsync(Runner runner, ServerProcess[] servers)
+{
     Console.WriteLine();
     Console.WriteLine("Checking both servers once:");
     if (!await runner.CheckAsync())
@@ -132,8 +162,7 @@ await using (bare)
 
     var markdown = Report.Markdown(runner.Results);
     Console.WriteLine();
-    Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "Resident memory after the run: all-in-one host {0:F1} MB, bare server {1:F1} MB",
-        labMesh.ResidentMb(), bare.ResidentMb()));
+    Console.WriteLine("Resident memory after the run: " + string.Join(", ", servers.Select(s => string.Format(CultureInfo.InvariantCulture, "{0} {1:F1} MB", s.Name, s.ResidentMb()))));
     Console.WriteLine($"Load average at the end: {Runner.LoadAverage()} (the bench alone brings 2 cores to about 4; the figures are trustworthy when the load was low before it started)");
     Console.WriteLine("Summary (Markdown):");
     Console.WriteLine();
@@ -142,9 +171,9 @@ await using (bare)
     {
         await File.WriteAllTextAsync(options.MarkdownPath, markdown);
     }
-}
 
-return 0;
+    return 0;
+}
 
 // One placed requisition, created through LabMesh's channel as a clinician of the team, not measured.
 static async Task<StatusRequest> PlaceRequisitionAsync(string address, Metadata headers, string token)

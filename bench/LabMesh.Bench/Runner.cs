@@ -5,10 +5,12 @@ using LabMesh.Bench.Servers;
 namespace LabMesh.Bench;
 
 /// <summary>
-/// Runs each scenario against the all-in-one host and the bare grpc-dotnet server, prints each side and the
-/// ratio, and collects the measurements.
+/// Runs each scenario against the all-in-one host and the bare grpc-dotnet server (or, with --telemetry, against
+/// the host exporting its telemetry and a host exporting none), prints each side and the ratio, and collects the
+/// measurements. <paramref name="bareStatus"/>: the baseline's own call, when it is another host with a
+/// requisition of its own; by default both sides answer <paramref name="status"/>.
 /// </summary>
-internal sealed class Runner(BenchOptions options, StatusRequest status, ServerProcess labMesh, ServerProcess bare)
+internal sealed class Runner(BenchOptions options, StatusRequest status, ServerProcess labMesh, ServerProcess bare, StatusRequest? bareStatus = null)
 {
     private readonly List<Measurement> _results = [];
 
@@ -23,7 +25,7 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
             try
             {
                 await using var client = new StatusClientLoad(server.Address, 1);
-                var response = await client.OnceAsync(status, TimeSpan.FromSeconds(10));
+                var response = await client.OnceAsync(StatusFor(server), TimeSpan.FromSeconds(10));
                 answers.Add(response.ToByteArray());
                 Console.WriteLine($"  ok    MeshChannels -> {server.Name}: {response.Status.LifecycleStatus}, {answers[^1].Length} B");
             }
@@ -32,6 +34,19 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
                 Console.WriteLine($"  FAIL  MeshChannels -> {server.Name}: {ex.GetType().Name}: {ex.Message}");
                 return false;
             }
+        }
+
+        if (bareStatus is not null)
+        {
+            // Two hosts, each with its own requisition: other ids and times, whose encodings may differ by a byte or two.
+            if (Math.Abs(answers[0].Length - answers[1].Length) > 8)
+            {
+                Console.WriteLine($"  FAIL  the two hosts answer with responses of {answers[0].Length} and {answers[1].Length} B");
+                return false;
+            }
+
+            Console.WriteLine("  ok    both answer the same status for their own requisition, responses within 8 B of each other");
+            return true;
         }
 
         if (!answers[0].AsSpan().SequenceEqual(answers[1]))
@@ -59,10 +74,10 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
         foreach (var server in new[] { labMesh, bare })
         {
             await using var client = new StatusClientLoad(server.Address, options.Connections);
-            await ClosedLoop.RunAsync(client.Calls(status, options.Concurrency), TimeSpan.Zero, each);
+            await ClosedLoop.RunAsync(client.Calls(StatusFor(server), options.Concurrency), TimeSpan.Zero, each);
             if (File.Exists(options.H2LoadPath))
             {
-                await WithBodyFileAsync(file => H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders, each, log: false));
+                await WithBodyFileAsync(server, file => H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders(server), each, log: false));
             }
         }
     }
@@ -92,7 +107,7 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
                 }
                 catch (Exception ex)
                 {
-                    Console.WriteLine($"  FAILED {(isLabMesh ? "LabMesh" : "bare")} side: {ex.GetType().Name}: {ex.Message}");
+                    Console.WriteLine($"  FAILED {(isLabMesh ? Report.Sides.Measured : Report.Sides.Baseline)} side: {ex.GetType().Name}: {ex.Message}");
                     continue;
                 }
 
@@ -127,7 +142,9 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
     private static Measurement? Median(List<Measurement> runs) =>
         runs.Count == 0 ? null : runs.OrderBy(m => m.Rate).ElementAt((runs.Count - 1) / 2);
 
-    private string[] H2LoadHeaders => ["authorization: Bearer " + status.Token];
+    private StatusRequest StatusFor(ServerProcess server) => server == bare && bareStatus is not null ? bareStatus : status;
+
+    private string[] H2LoadHeaders(ServerProcess server) => ["authorization: Bearer " + StatusFor(server).Token];
 
     private static Uri PathOf(ServerProcess server) => new(server.Address + StatusRequest.Path);
 
@@ -144,7 +161,7 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
         await using var client = new StatusClientLoad(server.Address, options.Connections);
         ProcessStats serverStart = default, serverEnd = default, clientStart = default, clientEnd = default;
         var result = await ClosedLoop.RunAsync(
-            client.Calls(status, options.Concurrency),
+            client.Calls(StatusFor(server), options.Concurrency),
             options.Warmup,
             options.Duration,
             () =>
@@ -174,15 +191,15 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
     }
 
     /// <summary>h2load posting the framed request with the caller's token: a warm-up run, then the measured one.</summary>
-    private Task<Measurement> MeasureH2LoadAsync(string scenario, ServerProcess server, bool isLabMesh) => WithBodyFileAsync(async file =>
+    private Task<Measurement> MeasureH2LoadAsync(string scenario, ServerProcess server, bool isLabMesh) => WithBodyFileAsync(server, async file =>
     {
         if (options.Warmup > TimeSpan.Zero)
         {
-            await H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders, options.Warmup, log: false);
+            await H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders(server), options.Warmup, log: false);
         }
 
         var before = server.GetStats();
-        var result = await H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders, options.Duration, log: true);
+        var result = await H2Load.RunAsync(options, PathOf(server), file, H2LoadHeaders(server), options.Duration, log: true);
         var after = server.GetStats();
         return new Measurement(
             scenario,
@@ -198,10 +215,10 @@ internal sealed class Runner(BenchOptions options, StatusRequest status, ServerP
             result.Failed > 0 || result.Succeeded == 0 ? "h2load: " + result.Output.Split('\n').FirstOrDefault(l => l.StartsWith("requests:", StringComparison.Ordinal)) : null);
     });
 
-    private async Task<T> WithBodyFileAsync<T>(Func<string, Task<T>> run)
+    private async Task<T> WithBodyFileAsync<T>(ServerProcess server, Func<string, Task<T>> run)
     {
         var bodyFile = Path.Combine(Path.GetTempPath(), $"labmesh-bench-request-{Environment.ProcessId}-{Guid.NewGuid():N}.bin");
-        await File.WriteAllBytesAsync(bodyFile, status.FramedRequest());
+        await File.WriteAllBytesAsync(bodyFile, StatusFor(server).FramedRequest());
         try
         {
             return await run(bodyFile);

@@ -35,7 +35,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// free loopback port, in a fresh working directory (its SQLite files), trusting <paramref name="settings"/>'
     /// signing key; ready once it printed its welcome.
     /// </summary>
-    public static async Task<ServerProcess> StartAllInOneAsync(BenchOptions options, IReadOnlyDictionary<string, string> settings)
+    public static async Task<ServerProcess> StartAllInOneAsync(BenchOptions options, IReadOnlyDictionary<string, string> settings, string name = "all-in-one host")
     {
         var dll = options.HostDll ?? DefaultHostDll();
         if (!File.Exists(dll))
@@ -90,7 +90,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             }
         }
 
-        return new ServerProcess("all-in-one host", address, child, workingDirectory);
+        return new ServerProcess(name, address, child, workingDirectory);
     }
 
     /// <summary>The bare grpc-dotnet server, answering with the response stored in <paramref name="responseFile"/>.</summary>
