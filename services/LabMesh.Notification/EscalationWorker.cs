@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
@@ -20,6 +21,29 @@ public sealed partial class EscalationWorker(
 
     /// <summary>One pass: escalates what is overdue now; returns how many.</summary>
     public async Task<int> EscalateOnceAsync(CancellationToken cancellationToken)
+    {
+        // A span for a pass that escalated something; a pass that found nothing overdue (most of them) is dropped.
+        using var span = LabMeshTelemetry.Source.StartActivity("escalate overdue critical results");
+        var total = 0;
+        try
+        {
+            return total = await EscalateAllAsync(cancellationToken);
+        }
+        finally
+        {
+            if (span is not null)
+            {
+                span.SetTag("labmesh.critical_results.escalated", total);
+                if (total == 0)
+                {
+                    span.IsAllDataRequested = false;
+                    span.ActivityTraceFlags &= ~ActivityTraceFlags.Recorded;
+                }
+            }
+        }
+    }
+
+    private async Task<int> EscalateAllAsync(CancellationToken cancellationToken)
     {
         var total = 0;
         while (true)

@@ -52,6 +52,9 @@ public sealed class TelemetryTests : IAsyncLifetime
         var environment = new Dictionary<string, string>
         {
             ["LabMesh__Notification__Webhooks__AllowedNetworks__0"] = "127.0.0.0/8",
+            // The critical result goes unacknowledged: escalated after 2 s, looked for every 200 ms.
+            ["LabMesh__Notification__AcknowledgementWindow"] = "00:00:02",
+            ["LabMesh__Notification__EscalationCheckInterval"] = "00:00:00.200",
         };
         foreach (var (key, value) in TestCaller.HostSettings)
         {
@@ -157,6 +160,13 @@ public sealed class TelemetryTests : IAsyncLifetime
         await MetricAsync("labmesh.webhook.attempts", p => p["labmesh.webhook.decision"] == "delivered" && p["labmesh.webhook.response"] == "2xx");
         await MetricAsync("http.server.request.duration", _ => true);
         await MetricAsync("dotnet.gc.collections", _ => true);
+
+        // The escalation of the unacknowledged result: a span for the pass that escalated it, none for the empty passes.
+        var escalation = await SpanAsync(s => s.Span.Name == "escalate overdue critical results", "the escalation pass's span");
+        Assert.Equal("1", escalation["labmesh.critical_results.escalated"]);
+        Assert.DoesNotContain(_otlp.Spans, s => s.Span.Name == escalation.Span.Name && s["labmesh.critical_results.escalated"] == "0");
+        await MetricAsync("labmesh.critical_results.escalated", _ => true);
+        await MetricAsync("labmesh.outbox.oldest_unsent.age", p => p["labmesh.service"] == "notification");
 
         // Logs, correlated: the webhook attempt's line carries the order's trace.
         var attempt = await Eventually.MatchAsync(

@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Hosting;
@@ -55,6 +57,7 @@ public sealed partial class OutboxRelay : BackgroundService
     private readonly TimeProvider _time;
     private readonly WakeSignal _wake = new();
     private readonly SemaphoreSlim _pass = new(1, 1);
+    private DateTimeOffset? _oldestUnsent;
 
     public OutboxRelay(Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null)
     {
@@ -167,8 +170,15 @@ public sealed partial class OutboxRelay : BackgroundService
         }
     }
 
+    /// <summary>
+    /// How long the oldest event of this outbox has waited to be published, as of the last pass (zero when the last
+    /// pass left nothing behind): <c>labmesh.outbox.oldest_unsent.age</c>. A bus outage shows here first.
+    /// </summary>
+    public TimeSpan OldestUnsentAge => _oldestUnsent is { } oldest && _time.GetUtcNow() - oldest is { } age && age > TimeSpan.Zero ? age : TimeSpan.Zero;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var gauge = OutboxGauge.Register(this);
         LogStarted(_logger, ServiceName, _database.Provider);
         if (!_bus.SurvivesRestart)
         {
@@ -274,10 +284,12 @@ public sealed partial class OutboxRelay : BackgroundService
 
         if (rows.Count == 0)
         {
+            _oldestUnsent = null;
             return default;
         }
 
         var outcome = await PublishAsync(rows, cancellationToken);
+        Track(outcome);
 
         // Not cancellable: what the bus has accepted is recorded even while the host stops, or it
         // would all be published again after the restart.
@@ -311,11 +323,13 @@ public sealed partial class OutboxRelay : BackgroundService
         var rows = await ReadUnsentAsync(connection, transaction, lockRows: true, cancellationToken);
         if (rows.Count == 0)
         {
+            _oldestUnsent = null;
             await transaction.CommitAsync(cancellationToken);
             return default;
         }
 
         var outcome = await PublishAsync(rows, cancellationToken);
+        Track(outcome);
 
         // Not cancellable: what the bus has accepted is recorded even while the host stops.
         await RecordOutcomeAsync(connection, transaction, outcome, CancellationToken.None);
@@ -452,6 +466,25 @@ public sealed partial class OutboxRelay : BackgroundService
 
     private sealed record OutboxRow(long Sequence, string EventId, string EventType, byte[] Payload);
 
+    /// <summary>After a pass: the event the bus refused is now the oldest unsent one; when none was refused, nothing read is left.</summary>
+    private void Track(PublishOutcome outcome)
+    {
+        if (outcome.Failed is null)
+        {
+            _oldestUnsent = null;
+            return;
+        }
+
+        try
+        {
+            _oldestUnsent = Event.Parser.ParseFrom(outcome.Failed.Payload).CreatedAt?.ToDateTimeOffset() ?? _oldestUnsent ?? _time.GetUtcNow();
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            _oldestUnsent ??= _time.GetUtcNow();
+        }
+    }
+
     private sealed record PublishOutcome(List<OutboxRow> Published, List<Event> Events, OutboxRow? Failed, Exception? Failure);
 
     private readonly record struct PassResult(int Claimed, int Published, bool Failed);
@@ -476,4 +509,26 @@ public sealed partial class OutboxRelay : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Service}: deleted {Count} sent rows past retention")]
     private static partial void LogPurged(ILogger logger, string service, int count);
+}
+
+/// <summary><c>labmesh.outbox.oldest_unsent.age</c>: one measurement per running relay, by service.</summary>
+internal static class OutboxGauge
+{
+    private static readonly ConcurrentDictionary<OutboxRelay, byte> Relays = new();
+
+    static OutboxGauge() => LabMeshTelemetry.Meter.CreateObservableGauge(
+        "labmesh.outbox.oldest_unsent.age",
+        () => Relays.Keys.Select(relay => new Measurement<double>(relay.OldestUnsentAge.TotalSeconds, new KeyValuePair<string, object?>("labmesh.service", relay.ServiceName))),
+        "s", "How long the oldest event of an outbox has waited to be published (0: nothing waits).");
+
+    public static IDisposable Register(OutboxRelay relay)
+    {
+        Relays[relay] = 0;
+        return new Registration(relay);
+    }
+
+    private sealed class Registration(OutboxRelay relay) : IDisposable
+    {
+        public void Dispose() => Relays.TryRemove(relay, out _);
+    }
 }

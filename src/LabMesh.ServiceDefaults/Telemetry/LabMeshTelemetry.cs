@@ -113,7 +113,8 @@ public static class LabMeshTelemetry
                 .AddHttpClientInstrumentation(options => options.RecordException = false)
                 .AddNpgsql())
             .WithMetrics(metrics => metrics
-                .AddMeter(Name)
+                // LabMesh's meter and its components' own (LabMesh.Redis...).
+                .AddMeter(Name, Name + ".*")
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()

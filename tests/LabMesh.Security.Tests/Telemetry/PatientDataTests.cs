@@ -7,6 +7,7 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.Testing;
+using LabMesh.Testing.Otlp;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
@@ -48,13 +49,15 @@ public sealed partial class PatientDataTests(ITestOutputHelper output)
     public async Task FullWorkflow_WithRecognisablePatientData_LeavesNoneInLogsSpansMetricsOrErrors()
     {
         // Everything an operator could turn on, down to Debug and ASP.NET Core's per-request lines: patient data
-        // must stay out of those too.
-        await using var mesh = await AllInOne.StartAsync(new Dictionary<string, string?>
+        // must stay out of those too; and what the host exports over OTLP (issue 21) is decoded and searched as well.
+        await using var otlp = await OtlpReceiver.StartAsync();
+        var settings = new Dictionary<string, string?>(otlp.Settings)
         {
             ["Logging:LogLevel:Default"] = "Debug",
             [ServiceDefaults.Hosting.ServiceDefaultsExtensions.QuietRequestLogKey] = "Debug",
             [ServiceDefaults.Hosting.ServiceDefaultsExtensions.QuietGrpcLogKey] = "Debug",
-        });
+        };
+        await using var mesh = await AllInOne.StartAsync(settings);
         using var capture = new TelemetryCapture();
         mesh.Host.Services.GetRequiredService<ILoggerFactory>().AddProvider(capture);
         var clients = mesh.For(Team, subject: "dr-phi");
@@ -164,7 +167,16 @@ public sealed partial class PatientDataTests(ITestOutputHelper output)
         Assert.True(capture.Logs > 20 && capture.Spans > 20 && capture.Measurements > 20, "the capture saw too little to be a real scan");
         Assert.True(streamed > 0, "the subscriber saw no event");
 
-        var leaks = Leaks([.. capture.Lines, .. _errors]);
+        // The exports of the whole workflow: the critical result's last hop, the workflow's metrics and log records.
+        await Eventually.HoldsAsync(
+            () => otlp.Spans.Any(span => span.Span.Name == "deliver labtest.result.critical")
+                && otlp.Metrics.Any(m => m.Metric.Name == "labmesh.critical_results.acknowledged")
+                && otlp.Logs.Count > 20,
+            AllInOne.Timeout, "the workflow's spans, metrics and logs over OTLP");
+        var exported = otlp.Text().ToList();
+        output.WriteLine($"{otlp.Spans.Count} spans, {otlp.Metrics.Count} metrics, {otlp.Logs.Count} log records over OTLP: {exported.Count} lines scanned");
+
+        var leaks = Leaks([.. capture.Lines, .. _errors, .. exported]);
         Assert.True(leaks.Count == 0, $"{leaks.Count} lines carry patient data:\n" + string.Join("\n", leaks.Take(30)));
         mesh.Host.Logs.AssertNoErrors();
     }

@@ -170,3 +170,47 @@ public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 
     public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
 }
+
+/// <summary>Reads an observable gauge of LabMesh's meter for one service (<c>labmesh.service</c>), as an exporter would.</summary>
+public sealed class GaugeReader : IDisposable
+{
+    private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+    private readonly string _service;
+    private double? _last;
+
+    public GaugeReader(string instrument, string service)
+    {
+        _service = service;
+        _listener.InstrumentPublished = (published, listener) =>
+        {
+            if (published.Meter.Name == LabMesh.ServiceDefaults.Telemetry.LabMeshTelemetry.Name && published.Name == instrument)
+            {
+                listener.EnableMeasurementEvents(published);
+            }
+        };
+        _listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "labmesh.service" && Equals(tag.Value, _service))
+                {
+                    _last = value;
+                }
+            }
+        });
+        _listener.Start();
+    }
+
+    /// <summary>The gauge's value for the service now; fails when the service has none.</summary>
+    public double Read() => ReadOrNull() ?? throw new InvalidOperationException($"No measurement for {_service}.");
+
+    /// <summary>The gauge's value for the service now; null when no running relay of the service reports one.</summary>
+    public double? ReadOrNull()
+    {
+        _last = null;
+        _listener.RecordObservableInstruments();
+        return _last;
+    }
+
+    public void Dispose() => _listener.Dispose();
+}

@@ -553,6 +553,31 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Relay_BusDown_TheOldestUnsentEventsAgeGrows_InTheGauge_AndIsZeroOnceItIsPublished()
+    {
+        var store = await OutboxStoreAsync();
+        var bus = new RecordingEventBus { Down = true };
+        var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var relay = Relay(store, bus, new OutboxRelayOptions { PollInterval = TimeSpan.FromMinutes(10) }, time);
+        await AddEventsAsync(store, 2);
+        using var gauge = new GaugeReader("labmesh.outbox.oldest_unsent.age", ServiceName);
+        await relay.StartAsync(CancellationToken.None).WaitAsync(Timeout);
+        await Eventually.HoldsAsync(() => bus.Refused >= 1, Timeout, "the relay to try the down bus");
+
+        time.Advance(TimeSpan.FromMinutes(3));
+        var waiting = gauge.Read();
+
+        bus.Down = false;
+        relay.Nudge();
+        await Eventually.HoldsAsync(() => bus.Delivered.Count == 2, Timeout, "the events to be published once the bus is back");
+        await Eventually.HoldsAsync(() => gauge.Read() == 0, Timeout, "the gauge to fall to zero");
+        await relay.StopAsync(CancellationToken.None).WaitAsync(Timeout);
+
+        Assert.InRange(waiting, 170, 240);
+        Assert.Null(gauge.ReadOrNull());
+    }
+
+    [Fact]
     public async Task Relay_Nudge_WakesRelayBeforePollInterval()
     {
         var store = await OutboxStoreAsync();
