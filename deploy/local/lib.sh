@@ -209,11 +209,12 @@ start_replica() {
     export LabMesh__Security__SigningKeyId=$KEY_ID
     LabMesh__Security__SigningKeyPem=$(cat "$(key_pem)")
     export LabMesh__Security__SigningKeyPem
-    # OpenTelemetry (issue 21), with the standard variables only: the replica's service name (its
-    # service.instance.id is a random one ServiceDefaults makes) and where to export. An OTEL_EXPORTER_OTLP_ENDPOINT
-    # of the caller's wins; otherwise the Aspire Dashboard's OTLP/gRPC endpoint when it runs (ctl.sh start
-    # dashboard, up.sh --dashboard); otherwise nothing is exported.
+    # OpenTelemetry (issue 21), with the standard variables only: the replica's service name and instance
+    # (its name, e.g. notification-2, so a trace says which replica did what) and where to export. An
+    # OTEL_EXPORTER_OTLP_ENDPOINT of the caller's wins; otherwise the Aspire Dashboard's OTLP/gRPC endpoint when
+    # it runs (ctl.sh start dashboard, up.sh --dashboard); otherwise nothing is exported.
     export OTEL_SERVICE_NAME=$service
+    export OTEL_RESOURCE_ATTRIBUTES="service.instance.id=$name${OTEL_RESOURCE_ATTRIBUTES:+,$OTEL_RESOURCE_ATTRIBUTES}"
     if [ -z "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ] && running_pid dashboard >/dev/null; then
       export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$DASHBOARD_OTLP_GRPC_PORT OTEL_EXPORTER_OTLP_PROTOCOL=grpc
     fi

@@ -1,5 +1,6 @@
 using System.Data;
 using System.Data.Common;
+using System.Diagnostics;
 using LabMesh.ServiceDefaults.Audit;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
@@ -46,7 +47,16 @@ public sealed partial class Database : IAsyncDisposable
         if (!string.IsNullOrWhiteSpace(options.PostgresConnectionString))
         {
             var builder = new NpgsqlConnectionStringBuilder(options.PostgresConnectionString) { SearchPath = serviceName };
-            var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+            var sources = new NpgsqlDataSourceBuilder(builder.ConnectionString);
+            // SQL is traced as a part of the work that ran it: a command outside any span (the outbox relay's and
+            // the workers' polls, several a second per replica) would be a trace of its own and bury the orders.
+            // Opening a pooled connection (Npgsql's CONNECT span) has no filter and mostly happens outside any
+            // call, so it is not traced; the time a call waits for a connection still shows in its own span.
+            sources.ConfigureTracing(tracing => tracing
+                .ConfigureCommandFilter(_ => Activity.Current is not null)
+                .ConfigureBatchFilter(_ => Activity.Current is not null)
+                .EnablePhysicalOpenTracing(false));
+            var dataSource = sources.Build();
             return new Database(serviceName, StorageProvider.Postgres, builder.ConnectionString, dataSource, logger);
         }
 

@@ -89,7 +89,11 @@ public static class LabMeshTelemetry
         var serviceName = ServiceName(builder.Configuration, builder.Environment.ApplicationName);
         builder.Services.AddSingleton<RpcTelemetryInterceptor>();
         builder.Services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService(serviceName, ServiceNamespace, Version, autoGenerateServiceInstanceId: true))
+            // An instance id set by the operator (OTEL_RESOURCE_ATTRIBUTES=service.instance.id=...: deploy/local names
+            // its replicas) is kept; otherwise each process makes one.
+            .ConfigureResource(resource => resource.AddService(
+                serviceName, ServiceNamespace, Version,
+                autoGenerateServiceInstanceId: !(builder.Configuration["OTEL_RESOURCE_ATTRIBUTES"] ?? "").Contains("service.instance.id=", StringComparison.Ordinal)))
             .WithTracing(tracing => tracing
                 .AddSource(Name)
                 .AddAspNetCoreInstrumentation(options =>

@@ -1,0 +1,45 @@
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Testing;
+using LabMesh.Testing.Otlp;
+
+namespace LabMesh.ServiceDefaults.Tests.Hosting;
+
+/// <summary>
+/// What a service on PostgreSQL exports: SQL as spans of the call that ran it, never as traces of their own
+/// (the outbox relay polls several times a second and would bury the orders), and the instance id the
+/// operator gave it.
+/// </summary>
+public sealed class TelemetryExportTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Sql_IsTracedInsideCalls_NotForTheRelaysPolls_AndTheOperatorsInstanceIdIsKept()
+    {
+        await using var otlp = await OtlpReceiver.StartAsync();
+        var settings = await TestSettings.CreateAsync(Backend.Postgres);
+        foreach (var (key, value) in otlp.Settings)
+        {
+            settings[key] = value;
+        }
+
+        settings["OTEL_RESOURCE_ATTRIBUTES"] = "service.instance.id=requisition-7,deployment.environment.name=test";
+        await using var host = await MeshHosts.StartRequisitionsAsync(settings);
+        using var channel = host.CreateChannel();
+
+        await new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(channel, "otel-sql"))
+            .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow + Timeout);
+        var list = await Eventually.MatchAsync(
+            () => Task.FromResult(otlp.Spans.Where(s => s["rpc.method"] == "ListRequisitions").ToList()), found => found.Count > 0, Timeout, "ListRequisitions' span");
+        var sql = await Eventually.MatchAsync(
+            () => Task.FromResult(otlp.Spans.Where(s => s.Scope.Name == "Npgsql" && s.TraceId == list[0].TraceId).ToList()), found => found.Count > 0, Timeout,
+            "ListRequisitions' SQL");
+
+        // By now the relay has polled its outbox every 50 ms since the host started: none of it is a trace.
+        Assert.All(sql, s => Assert.NotEqual("", s.ParentSpanId.Trim('0')));
+        var roots = otlp.Spans.Where(s => s.Scope.Name == "Npgsql" && s.ParentSpanId.Trim('0') == "").ToList();
+        Assert.True(roots.Count == 0, string.Join("\n", roots.Take(5).Select(s => s.Span.Name + " " + string.Join(",", s.Span.Attributes.Select(a => a.Key + "=" + OtlpReceiver.Value(a.Value))))));
+        Assert.Equal("requisition-7", list[0].ResourceAttribute("service.instance.id"));
+        host.Logs.AssertNoErrors();
+    }
+}
