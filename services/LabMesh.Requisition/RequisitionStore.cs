@@ -282,13 +282,21 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
 
     /// <summary>
     /// Records an order event by the modality's rules. Recording the current status again changes
-    /// nothing (Changed is false). A draft accepts only its cancellation.
+    /// nothing (Changed is false). A draft accepts only its cancellation. A stale etag is ABORTED
+    /// unless the request repeats the latest event (same status and note): that is a retry of a call
+    /// that committed, and changes nothing.
     /// </summary>
     public Task<(RequisitionRecord Record, bool Changed)> RecordEventAsync(
         string teamId, string id, string? etag, string status, string note, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag);
+            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag: null);
+            if (!string.IsNullOrEmpty(etag) && etag != record.Etag &&
+                !(record.Events.Count > 0 && record.Events[^1].Status == status && record.Events[^1].Note == note))
+            {
+                throw new StaleEtagException("requisition", id);
+            }
+
             NamespacedStatus next;
             if (record.IsDraft)
             {
