@@ -33,6 +33,7 @@ public sealed partial class RequisitionWorkflow(
     IStatusCache cache,
     [FromKeyedServices(RequisitionStore.ServiceName)] OutboxRelay relay,
     ServiceRequestSync sync,
+    [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
     ILogger<RequisitionWorkflow> logger)
 {
     /// <summary>The status cache kind: keys are <c>labmesh:status:requisition:{id}</c>.</summary>
@@ -120,6 +121,8 @@ public sealed partial class RequisitionWorkflow(
             {
                 await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
                 await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
+                // Earlier order events the sync worker may have been retrying (or parked) are overtaken by this one.
+                await work.SucceededAsync(ServiceRequestSync.WorkKind, record.Id, record.LastEventId, CancellationToken.None);
             }
             catch (RpcException ex)
             {
@@ -190,7 +193,7 @@ public sealed partial class RequisitionWorkflow(
             await serviceRequests.ConfirmAsync(caller, record.Id, deadline, cancellationToken);
             await store.MarkServiceRequestsConfirmedAsync(record.Id, CancellationToken.None);
         }
-        catch (RpcException ex) when (PeerChannel.IsTransient(ex))
+        catch (RpcException ex) when (PeerErrors.IsTransient(ex))
         {
             // The requisition is committed and reads show its service requests (pending ones
             // included); partners see them once the sync worker's confirm lands.
