@@ -1,8 +1,8 @@
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Peers;
+using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
 using LabMesh.Testing;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.Requisition.Tests;
 
@@ -43,10 +43,10 @@ public sealed class ServiceRequestSyncTests
         await Eventually.HoldsAsync(
             () => mesh.Requisitions.Logs.Records.Any(r => r.Message.StartsWith($"Parked service_requests {refused.Id} ", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(20), "the parked log line");
-        var work = mesh.Requisitions.Services.GetRequiredKeyedService<PeerWork>(RequisitionStore.ServiceName);
-        var item = Assert.Single(await work.ListParkedAsync(team, 10, CancellationToken.None));
+        var item = Assert.Single((await client.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork);
         Assert.Equal((ServiceRequestSync.WorkKind, refused.Id, 2, "NOT_FOUND"), (item.Kind, item.ItemId, item.Refusals, item.LastError));
         Assert.Equal(recorded.Requisition.Events[^1].Id, item.ItemVersion);
+        Assert.Empty((await mesh.RequisitionClient("team-other").ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork);
         Assert.True(parked.Sum(ServiceRequestSync.WorkKind) >= 1);
 
         // Another requisition whose order event waits for the worker (the peer was down) is brought in line past it.
@@ -68,11 +68,42 @@ public sealed class ServiceRequestSyncTests
             list => list.Count == 2 && list.All(s => s.TaskBusinessStatus == TaskBusinessStatus.OrderConfirmed),
             TimeSpan.FromSeconds(20), "the sync worker to bring the other requisition in line");
 
-        // Retried by hand, the parked one is tried again (and, still refused, parked again).
-        Assert.True(await work.RetryAsync(team, ServiceRequestSync.WorkKind, refused.Id, CancellationToken.None));
-        Assert.False(await work.RetryAsync(team, ServiceRequestSync.WorkKind, refused.Id, CancellationToken.None));
-        await Eventually.MatchAsync(() => work.ListParkedAsync(team, 10, CancellationToken.None), list => list.Count == 1 && list[0].Attempts > item.Attempts,
+        // Retried by an admin, the parked one is tried again (and, still refused, parked again).
+        var retry = new RetryParkedWorkRequest { Kind = ServiceRequestSync.WorkKind, ItemId = refused.Id };
+        await client.RetryParkedWorkAsync(retry, deadline: Deadline);
+        await Eventually.MatchAsync(
+            async () => (await client.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork,
+            list => list.Count == 1 && list[0].Attempts > item.Attempts,
             TimeSpan.FromSeconds(20), "the retried item to be tried and parked again");
+        mesh.Requisitions.Logs.AssertNoErrors();
+    }
+
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    public async Task RetryParkedWork_BadKindOrNoItem_IsInvalidArgument_NothingParked_IsNotFound_AndOnlyAdminsMayCall(Backend backend)
+    {
+        await using var mesh = await Mesh.StartAsync(backend).WaitAsync(TimeSpan.FromSeconds(120));
+        var team = "team-" + Guid.NewGuid().ToString("N")[..8];
+        var client = mesh.RequisitionClient(team);
+
+        var kind = await Assert.ThrowsAsync<RpcException>(() => client.RetryParkedWorkAsync(
+            new RetryParkedWorkRequest { Kind = "report_statuses", ItemId = "x" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal((StatusCode.InvalidArgument, "kind"), (kind.StatusCode, Assert.Single(kind.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field));
+        var item = await Assert.ThrowsAsync<RpcException>(() => client.RetryParkedWorkAsync(
+            new RetryParkedWorkRequest { Kind = ServiceRequestSync.WorkKind }, deadline: Deadline).ResponseAsync);
+        Assert.Equal((StatusCode.InvalidArgument, "item_id"), (item.StatusCode, Assert.Single(item.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field));
+        var missing = await Assert.ThrowsAsync<RpcException>(() => client.RetryParkedWorkAsync(
+            new RetryParkedWorkRequest { Kind = ServiceRequestSync.WorkKind, ItemId = Guid.NewGuid().ToString() }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        var size = await Assert.ThrowsAsync<RpcException>(() => client.ListParkedWorkAsync(
+            new ListParkedWorkRequest { PageSize = 501 }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, size.StatusCode);
+
+        var channel = mesh.Requisitions.CreateChannel();
+        var clinician = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, team, LabMesh.ServiceDefaults.Identity.CallerRole.Clinician));
+        var denied = await Assert.ThrowsAsync<RpcException>(() => clinician.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+        channel.Dispose();
         mesh.Requisitions.Logs.AssertNoErrors();
     }
 }

@@ -1,8 +1,7 @@
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Peers;
+using LabMesh.Contracts.Common.V1;
 using LabMesh.Testing;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.ResultsInterpretation.Tests;
 
@@ -45,8 +44,7 @@ public sealed class ResultsEffectsParkingTests
         await Eventually.HoldsAsync(
             () => mesh.Results.Logs.Records.Any(r => r.Message.StartsWith($"Parked {ResultsEffects.StageKind} {refused.Id} ", StringComparison.Ordinal)),
             Timeout, "the parked log line");
-        var work = mesh.Results.Services.GetRequiredKeyedService<PeerWork>(ResultsStore.ServiceName);
-        var item = Assert.Single(await work.ListParkedAsync(team, 10, CancellationToken.None));
+        var item = Assert.Single((await client.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork);
         Assert.Equal((ResultsEffects.StageKind, refused.Id, 2, "NOT_FOUND"), (item.Kind, item.ItemId, item.Refusals, item.LastError));
         Assert.True(parked.Sum(ResultsEffects.StageKind) >= 1);
 
@@ -68,7 +66,15 @@ public sealed class ResultsEffectsParkingTests
         await Eventually.MatchAsync(
             async () => (await requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = other.Id }, deadline: Deadline)).Status,
             s => s.LifecycleStatus == LifecycleStatus.ResultsAmended, Timeout, "the other requisition to hear of its amendment");
-        Assert.Single(await work.ListParkedAsync(team, 10, CancellationToken.None));
+        Assert.Single((await client.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork);
+
+        // Retried by an admin once the cause is fixed (here: the Requisition service has its store back), it lands.
+        await mesh.RestartRequisitionsWithFirstStoreAsync();
+        await client.RetryParkedWorkAsync(new RetryParkedWorkRequest { Kind = ResultsEffects.StageKind, ItemId = refused.Id }, deadline: Deadline);
+        await Eventually.MatchAsync(
+            async () => (await requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = refused.Id }, deadline: Deadline)).Status,
+            s => s.LifecycleStatus == LifecycleStatus.ResultsAmended, Timeout, "the retried milestone to land");
+        Assert.Empty((await client.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork);
         mesh.Results.Logs.AssertNoErrors();
     }
 

@@ -19,6 +19,7 @@ public sealed class ResultsMesh : IAsyncDisposable
     private readonly Backend _backend;
     private readonly List<GrpcChannel> _channels = [];
     private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly Dictionary<string, string?> _firstRequisitionSettings;
     private Dictionary<string, string?> _requisitionSettings;
 
     private ResultsMesh(
@@ -32,6 +33,7 @@ public sealed class ResultsMesh : IAsyncDisposable
         _backend = backend;
         _serviceRequestSettings = serviceRequestSettings;
         _requisitionSettings = requisitionSettings;
+        _firstRequisitionSettings = requisitionSettings;
         ServiceRequests = serviceRequests;
         Requisitions = requisitions;
         Results = results;
@@ -95,6 +97,15 @@ public sealed class ResultsMesh : IAsyncDisposable
         var fresh = await TestSettings.CreateAsync(_backend);
         fresh["LabMesh:Services:ServiceRequest"] = ServiceRequests.Address;
         _requisitionSettings = fresh;
+        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, port);
+    }
+
+    /// <summary>Replaces the Requisition service by one on the same port with the store it started with.</summary>
+    public async Task RestartRequisitionsWithFirstStoreAsync()
+    {
+        var port = Requisitions.Port;
+        await Requisitions.DisposeAsync();
+        _requisitionSettings = _firstRequisitionSettings;
         Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, port);
     }
 

@@ -1,6 +1,10 @@
 using System.Diagnostics.Metrics;
 using Dapper;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
@@ -45,7 +49,7 @@ public sealed record ParkedWork(
 /// <see cref="PeerWorkOptions.FirstBackoff"/> after a transient failure: the peer, not the item, is the problem;
 /// doubling per refusal up to <see cref="PeerWorkOptions.MaxBackoff"/> otherwise), and after
 /// <see cref="PeerWorkOptions.ParkAfter"/> refusals the item is parked: not tried again until
-/// <see cref="RetryAsync"/>, with a warning log line and <c>labmesh.sync.parked</c>. A later version of the
+/// <see cref="RetryAsync(string, string, string, CancellationToken)"/>, with a warning log line and <c>labmesh.sync.parked</c>. A later version of the
 /// item (a new order event, a new report version) is new work, tried at once. A worker selects its items
 /// with <see cref="DueJoin"/>, <see cref="DueFilter"/> and <see cref="DueOrder"/>, so items backing off or
 /// parked are left out of the batch and never hold back the others.
@@ -168,6 +172,51 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
         return changed > 0;
     }
 
+    /// <summary><c>ListParkedWork</c>: the caller's team's parked items.</summary>
+    public async Task<ListParkedWorkResponse> ListAsync(Caller caller, ListParkedWorkRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(request);
+        var size = PageToken.Size(request.PageSize);
+        var response = new ListParkedWorkResponse();
+        response.ParkedWork.AddRange((await ListParkedAsync(caller.TeamId, size, cancellationToken)).Select(p => new Contracts.Common.V1.ParkedWork
+        {
+            Kind = p.Kind,
+            ItemId = p.ItemId,
+            ItemVersion = p.ItemVersion,
+            Attempts = p.Attempts,
+            Refusals = p.Refusals,
+            LastError = p.LastError,
+            ParkTime = Timestamp.FromDateTimeOffset(p.ParkedAt),
+        }));
+        return response;
+    }
+
+    /// <summary>
+    /// <c>RetryParkedWork</c>: unparks one of the caller's team's items of one of <paramref name="kinds"/> (this service's);
+    /// INVALID_ARGUMENT for another kind or no item id, NOT_FOUND when that item is not parked.
+    /// </summary>
+    public async Task RetryAsync(Caller caller, RetryParkedWorkRequest request, IReadOnlyCollection<string> kinds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(kinds);
+        if (!kinds.Contains(request.Kind))
+        {
+            throw new InvalidArgumentException("kind", $"must be one of this service's kinds: {string.Join(", ", kinds.Select(k => '"' + k + '"'))}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(request.ItemId))
+        {
+            throw new InvalidArgumentException("item_id", "is required: the id of a parked item (ListParkedWork).");
+        }
+
+        if (!await RetryAsync(caller.TeamId, request.Kind, request.ItemId, cancellationToken))
+        {
+            throw new NotFoundException("parked work", request.ItemId);
+        }
+    }
+
     private TimeSpan Backoff(int refusals)
     {
         var doubled = options.FirstBackoff * Math.Pow(2, Math.Min(refusals - 1, 20));
@@ -181,7 +230,7 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
         string.Concat(status.ToString().Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : c.ToString())).ToUpperInvariant();
 
     [LoggerMessage(Level = LogLevel.Warning,
-        Message = "Parked {Kind} {ItemId} (version {ItemVersion}) after {Refusals} refusals, the last {Status}: not tried again until retried")]
+        Message = "Parked {Kind} {ItemId} (version {ItemVersion}) after {Refusals} refusals, the last {Status}: not tried again until an admin retries it (RetryParkedWork)")]
     private static partial void LogParked(ILogger logger, string kind, string itemId, long itemVersion, int refusals, string status);
 
     private sealed class AttemptRow
