@@ -25,7 +25,7 @@ namespace LabMesh.Requisition;
 /// resumes where the first attempt stopped: it never makes a second requisition or second
 /// service requests. Once committed, what the ServiceRequest service still has to hear (the
 /// confirm, the latest order event) is recorded on the row and pushed by
-/// <see cref="ServiceRequestSync"/> until it lands.
+/// <see cref="ServiceRequestSync"/> until it lands (or, refused again and again, is parked for an admin).
 /// </remarks>
 public sealed partial class RequisitionWorkflow(
     RequisitionStore store,
