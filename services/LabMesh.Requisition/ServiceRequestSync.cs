@@ -70,12 +70,14 @@ public sealed partial class ServiceRequestSync(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var parkedGauge = work.ReportParkedItems();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await _wake.WaitAsync(Interval, stoppingToken);
                 await SyncOnceAsync(stoppingToken);
+                await work.CountParkedAsync(stoppingToken);
             }
             catch (Exception) when (stoppingToken.IsCancellationRequested)
             {

@@ -108,12 +108,14 @@ public sealed partial class ResultsEffects(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var parkedGauge = work.ReportParkedItems();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await _wake.WaitAsync(Interval, stoppingToken);
                 await ApplyAsync(null, DateTime.UtcNow + PassTimeout, stoppingToken);
+                await work.CountParkedAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Dapper;
 using Google.Protobuf.WellKnownTypes;
@@ -96,7 +97,30 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     /// <summary>Never-tried items first, then retries by the time they were due.</summary>
     public const string DueOrder = "COALESCE(w.next_attempt_at, '')";
 
+    private long _parked = -1;
+
     public PeerWorkOptions Options => options;
+
+    /// <summary>The store's service (<c>labmesh.service</c> of <c>labmesh.sync.parked.items</c>).</summary>
+    public string ServiceName => database.ServiceName;
+
+    /// <summary>Parked items of every team as of the last <see cref="CountParkedAsync"/>; null before the first.</summary>
+    public long? ParkedItems => Interlocked.Read(ref _parked) is var n && n >= 0 ? n : null;
+
+    /// <summary>
+    /// Reports <c>labmesh.sync.parked.items</c> for this store while the returned registration lives (a worker holds
+    /// it while it runs, and calls <see cref="CountParkedAsync"/> after each pass).
+    /// </summary>
+    public IDisposable ReportParkedItems() => ParkedGauge.Register(this);
+
+    /// <summary>Counts the parked items of every team, for <c>labmesh.sync.parked.items</c>.</summary>
+    public async Task CountParkedAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var count = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM peer_work WHERE parked = 1", cancellationToken: cancellationToken));
+        Interlocked.Exchange(ref _parked, count);
+    }
 
     /// <summary>The migration creating <c>peer_work</c>, as version <paramref name="version"/> of a store.</summary>
     public static Migration Migration(int version) => new(version, "peer work: attempts, backoff and parking per item", Schema);
@@ -249,6 +273,29 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
         public int Refusals { get; set; }
         public string LastError { get; set; } = "";
         public string ChangedAt { get; set; } = "";
+    }
+}
+
+/// <summary><c>labmesh.sync.parked.items</c>: one measurement per running worker's store, by service.</summary>
+internal static class ParkedGauge
+{
+    private static readonly ConcurrentDictionary<PeerWork, byte> Stores = new();
+
+    static ParkedGauge() => LabMeshTelemetry.Meter.CreateObservableGauge(
+        "labmesh.sync.parked.items",
+        () => Stores.Keys.Where(w => w.ParkedItems is not null)
+            .Select(w => new Measurement<long>(w.ParkedItems!.Value, new KeyValuePair<string, object?>("labmesh.service", w.ServiceName))),
+        "{item}", "Items parked now (every team), as of the worker's last pass.");
+
+    public static IDisposable Register(PeerWork work)
+    {
+        Stores[work] = 0;
+        return new Registration(work);
+    }
+
+    private sealed class Registration(PeerWork work) : IDisposable
+    {
+        public void Dispose() => Stores.TryRemove(work, out _);
     }
 }
 

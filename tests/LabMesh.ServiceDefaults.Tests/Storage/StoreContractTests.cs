@@ -726,6 +726,16 @@ public abstract class StoreContractTests : IAsyncLifetime
         Assert.Empty(await work.ListParkedAsync("team_2", 10, CancellationToken.None));
         Assert.Contains(log.Entries, e => e.Level == LogLevel.Warning && e.Message.StartsWith("Parked thing a (version 1) after 3 refusals, the last INTERNAL", StringComparison.Ordinal));
 
+        // labmesh.sync.parked.items, for this store, as of the last count.
+        using (work.ReportParkedItems())
+        {
+            Assert.Null(ParkedGauge(ServiceName));
+            await work.CountParkedAsync(CancellationToken.None);
+            Assert.Equal(1, ParkedGauge(ServiceName));
+        }
+
+        Assert.Null(ParkedGauge(ServiceName));
+
         // A later version of the item is new work; retried, the parked version is due at once with its refusals counted afresh.
         Assert.False(await work.RetryAsync("team_2", "thing", "a", CancellationToken.None));
         Assert.True(await work.RetryAsync("team_1", "thing", "a", CancellationToken.None));
@@ -736,6 +746,33 @@ public abstract class StoreContractTests : IAsyncLifetime
         // Success forgets the item's attempts.
         await work.SucceededAsync("thing", "a", 1, CancellationToken.None);
         Assert.Equal(["a", "b"], await DueAsync());
+    }
+
+    /// <summary>labmesh.sync.parked.items for <paramref name="service"/> now, or null when nothing reports it.</summary>
+    private static long? ParkedGauge(string service)
+    {
+        long? value = null;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "LabMesh" && instrument.Name == "labmesh.sync.parked.items")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, measured, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "labmesh.service" && Equals(tag.Value, service))
+                {
+                    value = measured;
+                }
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return value;
     }
 
     private sealed class SimulatedCrashException : Exception;
