@@ -5,6 +5,7 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Validation;
 
@@ -14,7 +15,12 @@ namespace LabMesh.Requisition;
 /// <c>labmesh.requisition.v1.RequisitionService</c>: validates and maps; the work is in
 /// <see cref="RequisitionWorkflow"/>, the rules in <see cref="Domain"/>.
 /// </summary>
-public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStore store, OrderSimulator simulator)
+public sealed class RequisitionApi(
+    RequisitionWorkflow workflow,
+    RequisitionStore store,
+    OrderSimulator simulator,
+    [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
+    ServiceRequestSync sync)
     : RequisitionService.RequisitionServiceBase
 {
     private static readonly TimeSpan MaxStepDelay = TimeSpan.FromSeconds(60);
@@ -152,6 +158,16 @@ public sealed class RequisitionApi(RequisitionWorkflow workflow, RequisitionStor
         var (status, changed) = await workflow.RecordResultsStageAsync(caller, id, request.Stage, request.Sequence, context.Deadline,
             context.CancellationToken);
         return new RecordResultsStageResponse { Status = status, Changed = changed };
+    }
+
+    public override Task<ListParkedWorkResponse> ListParkedWork(ListParkedWorkRequest request, ServerCallContext context) =>
+        work.ListAsync(context.GetCaller(), request, context.CancellationToken);
+
+    public override async Task<RetryParkedWorkResponse> RetryParkedWork(RetryParkedWorkRequest request, ServerCallContext context)
+    {
+        await work.RetryAsync(context.GetCaller(), request, [ServiceRequestSync.WorkKind], context.CancellationToken);
+        sync.Nudge();
+        return new RetryParkedWorkResponse();
     }
 
     /// <summary>Every field problem at once, so a caller fixes them in one round.</summary>

@@ -8,6 +8,7 @@ using LabMesh.Requisition.Domain;
 using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Vocabulary;
@@ -107,6 +108,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             "ALTER TABLE requisitions ADD COLUMN results_stage INTEGER NOT NULL DEFAULT 0;\n" +
             "ALTER TABLE requisitions ADD COLUMN results_seq BIGINT NOT NULL DEFAULT 0;"),
         AuditLog.Migration(4),
+        PeerWork.Migration(5),
     ];
 
     public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
@@ -282,13 +284,21 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
 
     /// <summary>
     /// Records an order event by the modality's rules. Recording the current status again changes
-    /// nothing (Changed is false). A draft accepts only its cancellation.
+    /// nothing (Changed is false). A draft accepts only its cancellation. A stale etag is ABORTED
+    /// unless the request repeats the latest event (same status and note): that is a retry of a call
+    /// that committed, and changes nothing.
     /// </summary>
     public Task<(RequisitionRecord Record, bool Changed)> RecordEventAsync(
         string teamId, string id, string? etag, string status, string note, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag);
+            var record = await LoadForUpdateAsync(connection, transaction, teamId, id, etag: null);
+            if (!string.IsNullOrEmpty(etag) && etag != record.Etag &&
+                !(record.Events.Count > 0 && record.Events[^1].Status == status && record.Events[^1].Note == note))
+            {
+                throw new StaleEtagException("requisition", id);
+            }
+
             NamespacedStatus next;
             if (record.IsDraft)
             {
@@ -316,13 +326,18 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             return (updated, true);
         }, cancellationToken);
 
-    /// <summary>Committed requisitions whose service requests still need a confirm or the latest order event.</summary>
-    public async Task<IReadOnlyList<RequisitionRecord>> ListUnsyncedAsync(int limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Committed requisitions whose service requests still need a confirm or the latest order event, and are due
+    /// (<see cref="PeerWork"/>: <paramref name="kind"/>'s attempts, keyed by the latest order event): never tried
+    /// first, then by when they were due; those backing off or parked are left out.
+    /// </summary>
+    public async Task<IReadOnlyList<RequisitionRecord>> ListUnsyncedAsync(string kind, string now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM requisitions WHERE committed = 1 AND (sr_confirmed = 0 OR sr_synced_event_id < last_event_id) " +
-            "ORDER BY id LIMIT @limit", new { limit }, cancellationToken: cancellationToken));
+            $"SELECT {Columns} FROM requisitions{PeerWork.DueJoin(kind, "requisitions.id", "requisitions.last_event_id")} " +
+            $"WHERE committed = 1 AND (sr_confirmed = 0 OR sr_synced_event_id < last_event_id) AND {PeerWork.DueFilter} " +
+            $"ORDER BY {PeerWork.DueOrder}, id LIMIT @limit", new { now, limit }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToRecord([])).ToList();
     }
 

@@ -25,7 +25,7 @@ namespace LabMesh.Requisition;
 /// resumes where the first attempt stopped: it never makes a second requisition or second
 /// service requests. Once committed, what the ServiceRequest service still has to hear (the
 /// confirm, the latest order event) is recorded on the row and pushed by
-/// <see cref="ServiceRequestSync"/> until it lands.
+/// <see cref="ServiceRequestSync"/> until it lands (or, refused again and again, is parked for an admin).
 /// </remarks>
 public sealed partial class RequisitionWorkflow(
     RequisitionStore store,
@@ -33,6 +33,7 @@ public sealed partial class RequisitionWorkflow(
     IStatusCache cache,
     [FromKeyedServices(RequisitionStore.ServiceName)] OutboxRelay relay,
     ServiceRequestSync sync,
+    [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
     ILogger<RequisitionWorkflow> logger)
 {
     /// <summary>The status cache kind: keys are <c>labmesh:status:requisition:{id}</c>.</summary>
@@ -103,7 +104,12 @@ public sealed partial class RequisitionWorkflow(
         return Map(placed, serviceRequestList);
     }
 
-    /// <summary>Records an order event and brings the service requests in line (consistency table).</summary>
+    /// <summary>
+    /// Records an order event, then tells its service requests (consistency table). Once the event has
+    /// committed the answer is the committed requisition, whatever the ServiceRequest service says: what it
+    /// did not take is left to <see cref="ServiceRequestSync"/>, and when it cannot be read the requisition
+    /// comes back without its service requests.
+    /// </summary>
     public async Task<Contracts.Requisition.V1.Requisition> RecordEventAsync(
         Caller caller, string id, string? etag, string status, string note, DateTime deadline, CancellationToken cancellationToken)
     {
@@ -111,10 +117,30 @@ public sealed partial class RequisitionWorkflow(
         if (changed)
         {
             await AfterCommitAsync(record);
-            await SyncServiceRequestsAsync(caller, record, deadline, cancellationToken);
+            try
+            {
+                await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
+                await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
+                // Earlier order events the sync worker may have been retrying (or parked) are overtaken by this one.
+                await work.SucceededAsync(ServiceRequestSync.WorkKind, record.Id, record.LastEventId, CancellationToken.None);
+            }
+            catch (RpcException ex)
+            {
+                LogSyncDeferred(logger, record.Id, ex.StatusCode);
+                sync.Nudge();
+                return Map(record, null);
+            }
         }
 
-        return await ReadAsync(caller, record, deadline, cancellationToken);
+        try
+        {
+            return await ReadAsync(caller, record, deadline, cancellationToken);
+        }
+        catch (RpcException ex)
+        {
+            LogServiceRequestsUnread(logger, record.Id, ex.StatusCode);
+            return Map(record, null);
+        }
     }
 
     public async Task<Contracts.Requisition.V1.Requisition> GetAsync(Caller caller, string id, DateTime deadline, CancellationToken cancellationToken)
@@ -155,21 +181,6 @@ public sealed partial class RequisitionWorkflow(
         return fresh;
     }
 
-    /// <summary>Pushes the latest order event of <paramref name="record"/> to its service requests; on failure the sync worker takes over.</summary>
-    public async Task SyncServiceRequestsAsync(Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
-            await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
-        }
-        catch (RpcException ex) when (PeerChannel.IsTransient(ex))
-        {
-            LogSyncDeferred(logger, record.Id, ex.StatusCode);
-            sync.Nudge();
-        }
-    }
-
     private async Task EnsureConfirmedAsync(Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
     {
         if (record.ServiceRequestsConfirmed)
@@ -182,7 +193,7 @@ public sealed partial class RequisitionWorkflow(
             await serviceRequests.ConfirmAsync(caller, record.Id, deadline, cancellationToken);
             await store.MarkServiceRequestsConfirmedAsync(record.Id, CancellationToken.None);
         }
-        catch (RpcException ex) when (PeerChannel.IsTransient(ex))
+        catch (RpcException ex) when (PeerErrors.IsTransient(ex))
         {
             // The requisition is committed and reads show its service requests (pending ones
             // included); partners see them once the sync worker's confirm lands.
@@ -293,6 +304,9 @@ public sealed partial class RequisitionWorkflow(
     private static string RequestHash(CreateRequisitionRequest request) =>
         Convert.ToHexString(SHA256.HashData(request.ToByteArray()));
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: the ServiceRequest service did not answer ({Status}); the sync worker will retry")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: the ServiceRequest service did not take the change ({Status}); the sync worker will retry")]
     private static partial void LogSyncDeferred(ILogger logger, string requisitionId, StatusCode status);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: its service requests could not be read ({Status}); answered without them")]
+    private static partial void LogServiceRequestsUnread(ILogger logger, string requisitionId, StatusCode status);
 }

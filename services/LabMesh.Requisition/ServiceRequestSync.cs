@@ -1,31 +1,38 @@
 using Grpc.Core;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
 
 namespace LabMesh.Requisition;
 
 /// <summary>
 /// Brings the ServiceRequest service in line with committed requisitions when a call made during
-/// the request did not land (the peer was down or slow): it confirms pending service requests and
-/// applies each requisition's latest order event, retrying until the ServiceRequest service
-/// answers. Both calls are idempotent, so several replicas doing this at once is harmless.
+/// the request did not land (the peer was down, slow or refusing): it confirms pending service requests
+/// and applies each requisition's latest order event. Each requisition's attempts are counted per
+/// latest order event (<see cref="PeerWork"/>, kind <see cref="WorkKind"/>): it backs off after a
+/// failure and is parked after <c>LabMesh:PeerWork:ParkAfter</c> refusals, and a later order event is
+/// tried at once. Both calls are idempotent, so several replicas doing this at once is harmless.
 /// </summary>
 public sealed partial class ServiceRequestSync(
     RequisitionStore store,
     ServiceRequestGateway gateway,
+    [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
     ILogger<ServiceRequestSync> logger) : BackgroundService
 {
+    /// <summary>The <see cref="PeerWork"/> kind of a requisition's confirm and latest order event.</summary>
+    public const string WorkKind = "service_requests";
+
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
     private readonly WakeSignal _wake = new();
 
     /// <summary>Runs a pass soon instead of at the next interval.</summary>
     public void Nudge() => _wake.Set();
 
-    /// <summary>One pass; returns how many requisitions were brought in line.</summary>
+    /// <summary>One pass over the requisitions that are due; returns how many were brought in line.</summary>
     public async Task<int> SyncOnceAsync(CancellationToken cancellationToken)
     {
         var done = 0;
-        foreach (var record in await store.ListUnsyncedAsync(100, cancellationToken))
+        foreach (var record in await store.ListUnsyncedAsync(WorkKind, work.Now(), work.Options.BatchSize, cancellationToken))
         {
             var caller = new Caller(record.TeamId, "service:" + RequisitionStore.ServiceName, CallerRole.Service, null);
             var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -43,13 +50,16 @@ public sealed partial class ServiceRequestSync(
                     await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, cancellationToken);
                 }
 
+                await work.SucceededAsync(WorkKind, record.Id, record.LastEventId, CancellationToken.None);
                 done++;
             }
             catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
             {
                 LogSyncFailed(logger, record.Id, ex.StatusCode);
-                if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+                await work.FailedAsync(WorkKind, record.Id, record.LastEventId, record.TeamId, ex.StatusCode, CancellationToken.None);
+                if (PeerErrors.IsTransient(ex))
                 {
+                    // The peer is down or overloaded: the rest of the batch would fail alike; the next pass tries again.
                     break;
                 }
             }
@@ -60,12 +70,14 @@ public sealed partial class ServiceRequestSync(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var parkedGauge = work.ReportParkedItems();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await _wake.WaitAsync(Interval, stoppingToken);
                 await SyncOnceAsync(stoppingToken);
+                await work.CountParkedAsync(stoppingToken);
             }
             catch (Exception) when (stoppingToken.IsCancellationRequested)
             {

@@ -1,8 +1,10 @@
 using Grpc.Core;
+using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Vocabulary;
 
@@ -12,7 +14,13 @@ namespace LabMesh.ResultsInterpretation;
 /// <c>labmesh.results.v1.ResultsInterpretationService</c>: validates and maps; the work is in
 /// <see cref="ResultsWorkflow"/>, the reading in <see cref="MarkerReader"/>.
 /// </summary>
-public sealed class ResultsApi(ResultsWorkflow workflow, ResultsStore store, MarkerReader reader) : ResultsInterpretationService.ResultsInterpretationServiceBase
+public sealed class ResultsApi(
+    ResultsWorkflow workflow,
+    ResultsStore store,
+    MarkerReader reader,
+    [FromKeyedServices(ResultsStore.ServiceName)] PeerWork work,
+    ResultsEffects effects)
+    : ResultsInterpretationService.ResultsInterpretationServiceBase
 {
     public override async Task<SubmitResultsResponse> SubmitResults(SubmitResultsRequest request, ServerCallContext context)
     {
@@ -120,6 +128,16 @@ public sealed class ResultsApi(ResultsWorkflow workflow, ResultsStore store, Mar
         }
 
         return response;
+    }
+
+    public override Task<ListParkedWorkResponse> ListParkedWork(ListParkedWorkRequest request, ServerCallContext context) =>
+        work.ListAsync(context.GetCaller(), request, context.CancellationToken);
+
+    public override async Task<RetryParkedWorkResponse> RetryParkedWork(RetryParkedWorkRequest request, ServerCallContext context)
+    {
+        await work.RetryAsync(context.GetCaller(), request, [ResultsEffects.StatusesKind, ResultsEffects.StageKind], context.CancellationToken);
+        effects.Nudge();
+        return new RetryParkedWorkResponse();
     }
 
     public static CriticalLimit Map(CriticalLimitEntry entry)

@@ -8,11 +8,23 @@ namespace LabMesh.ResultsInterpretation;
 /// <summary>
 /// Brings the other services in line with stored reports: the service requests' statuses and the
 /// requisition's results milestone. Run right after each commit (<see cref="ResultsWorkflow"/>) and,
-/// for what could not land then, every few seconds until it does. Both calls are idempotent, so
-/// several replicas doing this at once is harmless.
+/// for what could not land then, every few seconds until it does. Each item's attempts are counted
+/// (<see cref="PeerWork"/>: kinds <see cref="StatusesKind"/> per report version and <see cref="StageKind"/>
+/// per milestone): it backs off after a failure and is parked after <c>LabMesh:PeerWork:ParkAfter</c>
+/// refusals. Both calls are idempotent, so several replicas doing this at once is harmless.
 /// </summary>
-public sealed partial class ResultsEffects(ResultsStore store, MeshGateway peers, ILogger<ResultsEffects> logger) : BackgroundService
+public sealed partial class ResultsEffects(
+    ResultsStore store,
+    MeshGateway peers,
+    [FromKeyedServices(ResultsStore.ServiceName)] PeerWork work,
+    ILogger<ResultsEffects> logger) : BackgroundService
 {
+    /// <summary>The <see cref="PeerWork"/> kind of a report version's service-request statuses.</summary>
+    public const string StatusesKind = "report_statuses";
+
+    /// <summary>The <see cref="PeerWork"/> kind of a requisition's results milestone.</summary>
+    public const string StageKind = "results_stage";
+
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan PassTimeout = TimeSpan.FromSeconds(10);
     private readonly WakeSignal _wake = new();
@@ -21,81 +33,89 @@ public sealed partial class ResultsEffects(ResultsStore store, MeshGateway peers
     public void Nudge() => _wake.Set();
 
     /// <summary>
-    /// Pushes what the peers have not heard yet: each stored report's service-request statuses, then
-    /// the results milestone (after the statuses, so the requisition derives its view from both).
-    /// Only <paramref name="requisitionId"/>'s when given. A peer that is down or slow leaves the rest
-    /// to this worker's next pass.
+    /// Pushes what the peers have not heard yet and is due: each stored report's service-request statuses, then
+    /// the results milestone (once the statuses landed, so the requisition derives its view from both).
+    /// Only <paramref name="requisitionId"/>'s when given. A peer that is down or slow ends the pass and
+    /// leaves the rest to this worker's next one.
     /// </summary>
     public async Task<int> ApplyAsync(string? requisitionId, DateTime deadline, CancellationToken cancellationToken)
     {
         var done = 0;
-        try
+        var now = work.Now();
+        foreach (var pending in await store.ListUnappliedReportsAsync(requisitionId, StatusesKind, now, work.Options.BatchSize, cancellationToken))
         {
-            var blocked = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var pending in await store.ListUnappliedReportsAsync(requisitionId, 100, cancellationToken))
+            var report = pending.Report;
+            try
             {
-                var report = pending.Report;
-                if (blocked.Contains(report.RequisitionId))
-                {
-                    continue;
-                }
-
-                try
-                {
-                    await peers.RecordResultsAsync(ServiceCaller(report.TeamId), report.RequisitionId, report.ServiceRequestIds,
-                        pending.IsFinal, $"results report {report.Id} v{report.Version}", deadline, cancellationToken);
-                    await store.MarkEffectsAppliedAsync(report.Id, report.Version, CancellationToken.None);
-                    done++;
-                }
-                catch (RpcException ex) when (!PeerChannel.IsTransient(ex))
-                {
-                    LogEffectRejected(logger, report.RequisitionId, "service-request statuses", ex.StatusCode);
-                    blocked.Add(report.RequisitionId);
-                }
+                await peers.RecordResultsAsync(ServiceCaller(report.TeamId), report.RequisitionId, report.ServiceRequestIds,
+                    pending.IsFinal, $"results report {report.Id} v{report.Version}", deadline, cancellationToken);
+                await store.MarkEffectsAppliedAsync(report.Id, report.Version, CancellationToken.None);
+                await work.SucceededAsync(StatusesKind, report.Id, report.Version, CancellationToken.None);
+                done++;
             }
-
-            foreach (var progress in await store.ListUnsyncedProgressAsync(requisitionId, 100, cancellationToken))
+            catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
             {
-                if (blocked.Contains(progress.RequisitionId))
+                if (!await FailedAsync(StatusesKind, report.Id, report.Version, report.TeamId, report.RequisitionId, ex, requisitionId))
                 {
-                    continue;
-                }
-
-                try
-                {
-                    await peers.RecordResultsStageAsync(ServiceCaller(progress.TeamId), progress.RequisitionId, progress.Stage, progress.Sequence,
-                        deadline, cancellationToken);
-                    await store.MarkProgressSyncedAsync(progress.RequisitionId, progress.Sequence, CancellationToken.None);
-                    done++;
-                }
-                catch (RpcException ex) when (!PeerChannel.IsTransient(ex))
-                {
-                    LogEffectRejected(logger, progress.RequisitionId, "results milestone", ex.StatusCode);
+                    return done;
                 }
             }
         }
-        catch (RpcException ex) when (PeerChannel.IsTransient(ex))
+
+        foreach (var progress in await store.ListUnsyncedProgressAsync(requisitionId, StageKind, now, work.Options.BatchSize, cancellationToken))
         {
-            LogEffectsDeferred(logger, requisitionId ?? "(all)", ex.StatusCode);
-            // A call made right after a commit hands over to this worker; the worker's own pass
-            // waits for its interval instead of spinning while a peer is down.
-            if (requisitionId is not null)
+            try
             {
-                Nudge();
+                await peers.RecordResultsStageAsync(ServiceCaller(progress.TeamId), progress.RequisitionId, progress.Stage, progress.Sequence,
+                    deadline, cancellationToken);
+                await store.MarkProgressSyncedAsync(progress.RequisitionId, progress.Sequence, CancellationToken.None);
+                await work.SucceededAsync(StageKind, progress.RequisitionId, progress.Sequence, CancellationToken.None);
+                done++;
+            }
+            catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                if (!await FailedAsync(StageKind, progress.RequisitionId, progress.Sequence, progress.TeamId, progress.RequisitionId, ex, requisitionId))
+                {
+                    return done;
+                }
             }
         }
 
         return done;
     }
 
+    /// <summary>Counts the failure; false when the pass should stop (the peer is down or overloaded: the rest would fail alike).</summary>
+    private async Task<bool> FailedAsync(
+        string kind, string itemId, long version, string teamId, string itemRequisitionId, RpcException ex, string? requisitionId)
+    {
+        await work.FailedAsync(kind, itemId, version, teamId, ex.StatusCode, CancellationToken.None);
+        if (!PeerErrors.IsTransient(ex))
+        {
+            LogEffectRefused(logger, itemRequisitionId, kind, ex.StatusCode);
+            return true;
+        }
+
+        LogEffectsDeferred(logger, itemRequisitionId, ex.StatusCode);
+        // A call made right after a commit hands over to this worker; the worker's own pass
+        // waits for its interval instead of spinning while a peer is down.
+        if (requisitionId is not null)
+        {
+            Nudge();
+        }
+
+        return false;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var parkedGauge = work.ReportParkedItems();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await _wake.WaitAsync(Interval, stoppingToken);
                 await ApplyAsync(null, DateTime.UtcNow + PassTimeout, stoppingToken);
+                await work.CountParkedAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -119,8 +139,8 @@ public sealed partial class ResultsEffects(ResultsStore store, MeshGateway peers
     [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: a peer did not answer ({Status}); retrying later")]
     private static partial void LogEffectsDeferred(ILogger logger, string requisitionId, StatusCode status);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Requisition {RequisitionId}: the {Effect} were refused ({Status}); retrying later")]
-    private static partial void LogEffectRejected(ILogger logger, string requisitionId, string effect, StatusCode status);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: the {Kind} were refused ({Status}); retrying later unless parked")]
+    private static partial void LogEffectRefused(ILogger logger, string requisitionId, string kind, StatusCode status);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A results-effects pass failed")]
     private static partial void LogPassFailed(ILogger logger, Exception exception);

@@ -28,6 +28,7 @@ public static class ResultsInterpretationServiceExtensions
         services.AddPeerClient<RequisitionService.RequisitionServiceClient>(p => p.Requisition, RequisitionService.Descriptor.FullName);
         services.AddPeerClient<ServiceRequestService.ServiceRequestServiceClient>(p => p.ServiceRequest, ServiceRequestService.Descriptor.FullName);
         services.AddSingleton<MeshGateway>();
+        services.AddPeerWork(ResultsStore.ServiceName);
         services.AddSingleton<ResultsEffects>();
         services.AddHostedService(sp => sp.GetRequiredService<ResultsEffects>());
         services.AddSingleton<ResultsWorkflow>();

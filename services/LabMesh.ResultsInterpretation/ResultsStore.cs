@@ -7,6 +7,7 @@ using LabMesh.Contracts.Results.V1;
 using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Vocabulary;
 
@@ -97,6 +98,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         new(1, "reports and results progress", Schema, Schema.Replace(" BLOB ", " BYTEA ", StringComparison.Ordinal)),
         Outbox.Migration(2),
         AuditLog.Migration(3),
+        PeerWork.Migration(4),
     ];
 
     /// <summary>The report version a request_id created, if any.</summary>
@@ -242,25 +244,39 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             return (next with { SharedTime = now }, true);
         }, cancellationToken);
 
-    /// <summary>Report versions whose service requests have not heard of them yet, oldest first.</summary>
-    public async Task<IReadOnlyList<ReportRecord>> ListUnappliedReportsAsync(string? requisitionId, int limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Report versions whose service requests have not heard of them yet and are due (<see cref="PeerWork"/>,
+    /// <paramref name="kind"/>'s attempts, keyed by report id and version): never tried first, oldest first.
+    /// </summary>
+    public async Task<IReadOnlyList<ReportRecord>> ListUnappliedReportsAsync(
+        string? requisitionId, string kind, string now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<ReportRow>(new CommandDefinition(
-            $"SELECT {ReportColumns} FROM reports WHERE effects_applied = 0" +
-            (requisitionId is null ? "" : " AND requisition_id = @requisitionId") + " ORDER BY create_time, id LIMIT @limit",
-            new { requisitionId, limit }, cancellationToken: cancellationToken));
+            $"SELECT {ReportColumns} FROM reports{PeerWork.DueJoin(kind, "reports.id", "reports.version")} " +
+            $"WHERE effects_applied = 0 AND {PeerWork.DueFilter}" +
+            (requisitionId is null ? "" : " AND requisition_id = @requisitionId") + $" ORDER BY {PeerWork.DueOrder}, create_time, id LIMIT @limit",
+            new { requisitionId, now, limit }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
-    /// <summary>Requisitions whose latest results milestone the Requisition service has not heard of yet.</summary>
-    public async Task<IReadOnlyList<ResultsProgress>> ListUnsyncedProgressAsync(string? requisitionId, int limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Requisitions whose latest results milestone the Requisition service has not heard of yet, once every report of
+    /// theirs reached its service requests (the requisition derives its view from both), and due (<paramref name="kind"/>'s
+    /// attempts, keyed by requisition and milestone number).
+    /// </summary>
+    public async Task<IReadOnlyList<ResultsProgress>> ListUnsyncedProgressAsync(
+        string? requisitionId, string kind, string now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<ProgressRow>(new CommandDefinition(
-            $"SELECT {ProgressColumns} FROM requisition_results WHERE stage_synced_seq < stage_seq" +
-            (requisitionId is null ? "" : " AND requisition_id = @requisitionId") + " ORDER BY update_time LIMIT @limit",
-            new { requisitionId, limit }, cancellationToken: cancellationToken));
+            $"SELECT {ProgressColumns} FROM requisition_results" +
+            PeerWork.DueJoin(kind, "requisition_results.requisition_id", "requisition_results.stage_seq") +
+            $" WHERE stage_synced_seq < stage_seq AND {PeerWork.DueFilter}" +
+            " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.requisition_id = requisition_results.requisition_id AND r.effects_applied = 0)" +
+            (requisitionId is null ? "" : " AND requisition_results.requisition_id = @requisitionId") +
+            $" ORDER BY {PeerWork.DueOrder}, update_time LIMIT @limit",
+            new { requisitionId, now, limit }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToRecord()).ToList();
     }
 

@@ -23,7 +23,7 @@ public sealed record ResultsView(IReadOnlyList<Report> Reports, Interpretation I
 /// (so <c>labtest.result.critical</c> leaves through the outbox the moment the report commits).
 /// What the other services must hear (the service requests' statuses, the requisition's results
 /// milestone) is recorded on the rows and pushed right after the commit, with the caller's
-/// deadline; when a peer is down or slow, <see cref="ResultsEffects"/> keeps pushing until it lands.
+/// deadline; when a peer is down or slow, <see cref="ResultsEffects"/> keeps pushing until it lands (or, refused again and again, parks it for an admin).
 /// Both calls are idempotent, so a replay is harmless.
 /// </remarks>
 public sealed partial class ResultsWorkflow(

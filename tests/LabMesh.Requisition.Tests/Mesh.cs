@@ -13,11 +13,13 @@ namespace LabMesh.Requisition.Tests;
 /// </summary>
 public sealed class Mesh : IAsyncDisposable
 {
-    private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly Backend _backend;
     private readonly List<Grpc.Net.Client.GrpcChannel> _channels = [];
+    private Dictionary<string, string?> _serviceRequestSettings;
 
-    private Mesh(Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions)
+    private Mesh(Backend backend, Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions)
     {
+        _backend = backend;
         _serviceRequestSettings = serviceRequestSettings;
         ServiceRequests = serviceRequests;
         Requisitions = requisitions;
@@ -27,15 +29,23 @@ public sealed class Mesh : IAsyncDisposable
 
     public ServiceHost Requisitions { get; }
 
-    public static async Task<Mesh> StartAsync(Backend backend, string? redis = null)
+    /// <param name="backend">The stores of both services.</param>
+    /// <param name="redis">Redis for both, or null for in-process bus and cache.</param>
+    /// <param name="requisitionSettings">More settings of the Requisition service (e.g. <c>LabMesh:PeerWork:*</c>).</param>
+    public static async Task<Mesh> StartAsync(Backend backend, string? redis = null, IReadOnlyDictionary<string, string?>? requisitionSettings = null)
     {
         var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
         var serviceRequests = await MeshHosts.StartServiceRequestsAsync(serviceRequestSettings, port: 0);
-        var requisitionSettings = await TestSettings.CreateAsync(backend, redis);
-        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        requisitionSettings["LabMesh:Services:CallTimeout"] = "00:00:05";
-        var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
-        return new Mesh(serviceRequestSettings, serviceRequests, requisitions);
+        var settings = await TestSettings.CreateAsync(backend, redis);
+        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
+        settings["LabMesh:Services:CallTimeout"] = "00:00:05";
+        foreach (var (key, value) in requisitionSettings ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        var requisitions = await MeshHosts.StartRequisitionsAsync(settings);
+        return new Mesh(backend, serviceRequestSettings, serviceRequests, requisitions);
     }
 
     /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
@@ -44,6 +54,18 @@ public sealed class Mesh : IAsyncDisposable
     /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
     public async Task RestartServiceRequestsAsync() =>
         ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+
+    /// <summary>
+    /// Replaces the ServiceRequest service by one on the same port with a fresh, empty store: it knows none of
+    /// the service requests made so far, so it refuses their order events (NOT_FOUND), as a real peer refuses.
+    /// </summary>
+    public async Task RestartServiceRequestsWithNewStoreAsync()
+    {
+        var port = ServiceRequests.Port;
+        await ServiceRequests.DisposeAsync();
+        _serviceRequestSettings = await TestSettings.CreateAsync(_backend);
+        ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, port);
+    }
 
     public RequisitionService.RequisitionServiceClient RequisitionClient(string team) =>
         new(Invoker(Requisitions, team));

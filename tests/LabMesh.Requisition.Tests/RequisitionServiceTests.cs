@@ -213,16 +213,34 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
-    public async Task RecordOrderEvent_ServiceRequestServiceDown_IsAppliedByTheSyncWorkerWhenItReturns()
+    public async Task RecordOrderEvent_ServiceRequestServiceDown_IsOkWithTheCommittedState_TheRetryIsANoOp_AndTheSyncWorkerCatchesUp()
     {
-        var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;
+        var created = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var request = new RecordOrderEventRequest
+        {
+            Id = created.Id, Status = "received.testkit.requisition_created", Etag = created.Etag, Note = "requisition sent",
+        };
         await mesh.StopServiceRequestsAsync();
         try
         {
-            // The event commits; the answer (which reads the service requests) cannot be given.
-            var error = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
-                new RecordOrderEventRequest { Id = id, Status = "received.testkit.requisition_created" }, deadline: Deadline).ResponseAsync);
-            Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+            // The event commits, so the answer is OK with it, though the service requests could neither be told nor read.
+            var first = (await Client.RecordOrderEventAsync(request, deadline: Deadline)).Requisition;
+            Assert.Equal("received.testkit.requisition_created", first.SubStatus);
+            Assert.Equal(2, first.Events.Count);
+            Assert.NotEqual(created.Etag, first.Etag);
+            Assert.Empty(first.ServiceRequests);
+
+            // The caller's retry of the same request (same etag, read before the commit) is the same answer, not ABORTED.
+            var retry = (await Client.RecordOrderEventAsync(request, deadline: Deadline)).Requisition;
+            Assert.Equal(first.Etag, retry.Etag);
+            Assert.Equal(2, retry.Events.Count);
+
+            // Another status with that stale etag is still a conflict.
+            var stale = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(new RecordOrderEventRequest
+            {
+                Id = created.Id, Status = "collecting_sample.testkit.transit_customer", Etag = created.Etag,
+            }, deadline: Deadline).ResponseAsync);
+            Assert.Equal(StatusCode.Aborted, stale.StatusCode);
         }
         finally
         {
@@ -231,12 +249,12 @@ public abstract class RequisitionServiceTests(Mesh mesh)
 
         await Eventually.MatchAsync(
             async () => (await mesh.ServiceRequestClient(_team).ListServiceRequestsAsync(
-                new ListServiceRequestsRequest { RequisitionId = id }, deadline: Deadline)).ServiceRequests,
+                new ListServiceRequestsRequest { RequisitionId = created.Id }, deadline: Deadline)).ServiceRequests,
             list => list.Count == 2 && list.All(s => s.TaskBusinessStatus == TaskBusinessStatus.OrderConfirmed),
             TimeSpan.FromSeconds(20), "the sync worker to apply the order event");
-        var retried = await Client.RecordOrderEventAsync(
-            new RecordOrderEventRequest { Id = id, Status = "received.testkit.requisition_created" }, deadline: Deadline);
-        Assert.Equal(2, retried.Requisition.Events.Count);
+        var read = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        Assert.Equal(2, read.ServiceRequests.Count);
+        Assert.Equal(2, read.Events.Count);
     }
 
     [Fact]

@@ -16,12 +16,24 @@ namespace LabMesh.ResultsInterpretation.Tests;
 /// </summary>
 public sealed class ResultsMesh : IAsyncDisposable
 {
-    private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly Backend _backend;
     private readonly List<GrpcChannel> _channels = [];
+    private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly Dictionary<string, string?> _firstRequisitionSettings;
+    private Dictionary<string, string?> _requisitionSettings;
 
-    private ResultsMesh(Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions, ServiceHost results)
+    private ResultsMesh(
+        Backend backend,
+        Dictionary<string, string?> serviceRequestSettings,
+        Dictionary<string, string?> requisitionSettings,
+        ServiceHost serviceRequests,
+        ServiceHost requisitions,
+        ServiceHost results)
     {
+        _backend = backend;
         _serviceRequestSettings = serviceRequestSettings;
+        _requisitionSettings = requisitionSettings;
+        _firstRequisitionSettings = requisitionSettings;
         ServiceRequests = serviceRequests;
         Requisitions = requisitions;
         Results = results;
@@ -29,13 +41,16 @@ public sealed class ResultsMesh : IAsyncDisposable
 
     public ServiceHost ServiceRequests { get; private set; }
 
-    public ServiceHost Requisitions { get; }
+    public ServiceHost Requisitions { get; private set; }
 
     public ServiceHost Results { get; }
 
     public IEnumerable<LogCapture> Logs => [ServiceRequests.Logs, Requisitions.Logs, Results.Logs];
 
-    public static async Task<ResultsMesh> StartAsync(Backend backend, string? redis = null)
+    /// <param name="backend">The stores of the three services.</param>
+    /// <param name="redis">Redis for all, or null for in-process bus and cache.</param>
+    /// <param name="resultsSettings">More settings of the ResultsInterpretation service (e.g. <c>LabMesh:PeerWork:*</c>).</param>
+    public static async Task<ResultsMesh> StartAsync(Backend backend, string? redis = null, IReadOnlyDictionary<string, string?>? resultsSettings = null)
     {
         var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
         var serviceRequests = await MeshHosts.StartServiceRequestsAsync(serviceRequestSettings, port: 0);
@@ -44,12 +59,17 @@ public sealed class ResultsMesh : IAsyncDisposable
         requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
         var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
 
-        var resultsSettings = await TestSettings.CreateAsync(backend, redis);
-        resultsSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        resultsSettings["LabMesh:Services:Requisition"] = requisitions.Address;
-        resultsSettings["LabMesh:Services:CallTimeout"] = "00:00:02";
-        var results = await MeshHosts.StartResultsAsync(resultsSettings);
-        return new ResultsMesh(serviceRequestSettings, serviceRequests, requisitions, results);
+        var settings = await TestSettings.CreateAsync(backend, redis);
+        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
+        settings["LabMesh:Services:Requisition"] = requisitions.Address;
+        settings["LabMesh:Services:CallTimeout"] = "00:00:02";
+        foreach (var (key, value) in resultsSettings ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        var results = await MeshHosts.StartResultsAsync(settings);
+        return new ResultsMesh(backend, serviceRequestSettings, requisitionSettings, serviceRequests, requisitions, results);
     }
 
     /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
@@ -58,6 +78,36 @@ public sealed class ResultsMesh : IAsyncDisposable
     /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
     public async Task RestartServiceRequestsAsync() =>
         ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+
+    /// <summary>Stops the Requisition service (its port refuses connections until restarted).</summary>
+    public Task StopRequisitionsAsync() => Requisitions.DisposeAsync().AsTask();
+
+    /// <summary>Starts the Requisition service again on the same port with the same store.</summary>
+    public async Task RestartRequisitionsAsync() =>
+        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, Requisitions.Port);
+
+    /// <summary>
+    /// Replaces the Requisition service by one on the same port with a fresh, empty store: it knows none of the
+    /// requisitions made so far, so it refuses their results milestones (NOT_FOUND), as a real peer refuses.
+    /// </summary>
+    public async Task RestartRequisitionsWithNewStoreAsync()
+    {
+        var port = Requisitions.Port;
+        await Requisitions.DisposeAsync();
+        var fresh = await TestSettings.CreateAsync(_backend);
+        fresh["LabMesh:Services:ServiceRequest"] = ServiceRequests.Address;
+        _requisitionSettings = fresh;
+        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, port);
+    }
+
+    /// <summary>Replaces the Requisition service by one on the same port with the store it started with.</summary>
+    public async Task RestartRequisitionsWithFirstStoreAsync()
+    {
+        var port = Requisitions.Port;
+        await Requisitions.DisposeAsync();
+        _requisitionSettings = _firstRequisitionSettings;
+        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, port);
+    }
 
     public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(Invoker(Results, team));
 

@@ -54,11 +54,4 @@ public static class PeerChannel
         var own = DateTime.UtcNow + timeout;
         return new CallOptions(headers, deadline < own ? deadline : own, cancellationToken);
     }
-
-    /// <summary>True for the failures after which the call may succeed later: the peer was down, slow, or the call was cut.</summary>
-    public static bool IsTransient(RpcException exception)
-    {
-        ArgumentNullException.ThrowIfNull(exception);
-        return exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled;
-    }
 }

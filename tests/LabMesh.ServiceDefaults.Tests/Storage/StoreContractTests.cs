@@ -3,8 +3,10 @@ using System.Diagnostics;
 using System.Globalization;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace LabMesh.ServiceDefaults.Tests.Storage;
 
@@ -669,6 +671,108 @@ public abstract class StoreContractTests : IAsyncLifetime
         relay.Nudge();
         await Eventually.HoldsAsync(() => bus.Delivered.Count == 1, Timeout, "the relay recovers once the table exists");
         Assert.Equal(ids, bus.DeliveredIds);
+    }
+
+    [Fact]
+    public async Task PeerWork_BacksOffPerItem_CountsOnlyRefusalsTowardsParking_AndKeepsParkedItemsOutOfTheBatch()
+    {
+        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var store = OpenStore();
+        await store.MigrateAsync(
+            [PeerWork.Migration(1), new(2, "things", "CREATE TABLE things (id TEXT PRIMARY KEY, version BIGINT NOT NULL);")],
+            CancellationToken.None).WaitAsync(Timeout);
+        var log = new ListLogger<PeerWork>();
+        var work = new PeerWork(store, new PeerWorkOptions
+        {
+            ParkAfter = 3, FirstBackoff = TimeSpan.FromSeconds(10), MaxBackoff = TimeSpan.FromSeconds(30),
+        }, clock, log);
+        await using (var connection = await store.OpenAsync(CancellationToken.None))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection, "INSERT INTO things (id, version) VALUES ('a', 1), ('b', 1)");
+        }
+
+        async Task<List<string>> DueAsync()
+        {
+            await using var connection = await store.OpenAsync(CancellationToken.None);
+            return (await Dapper.SqlMapper.QueryAsync<string>(connection,
+                $"SELECT id FROM things{PeerWork.DueJoin("thing", "things.id", "things.version")} WHERE {PeerWork.DueFilter} " +
+                $"ORDER BY {PeerWork.DueOrder}, id", new { now = work.Now() })).ToList();
+        }
+
+        Assert.Equal(["a", "b"], await DueAsync());
+
+        // A refusal: 8-10 s (the first backoff, up to 20% less); a transient failure: the first backoff, not counted as a refusal.
+        Assert.False(await work.FailedAsync("thing", "a", 1, "team_1", Grpc.Core.StatusCode.NotFound, CancellationToken.None));
+        Assert.Equal(["b"], await DueAsync());
+        clock.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(["b", "a"], await DueAsync());
+        Assert.False(await work.FailedAsync("thing", "a", 1, "team_1", Grpc.Core.StatusCode.Unavailable, CancellationToken.None));
+        clock.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(["b", "a"], await DueAsync());
+
+        // The second refusal doubles the wait (16-20 s).
+        Assert.False(await work.FailedAsync("thing", "a", 1, "team_1", Grpc.Core.StatusCode.FailedPrecondition, CancellationToken.None));
+        clock.Advance(TimeSpan.FromSeconds(15));
+        Assert.Equal(["b"], await DueAsync());
+        clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(["b", "a"], await DueAsync());
+
+        // The third parks it: out of every batch, however long one waits, and logged; other items are untouched.
+        Assert.True(await work.FailedAsync("thing", "a", 1, "team_1", Grpc.Core.StatusCode.Internal, CancellationToken.None));
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(["b"], await DueAsync());
+        var parked = Assert.Single(await work.ListParkedAsync("team_1", 10, CancellationToken.None));
+        Assert.Equal(("thing", "a", 1L, 4, 3, "INTERNAL"), (parked.Kind, parked.ItemId, parked.ItemVersion, parked.Attempts, parked.Refusals, parked.LastError));
+        Assert.Empty(await work.ListParkedAsync("team_2", 10, CancellationToken.None));
+        Assert.Contains(log.Entries, e => e.Level == LogLevel.Warning && e.Message.StartsWith("Parked thing a (version 1) after 3 refusals, the last INTERNAL", StringComparison.Ordinal));
+
+        // labmesh.sync.parked.items, for this store, as of the last count.
+        using (work.ReportParkedItems())
+        {
+            Assert.Null(ParkedGauge(ServiceName));
+            await work.CountParkedAsync(CancellationToken.None);
+            Assert.Equal(1, ParkedGauge(ServiceName));
+        }
+
+        Assert.Null(ParkedGauge(ServiceName));
+
+        // A later version of the item is new work; retried, the parked version is due at once with its refusals counted afresh.
+        Assert.False(await work.RetryAsync("team_2", "thing", "a", CancellationToken.None));
+        Assert.True(await work.RetryAsync("team_1", "thing", "a", CancellationToken.None));
+        Assert.Equal(["b", "a"], await DueAsync());
+        Assert.False(await work.FailedAsync("thing", "a", 1, "team_1", Grpc.Core.StatusCode.NotFound, CancellationToken.None));
+        Assert.Empty(await work.ListParkedAsync("team_1", 10, CancellationToken.None));
+
+        // Success forgets the item's attempts.
+        await work.SucceededAsync("thing", "a", 1, CancellationToken.None);
+        Assert.Equal(["a", "b"], await DueAsync());
+    }
+
+    /// <summary>labmesh.sync.parked.items for <paramref name="service"/> now, or null when nothing reports it.</summary>
+    private static long? ParkedGauge(string service)
+    {
+        long? value = null;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "LabMesh" && instrument.Name == "labmesh.sync.parked.items")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, measured, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "labmesh.service" && Equals(tag.Value, service))
+                {
+                    value = measured;
+                }
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return value;
     }
 
     private sealed class SimulatedCrashException : Exception;
