@@ -59,6 +59,10 @@ public sealed class RedisConnectionTests
         await stop.CancelAsync();
         await Task.WhenAll(callers).Within();
 
+        // Made before Redis ever ran, the subscription took effect when it connected and again after each restart.
+        await Eventually(
+            async () => (long)((object?[])(await redis.ExecuteAsync("PUBSUB", "NUMSUB", "labmesh:test"))!)[1]! == 1,
+            "the subscription made while Redis was down is live");
         Assert.Empty(unexpected);
         Assert.Equal(4, (await redis.Redis("KEYS", "labmesh:test:*") as object[])?.Length);
     }
