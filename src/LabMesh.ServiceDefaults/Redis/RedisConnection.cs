@@ -1,5 +1,6 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Net;
 using System.Text;
 using LabMesh.ServiceDefaults.Events;
 using Microsoft.Extensions.Logging;
@@ -18,8 +19,16 @@ namespace LabMesh.ServiceDefaults.Redis;
 /// <see cref="RedisUnavailableException"/>: calls fail at once while disconnected (no backlog) and time
 /// out after the client's <c>asyncTimeout</c> (<c>syncTimeout</c> unless set).
 /// </summary>
+/// <remarks>
+/// Whether Redis can be reached is the gauge <c>labmesh.redis.connected</c> (1 or 0, tagged
+/// <c>server.address</c> with the configured endpoints) of meter <see cref="MeterName"/>, and a warning when an outage starts (once, however many calls fail during it)
+/// and a line when it ends. An outage does not make the process unready: events wait in the outbox and
+/// status reads go to the store.
+/// </remarks>
 public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
 {
+    /// <summary>The <see cref="Meter"/> this connection reports on.</summary>
+    public const string MeterName = "LabMesh.Redis";
 
     // When the configuration string names no syncTimeout: what LabMesh has always allowed a call (the
     // client's own default is 5 s, too long for a status read that has the store to fall back to).
@@ -70,6 +79,9 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     private readonly TimeSpan _connectWait;
     private readonly string _endPoints;
     private readonly Task<ConnectionMultiplexer> _connecting;
+    private readonly Meter _meter = new(MeterName);
+    private readonly Lock _outageGate = new();
+    private long _outageStarted;
     private int _disposed;
 
     /// <summary>Starts connecting in the background and returns at once.</summary>
@@ -86,6 +98,12 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         _configuration = Configure(_options.Configuration);
         _connectWait = TimeSpan.FromMilliseconds(Math.Max(1, _configuration.AsyncTimeout));
         _endPoints = string.Join(",", _configuration.EndPoints.Select(e => e.ToString()));
+        var server = new KeyValuePair<string, object?>("server.address", _endPoints);
+        _meter.CreateObservableGauge(
+            "labmesh.redis.connected",
+            () => new Measurement<int>(IsConnected ? 1 : 0, server),
+            unit: "{connection}",
+            description: "1 while Redis can be reached, 0 during an outage (events wait in the outbox, status reads go to the store).");
         _connecting = ConnectCoreAsync();
     }
 
@@ -457,6 +475,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
             return;
         }
 
+        _meter.Dispose();
         if (_connecting.IsCompleted)
         {
             Close(_connecting);
@@ -538,6 +557,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         catch (Exception ex) when (IsRedisFailure(ex))
         {
             LogConnectFailed(_logger, ex);
+            OutageStarted(null);
             throw Unavailable("connect", ex);
         }
 
@@ -550,11 +570,12 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         if (multiplexer.IsConnected)
         {
             LogConnected(_logger, _endPoints);
+            OutageEnded();
             RaiseConnectionRestored();
         }
         else
         {
-            LogStartedDisconnected(_logger, _endPoints);
+            OutageStarted(null);
         }
 
         return multiplexer;
@@ -660,7 +681,7 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     {
         if (e.ConnectionType == ConnectionType.Interactive)
         {
-            LogConnectionLost(_logger, e.EndPoint, e.FailureType, e.Exception);
+            OutageStarted(e);
         }
     }
 
@@ -668,8 +689,47 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     {
         if (e.ConnectionType == ConnectionType.Interactive)
         {
-            LogConnectionRestored(_logger, e.EndPoint);
+            OutageEnded();
             RaiseConnectionRestored();
+        }
+    }
+
+    // The client reports every failed reconnect attempt; the log says when an outage starts and ends.
+    private void OutageStarted(ConnectionFailedEventArgs? failure)
+    {
+        lock (_outageGate)
+        {
+            if (_outageStarted != 0)
+            {
+                return;
+            }
+
+            _outageStarted = Stopwatch.GetTimestamp();
+        }
+
+        if (failure is null)
+        {
+            LogStartedDisconnected(_logger, _endPoints);
+        }
+        else
+        {
+            LogConnectionLost(_logger, _endPoints, failure.FailureType, failure.Exception);
+        }
+    }
+
+    private void OutageEnded()
+    {
+        long started;
+        lock (_outageGate)
+        {
+            started = _outageStarted;
+            _outageStarted = 0;
+        }
+
+        if (started != 0)
+        {
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            LogConnectionRestored(_logger, _endPoints, seconds);
         }
     }
 
@@ -703,17 +763,17 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Redis connected to {EndPoints}")]
     private static partial void LogConnected(ILogger logger, string endPoints);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis at {EndPoints} is not reachable yet; connecting in the background")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis at {EndPoints} is not reachable yet; connecting in the background (events wait in the outbox, status reads go to the store)")]
     private static partial void LogStartedDisconnected(ILogger logger, string endPoints);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Redis connection could not be created")]
     private static partial void LogConnectFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis connection to {EndPoint} lost ({FailureType}); reconnecting in the background")]
-    private static partial void LogConnectionLost(ILogger logger, EndPoint? endPoint, ConnectionFailureType failureType, Exception? exception);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Redis at {EndPoints} is unreachable ({FailureType}); reconnecting in the background (events wait in the outbox, status reads go to the store)")]
+    private static partial void LogConnectionLost(ILogger logger, string endPoints, ConnectionFailureType failureType, Exception? exception);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Redis connection to {EndPoint} restored")]
-    private static partial void LogConnectionRestored(ILogger logger, EndPoint? endPoint);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Redis at {EndPoints} is reachable again after {Seconds:0.0} s")]
+    private static partial void LogConnectionRestored(ILogger logger, string endPoints, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Redis client internal error in {Origin}")]
     private static partial void LogInternalError(ILogger logger, string origin, Exception exception);
