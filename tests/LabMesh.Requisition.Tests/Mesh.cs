@@ -14,18 +14,20 @@ namespace LabMesh.Requisition.Tests;
 public sealed class Mesh : IAsyncDisposable
 {
     private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly Dictionary<string, string?> _requisitionSettings;
     private readonly List<Grpc.Net.Client.GrpcChannel> _channels = [];
 
-    private Mesh(Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions)
+    private Mesh(Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, Dictionary<string, string?> requisitionSettings, ServiceHost requisitions)
     {
         _serviceRequestSettings = serviceRequestSettings;
+        _requisitionSettings = requisitionSettings;
         ServiceRequests = serviceRequests;
         Requisitions = requisitions;
     }
 
     public ServiceHost ServiceRequests { get; private set; }
 
-    public ServiceHost Requisitions { get; }
+    public ServiceHost Requisitions { get; private set; }
 
     public static async Task<Mesh> StartAsync(Backend backend, string? redis = null)
     {
@@ -35,7 +37,7 @@ public sealed class Mesh : IAsyncDisposable
         requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
         requisitionSettings["LabMesh:Services:CallTimeout"] = "00:00:05";
         var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
-        return new Mesh(serviceRequestSettings, serviceRequests, requisitions);
+        return new Mesh(serviceRequestSettings, serviceRequests, requisitionSettings, requisitions);
     }
 
     /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
@@ -44,6 +46,13 @@ public sealed class Mesh : IAsyncDisposable
     /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
     public async Task RestartServiceRequestsAsync() =>
         ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+
+    /// <summary>Stops the Requisition service (what it held in memory goes with it).</summary>
+    public Task StopRequisitionsAsync() => Requisitions.DisposeAsync().AsTask();
+
+    /// <summary>Starts the Requisition service again on the same port with the same store.</summary>
+    public async Task RestartRequisitionsAsync() =>
+        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, Requisitions.Port);
 
     public RequisitionService.RequisitionServiceClient RequisitionClient(string team) =>
         new(Invoker(Requisitions, team));

@@ -18,9 +18,10 @@ public sealed class RedisOptions
     public string? Configuration { get; set; }
 
     /// <summary>
-    /// How long a status cache entry lives after its last write. Default five minutes: also the longest a
-    /// status can stay stale when a write held back during a Redis outage is lost with its process (held
-    /// back writes live in memory), at the cost of one store read per status and five minutes.
+    /// How long a status cache entry lives after its last write. Default five minutes. A status change
+    /// reaches the cache through its outbox event even when the process that made it dies during a Redis
+    /// outage (the services' status-cache refreshers); what is not carried by an event (a requisition's
+    /// derived lifecycle) can stay stale for this long at most.
     /// </summary>
     public TimeSpan StatusTtl { get; set; } = TimeSpan.FromMinutes(5);
 
