@@ -73,6 +73,29 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         return position
         """;
 
+    // A token bucket in hash KEYS[1] (tokens, updated in microseconds of the server's clock, so replicas'
+    // clocks do not matter): refills at ARGV[1] per second up to ARGV[2], takes one token when there is one.
+    // Answers {1, 0} or {0, microseconds until the next token}. The key lives as long as a refill to full takes.
+    private const string TakeTokenScript = """
+        local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+        local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+        local tokens, updated = tonumber(state[1]), tonumber(state[2])
+        if tokens == nil or updated == nil then tokens, updated = burst, now end
+        tokens = math.min(burst, tokens + math.max(0, now - updated) * rate / 1000000)
+        local granted, wait = 0, 0
+        if tokens >= 1 then
+          tokens = tokens - 1
+          granted = 1
+        else
+          wait = math.ceil((1 - tokens) * 1000000 / rate)
+        end
+        redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'updated', string.format('%d', now))
+        redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+        return {granted, wait}
+        """;
+
     private readonly RedisOptions _options;
     private readonly ConfigurationOptions _configuration;
     private readonly ILogger _logger;
@@ -355,6 +378,23 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
 
             return await db.StreamReadGroupAsync(key, group, consumer, StreamPosition.NewMessages, count);
         }
+    }
+
+    /// <summary>
+    /// Takes one token from the bucket at <paramref name="key"/>, shared by every process that uses the key:
+    /// it refills at <paramref name="perSecond"/> up to <paramref name="burst"/> (one round trip, atomic).
+    /// </summary>
+    /// <returns>Whether a token was taken, and when not, how long until the next one.</returns>
+    public async Task<(bool Granted, TimeSpan RetryAfter)> TakeTokenAsync(string key, double perSecond, int burst, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(perSecond);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(burst);
+        var result = (RedisResult[])(await ExecuteAsync(
+            "rate limit",
+            db => db.ScriptEvaluateAsync(TakeTokenScript, [key], [perSecond.ToString("R", CultureInfo.InvariantCulture), burst]),
+            cancellationToken))!;
+        return ((long)result[0] == 1, TimeSpan.FromMicroseconds((long)result[1]));
     }
 
     /// <summary>Acknowledges <paramref name="positions"/> for consumer group <paramref name="group"/> (XACK).</summary>
