@@ -22,13 +22,16 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
 
     private readonly string _directory;
     private readonly bool _appendOnly;
+    private readonly IReadOnlyList<string> _arguments;
     private Process? _process;
 
     /// <summary>Picks a free loopback port; nothing runs until <see cref="StartAsync"/>.</summary>
     /// <param name="appendOnly">Keep an append-only file, so a restart keeps the data.</param>
-    public RedisServer(bool appendOnly = false)
+    /// <param name="arguments">More redis-server arguments (say, <c>--user</c> rules); the default user must stay usable without a password.</param>
+    public RedisServer(bool appendOnly = false, IReadOnlyList<string>? arguments = null)
     {
         _appendOnly = appendOnly;
+        _arguments = arguments ?? [];
         Port = FreeLoopbackPort();
         _directory = Directory.CreateTempSubdirectory("labmesh-redis-").FullName;
     }
@@ -85,7 +88,7 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
             "--bind", "127.0.0.1", "--port", Port.ToString(CultureInfo.InvariantCulture),
             "--save", string.Empty, "--appendonly", _appendOnly ? "yes" : "no", "--appendfsync", "always", "--daemonize", "no",
             "--dir", _directory, "--logfile", logFile,
-        })
+        }.Concat(_arguments))
         {
             startInfo.ArgumentList.Add(argument);
         }
