@@ -487,9 +487,11 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
             unsubscribe();
             throw;
         }
-        catch (RedisConnectionException) when (!multiplexer.IsConnected)
+        catch (RedisConnectionException)
         {
-            // The client keeps the handler and subscribes it when it connects, as after every reconnect.
+            // No subscription link yet (Redis down, or the link still connecting while commands already
+            // run): the client keeps the handler and subscribes it when the link connects, as after every
+            // reconnect.
         }
         catch (Exception ex) when (IsRedisFailure(ex))
         {

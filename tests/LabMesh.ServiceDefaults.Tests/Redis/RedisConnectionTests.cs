@@ -148,6 +148,9 @@ public sealed class RedisConnectionTests
         await using var connection = await ConnectAsync(redis, log, o => o.Configuration = redis.Configuration + ",user=labmesh,password=s3cret");
         var critical = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var subscription = await connection.OnCriticalEventAsync(() => critical.TrySetResult(), CancellationToken.None).Within();
+        await Eventually(
+            async () => (long)((object?[])(await redis.ExecuteAsync("PUBSUB", "NUMSUB", "labmesh:critical"))!)[1]! == 1,
+            "the subscription is live (its link may connect after the commands' link)");
 
         Assert.True(await connection.SetVersionedAsync("labmesh:status:sr:1", 1, new byte[] { 7 }, TimeSpan.FromMinutes(1), CancellationToken.None).Within());
         Assert.Equal(1, (await connection.GetVersionedManyAsync(["labmesh:status:sr:1"], CancellationToken.None).Within()).Single()!.Value.Version);
