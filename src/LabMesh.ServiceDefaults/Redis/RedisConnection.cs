@@ -121,13 +121,15 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         _configuration = Configure(_options.Configuration);
         _connectWait = TimeSpan.FromMilliseconds(Math.Max(1, _configuration.AsyncTimeout));
         _endPoints = string.Join(",", _configuration.EndPoints.Select(e => e.ToString()));
+        _connecting = ConnectCoreAsync();
+
+        // After _connecting is set: a listener may read the gauge from another thread at once.
         var server = new KeyValuePair<string, object?>("server.address", _endPoints);
         _meter.CreateObservableGauge(
             "labmesh.redis.connected",
             () => new Measurement<int>(IsConnected ? 1 : 0, server),
             unit: "{connection}",
             description: "1 while Redis can be reached, 0 during an outage (events wait in the outbox, status reads go to the store).");
-        _connecting = ConnectCoreAsync();
     }
 
     /// <summary>Raised (on the thread pool) whenever the connection to Redis is established or re-established.</summary>
