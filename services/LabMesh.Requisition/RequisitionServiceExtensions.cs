@@ -1,4 +1,6 @@
 using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Caching;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -8,7 +10,8 @@ namespace LabMesh.Requisition;
 public static class RequisitionServiceExtensions
 {
     /// <summary>
-    /// The Requisition service: its store (migrated at start-up) and outbox relay, its client of the
+    /// The Requisition service: its store (migrated at start-up) and outbox relay (which refreshes the
+    /// status cache, <see cref="StatusCacheRefresher"/>), its client of the
     /// ServiceRequest service (<c>LabMesh:Services:ServiceRequest</c>), the sync worker, the simulator.
     /// </summary>
     public static IServiceCollection AddRequisitionService(this IServiceCollection services, IConfiguration configuration)
@@ -23,6 +26,8 @@ public static class RequisitionServiceExtensions
         services.AddPeerWork(RequisitionStore.ServiceName);
         services.AddSingleton<ServiceRequestSync>();
         services.AddHostedService(sp => sp.GetRequiredService<ServiceRequestSync>());
+        services.AddKeyedSingleton<IOutboxPublishedListener>(RequisitionStore.ServiceName, (sp, _) => new StatusCacheRefresher(
+            sp.GetRequiredService<RequisitionStore>(), sp.GetRequiredService<IStatusCache>()));
         services.AddSingleton<RequisitionWorkflow>();
         services.AddSingleton<OrderSimulator>();
         return services;

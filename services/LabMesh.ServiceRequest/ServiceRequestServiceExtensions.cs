@@ -1,3 +1,5 @@
+using LabMesh.ServiceDefaults.Caching;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -6,13 +8,15 @@ namespace LabMesh.ServiceRequest;
 
 public static class ServiceRequestServiceExtensions
 {
-    /// <summary>The ServiceRequest service's store (migrated at start-up), its outbox relay, its gRPC class, and the partner assignments the access matrix checks.</summary>
+    /// <summary>The ServiceRequest service's store (migrated at start-up), its outbox relay (which refreshes the status cache, <see cref="StatusCacheRefresher"/>), its gRPC class, and the partner assignments the access matrix checks.</summary>
     public static IServiceCollection AddServiceRequestService(this IServiceCollection services)
     {
         services.AddLabMeshStore(ServiceRequestStore.ServiceName, ServiceRequestStore.Migrations);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new ServiceRequestStore(
             sp.GetRequiredKeyedService<Database>(ServiceRequestStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+        services.AddKeyedSingleton<IOutboxPublishedListener>(ServiceRequestStore.ServiceName, (sp, _) => new StatusCacheRefresher(
+            sp.GetRequiredService<ServiceRequestStore>(), sp.GetRequiredService<IStatusCache>()));
         services.AddSingleton<IServiceRequestAssignments, ServiceRequestAssignments>();
         return services;
     }

@@ -67,8 +67,17 @@ public sealed class ComposeTests
         Assert.False(redisSetting is null, $"{service} is given no Redis configuration.");
         var parts = redisSetting.Split(',');
         Assert.Equal($"{redis.Name}:6379", parts[0]);
-        var requirePass = redis.Command.SkipWhile(word => word != "--requirepass").Skip(1).FirstOrDefault();
-        Assert.Equal(requirePass is null ? null : $"password={requirePass}", parts.FirstOrDefault(p => p.StartsWith("password=", StringComparison.Ordinal)));
+        // Redis has no default user; the services sign in as the ACL user the command line makes, with its password.
+        var user = parts.FirstOrDefault(p => p.StartsWith("user=", StringComparison.Ordinal))?["user=".Length..];
+        var password = parts.FirstOrDefault(p => p.StartsWith("password=", StringComparison.Ordinal))?["password=".Length..];
+        var command = redis.Command.ToList();
+        var rules = command.Select((word, i) => (word, i)).Where(w => w.word == "--user").Select(w => command.Skip(w.i + 1).TakeWhile(r => !r.StartsWith("--", StringComparison.Ordinal)).ToList()).ToList();
+        Assert.Contains(rules, r => r.SequenceEqual(["default", "off"]));
+        var rule = Assert.Single(rules, r => r[0] == user);
+        Assert.Contains(">" + password, rule);
+        Assert.Contains("~labmesh:*", rule);
+        Assert.Contains("-@dangerous", rule);
+        Assert.Contains("--appendonly", command);
 
         // Migrations run at start-up and must reach PostgreSQL; its health check says when it can.
         Assert.Equal("service_healthy", service.DependsOn.GetValueOrDefault(postgres.Name));

@@ -14,20 +14,22 @@ namespace LabMesh.Requisition.Tests;
 public sealed class Mesh : IAsyncDisposable
 {
     private readonly Backend _backend;
+    private readonly Dictionary<string, string?> _requisitionSettings;
     private readonly List<Grpc.Net.Client.GrpcChannel> _channels = [];
     private Dictionary<string, string?> _serviceRequestSettings;
 
-    private Mesh(Backend backend, Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, ServiceHost requisitions)
+    private Mesh(Backend backend, Dictionary<string, string?> serviceRequestSettings, ServiceHost serviceRequests, Dictionary<string, string?> requisitionSettings, ServiceHost requisitions)
     {
         _backend = backend;
         _serviceRequestSettings = serviceRequestSettings;
+        _requisitionSettings = requisitionSettings;
         ServiceRequests = serviceRequests;
         Requisitions = requisitions;
     }
 
     public ServiceHost ServiceRequests { get; private set; }
 
-    public ServiceHost Requisitions { get; }
+    public ServiceHost Requisitions { get; private set; }
 
     /// <param name="backend">The stores of both services.</param>
     /// <param name="redis">Redis for both, or null for in-process bus and cache.</param>
@@ -45,7 +47,7 @@ public sealed class Mesh : IAsyncDisposable
         }
 
         var requisitions = await MeshHosts.StartRequisitionsAsync(settings);
-        return new Mesh(backend, serviceRequestSettings, serviceRequests, requisitions);
+        return new Mesh(backend, serviceRequestSettings, serviceRequests, settings, requisitions);
     }
 
     /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
@@ -66,6 +68,13 @@ public sealed class Mesh : IAsyncDisposable
         _serviceRequestSettings = await TestSettings.CreateAsync(_backend);
         ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, port);
     }
+
+    /// <summary>Stops the Requisition service (what it held in memory goes with it).</summary>
+    public Task StopRequisitionsAsync() => Requisitions.DisposeAsync().AsTask();
+
+    /// <summary>Starts the Requisition service again on the same port with the same store.</summary>
+    public async Task RestartRequisitionsAsync() =>
+        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, Requisitions.Port);
 
     public RequisitionService.RequisitionServiceClient RequisitionClient(string team) =>
         new(Invoker(Requisitions, team));

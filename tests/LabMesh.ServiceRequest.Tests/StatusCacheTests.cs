@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
@@ -99,11 +100,70 @@ public sealed class StatusCacheTests : IAsyncLifetime
         Assert.Equal(events.Select(e => e.Id).Distinct().Count(), events.Count);
     }
 
+    [Fact]
+    public async Task StatusChangedWhileRedisDown_ThenProcessDies_ReachesTheCacheAfterRestart_AndNeverGoesBack()
+    {
+        // A Redis that keeps its data (AOF), as in production: it comes back holding the old status.
+        await using var redis = await RedisServer.StartNewAsync(appendOnly: true).WaitAsync(Timeout);
+        var settings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration + ",syncTimeout=1000");
+        var first = await ServiceRequestHostFixture.StartAsync(settings).WaitAsync(Timeout);
+        string id;
+        LabMesh.Contracts.ServiceRequest.V1.ServiceRequest before, whileDown;
+        using (var channel = first.CreateChannel())
+        {
+            var partner = ServiceRequestHostFixture.Client(channel, _team, "partner-a");
+            id = (await ServiceRequestServiceTests.CreateConfirmedAsync(ServiceRequestHostFixture.Client(channel, _team), 1))[0].Id;
+            before = (await partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+            {
+                Id = id, TaskBusinessStatus = TaskBusinessStatus.OrderConfirmed,
+            }, deadline: Deadline)).ServiceRequest;
+            await Eventually.MatchAsync(() => CachedAsync(redis, id), v => CachedVersion(v) == long.Parse(before.Etag, CultureInfo.InvariantCulture),
+                Timeout, "the first status in the cache");
+
+            await redis.StopAsync().WaitAsync(Timeout);
+            whileDown = (await partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+            {
+                Id = id, TaskBusinessStatus = TaskBusinessStatus.AppointmentAttended,
+            }, deadline: Deadline)).ServiceRequest;
+        }
+
+        // The process goes away with the write it held back for Redis.
+        await first.DisposeAsync();
+        await redis.StartAsync().WaitAsync(Timeout);
+        var versions = new List<long?> { CachedVersion(await CachedAsync(redis, id)) };
+        Assert.Equal(long.Parse(before.Etag, CultureInfo.InvariantCulture), versions[0]);
+
+        await using var second = await ServiceRequestHostFixture.StartAsync(settings).WaitAsync(Timeout);
+        var newest = long.Parse(whileDown.Etag, CultureInfo.InvariantCulture);
+        await Eventually.MatchAsync(
+            async () =>
+            {
+                var version = CachedVersion(await CachedAsync(redis, id));
+                versions.Add(version);
+                return version;
+            },
+            v => v == newest, TimeSpan.FromSeconds(10), "the status changed while Redis was down, in the cache");
+
+        // Reads through the restarted service and a later look at the cache keep the newest version.
+        using var again = second.CreateChannel();
+        var read = await ServiceRequestHostFixture.Client(again, _team, "partner-a")
+            .BatchGetStatusAsync(new BatchGetStatusRequest { Ids = { id } }, deadline: Deadline);
+        Assert.Equal(TaskBusinessStatus.AppointmentAttended, read.Statuses.Single().TaskBusinessStatus);
+        versions.Add(CachedVersion(await CachedAsync(redis, id)));
+        Assert.Equal(versions.OrderBy(v => v), versions);
+        Assert.Equal(newest, versions[^1]);
+    }
+
+    private static long? CachedVersion(string? cached) =>
+        cached?.IndexOf(':', StringComparison.Ordinal) is > 0 and var colon ? long.Parse(cached.AsSpan(0, colon), CultureInfo.InvariantCulture) : null;
+
     private static string Key(string id) => "labmesh:status:servicerequest:" + id;
 
-    private async Task<string?> CachedAsync(string id)
+    private Task<string?> CachedAsync(string id) => CachedAsync(_redis, id);
+
+    private static async Task<string?> CachedAsync(RedisServer redis, string id)
     {
-        var value = await _redis.ExecuteAsync("GET", Key(id)).WaitAsync(Timeout);
+        var value = await redis.ExecuteAsync("GET", Key(id)).WaitAsync(Timeout);
         return value switch
         {
             byte[] bytes => Encoding.Latin1.GetString(bytes),

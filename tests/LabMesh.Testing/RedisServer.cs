@@ -8,9 +8,10 @@ using Xunit;
 namespace LabMesh.Testing;
 
 /// <summary>
-/// A real <c>redis-server</c> (Debian package redis-server) on a free loopback port, without persistence,
-/// in a temporary directory. It can be stopped (killed, as in a crash) and started again on the same
-/// port, empty, in the middle of a test. Use one per test (<see cref="StartNewAsync"/>, starting takes
+/// A real <c>redis-server</c> (Debian package redis-server) on a free loopback port, in a temporary
+/// directory, without persistence unless asked for (<c>appendOnly</c>: AOF, fsync on every write, as in
+/// production). It can be stopped (killed, as in a crash) and started again on the same port in the middle
+/// of a test: empty, or with every write it acknowledged when it keeps an AOF. Use one per test (<see cref="StartNewAsync(CancellationToken)"/>, starting takes
 /// a few milliseconds) or as an xUnit class fixture (<see cref="IAsyncLifetime"/>).
 /// </summary>
 public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
@@ -20,11 +21,17 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(10);
 
     private readonly string _directory;
+    private readonly bool _appendOnly;
+    private readonly IReadOnlyList<string> _arguments;
     private Process? _process;
 
     /// <summary>Picks a free loopback port; nothing runs until <see cref="StartAsync"/>.</summary>
-    public RedisServer()
+    /// <param name="appendOnly">Keep an append-only file, so a restart keeps the data.</param>
+    /// <param name="arguments">More redis-server arguments (say, <c>--user</c> rules); the default user must stay usable without a password.</param>
+    public RedisServer(bool appendOnly = false, IReadOnlyList<string>? arguments = null)
     {
+        _appendOnly = appendOnly;
+        _arguments = arguments ?? [];
         Port = FreeLoopbackPort();
         _directory = Directory.CreateTempSubdirectory("labmesh-redis-").FullName;
     }
@@ -37,9 +44,13 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <summary>A new server, started.</summary>
-    public static async Task<RedisServer> StartNewAsync(CancellationToken cancellationToken = default)
+    public static Task<RedisServer> StartNewAsync(CancellationToken cancellationToken = default) =>
+        StartNewAsync(appendOnly: false, cancellationToken);
+
+    /// <summary>A new server, started; with <paramref name="appendOnly"/>, one that keeps its data across restarts.</summary>
+    public static async Task<RedisServer> StartNewAsync(bool appendOnly, CancellationToken cancellationToken = default)
     {
-        var server = new RedisServer();
+        var server = new RedisServer(appendOnly);
         try
         {
             await server.StartAsync(cancellationToken);
@@ -52,7 +63,7 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
         }
     }
 
-    /// <summary>Starts redis-server on <see cref="Port"/> (again, empty, after <see cref="StopAsync"/>) and waits until it answers PING.</summary>
+    /// <summary>Starts redis-server on <see cref="Port"/> (again after <see cref="StopAsync"/>) and waits until it answers PING.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         if (IsRunning)
@@ -75,9 +86,9 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
         foreach (var argument in new[]
         {
             "--bind", "127.0.0.1", "--port", Port.ToString(CultureInfo.InvariantCulture),
-            "--save", string.Empty, "--appendonly", "no", "--daemonize", "no",
+            "--save", string.Empty, "--appendonly", _appendOnly ? "yes" : "no", "--appendfsync", "always", "--daemonize", "no",
             "--dir", _directory, "--logfile", logFile,
-        })
+        }.Concat(_arguments))
         {
             startInfo.ArgumentList.Add(argument);
         }

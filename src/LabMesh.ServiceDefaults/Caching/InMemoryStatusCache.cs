@@ -48,6 +48,10 @@ public sealed class InMemoryStatusCache : IStatusCache
     }
 
     /// <inheritdoc/>
+    public Task WriteNowAsync(string kind, string id, long version, ReadOnlyMemory<byte> value, CancellationToken cancellationToken) =>
+        SetAsync(kind, id, version, value, cancellationToken);
+
+    /// <inheritdoc/>
     public Task<IReadOnlyList<byte[]?>> GetManyAsync(string kind, IReadOnlyList<string> ids, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

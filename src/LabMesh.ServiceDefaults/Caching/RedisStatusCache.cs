@@ -10,7 +10,8 @@ namespace LabMesh.ServiceDefaults.Caching;
 /// take is kept in memory (the latest version per key, up to <see cref="RedisOptions.MaxPendingStatusWrites"/>
 /// keys) and written again when the connection is restored, and every second until it succeeds, so
 /// the cache heals after an outage; a write dropped at that bound is logged, and its key may show an
-/// older status until it expires.
+/// older status until it expires. Writes kept in memory die with the process: what makes a status change
+/// durable is the outbox path (<see cref="WriteNowAsync"/> from an <see cref="Events.IOutboxPublishedListener"/>).
 /// </summary>
 public sealed partial class RedisStatusCache : IStatusCache, IAsyncDisposable, IDisposable
 {
@@ -73,6 +74,16 @@ public sealed partial class RedisStatusCache : IStatusCache, IAsyncDisposable, I
             throw;
         }
 
+        ForgetUpTo(key, version);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="RedisUnavailableException">Redis could not take the write.</exception>
+    public async Task WriteNowAsync(string kind, string id, long version, ReadOnlyMemory<byte> value, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        var key = Key(kind, id);
+        await _redis.SetVersionedAsync(key, version, value, _ttl, cancellationToken);
         ForgetUpTo(key, version);
     }
 

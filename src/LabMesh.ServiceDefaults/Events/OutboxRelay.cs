@@ -55,11 +55,13 @@ public sealed partial class OutboxRelay : BackgroundService
     private readonly OutboxRelayOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly IOutboxPublishedListener? _listener;
     private readonly WakeSignal _wake = new();
     private readonly SemaphoreSlim _pass = new(1, 1);
     private DateTimeOffset? _oldestUnsent;
 
-    public OutboxRelay(Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null)
+    public OutboxRelay(
+        Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null, IOutboxPublishedListener? listener = null)
     {
         ArgumentNullException.ThrowIfNull(database);
         ArgumentNullException.ThrowIfNull(bus);
@@ -75,6 +77,7 @@ public sealed partial class OutboxRelay : BackgroundService
         _options = options;
         _logger = logger;
         _time = timeProvider ?? TimeProvider.System;
+        _listener = listener;
     }
 
     /// <summary>The service whose outbox this relay drains.</summary>
@@ -378,7 +381,7 @@ public sealed partial class OutboxRelay : BackgroundService
                 // Cannot happen for rows written by Outbox.AddAsync; the row blocks the outbox
                 // until someone repairs or deletes it, which is better than skipping an event.
                 LogUnreadable(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
-                return new PublishOutcome(published, events, row, ex);
+                return await TellListenerAsync(new PublishOutcome(published, events, row, ex), cancellationToken);
             }
 
             // The span that caused the event (its traceparent) is this one's parent: one lab order, one trace.
@@ -404,11 +407,37 @@ public sealed partial class OutboxRelay : BackgroundService
                 span?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
                 // Stop here: publishing the rows after this one would reorder events.
                 LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
-                return new PublishOutcome(published, events, row, ex);
+                return await TellListenerAsync(new PublishOutcome(published, events, row, ex), cancellationToken);
             }
         }
 
-        return new PublishOutcome(published, events, null, null);
+        return await TellListenerAsync(new PublishOutcome(published, events, null, null), cancellationToken);
+    }
+
+    // Before the rows are marked: a listener that fails leaves the whole batch unsent, to be published
+    // (deduplicated by the bus) and handed to it again.
+    private async Task<PublishOutcome> TellListenerAsync(PublishOutcome outcome, CancellationToken cancellationToken)
+    {
+        if (_listener is null || outcome.Published.Count == 0)
+        {
+            return outcome;
+        }
+
+        try
+        {
+            await _listener.OnPublishedAsync(outcome.Events, cancellationToken);
+            return outcome;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var first = outcome.Published[0];
+            LogListenerFailed(_logger, ServiceName, outcome.Published.Count, first.Sequence, ex);
+            return new PublishOutcome([], [], first, ex);
+        }
     }
 
     private async Task RecordOutcomeAsync(DbConnection connection, DbTransaction transaction, PublishOutcome outcome, CancellationToken cancellationToken)
@@ -497,6 +526,9 @@ public sealed partial class OutboxRelay : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Service}: publishing event {EventId} ({EventType}), sequence {Sequence}, failed; it stays queued and is retried")]
     private static partial void LogPublishFailed(ILogger logger, string service, string eventId, string eventType, long sequence, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Service}: {Count} events from sequence {Sequence} were published, but what follows their publishing failed; they stay queued and are retried")]
+    private static partial void LogListenerFailed(ILogger logger, string service, int count, long sequence, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Outbox {Service}: event {EventId} ({EventType}), sequence {Sequence}, is unreadable; the outbox is blocked until the row is repaired or deleted")]
     private static partial void LogUnreadable(ILogger logger, string service, string eventId, string eventType, long sequence, Exception exception);

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Threading.Channels;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
@@ -168,24 +167,6 @@ public sealed partial class RedisEventBus : IEventBus, IAsyncDisposable, IDispos
         if (feed is not null)
         {
             await feed;
-        }
-    }
-
-    /// <summary>Orders two stream positions (<c>milliseconds-sequence</c>).</summary>
-    internal static int ComparePositions(string a, string b)
-    {
-        var (aTime, aSequence) = Split(a);
-        var (bTime, bSequence) = Split(b);
-        var byTime = aTime.CompareTo(bTime);
-        return byTime != 0 ? byTime : aSequence.CompareTo(bSequence);
-
-        static (ulong Time, ulong Sequence) Split(string position)
-        {
-            var dash = position.IndexOf('-', StringComparison.Ordinal);
-            return dash < 0
-                ? (ulong.Parse(position, NumberStyles.None, CultureInfo.InvariantCulture), 0)
-                : (ulong.Parse(position.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture),
-                   ulong.Parse(position.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture));
         }
     }
 

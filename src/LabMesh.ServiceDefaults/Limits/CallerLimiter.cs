@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using LabMesh.ServiceDefaults.Redis;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.ServiceDefaults.Limits;
@@ -6,9 +7,10 @@ namespace LabMesh.ServiceDefaults.Limits;
 /// <summary>
 /// The per-caller state behind <see cref="RateLimitInterceptor"/>: a token bucket per caller
 /// (<see cref="LimitsOptions.PermitsPerSecond"/>, <see cref="LimitsOptions.Burst"/>) and a count of its
-/// open streams (<see cref="LimitsOptions.MaxStreamsPerCaller"/>). In memory, per process: with N
-/// replicas behind a balancer a caller gets up to N times the rate, which is the point of a
-/// per-replica guard (it protects the replica, not a quota).
+/// open streams (<see cref="LimitsOptions.MaxStreamsPerCaller"/>). With Redis, the bucket is one per
+/// caller for every replica (<c>labmesh:limit:{team}\n{subject}</c>, one round trip per call); while Redis
+/// cannot be reached, and without Redis, each process keeps its own bucket, so N replicas admit up to N
+/// times the rate then. Stream slots are always per process.
 /// </summary>
 public sealed class CallerLimiter
 {
@@ -25,12 +27,20 @@ public sealed class CallerLimiter
     // The table's size, kept here: ConcurrentDictionary.Count takes every lock of the table, on every call.
     private int _count;
 
-    public CallerLimiter(IOptions<LimitsOptions> options, TimeProvider time)
+    private const string SharedKeyPrefix = "labmesh:limit:";
+
+    private readonly RedisConnection? _redis;
+
+    /// <param name="options">The limits.</param>
+    /// <param name="time">The clock of the per-process buckets.</param>
+    /// <param name="redis">Where the shared buckets live; null: per-process buckets only.</param>
+    public CallerLimiter(IOptions<LimitsOptions> options, TimeProvider time, RedisConnection? redis = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _options.Validate();
         _time = time;
+        _redis = redis;
     }
 
     /// <summary>The settings in force.</summary>
@@ -40,8 +50,31 @@ public sealed class CallerLimiter
     public int TrackedCallers => Volatile.Read(ref _count);
 
     /// <summary>
-    /// Takes a permit for one call of <paramref name="caller"/>. False when its bucket is empty, with
-    /// how long until the next permit in <paramref name="retryAfter"/>.
+    /// Takes a permit for one call of <paramref name="caller"/> from the bucket it shares with every replica
+    /// (Redis), or from this process's bucket while Redis cannot be reached or is not configured.
+    /// </summary>
+    /// <returns>Whether the call may go ahead, and when not, how long until the next permit.</returns>
+    public async ValueTask<(bool Granted, TimeSpan RetryAfter)> AcquireAsync(string caller, CancellationToken cancellationToken)
+    {
+        if (_options.PermitsPerSecond > 0 && _redis is { IsConnected: true } redis)
+        {
+            try
+            {
+                return await redis.TakeTokenAsync(SharedKeyPrefix + caller, _options.PermitsPerSecond, _options.Burst, cancellationToken);
+            }
+            catch (RedisUnavailableException)
+            {
+                // The outage is logged and measured by the connection; this call counts against this replica.
+            }
+        }
+
+        var granted = TryAcquire(caller, out var retryAfter);
+        return (granted, retryAfter);
+    }
+
+    /// <summary>
+    /// Takes a permit for one call of <paramref name="caller"/> from this process's bucket. False when it
+    /// is empty, with how long until the next permit in <paramref name="retryAfter"/>.
     /// </summary>
     public bool TryAcquire(string caller, out TimeSpan retryAfter)
     {

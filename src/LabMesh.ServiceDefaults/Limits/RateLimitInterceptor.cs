@@ -32,26 +32,26 @@ public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
     private static readonly TimeSpan StreamRetryAfter = TimeSpan.FromSeconds(1);
 
     /// <inheritdoc />
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(request, context);
+        await AdmitAsync(context);
+        return await continuation(request, context);
     }
 
     /// <inheritdoc />
-    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(requestStream, context);
+        await AdmitAsync(context);
+        return await continuation(requestStream, context);
     }
 
     /// <inheritdoc />
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
         TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        using var slot = AdmitStream(context);
+        using var slot = await AdmitStreamAsync(context);
         await continuation(request, responseStream, context);
     }
 
@@ -60,7 +60,7 @@ public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
         IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
         DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        using var slot = AdmitStream(context);
+        using var slot = await AdmitStreamAsync(context);
         await continuation(requestStream, responseStream, context);
     }
 
@@ -83,10 +83,16 @@ public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
         }
     }
 
-    private string? Admit(ServerCallContext context)
+    private async ValueTask<string?> AdmitAsync(ServerCallContext context)
     {
         var caller = CallerKey(context);
-        if (caller is not null && !limiter.TryAcquire(caller, out var retryAfter))
+        if (caller is null)
+        {
+            return null;
+        }
+
+        var (granted, retryAfter) = await limiter.AcquireAsync(caller, context.CancellationToken);
+        if (!granted)
         {
             var permits = limiter.Options.PermitsPerSecond.ToString("0.###", CultureInfo.InvariantCulture);
             throw Exhausted("RATE_LIMITED", $"Too many calls: at most {permits} per second per caller; retry after the delay given.",
@@ -100,9 +106,9 @@ public sealed class RateLimitInterceptor(CallerLimiter limiter) : Interceptor
         return caller;
     }
 
-    private IDisposable? AdmitStream(ServerCallContext context)
+    private async ValueTask<IDisposable?> AdmitStreamAsync(ServerCallContext context)
     {
-        var caller = Admit(context);
+        var caller = await AdmitAsync(context);
         if (caller is null)
         {
             return null;

@@ -10,15 +10,18 @@ public sealed class RedisOptions
     /// <summary>
     /// A StackExchange.Redis configuration string, e.g. <c>127.0.0.1:6379,password=...</c>.
     /// <c>abortConnect</c> is always forced to false: a process starts while Redis is down and connects
-    /// by itself when it comes up. <c>syncTimeout</c> (StackExchange.Redis 1.2.6's default: 1000 ms) also
-    /// bounds every asynchronous call, which 1.2.6 does not time out by itself.
+    /// by itself when it comes up. <c>syncTimeout</c> bounds every call (<c>asyncTimeout</c>, when set, the
+    /// asynchronous ones); LabMesh makes it 1000 ms when the string does not name it (the client's own
+    /// default is 5 s). TLS is <c>ssl=true</c> (with <c>sslHost=</c> when the certificate names another
+    /// host), an ACL user <c>user=...,password=...</c>.
     /// </summary>
     public string? Configuration { get; set; }
 
     /// <summary>
-    /// How long a status cache entry lives after its last write. Default five minutes: also the longest a
-    /// status can stay stale when a write held back during a Redis outage is lost with its process (held
-    /// back writes live in memory), at the cost of one store read per status and five minutes.
+    /// How long a status cache entry lives after its last write. Default five minutes. A status change
+    /// reaches the cache through its outbox event even when the process that made it dies during a Redis
+    /// outage (the services' status-cache refreshers); what is not carried by an event (a requisition's
+    /// derived lifecycle) can stay stale for this long at most.
     /// </summary>
     public TimeSpan StatusTtl { get; set; } = TimeSpan.FromMinutes(5);
 

@@ -85,7 +85,8 @@ public static class StorageServiceCollectionExtensions
             sp.GetRequiredService<IEventBus>(),
             sp.GetRequiredService<IOptions<OutboxRelayOptions>>().Value,
             sp.GetRequiredService<ILogger<OutboxRelay>>(),
-            sp.GetService<TimeProvider>()));
+            sp.GetService<TimeProvider>(),
+            sp.GetKeyedService<IOutboxPublishedListener>(serviceName)));
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<OutboxRelay>(serviceName));
         // Readiness: a replica whose store does not answer is taken out of rotation (grpc.health.v1).
         services.AddHealthChecks().Add(new HealthCheckRegistration(

@@ -2,7 +2,10 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Redis;
 using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace LabMesh.ServiceDefaults.Tests.Hosting;
@@ -93,5 +96,83 @@ public sealed class GrpcHealthTests
         Assert.Equal(ServingStatus.Serving,
             (await health.CheckAsync(new HealthCheckRequest { Service = GrpcHealth.Liveness }, deadline: DateTime.UtcNow + Timeout)).Status);
         Assert.Contains(host.Logs.Records, r => r.Level == Microsoft.Extensions.Logging.LogLevel.Warning && r.Message.Contains("does not answer", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RedisDown_StaysServing_AndShowsInTheGaugeAndOneWarningPerOutage()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        await using var host = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration));
+        using var channel = host.CreateChannel();
+        var health = new Health.HealthClient(channel);
+        var connection = host.Services.GetRequiredService<RedisConnection>();
+        using var gauge = new RedisGauge(redis.Configuration);
+        await Eventually.HoldsAsync(() => gauge.Read() == 1, Timeout, "the gauge shows Redis connected");
+
+        for (var outage = 1; outage <= 2; outage++)
+        {
+            await redis.StopAsync();
+            await Eventually.HoldsAsync(() => gauge.Read() == 0, Timeout, "the gauge shows Redis unreachable");
+
+            // Every call during the outage fails; none of them is logged again.
+            for (var i = 0; i < 20; i++)
+            {
+                await Assert.ThrowsAsync<RedisUnavailableException>(() => connection.GetLastEventPositionAsync(CancellationToken.None));
+            }
+
+            Assert.Equal(ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + Timeout)).Status);
+            Assert.Equal(ServingStatus.Serving,
+                (await health.CheckAsync(new HealthCheckRequest { Service = ServiceRequestService.Descriptor.FullName }, deadline: DateTime.UtcNow + Timeout)).Status);
+
+            await redis.StartAsync();
+            await Eventually.HoldsAsync(() => gauge.Read() == 1, Timeout, "the gauge shows Redis back");
+            await Eventually.HoldsAsync(() => RedisLines(host, LogLevel.Information, "reachable again") == outage, Timeout, "the end of the outage is logged");
+            Assert.Equal(outage, RedisLines(host, LogLevel.Warning, "is unreachable"));
+        }
+
+        host.Logs.AssertNoErrors();
+    }
+
+    private static int RedisLines(ServiceHost host, LogLevel level, string fragment) =>
+        host.Logs.Records.Count(r => r.Category == typeof(RedisConnection).FullName && r.Level == level && r.Message.Contains(fragment, StringComparison.Ordinal));
+
+    /// <summary>Reads meter LabMesh.Redis's labmesh.redis.connected for one Redis server (other tests' connections run beside).</summary>
+    private sealed class RedisGauge : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private readonly string _server;
+        private int? _last;
+
+        public RedisGauge(string server)
+        {
+            _server = server;
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == RedisConnection.MeterName && instrument.Name == "labmesh.redis.connected")
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "server.address" && Equals(tag.Value, _server))
+                    {
+                        _last = value;
+                    }
+                }
+            });
+            _listener.Start();
+        }
+
+        public int? Read()
+        {
+            _last = null;
+            _listener.RecordObservableInstruments();
+            return _last;
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 }

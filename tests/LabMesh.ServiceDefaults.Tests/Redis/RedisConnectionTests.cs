@@ -59,6 +59,10 @@ public sealed class RedisConnectionTests
         await stop.CancelAsync();
         await Task.WhenAll(callers).Within();
 
+        // Made before Redis ever ran, the subscription took effect when it connected and again after each restart.
+        await Eventually(
+            async () => (long)((object?[])(await redis.ExecuteAsync("PUBSUB", "NUMSUB", "labmesh:test"))!)[1]! == 1,
+            "the subscription made while Redis was down is live");
         Assert.Empty(unexpected);
         Assert.Equal(4, (await redis.Redis("KEYS", "labmesh:test:*") as object[])?.Length);
     }
@@ -131,6 +135,64 @@ public sealed class RedisConnectionTests
 
         Assert.Equal([first], retried.Select(e => e.Position));
         Assert.Equal([second], then.Select(e => e.Position));
+        log.AssertNoErrors();
+    }
+
+    [Fact]
+    public async Task Connection_AsTheAclUserOfTheDocs_ServesEveryOperation()
+    {
+        // The ACL user the ServiceDefaults README gives operators: LabMesh's keys, every channel, no dangerous commands.
+        using var log = new TestLog();
+        await using var redis = new RedisServer(arguments: ["--user", "labmesh", "on", ">s3cret", "~labmesh:*", "&*", "+@all", "-@dangerous"]);
+        await redis.StartAsync().Within();
+        await using var connection = await ConnectAsync(redis, log, o => o.Configuration = redis.Configuration + ",user=labmesh,password=s3cret");
+        var critical = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = await connection.OnCriticalEventAsync(() => critical.TrySetResult(), CancellationToken.None).Within();
+        await Eventually(
+            async () => (long)((object?[])(await redis.ExecuteAsync("PUBSUB", "NUMSUB", "labmesh:critical"))!)[1]! == 1,
+            "the subscription is live (its link may connect after the commands' link)");
+
+        Assert.True(await connection.SetVersionedAsync("labmesh:status:sr:1", 1, new byte[] { 7 }, TimeSpan.FromMinutes(1), CancellationToken.None).Within());
+        Assert.Equal(1, (await connection.GetVersionedManyAsync(["labmesh:status:sr:1"], CancellationToken.None).Within()).Single()!.Value.Version);
+        var position = await AppendAsync(connection, "evt-1", 1, critical: true);
+        await critical.Task.Within();
+        Assert.Equal(position, (await connection.ReadEventsAsync(null, 10, CancellationToken.None).Within()).Single().Position);
+        Assert.Equal(position, await connection.GetLastEventPositionAsync(CancellationToken.None).Within());
+        Assert.Equal(position, await connection.FindEventPositionAsync("evt-1", DateTimeOffset.UnixEpoch, 10, CancellationToken.None).Within());
+        Assert.False(await connection.HasDroppedAfterAsync(position!, CancellationToken.None).Within());
+        var read = await connection.ReadGroupEventsAsync("notification", "n-1", 10, TimeSpan.FromSeconds(30), true, CancellationToken.None).Within();
+        await connection.AcknowledgeEventsAsync("notification", [.. read.Select(e => e.Position)], CancellationToken.None).Within();
+        Assert.True((await connection.TakeTokenAsync("labmesh:limit:team\nann", 1, 1, CancellationToken.None).Within()).Granted);
+        Assert.False((await connection.TakeTokenAsync("labmesh:limit:team\nann", 1, 1, CancellationToken.None).Within()).Granted);
+
+        // The rules do bite: a key outside labmesh:* is refused.
+        await Assert.ThrowsAsync<RedisUnavailableException>(() => connection.SetVersionedAsync("other", 1, new byte[] { 1 }, TimeSpan.FromMinutes(1), CancellationToken.None)).Within();
+        log.AssertNoErrors();
+    }
+
+    [Fact]
+    public async Task TakeToken_OneBucketForEveryConnection_RefillsAtTheRate()
+    {
+        using var log = new TestLog();
+        await using var redis = await RedisServer.StartNewAsync().Within();
+        await using var first = await ConnectAsync(redis, log);
+        await using var second = await ConnectAsync(redis, log);
+
+        var granted = 0;
+        for (var i = 0; i < 10; i++)
+        {
+            if ((await (i % 2 == 0 ? first : second).TakeTokenAsync("labmesh:limit:t", 0.5, 4, CancellationToken.None).Within()).Granted)
+            {
+                granted++;
+            }
+        }
+
+        var (again, retryAfter) = await first.TakeTokenAsync("labmesh:limit:t", 0.5, 4, CancellationToken.None).Within();
+        Assert.Equal(4, granted);
+        Assert.False(again);
+        Assert.InRange(retryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
+        var ttl = (long)(await redis.Redis("PTTL", "labmesh:limit:t"))!;
+        Assert.InRange(ttl, 1, 9_000);
         log.AssertNoErrors();
     }
 
