@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
 using LabMesh.ServiceDefaults.Events;
@@ -28,6 +30,8 @@ public sealed partial class EventIngestor : BackgroundService
     // Reads that retry the consumer's own failed batch before newer entries, after a failure.
     private const int OwnRetries = 10;
 
+    private static readonly TimeSpan LagReadInterval = TimeSpan.FromSeconds(5);
+    private long _lagReadAt = long.MinValue / 2;
     private readonly NotificationStore _store;
     private readonly IEventBus _bus;
     private readonly RedisConnection? _redis;
@@ -110,6 +114,7 @@ public sealed partial class EventIngestor : BackgroundService
                     }
                 }
 
+                await ReadLagAsync(redis, stoppingToken);
                 if (!more)
                 {
                     var wait = failures == 0 ? _options.IngestPollInterval : TimeSpan.FromMilliseconds(Math.Min(5000, 100 * failures));
@@ -124,6 +129,31 @@ public sealed partial class EventIngestor : BackgroundService
         finally
         {
             wakeOnCritical?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The consumer group's lag and pending entries, read at most every <see cref="LagReadInterval"/> for
+    /// <c>labmesh.events.consumer.lag</c> and <c>labmesh.events.consumer.pending</c>; a failed read keeps the last figures.
+    /// </summary>
+    private async Task ReadLagAsync(RedisConnection redis, CancellationToken stoppingToken)
+    {
+        if (Environment.TickCount64 - _lagReadAt < LagReadInterval.TotalMilliseconds)
+        {
+            return;
+        }
+
+        _lagReadAt = Environment.TickCount64;
+        try
+        {
+            if (await redis.ConsumerGroupStateAsync(_options.ConsumerGroup, stoppingToken) is { } state)
+            {
+                ConsumerGauges.Set(_options.ConsumerGroup, state.Lag, state.Pending);
+            }
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OperationCanceledException)
+        {
+            // Redis is down: the ingest loop reports it; the gauges keep what they last read.
         }
     }
 
@@ -249,4 +279,30 @@ public sealed partial class EventIngestor : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Notification ingest skipped an unreadable stream entry at {Position}")]
     private static partial void LogUnreadable(ILogger logger, string position);
+}
+
+/// <summary>
+/// <c>labmesh.events.consumer.lag</c> (stream entries the consumer group has not been handed yet) and
+/// <c>labmesh.events.consumer.pending</c> (handed out, not acknowledged), by <c>messaging.consumer.group.name</c>,
+/// as the replicas of this process last read them from Redis.
+/// </summary>
+internal static class ConsumerGauges
+{
+    private static readonly ConcurrentDictionary<string, (long? Lag, long Pending)> Groups = new(StringComparer.Ordinal);
+
+    static ConsumerGauges()
+    {
+        LabMeshTelemetry.Meter.CreateObservableGauge(
+            "labmesh.events.consumer.lag",
+            () => Groups.Where(g => g.Value.Lag is not null).Select(g => new Measurement<long>(g.Value.Lag!.Value, Tag(g.Key))),
+            "{event}", "Events on the stream the Notification consumer group has not been handed yet.");
+        LabMeshTelemetry.Meter.CreateObservableGauge(
+            "labmesh.events.consumer.pending",
+            () => Groups.Select(g => new Measurement<long>(g.Value.Pending, Tag(g.Key))),
+            "{event}", "Events handed to Notification's consumers and not acknowledged yet.");
+    }
+
+    public static void Set(string group, long? lag, long pending) => Groups[group] = (lag, pending);
+
+    private static KeyValuePair<string, object?> Tag(string group) => new("messaging.consumer.group.name", group);
 }

@@ -96,6 +96,8 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         return {granted, wait}
         """;
 
+    private readonly List<Action<IConnectionMultiplexer>> _multiplexerObservers = [];
+    private readonly List<ConnectionMultiplexer> _made = [];
     private readonly RedisOptions _options;
     private readonly ConfigurationOptions _configuration;
     private readonly ILogger _logger;
@@ -258,6 +260,33 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
             var info = await db.StreamInfoAsync(_options.StreamKey);
             var next = info.FirstEntry.IsNull ? (string?)info.LastGeneratedId : (string?)info.FirstEntry.Id;
             return next is not null && BusPosition.Compare(next, position) > 0;
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// How far consumer group <paramref name="group"/> is behind: the stream's entries it has not been handed yet
+    /// (Redis 7's lag; null when Redis cannot tell, e.g. after entries were deleted) and those handed out but not
+    /// acknowledged. Null when the stream or the group does not exist yet.
+    /// </summary>
+    public async Task<(long? Lag, long Pending)?> ConsumerGroupStateAsync(string group, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        return await ExecuteAsync("event group info", async db =>
+        {
+            if (!await db.KeyExistsAsync(_options.StreamKey))
+            {
+                return ((long? Lag, long Pending)?)null;
+            }
+
+            foreach (var info in await db.StreamGroupInfoAsync(_options.StreamKey))
+            {
+                if (info.Name == group)
+                {
+                    return (info.Lag, info.PendingMessageCount);
+                }
+            }
+
+            return null;
         }, cancellationToken);
     }
 
@@ -575,6 +604,11 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         }
 
         var multiplexer = connecting.Result;
+        lock (_multiplexerObservers)
+        {
+            _made.Remove(multiplexer);
+        }
+
         multiplexer.ConnectionFailed -= OnConnectionFailed;
         multiplexer.ConnectionRestored -= OnConnectionRestored;
         multiplexer.InternalError -= OnInternalError;
@@ -589,6 +623,26 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         }
 
         multiplexer.Dispose();
+    }
+
+    /// <summary>
+    /// Hands every connection this adapter makes (those made already, and later ones) to <paramref name="observe"/>:
+    /// telemetry profiles its commands (LabMeshTelemetry). Not for issuing commands: those go through the adapter.
+    /// </summary>
+    public void ObserveConnections(Action<IConnectionMultiplexer> observe)
+    {
+        ArgumentNullException.ThrowIfNull(observe);
+        ConnectionMultiplexer[] made;
+        lock (_multiplexerObservers)
+        {
+            _multiplexerObservers.Add(observe);
+            made = [.. _made];
+        }
+
+        foreach (var multiplexer in made)
+        {
+            observe(multiplexer);
+        }
     }
 
     private async Task<ConnectionMultiplexer> ConnectCoreAsync()
@@ -608,6 +662,17 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         multiplexer.ConnectionFailed += OnConnectionFailed;
         multiplexer.ConnectionRestored += OnConnectionRestored;
         multiplexer.InternalError += OnInternalError;
+        Action<IConnectionMultiplexer>[] observers;
+        lock (_multiplexerObservers)
+        {
+            _made.Add(multiplexer);
+            observers = [.. _multiplexerObservers];
+        }
+
+        foreach (var observe in observers)
+        {
+            observe(multiplexer);
+        }
 
         // Checked after subscribing to the events so a connection made in between is not missed
         // (listeners may hear about it twice, which they tolerate).

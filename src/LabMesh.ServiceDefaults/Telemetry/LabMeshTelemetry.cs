@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using LabMesh.ServiceDefaults.Redis;
 using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
@@ -115,7 +116,13 @@ public static class LabMeshTelemetry
                 })
                 .AddGrpcClientInstrumentation(options => options.SuppressDownstreamInstrumentation = true)
                 .AddHttpClientInstrumentation(options => options.RecordException = false)
-                .AddNpgsql())
+                .AddNpgsql()
+                // Redis commands, as spans of the call that ran them. The instrumentation profiles every command,
+                // the workers' polls outside any call too: RootCommandFilter keeps those from being traces of their own.
+                .AddRedisInstrumentation()
+                .AddProcessor(new RootCommandFilter())
+                .ConfigureRedisInstrumentation((services, redis) =>
+                    services.GetService<RedisConnection>()?.ObserveConnections(multiplexer => redis.AddConnection(multiplexer))))
             .WithMetrics(metrics => metrics
                 // LabMesh's meter and its components' own (LabMesh.Redis...).
                 .AddMeter(Name, Name + ".*")
@@ -155,5 +162,24 @@ public static class LabMeshTelemetry
         }
 
         return activity;
+    }
+}
+
+/// <summary>
+/// Drops the Redis instrumentation's spans that have no parent: commands run outside any call (the ingestor's
+/// XREADGROUP and XAUTOCLAIM every 100 ms, subscriptions) would each be a trace of its own and bury the orders.
+/// Marked unrecorded when they start, so no exporter sends them.
+/// </summary>
+internal sealed class RootCommandFilter : BaseProcessor<Activity>
+{
+    private const string RedisSource = "OpenTelemetry.Instrumentation.StackExchangeRedis";
+
+    public override void OnStart(Activity data)
+    {
+        if (data.Source.Name == RedisSource && data.ParentSpanId == default)
+        {
+            data.IsAllDataRequested = false;
+            data.ActivityTraceFlags &= ~ActivityTraceFlags.Recorded;
+        }
     }
 }

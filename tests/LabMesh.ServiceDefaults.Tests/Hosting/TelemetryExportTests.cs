@@ -42,4 +42,43 @@ public sealed class TelemetryExportTests
         Assert.Equal("requisition-7", list[0].ResourceAttribute("service.instance.id"));
         host.Logs.AssertNoErrors();
     }
+
+    [Fact]
+    public async Task RedisCommands_AreSpansOfTheirCall_AndTheConsumerGroupsLagIsAGauge()
+    {
+        await using var otlp = await OtlpReceiver.StartAsync();
+        await using var redis = await RedisServer.StartNewAsync();
+        var settings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration);
+        foreach (var (key, value) in otlp.Settings)
+        {
+            settings[key] = value;
+        }
+
+        await using var host = await MeshHosts.StartAllInOneAsync(settings, FreePort.Next());
+        using var channel = host.CreateChannel();
+        var client = new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(channel, "otel-redis"));
+        var created = await client.CreateRequisitionAsync(new CreateRequisitionRequest
+        {
+            RequestId = Guid.NewGuid().ToString(),
+            Patient = new Contracts.Common.V1.Patient { Id = "otel-redis-patient" },
+            Modality = Contracts.Common.V1.TestModality.Testkit,
+            Place = true,
+            Tests = { new OrderedTest { Code = "BMP", PartnerId = "lab-a" } },
+        }, deadline: DateTime.UtcNow + Timeout);
+        await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Requisition.Id }, deadline: DateTime.UtcNow + Timeout);
+
+        var status = await Eventually.MatchAsync(
+            () => Task.FromResult(otlp.Spans.Where(s => s["rpc.method"] == "GetRequisitionStatus").ToList()), found => found.Count > 0, Timeout, "GetRequisitionStatus' span");
+        await Eventually.HoldsAsync(
+            () => otlp.Spans.Any(s => s.Scope.Name.Contains("StackExchangeRedis", StringComparison.Ordinal) && s.ParentSpanId == status[0].SpanId),
+            Timeout, "the status cache's Redis command as a child of GetRequisitionStatus");
+        // The event the order made reached Notification's consumer group, which is then caught up: lag 0, nothing pending.
+        await Eventually.HoldsAsync(
+            () => otlp.Metrics.Any(m => m.Metric.Name == "labmesh.events.consumer.lag" && m.Metric.Gauge.DataPoints.Any(p => p.AsInt == 0
+                && OtlpReceiver.Attribute(p.Attributes, "messaging.consumer.group.name") is { Length: > 0 })),
+            Timeout, "labmesh.events.consumer.lag of the consumer group");
+        Assert.Contains(otlp.Metrics, m => m.Metric.Name == "labmesh.events.consumer.pending");
+        Assert.DoesNotContain(otlp.Spans, s => s.Scope.Name.Contains("StackExchangeRedis", StringComparison.Ordinal) && s.ParentSpanId.Trim('0') == "");
+        host.Logs.AssertNoErrors();
+    }
 }
