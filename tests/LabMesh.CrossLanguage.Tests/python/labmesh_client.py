@@ -29,6 +29,7 @@ CASES = ["create_and_read", "subscribe_live", "subscribe_resume", "bad_request"]
 LABMESH_PROTOS = [
     "labmesh/common/v1/common.proto",
     "labmesh/common/v1/events.proto",
+    "labmesh/common/v1/peer_work.proto",
     "labmesh/servicerequest/v1/service_request.proto",
     "labmesh/requisition/v1/requisition.proto",
     "labmesh/notification/v1/notification.proto",
