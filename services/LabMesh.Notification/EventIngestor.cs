@@ -230,7 +230,7 @@ public sealed partial class EventIngestor : BackgroundService
         var spans = new List<Activity>(entries.Count);
         foreach (var entry in entries)
         {
-            if (LabMeshTelemetry.StartForEvent("ingest " + entry.Event.Type, ActivityKind.Consumer, entry.Event, makeCurrent: false) is { } span)
+            if (LabMeshTelemetry.StartForEvent("ingest", ActivityKind.Consumer, entry.Event, makeCurrent: false) is { } span)
             {
                 span.SetTag("messaging.operation.type", "process");
                 span.SetTag("messaging.batch.message_count", entries.Count);

@@ -238,7 +238,7 @@ public sealed partial class EventStreams(
     private async Task SendEventAsync(BusEntry entry, string subscriber, StreamState stream)
     {
         // The delivery to this subscriber, a child of the span that caused the event: the end of its trace.
-        using var span = LabMeshTelemetry.StartForEvent("deliver " + entry.Event.Type, ActivityKind.Producer, entry.Event);
+        using var span = LabMeshTelemetry.StartForEvent("deliver", ActivityKind.Producer, entry.Event);
         span?.SetTag("messaging.operation.type", "send");
         span?.SetTag("messaging.destination.name", "labmesh.notification.v1.NotificationService/Subscribe");
         await stream.WriteAsync(new SubscribeResponse { Event = entry.Event, Cursor = entry.Position });

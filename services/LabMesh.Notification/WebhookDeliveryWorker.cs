@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using LabMesh.Notification.Webhooks;
-using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
@@ -138,8 +137,7 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
             var attempt = delivery.Attempts + 1;
             var attemptedAt = _time.GetUtcNow();
             // A child of the span that caused the event; HttpClient's POST span is this one's child.
-            using var span = LabMeshTelemetry.StartForEvent(
-                "webhook " + delivery.EventType, ActivityKind.Producer, new Event { Type = delivery.EventType, Traceparent = delivery.Traceparent ?? "" });
+            using var span = LabMeshTelemetry.StartForEvent("webhook", ActivityKind.Producer, delivery.EventType, delivery.Traceparent, tracestate: null);
             span?.SetTag("labmesh.webhook.attempt", attempt);
             var (outcome, error, elapsed) = await SendAsync(endpoint, delivery, attemptedAt, stoppingToken);
             if (stoppingToken.IsCancellationRequested)

@@ -45,7 +45,7 @@ public sealed class TelemetryTests : IAsyncLifetime
             _webhookTraceparents.Enqueue(context.Request.Headers["traceparent"].FirstOrDefault());
             return Results.NoContent();
         });
-        await _webhooks.StartAsync();
+        await _webhooks.StartAsync().WaitAsync(Timeout);
         _webhookUrl = $"http://127.0.0.1:{webhookPort}/hook";
 
         var port = FreePort.Next();

@@ -62,7 +62,7 @@ internal sealed class IdentityProvider : IAsyncDisposable
             Interlocked.Increment(ref provider._keyReads);
             return Results.Json(new Dictionary<string, object> { ["keys"] = provider.Jwks() });
         });
-        await app.StartAsync();
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         return provider;
     }
 

@@ -385,9 +385,9 @@ public sealed partial class OutboxRelay : BackgroundService
             }
 
             // The span that caused the event (its traceparent) is this one's parent: one lab order, one trace.
-            using var span = LabMeshTelemetry.StartForEvent("publish " + evt.Type, ActivityKind.Producer, evt);
+            using var span = LabMeshTelemetry.StartForEvent("publish", ActivityKind.Producer, evt);
             span?.SetTag("messaging.operation.type", "send");
-            span?.SetTag("messaging.system", _bus.GetType().Name == "RedisEventBus" ? "redis" : "labmesh.inprocess");
+            span?.SetTag("messaging.system", _bus is RedisEventBus ? "redis" : "labmesh.inprocess");
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -193,9 +193,10 @@ public sealed class TokenValidator
 
         try
         {
+            // Only a token that does not claim LabMesh's own issuer can be the provider's.
             var jwt = _handler.ReadJsonWebToken(token);
-            return _authority.Current is not { } keys
-                || (jwt.Issuer == keys.Issuer && !string.IsNullOrEmpty(jwt.Kid) && !keys.Keys.ContainsKey(jwt.Kid));
+            return jwt.Issuer != _issuer
+                && (_authority.Current is not { } keys || (jwt.Issuer == keys.Issuer && !string.IsNullOrEmpty(jwt.Kid) && !keys.Keys.ContainsKey(jwt.Kid)));
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or SecurityTokenException)
         {

@@ -136,25 +136,32 @@ public static class LabMeshTelemetry
     }
 
     /// <summary>
-    /// Starts a span of <see cref="Source"/> whose parent is the span that caused <paramref name="evt"/> (its
-    /// envelope's <c>traceparent</c>), or the current span when it has none; null when nobody listens.
-    /// The new span does not become <see cref="Activity.Current"/> unless <paramref name="makeCurrent"/>.
+    /// Starts the span <c>{operation} {event type}</c> of <see cref="Source"/> whose parent is the span that caused
+    /// <paramref name="evt"/> (its envelope's <c>traceparent</c>), or the current span when it has none; null, with
+    /// nothing allocated, when nobody listens. It does not become <see cref="Activity.Current"/> unless <paramref name="makeCurrent"/>.
     /// </summary>
-    public static Activity? StartForEvent(string name, ActivityKind kind, Event evt, bool makeCurrent = true)
+    public static Activity? StartForEvent(string operation, ActivityKind kind, Event evt, bool makeCurrent = true)
     {
         ArgumentNullException.ThrowIfNull(evt);
+        return StartForEvent(operation, kind, evt.Type, evt.Traceparent, evt.Tracestate, makeCurrent);
+    }
+
+    /// <summary>As <see cref="StartForEvent(string, ActivityKind, Event, bool)"/>, from an event's type and trace context as stored.</summary>
+    public static Activity? StartForEvent(string operation, ActivityKind kind, string eventType, string? traceparent, string? tracestate, bool makeCurrent = true)
+    {
         if (!Source.HasListeners())
         {
             return null;
         }
 
         var previous = Activity.Current;
-        var activity = ActivityContext.TryParse(evt.Traceparent, evt.Tracestate, isRemote: true, out var parent)
+        var name = operation + " " + eventType;
+        var activity = ActivityContext.TryParse(traceparent, tracestate, isRemote: true, out var parent)
             ? Source.StartActivity(name, kind, parent)
             : Source.StartActivity(name, kind);
         if (activity is not null)
         {
-            activity.SetTag("labmesh.event.type", evt.Type);
+            activity.SetTag("labmesh.event.type", eventType);
             if (!makeCurrent)
             {
                 Activity.Current = previous;

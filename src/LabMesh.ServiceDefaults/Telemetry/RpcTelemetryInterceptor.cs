@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Grpc.Core;
@@ -124,11 +125,10 @@ internal static class RpcMetrics
             span.SetTag("rpc.service", service);
             span.SetTag("rpc.method", method);
             span.SetTag("rpc.grpc.status_code", (int)status);
-            if (status is not StatusCode.OK and not StatusCode.Cancelled and not StatusCode.NotFound and not StatusCode.InvalidArgument
-                and not StatusCode.FailedPrecondition and not StatusCode.AlreadyExists and not StatusCode.PermissionDenied and not StatusCode.Unauthenticated
-                and not StatusCode.Aborted and not StatusCode.OutOfRange and not StatusCode.ResourceExhausted)
+            if (status is StatusCode.Unknown or StatusCode.Internal or StatusCode.Unavailable or StatusCode.DataLoss
+                or StatusCode.DeadlineExceeded or StatusCode.Unimplemented)
             {
-                // The server's own failures; a caller's mistake is not an error of the span (semantic conventions).
+                // The server's errors (RPC semantic conventions); a caller's mistake is not an error of the span.
                 span.SetStatus(ActivityStatusCode.Error);
             }
         }
@@ -150,10 +150,13 @@ internal static class RpcMetrics
         { "rpc.grpc.status_code", (int)status },
     };
 
-    private static (string Service, string Method) Split(string fullMethod)
+    // A call's service and method, split once per method rather than on every call.
+    private static readonly ConcurrentDictionary<string, (string Service, string Method)> Methods = new(StringComparer.Ordinal);
+
+    private static (string Service, string Method) Split(string fullMethod) => Methods.GetOrAdd(fullMethod, static full =>
     {
-        var trimmed = fullMethod.TrimStart('/');
+        var trimmed = full.TrimStart('/');
         var slash = trimmed.LastIndexOf('/');
         return slash < 0 ? (trimmed, "") : (trimmed[..slash], trimmed[(slash + 1)..]);
-    }
+    });
 }

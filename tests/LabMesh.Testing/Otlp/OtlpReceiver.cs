@@ -122,7 +122,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
         app.MapPost("/v1/traces", (HttpContext context) => ReceiveAsync(context, ExportTraceServiceRequest.Parser, receiver._traces));
         app.MapPost("/v1/metrics", (HttpContext context) => ReceiveAsync(context, ExportMetricsServiceRequest.Parser, receiver._metrics));
         app.MapPost("/v1/logs", (HttpContext context) => ReceiveAsync(context, ExportLogsServiceRequest.Parser, receiver._logs));
-        await app.StartAsync();
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         return receiver;
     }
 
