@@ -4,13 +4,15 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Grpc.AspNetCore.HealthChecks;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace LabMesh.Chaos;
 
 /// <summary>
 /// The start-up baseline: a bare grpc-dotnet host (<c>WebApplication.CreateBuilder</c>, <c>AddGrpc</c>, grpc.health.v1
-/// through <c>AddGrpcHealthChecks</c>, one h2c endpoint on loopback, nothing of LabMesh), run as this executable's
+/// through <c>AddGrpcHealthChecks</c> configured as ServiceDefaults configures it, one h2c endpoint on loopback, nothing of LabMesh), run as this executable's
 /// <c>bare-grpc PORT</c> mode with server GC as the services run, and timed from its process start to SERVING
 /// exactly as a replica is. It stops when its stdin closes.
 /// </summary>
@@ -23,7 +25,10 @@ internal static class BareGrpcHost
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port, listen => listen.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
-        builder.Services.AddGrpcHealthChecks();
+        // As ServiceDefaults' GrpcHealth sets it: "" maps every check (one that is always healthy), published from the start.
+        builder.Services.AddGrpcHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy());
+        builder.Services.Configure<HealthCheckPublisherOptions>(o => o.Delay = TimeSpan.Zero);
+        builder.Services.Configure<GrpcHealthChecksOptions>(o => o.Services.Map("", _ => true));
         var app = builder.Build();
         app.MapGrpcHealthChecksService();
         await app.StartAsync();
