@@ -19,8 +19,6 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
 
     private readonly Dictionary<string, double?> _idleStarts = [];
     private readonly Dictionary<string, double?> _loadedStarts = [];
-    private readonly Dictionary<string, string> _idleMarks = [];
-    private readonly Dictionary<string, string> _loadedMarks = [];
     private readonly List<double?> _bareStarts = [];
     private readonly List<string> _faults = [];
 
@@ -34,7 +32,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
         }
 
         log(F($"  up.sh: every part SERVING after {up.Elapsed.TotalSeconds:0} s"));
-        log("1. Each replica restarted at idle (ctl.sh stop, then ctl.sh start): process start -> grpc.health.v1 SERVING, and its log's start-up lines");
+        log("1. Each replica restarted at idle (ctl.sh stop, then ctl.sh start): process start -> grpc.health.v1 SERVING; first a bare grpc-dotnet host, three times");
         for (var i = 0; i < 3; i++)
         {
             _bareStarts.Add(await BareGrpcHost.TimeAsync(options.PortBase + 95, cancellationToken));
@@ -44,8 +42,8 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
         foreach (var part in Topology.ReplicaNames)
         {
             await topology.CtlAsync("stop", part, cancellationToken);
-            (_idleStarts[part], _idleMarks[part]) = await topology.StartTimedAsync(part, milestones: true, cancellationToken);
-            log(F($"   {part,-24} {Seconds(_idleStarts[part])}  ({_idleMarks[part]})"));
+            _idleStarts[part] = await topology.StartTimedAsync(part, cancellationToken);
+            log(F($"   {part,-24} {Seconds(_idleStarts[part])}"));
         }
 
         if (options.StartupOnly)
@@ -54,18 +52,20 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
         }
 
         var team = "chaos-" + Guid.NewGuid().ToString("N")[..8];
-        Metadata headers, admin;
+        Metadata headers, admin, lab;
         using (var key = SigningKey.FromPem("labmesh-local", topology.KeyPem, "signing-key.pem"))
         {
-            // A clinician of the run's team places, submits and follows; only an admin of the team manages webhook endpoints.
+            // A clinician of the run's team places and follows, the lab's integration (a service caller) submits results,
+            // and only an admin of the team manages webhook endpoints.
             headers = new Metadata { { "authorization", "Bearer " + key.Mint(new TokenIdentity(team, CallerRole.Clinician, "chaos", null), "labmesh", "labmesh", TimeSpan.FromHours(4)) } };
+            lab = new Metadata { { "authorization", "Bearer " + key.Mint(new TokenIdentity(team, CallerRole.Service, "chaos-lab", null), "labmesh", "labmesh", TimeSpan.FromHours(4)) } };
             admin = new Metadata { { "authorization", "Bearer " + key.Mint(new TokenIdentity(team, CallerRole.Admin, "chaos-admin", null), "labmesh", "labmesh", TimeSpan.FromHours(4)) } };
         }
 
         using var channel = GrpcChannel.ForAddress(topology.Gateway);
         await using var receiver = await WebhookReceiver.StartAsync();
         var notifications = new NotificationService.NotificationServiceClient(channel);
-        var driver = new Driver(channel, headers, options.CriticalEvery);
+        var driver = new Driver(channel, headers, lab, options.CriticalEvery);
         var endpoint = new CreateWebhookEndpointRequest { RequestId = "chaos-" + team, Url = receiver.Url, Description = "LabMesh.Chaos receiver" };
         endpoint.EventTypes.Add(EventTypes.LabTestResultCritical);
         _ = await driver.CallAsync("CreateWebhookEndpoint", d => notifications.CreateWebhookEndpointAsync(endpoint, admin, d), cancellationToken)
@@ -73,7 +73,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
         await using var follower = await Follower.StartAsync(channel, headers);
 
         log("");
-        log(F($"2. Load through the gateway for {options.DurationSeconds:0} s: {options.Workers} callers, each CreateRequisition (place) then SubmitResults, every {options.CriticalEvery}th critical; team {team}; webhook receiver {receiver.Url}"));
+        log(F($"2. Load through the gateway for {options.DurationSeconds:0} s: {options.Workers} callers, each CreateRequisition (place) then SubmitResults, one report in {options.CriticalEvery} critical; team {team}; webhook receiver {receiver.Url}"));
         var drive = Stopwatch.StartNew();
         using var stopDriving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var driving = driver.RunAsync(options.Workers, stopDriving.Token);
@@ -128,8 +128,8 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
             }
             else
             {
-                (_loadedStarts[part], _loadedMarks[part]) = await topology.StartTimedAsync(part, milestones: true, cancellationToken);
-                back = "SERVING " + Seconds(_loadedStarts[part]) + " after its process started (" + _loadedMarks[part] + ")";
+                _loadedStarts[part] = await topology.StartTimedAsync(part, cancellationToken);
+                back = "SERVING " + Seconds(_loadedStarts[part]) + " after its process started";
             }
 
             var line = F($"{at.TotalSeconds,5:0} s  ctl.sh {action} {part}; down {options.DownSeconds:0.#} s; {back}");
@@ -145,7 +145,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
         var requisitions = new RequisitionService.RequisitionServiceClient(channel);
         var results = new ResultsInterpretationService.ResultsInterpretationServiceClient(channel);
         var notifications = new NotificationService.NotificationServiceClient(channel);
-        var reader = new Driver(channel, headers, options.CriticalEvery);
+        var reader = new Driver(channel, headers, headers, options.CriticalEvery);
 
         var criticalReports = driver.Reports.Where(r => r.Critical).ToList();
         var criticalRequisitions = criticalReports.Select(r => r.Requisition).ToHashSet(StringComparer.Ordinal);
@@ -188,6 +188,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
 
         var checks = new List<(string What, string Figure, bool Ok)>
         {
+            ("critical results that returned OK (a run without any shows nothing)", F($"{criticalReports.Count}"), criticalReports.Count > 0),
             ("requisitions returned OK, read back (GetRequisition)", F($"{requisitionsBack} / {driver.Requisitions.Count}"), requisitionsBack == driver.Requisitions.Count),
             ("reports returned OK, read back (GetReport)", F($"{reportsBack} / {driver.Reports.Count}"), reportsBack == driver.Reports.Count),
             ("critical results returned OK, on the stream (ListEvents)", F($"{criticalOnStream} / {criticalReports.Count}"), criticalOnStream == criticalReports.Count),

@@ -11,13 +11,14 @@ using LabMesh.ServiceDefaults.Events;
 namespace LabMesh.Chaos;
 
 /// <summary>
-/// The callers: each worker places an order (CreateRequisition, place) and submits one report on it, every
+/// The callers: each worker places an order (CreateRequisition, place, as a clinician) and submits one report on it
+/// (SubmitResults, as the lab's integration: a service caller, the only role SECURITY.md lets submit), every
 /// <c>criticalEvery</c>-th with a critical potassium, through the gateway. A call that fails UNAVAILABLE, INTERNAL
 /// (nginx resetting a stream whose replica died), DEADLINE_EXCEEDED or ABORTED is sent again unchanged, with the
 /// same request_id, for up to <see cref="RetryFor"/>; any other answer is final. What returned OK is kept to be
 /// read back.
 /// </summary>
-internal sealed class Driver(GrpcChannel channel, Metadata headers, int criticalEvery)
+internal sealed class Driver(GrpcChannel channel, Metadata headers, Metadata labHeaders, int criticalEvery)
 {
     public static readonly TimeSpan RetryFor = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
@@ -85,7 +86,7 @@ internal sealed class Driver(GrpcChannel channel, Metadata headers, int critical
             };
             submit.ServiceRequestIds.Add(order.Requisition.ServiceRequests[0].Id);
             submit.Results.Add(new Marker { Name = "Potassium", Slug = "potassium", Unit = "mmol/L", NumericValue = critical ? 6.9 : 4.2, MinRangeValue = 3.5, MaxRangeValue = 5.1 });
-            var report = await CallAsync("SubmitResults", d => _results.SubmitResultsAsync(submit, headers, d), stop);
+            var report = await CallAsync("SubmitResults", d => _results.SubmitResultsAsync(submit, labHeaders, d), stop);
             if (report is not null)
             {
                 Reports.Add((report.Report.Id, order.Requisition.Id, critical));

@@ -70,18 +70,13 @@ internal sealed class Topology(string root, string state, int portBase, bool bui
     /// <summary>
     /// <c>ctl.sh start PART</c> for a replica, timed from the process's own start (its start time in /proc, so the
     /// script's and dotnet's launch are inside) to its first SERVING answer to grpc.health.v1 Check, polled every
-    /// 20 ms over one HTTP/2 connection (null if it did not answer within 120 s). With <paramref name="milestones"/>
-    /// the replica logs with timestamps, and the lines that mark its start-up are read back from its log as
-    /// seconds after the process started.
+    /// 20 ms over one HTTP/2 connection (null if it did not answer within 120 s).
     /// </summary>
-    public async Task<(double? Seconds, string Milestones)> StartTimedAsync(string part, bool milestones, CancellationToken cancellationToken)
+    public async Task<double?> StartTimedAsync(string part, CancellationToken cancellationToken)
     {
         var pidFile = Path.Combine(state, "run", part + ".pid");
         var before = File.Exists(pidFile) ? File.ReadAllText(pidFile).Trim() : "";
-        Dictionary<string, string> environment = milestones
-            ? new() { ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ", ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true" }
-            : [];
-        var starting = RunAsync("ctl.sh", ["start", part], cancellationToken, environment);
+        var starting = CtlAsync("start", part, cancellationToken);
         var limit = Stopwatch.StartNew();
         string? pid = null;
         while (pid is null && limit.Elapsed < TimeSpan.FromSeconds(30))
@@ -93,20 +88,9 @@ internal sealed class Topology(string root, string state, int portBase, bool bui
             }
         }
 
-        double? seconds = null;
-        var marks = "";
-        if (pid is not null)
-        {
-            var startedAt = ProcessStart(pid);
-            seconds = await TimeToServingAsync(Address(part), pid, cancellationToken);
-            if (milestones && startedAt is { } at)
-            {
-                marks = Milestones(Path.Combine(state, "logs", part + ".log"), at);
-            }
-        }
-
+        var seconds = pid is null ? null : await TimeToServingAsync(Address(part), pid, cancellationToken);
         await starting;
-        return (seconds, marks);
+        return seconds;
     }
 
     /// <summary>Seconds from process <paramref name="pid"/>'s start to its first SERVING answer at <paramref name="address"/>; null after 120 s.</summary>
@@ -137,47 +121,6 @@ internal sealed class Topology(string root, string state, int portBase, bool bui
         return null;
     }
 
-    // The start-up lines of the run that began at processStart (UTC), as "+S.SS what".
-    private static string Milestones(string logFile, DateTime processStart)
-    {
-        string[] marks = ["is at schema version", "Redis connected", "Now listening on", "Application started"];
-        var found = new List<string>();
-        string[] lines;
-        try
-        {
-            lines = File.ReadAllLines(logFile);
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-
-        for (var i = 0; i + 1 < lines.Length; i++)
-        {
-            if (lines[i].Length < 13 || !TimeOnly.TryParseExact(lines[i][..12], "HH:mm:ss.fff", CultureInfo.InvariantCulture, DateTimeStyles.None, out var time))
-            {
-                continue;
-            }
-
-            var at = processStart.Date.Add(time.ToTimeSpan());
-            if (at < processStart.AddSeconds(-1))
-            {
-                continue;
-            }
-
-            var message = lines[i + 1].Trim();
-            if (marks.FirstOrDefault(m => message.Contains(m, StringComparison.Ordinal)) is { } mark)
-            {
-                found.Add(FormattableString.Invariant($"{mark.Replace("is at schema version", "migrated", StringComparison.Ordinal)} +{(at - processStart).TotalSeconds:0.00}"));
-            }
-        }
-
-        return string.Join(", ", found);
-    }
-
-    private static DateTime? ProcessStart(string pid) =>
-        ProcessStartSeconds(pid) is { } started ? DateTime.UtcNow.AddSeconds(started - UptimeSeconds()) : null;
-
     public int? Pid(string part)
     {
         var file = Path.Combine(state, "run", part + ".pid");
@@ -202,7 +145,7 @@ internal sealed class Topology(string root, string state, int portBase, bool bui
     private static double UptimeSeconds() =>
         double.Parse(File.ReadAllText("/proc/uptime").Split(' ')[0], CultureInfo.InvariantCulture);
 
-    private async Task<int> RunAsync(string script, string[] arguments, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
+    private async Task<int> RunAsync(string script, string[] arguments, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(Path.Combine(root, "deploy", "local", script))
         {
@@ -223,11 +166,6 @@ internal sealed class Topology(string root, string state, int portBase, bool bui
         start.Environment["LabMesh__Notification__Webhooks__AllowedNetworks__0"] = "127.0.0.0/8";
         // A handful of callers at full speed: the per-caller rate limit is not what is tested.
         start.Environment["LabMesh__Limits__PermitsPerSecond"] = "0";
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            start.Environment[key] = value;
-        }
-
         using var process = Process.Start(start) ?? throw new InvalidOperationException(script + " did not start");
         var output = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
         var errors = process.StandardError.ReadToEndAsync(CancellationToken.None);
