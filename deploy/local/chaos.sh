@@ -2,7 +2,8 @@
 # The fault-injection run (issue 23) on a topology of its own: starts deploy/local (up.sh), times each replica to
 # SERVING at idle, drives orders, results and critical results through the gateway while it kills and stops
 # replicas, Redis and PostgreSQL on a schedule (ctl.sh), verifies every write, critical result, stream event and
-# webhook, prints the table and tears down (down.sh --purge). About 5 minutes with the defaults; loopback only.
+# webhook, prints the table and tears down (down.sh --purge). 5-10 minutes with the defaults (more on a loaded
+# machine: every restart is timed to SERVING before the schedule goes on); loopback only.
 #
 #   chaos.sh                      the default run (180 s of load, port base 7800, its own state directory)
 #   chaos.sh --duration 900       longer; chaos.sh --help lists every option (bench/LabMesh.Chaos)
