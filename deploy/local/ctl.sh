@@ -4,12 +4,14 @@
 #   ctl.sh kill requisition-1      SIGKILL a replica (a crash); stop = SIGTERM and a graceful drain
 #   ctl.sh start requisition-1     start it again and wait until it is SERVING
 #   ctl.sh kill redis              SIGKILL Redis; start redis brings it back from its append-only file
+#   ctl.sh stop postgres           PostgreSQL's fast shutdown; kill postgres = SIGKILL of its postmaster (a crash,
+#                                  recovered from the WAL by start postgres)
 #   ctl.sh logs notification-2     follow a part's log
 #   ctl.sh start dashboard         start the Aspire Dashboard (tools/Aspire.Dashboard) on BASE+90..92; replicas
 #                                  started from then on export to it (it names running ones that do not: restart them)
 #
-# Parts: requisition-N, servicerequest-N, resultsinterpretation-N, notification-N (N = 1, 2), redis, gateway,
-# dashboard.
+# Parts: requisition-N, servicerequest-N, resultsinterpretation-N, notification-N (N = 1, 2), redis, postgres,
+# gateway, dashboard.
 source "$(dirname "$0")/lib.sh"
 
 usage() { die "usage: ctl.sh stop|kill|start|logs PART (see the top of ctl.sh)"; }
@@ -23,6 +25,14 @@ case "$part" in
       kill) stop_redis kill ;;
       start) start_redis ;;
       logs) exec tail -F "$STATE/logs/redis.log" ;;
+      *) usage ;;
+    esac ;;
+  postgres)
+    case "$action" in
+      stop) stop_postgres ;;
+      kill) kill_postgres ;;
+      start) start_postgres ;;
+      logs) exec tail -F "$STATE/postgres/postgres.log" ;;
       *) usage ;;
     esac ;;
   dashboard)

@@ -158,6 +158,16 @@ stop_postgres() {
   say "PostgreSQL stopped"
 }
 
+# SIGKILL of the postmaster, to play a crash: its backends exit when they notice, and start_postgres recovers from the WAL.
+kill_postgres() {
+  local data=$STATE/postgres/data pid
+  [ -f "$data/postmaster.pid" ] || return 0
+  pid=$(head -n 1 "$data/postmaster.pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for "PostgreSQL's postmaster to exit" 15 bash -c "! kill -0 $pid"
+  say "PostgreSQL killed"
+}
+
 # --- Redis: append-only with fsync on every write, so a crash or restart keeps every event on the streams.
 
 start_redis() {

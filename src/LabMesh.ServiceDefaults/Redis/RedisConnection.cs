@@ -845,8 +845,23 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         }
     }
 
-    private void OnInternalError(object? sender, InternalErrorEventArgs e) =>
-        LogInternalError(_logger, e.Origin ?? "?", e.Exception);
+    // The client raises InternalError for faults inside its own connection handling and recovers from them by
+    // itself (it drops that socket and reconnects, which ConnectionFailed/ConnectionRestored report). While an
+    // outage is already reported, or while Redis restarts (a dying socket, a server still loading its data that
+    // answers LOADING), these are the outage's echoes: older clients raised one "Queue empty" per connection
+    // attempt against a loading Redis, 34 warnings in one fault-injection run (issue 23). They go to Debug then;
+    // outside an outage an internal error is unexpected and stays a warning.
+    private void OnInternalError(object? sender, InternalErrorEventArgs e)
+    {
+        if (Interlocked.Read(ref _outageStarted) != 0)
+        {
+            LogInternalErrorDuringOutage(_logger, e.Origin ?? "?", e.Exception);
+        }
+        else
+        {
+            LogInternalError(_logger, e.Origin ?? "?", e.Exception);
+        }
+    }
 
     private void RaiseConnectionRestored()
     {
@@ -889,6 +904,9 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Redis client internal error in {Origin}")]
     private static partial void LogInternalError(ILogger logger, string origin, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Redis client internal error in {Origin} during an outage (the client reconnects by itself)")]
+    private static partial void LogInternalErrorDuringOutage(ILogger logger, string origin, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Redis subscription handler for {Channel} failed")]
     private static partial void LogHandlerFailed(ILogger logger, string channel, Exception exception);

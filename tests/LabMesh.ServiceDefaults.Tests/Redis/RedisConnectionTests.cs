@@ -1,5 +1,6 @@
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.Testing;
+using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;
 
 namespace LabMesh.ServiceDefaults.Tests.Redis;
@@ -65,6 +66,92 @@ public sealed class RedisConnectionTests
             "the subscription made while Redis was down is live");
         Assert.Empty(unexpected);
         Assert.Equal(4, (await redis.Redis("KEYS", "labmesh:test:*") as object[])?.Length);
+    }
+
+    [Fact]
+    public async Task Connection_RedisRestartedWhileLoadingItsData_LogsOnlyTheOutage()
+    {
+        // A restart (here a crash: SIGKILL and start) of a Redis that keeps data, as deploy/local and production run it
+        // (AOF, an ACL user with a password): for a while after it listens it answers LOADING while it reads its append-only file back.
+        // 20,000 keys in the file's base, each loaded with Redis's own key-load-delay (50 us, the knob its test suite
+        // uses for this), keep it loading a second or two, as a dataset of millions of keys would without the delay.
+        // Only the outage itself may be logged at Warning or above (issue 23 item 5).
+        using var log = new TestLog();
+        await using var redis = new RedisServer(
+            appendOnly: true,
+            arguments: ["--key-load-delay", "50", "--user", "labmesh", "on", ">s3cret", "~labmesh:*", "&*", "+@all", "-@dangerous"]);
+        await redis.StartAsync().Within();
+        await redis.Redis("EVAL", "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'labmesh:test:fill:' .. i, string.rep('x', 100)) end return 1", "0", "20000");
+        await redis.Redis("BGREWRITEAOF");
+        await Eventually(
+            async () => (string)(await redis.ExecuteAsync("INFO", "persistence"))! is var info
+                && info.Contains("aof_rewrite_in_progress:0", StringComparison.Ordinal)
+                && info.Contains("aof_last_bgrewrite_status:ok", StringComparison.Ordinal),
+            "the append-only file is rewritten");
+
+        await using var connection = await ConnectAsync(redis, log, o => o.Configuration = redis.Configuration + ",user=labmesh,password=s3cret");
+        using var subscription = await connection.OnCriticalEventAsync(() => { }, CancellationToken.None).Within();
+
+        // Callers keep using the connection through the restart, as a service's relay and reads do.
+        using var stop = new CancellationTokenSource();
+        var unexpected = new List<Exception>();
+        var callers = Enumerable.Range(0, 2).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                try
+                {
+                    await connection.SetVersionedAsync($"labmesh:test:{worker}", i + 1, new byte[] { 1 }, TimeSpan.FromMinutes(1), CancellationToken.None);
+                }
+                catch (RedisUnavailableException)
+                {
+                    await Task.Delay(5);
+                }
+                catch (Exception ex)
+                {
+                    lock (unexpected)
+                    {
+                        unexpected.Add(ex);
+                    }
+                }
+            }
+        })).ToArray();
+
+        await redis.StopAsync().Within();
+        var loadingSeen = false;
+        var starting = redis.StartAsync();
+        while (!starting.IsCompleted)
+        {
+            try
+            {
+                await redis.ExecuteAsync("PING");
+            }
+            catch (RedisReplyException ex) when (ex.Message.StartsWith("LOADING", StringComparison.Ordinal))
+            {
+                loadingSeen = true;
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(20);
+        }
+
+        await starting.Within();
+        Assert.True(loadingSeen, "Redis answered LOADING for a while after the restart (else this test shows nothing)");
+        await Eventually(() => connection.IsConnected, "the connection is back");
+        await Eventually(
+            async () => (long)((object?[])(await redis.ExecuteAsync("PUBSUB", "NUMSUB", "labmesh:critical"))!)[1]! == 1,
+            "the subscription is live again");
+        await stop.CancelAsync();
+        await Task.WhenAll(callers).Within();
+
+        Assert.Empty(unexpected);
+        var loud = log.Records.Where(r => r.Level >= LogLevel.Warning).ToList();
+        Assert.True(
+            loud.Count == 1 && loud[0].Message.Contains("is unreachable", StringComparison.Ordinal),
+            "Expected only the outage's warning, got:\n" + string.Join("\n", loud.Select(r => $"{r.Level} {r.Message} {r.Exception?.GetType().Name}: {r.Exception?.Message}")));
     }
 
     [Fact]
