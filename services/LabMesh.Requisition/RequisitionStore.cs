@@ -387,14 +387,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         }, cancellationToken);
 
     /// <summary>
-    /// Stores a lifecycle view derived with the service requests' statuses (it is a view, so the
-    /// version does not change), for the list filter.
-    /// </summary>
-    /// <summary>
-    /// Stores a lifecycle derived anew from version <paramref name="derivedFrom"/> and returns the version it
-    /// made, or null when the requisition has moved on since (another change or reader got there first: what
-    /// was derived may be stale) or already has that lifecycle. The version moves like any change's, so the
-    /// status cache (versioned) takes the new lifecycle and an etag read before it no longer matches.
+    /// Stores a lifecycle derived anew from version <paramref name="derivedFrom"/> after a change (never on a
+    /// read: <see cref="LifecycleRefresher"/>) and returns the version it made, or null when the requisition has
+    /// moved on since (another change got there first: what was derived may be stale) or already has that
+    /// lifecycle. The version moves like any change's, so the status cache (versioned) takes the new lifecycle.
     /// </summary>
     public async Task<long?> UpdateLifecycleAsync(string id, long derivedFrom, LifecycleStatus lifecycle, CancellationToken cancellationToken)
     {

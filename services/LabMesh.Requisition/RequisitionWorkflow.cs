@@ -34,6 +34,7 @@ public sealed partial class RequisitionWorkflow(
     [FromKeyedServices(RequisitionStore.ServiceName)] OutboxRelay relay,
     ServiceRequestSync sync,
     [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
+    LifecycleRefresher lifecycles,
     ILogger<RequisitionWorkflow> logger)
 {
     /// <summary>The status cache kind: keys are <c>labmesh:status:requisition:{id}</c>.</summary>
@@ -119,10 +120,12 @@ public sealed partial class RequisitionWorkflow(
             await AfterCommitAsync(record);
             try
             {
-                await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
+                var applied = await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
                 await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
                 // Earlier order events the sync worker may have been retrying (or parked) are overtaken by this one.
                 await work.SucceededAsync(ServiceRequestSync.WorkKind, record.Id, record.LastEventId, CancellationToken.None);
+                // The event moved the service requests: the lifecycle derived with their new statuses is part of this change.
+                (record, _) = await lifecycles.RefreshAsync(record, applied, CancellationToken.None);
             }
             catch (RpcException ex)
             {
@@ -155,7 +158,7 @@ public sealed partial class RequisitionWorkflow(
     {
         var (record, changed) = await store.RecordResultsStageAsync(caller.TeamId, id, stage, sequence, cancellationToken);
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
-        var (refreshed, lifecycleChanged) = await RefreshLifecycleAsync(record, list, cancellationToken);
+        var (refreshed, lifecycleChanged) = await lifecycles.RefreshAsync(record, list, cancellationToken);
         record = refreshed;
         if (changed && !lifecycleChanged)
         {
@@ -202,38 +205,16 @@ public sealed partial class RequisitionWorkflow(
         }
     }
 
+    /// <summary>
+    /// A read: the requisition with its service requests, and the lifecycle view derived from what was just read
+    /// (a partner's update of a service request shows at once). Nothing is stored: the stored view, the status
+    /// cache and the etag move only with a change (<see cref="LifecycleRefresher"/>).
+    /// </summary>
     private async Task<Contracts.Requisition.V1.Requisition> ReadAsync(
         Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
     {
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
-        var (refreshed, _) = await RefreshLifecycleAsync(record, list, cancellationToken);
-        return Map(refreshed, list);
-    }
-
-    /// <summary>
-    /// The lifecycle follows the service requests, which change in their own service (a partner's update),
-    /// so it is derived again on every full read and stored when it moved, with a new version and the
-    /// status cache refreshed: GetRequisitionStatus then shows what GetRequisition shows.
-    /// </summary>
-    private async Task<(RequisitionRecord Record, bool Changed)> RefreshLifecycleAsync(
-        RequisitionRecord record, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest> list, CancellationToken cancellationToken)
-    {
-        var lifecycle = DeriveLifecycle(record, list);
-        if (lifecycle == record.Lifecycle)
-        {
-            return (record, false);
-        }
-
-        if (await store.UpdateLifecycleAsync(record.Id, record.Version, lifecycle, cancellationToken) is not { } version)
-        {
-            // The requisition moved on while the service requests were read (a change, or another reader storing
-            // the same lifecycle): what was derived here may be stale, so nothing is stored or cached from it.
-            return (record with { Lifecycle = lifecycle }, false);
-        }
-
-        record = record with { Lifecycle = lifecycle, Version = version };
-        await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
-        return (record, true);
+        return Map(record with { Lifecycle = LifecycleRefresher.Derive(record, list) }, list);
     }
 
     private async Task AfterCommitAsync(RequisitionRecord record)
@@ -241,15 +222,6 @@ public sealed partial class RequisitionWorkflow(
         await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
         relay.Nudge();
     }
-
-    /// <summary>The lifecycle view of seed 003 from the order events and the service requests' business statuses.</summary>
-    public static LifecycleStatus DeriveLifecycle(RequisitionRecord record, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
-        Lifecycle.Derive(new LifecycleInputs(
-            record.IsDraft,
-            record.Modality,
-            record.Events.Select(e => e.Status).ToList(),
-            serviceRequests.Where(s => s.Status != ServiceRequestStatus.Revoked).Select(s => s.TaskBusinessStatus).ToList(),
-            record.ResultsStage));
 
     public static Contracts.Requisition.V1.Requisition Map(RequisitionRecord record, IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest>? serviceRequests)
     {

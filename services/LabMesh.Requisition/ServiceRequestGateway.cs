@@ -36,14 +36,15 @@ public sealed class ServiceRequestGateway
         await _client.ConfirmServiceRequestsAsync(new ConfirmServiceRequestsRequest { RequisitionId = requisitionId },
             Options(caller, deadline, cancellationToken));
 
-    public async Task ApplyOrderEventAsync(
+    /// <summary>Applies an order event; returns every service request of the requisition as it left them.</summary>
+    public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> ApplyOrderEventAsync(
         Caller caller, string requisitionId, string orderStatus, long orderEventId, DateTime deadline, CancellationToken cancellationToken) =>
-        await _client.ApplyOrderEventAsync(new ApplyOrderEventRequest
+        (await _client.ApplyOrderEventAsync(new ApplyOrderEventRequest
         {
             RequisitionId = requisitionId,
             OrderStatus = orderStatus,
             OrderEventId = orderEventId,
-        }, Options(caller, deadline, cancellationToken));
+        }, Options(caller, deadline, cancellationToken))).ServiceRequests;
 
     /// <summary>Every service request of one requisition, pending ones too, in line order.</summary>
     public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> ListForRequisitionAsync(

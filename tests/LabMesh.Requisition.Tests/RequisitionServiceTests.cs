@@ -280,25 +280,41 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
-    public async Task StatusCache_ShowsALifecycleMovedByThePartner_OnceARead_HasDerivedIt()
+    public async Task GetRequisition_ReadTwice_StoresNothing_AndTheEtagMovesOnlyWithAChange()
     {
         var created = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
-        var before = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
         var partner = mesh.ServiceRequestClient(_team, "partner-a");
-        // The lab reports partial results for one test: seed 003's lifecycle moves to partial_results.
+        // The lab reports partial results for one test: seed 003's lifecycle view moves to partial_results.
         foreach (var status in new[] { TaskBusinessStatus.OrderConfirmed, TaskBusinessStatus.AppointmentAttended, TaskBusinessStatus.PartialResultsReady })
         {
             await partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = created.ServiceRequests[0].Id, TaskBusinessStatus = status }, deadline: Deadline);
         }
 
-        // The Requisition service learns of the partner's updates when it reads the service requests.
-        var read = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
-        var after = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var first = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        var second = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        var cachedAfterReads = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var stored = (await mesh.Requisitions.Services.GetRequiredService<RequisitionStore>().GetAsync(_team, created.Id, CancellationToken.None))!;
 
-        Assert.Equal(LifecycleStatus.Purchased, before.Status.LifecycleStatus);
-        Assert.Equal(LifecycleStatus.PartialResults, read.LifecycleStatus);
-        Assert.Equal(LifecycleStatus.PartialResults, after.Status.LifecycleStatus);
-        Assert.NotEqual(created.Etag, read.Etag);
+        // A read answers the view derived from what it read, and writes nothing: same etag, same version.
+        Assert.Equal(LifecycleStatus.PartialResults, first.LifecycleStatus);
+        Assert.Equal(LifecycleStatus.PartialResults, second.LifecycleStatus);
+        Assert.Equal(created.Etag, first.Etag);
+        Assert.Equal(created.Etag, second.Etag);
+        Assert.Equal(created.Etag, cachedAfterReads.Status.Etag);
+        Assert.Equal(created.Etag, stored.Etag);
+
+        // A change derives the lifecycle with it: the etag moves and the status cache shows the view.
+        var changed = (await Client.RecordOrderEventAsync(new RecordOrderEventRequest
+        {
+            Id = created.Id, Status = "received.testkit.requisition_created", Etag = second.Etag,
+        }, deadline: Deadline)).Requisition;
+        var cachedAfterChange = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var third = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+
+        Assert.NotEqual(second.Etag, changed.Etag);
+        Assert.Equal(LifecycleStatus.PartialResults, changed.LifecycleStatus);
+        Assert.Equal((LifecycleStatus.PartialResults, changed.Etag), (cachedAfterChange.Status.LifecycleStatus, cachedAfterChange.Status.Etag));
+        Assert.Equal(changed.Etag, third.Etag);
     }
 
     [Fact]
