@@ -146,6 +146,28 @@ public sealed partial class RequisitionWorkflow(
         }
     }
 
+    /// <summary>
+    /// The owner's reschedule after an appointment issue (<see cref="Reschedules.Check"/>): the ServiceRequest service
+    /// reopens the service requests in APPOINTMENT_ISSUE, with the owner and the reason in their history. The
+    /// requisition itself does not change (its order events stay seed 004's; the lifecycle depends on no
+    /// reopened status), so its etag stays. A retry is harmless: it reopens nothing more.
+    /// </summary>
+    public async Task<(Contracts.Requisition.V1.Requisition Requisition, IReadOnlyList<string> Rescheduled)> RescheduleAsync(
+        Caller caller, string id, string? etag, string reason, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var record = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);
+        if (!string.IsNullOrEmpty(etag) && etag != record.Etag)
+        {
+            throw new StaleEtagException("requisition", id);
+        }
+
+        var before = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
+        Reschedules.Check(record, before);
+        var response = await serviceRequests.RescheduleAsync(caller, record.Id, reason, deadline, cancellationToken);
+        var list = response.ServiceRequests.OrderBy(s => s.Line).ToList();
+        return (Map(record with { Lifecycle = LifecycleRefresher.Derive(record, list) }, list), response.RescheduledIds);
+    }
+
     public async Task<Contracts.Requisition.V1.Requisition> GetAsync(Caller caller, string id, DateTime deadline, CancellationToken cancellationToken)
     {
         var record = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);

@@ -46,6 +46,12 @@ public sealed class ServiceRequestGateway
             OrderEventId = orderEventId,
         }, Options(caller, deadline, cancellationToken))).ServiceRequests;
 
+    /// <summary>The owner's reschedule: reopens the requisition's service requests in APPOINTMENT_ISSUE.</summary>
+    public Task<RescheduleServiceRequestsResponse> RescheduleAsync(
+        Caller caller, string requisitionId, string reason, DateTime deadline, CancellationToken cancellationToken) =>
+        _client.RescheduleServiceRequestsAsync(new RescheduleServiceRequestsRequest { RequisitionId = requisitionId, Reason = reason },
+            Options(caller, deadline, cancellationToken)).ResponseAsync;
+
     /// <summary>Every service request of one requisition, pending ones too, in line order.</summary>
     public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> ListForRequisitionAsync(
         Caller caller, string requisitionId, DateTime deadline, CancellationToken cancellationToken)

@@ -584,6 +584,89 @@ public abstract class RequisitionServiceTests(Mesh mesh)
         Assert.True(unreachable.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition, unreachable.Status.ToString());
     }
 
+    [Fact]
+    public async Task RescheduleRequisition_AfterAppointmentCancelled_ReopensTheServiceRequests_AndTheOrderGoesOn()
+    {
+        var created = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition;
+        await Record(created.Id, "received.at_home_phlebotomy.requisition_created");
+        await Record(created.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        var cancelled = await Record(created.Id, "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        Assert.All(cancelled.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentIssue, s.TaskBusinessStatus));
+        Assert.Equal(LifecycleStatus.ScheduleAppointment, cancelled.LifecycleStatus);
+
+        // The partner still cannot leave the issue status, nor call the owner's reschedule.
+        var partner = mesh.ServiceRequestClient(_team, "partner-a");
+        var stuck = await Assert.ThrowsAsync<RpcException>(() => partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+        {
+            Id = cancelled.ServiceRequests[0].Id, TaskBusinessStatus = TaskBusinessStatus.OrderConfirmed,
+        }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, stuck.StatusCode);
+        using var channel = mesh.Requisitions.CreateChannel();
+        var partnerRequisitions = new RequisitionService.RequisitionServiceClient(
+            TestCaller.InvokerAs(channel, _team, LabMesh.ServiceDefaults.Identity.CallerRole.Partner, partner: "partner-a"));
+        var denied = await Assert.ThrowsAsync<RpcException>(() => partnerRequisitions.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient asked" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+
+        var noReason = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal("reason", Assert.Single(noReason.GetDetail<BadRequest>()!.FieldViolations).Field);
+
+        var owner = new RequisitionService.RequisitionServiceClient(
+            TestCaller.InvokerAs(channel, _team, LabMesh.ServiceDefaults.Identity.CallerRole.Clinician, subject: "dr-hopper"));
+        var rescheduled = await owner.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient rebooked for Friday", Etag = cancelled.Etag }, deadline: Deadline);
+        var again = await Assert.ThrowsAsync<RpcException>(() => owner.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient rebooked for Friday" }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(cancelled.ServiceRequests.Select(s => s.Id), rescheduled.RescheduledServiceRequestIds);
+        Assert.All(rescheduled.Requisition.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.OrderConfirmed, s.TaskBusinessStatus));
+        Assert.Equal(cancelled.Etag, rescheduled.Requisition.Etag); // the requisition itself did not change
+        // Nothing is in APPOINTMENT_ISSUE any more: a second reschedule is refused with the order's allowed moves.
+        Assert.Equal(StatusCode.FailedPrecondition, again.StatusCode);
+        Assert.Contains("collecting_sample.at_home_phlebotomy.appointment_scheduled", again.GetDetail<ErrorInfo>()!.Metadata["allowed"], StringComparison.Ordinal);
+
+        var history = await mesh.ServiceRequestClient(_team).GetServiceRequestHistoryAsync(
+            new GetServiceRequestHistoryRequest { Id = created.ServiceRequests[0].Id }, deadline: Deadline);
+        var reopen = history.Changes[^1];
+        Assert.Equal(("dr-hopper", "patient rebooked for Friday", "rescheduled"), (reopen.Actor, reopen.Note, reopen.Cause));
+        Assert.Equal((TaskBusinessStatus.AppointmentIssue, TaskBusinessStatus.OrderConfirmed),
+            (reopen.FromTaskBusinessStatus, reopen.ToTaskBusinessStatus));
+        var audit = await Eventually.MatchAsync(() => mesh.ServiceRequestEventsAsync(created.Id),
+            e => e.Count(x => x.ServiceRequestStatusChanged?.PreviousTaskBusinessStatus == "APPOINTMENT_ISSUE") == 2, what: "reopening events");
+        Assert.All(audit.Where(x => x.ServiceRequestStatusChanged?.PreviousTaskBusinessStatus == "APPOINTMENT_ISSUE"),
+            x => Assert.Equal("dr-hopper", x.ServiceRequestStatusChanged.Actor));
+
+        // Seed 004's appointment_scheduled is accepted again, seed 003's lifecycle is upcoming_appointment again,
+        // and the draw moves the reopened service requests on.
+        var scheduled = await Record(created.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        Assert.Equal(LifecycleStatus.UpcomingAppointment, scheduled.LifecycleStatus);
+        var drawn = await Record(created.Id, "collecting_sample.at_home_phlebotomy.draw_completed");
+        Assert.All(drawn.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentAttended, s.TaskBusinessStatus));
+        Assert.Equal(LifecycleStatus.Processing, drawn.LifecycleStatus);
+    }
+
+    [Fact]
+    public async Task RescheduleRequisition_WithoutAppointmentIssue_OrOnAnEndedOrder_IsFailedPrecondition()
+    {
+        var open = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition;
+        var nothing = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = open.Id, Reason = "why not" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, nothing.StatusCode);
+
+        await Record(open.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        await Record(open.Id, "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = open.Id }, deadline: Deadline);
+        var ended = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = open.Id, Reason = "too late" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, ended.StatusCode);
+        Assert.Equal("CreateRequisition with replaces_requisition_id", ended.GetDetail<ErrorInfo>()!.Metadata["allowed"]);
+
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = Guid.NewGuid().ToString(), Reason = "x" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+    }
+
     private async Task<LabMesh.Contracts.Requisition.V1.Requisition> Record(string id, string status) =>
         (await Client.RecordOrderEventAsync(new RecordOrderEventRequest { Id = id, Status = status }, deadline: Deadline)).Requisition;
 }
