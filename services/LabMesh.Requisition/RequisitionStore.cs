@@ -305,10 +305,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
                 // A draft was never placed: it can only be cancelled, straight from not_purchased, to a cancelled
                 // status of its modality's vocabulary (anything else is INVALID_ARGUMENT, never stored).
                 var cancel = Modalities.Parse(record.Modality, status, "status");
-                if (cancel.High != OrderStatus.Cancelled)
+                var cancellations = OrderStatusMachine.CancellationsFrom(record.Modality, null);
+                if (!cancellations.Contains(cancel.ToString()))
                 {
-                    throw new IllegalTransitionException("requisition", "draft", status,
-                        [$"cancelled.{Modalities.Word(record.Modality)}.cancelled", "PlaceRequisition"]);
+                    throw new IllegalTransitionException("requisition", "draft", status, [.. cancellations, "PlaceRequisition"]);
                 }
 
                 next = cancel;

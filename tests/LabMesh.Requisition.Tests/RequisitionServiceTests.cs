@@ -667,6 +667,46 @@ public abstract class RequisitionServiceTests(Mesh mesh)
         Assert.Equal(StatusCode.NotFound, missing.StatusCode);
     }
 
+    [Fact]
+    public async Task CancelRequisition_FollowsTheCancellationTable_AndListsTheAllowedMovesOtherwise()
+    {
+        var kit = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var inTransit = await Record(kit.Id, "collecting_sample.testkit.transit_lab");
+
+        // The sample is on its way to the lab: it can no longer be cancelled, only not processed.
+        var cancel = await Assert.ThrowsAsync<RpcException>(() => Client.CancelRequisitionAsync(
+            new CancelRequisitionRequest { Id = kit.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, cancel.StatusCode);
+        var allowed = cancel.GetDetail<ErrorInfo>()!.Metadata["allowed"].Split(',');
+        Assert.Contains("cancelled.testkit.do_not_process", allowed);
+        Assert.DoesNotContain("cancelled.testkit.cancelled", allowed);
+        Assert.NotNull(cancel.GetDetail<PreconditionFailure>());
+        var unchanged = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = kit.Id }, deadline: Deadline)).Requisition;
+        Assert.Equal((inTransit.SubStatus, inTransit.Etag), (unchanged.SubStatus, unchanged.Etag));
+
+        var doNotProcess = await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = kit.Id, Reason = "do_not_process" }, deadline: Deadline);
+        Assert.Equal("cancelled.testkit.do_not_process", doNotProcess.Requisition.SubStatus);
+        Assert.All(doNotProcess.Requisition.ServiceRequests, s => Assert.Equal(ServiceRequestStatus.Revoked, s.Status));
+
+        // A walk-in test whose sample the lab has (partial results) and an at-home draw done: nothing to cancel.
+        var walkIn = (await Client.CreateRequisitionAsync(NewOrder(TestModality.WalkInTest), deadline: Deadline)).Requisition;
+        await Record(walkIn.Id, "sample_with_lab.walk_in_test.partial_results");
+        var atHome = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition;
+        await Record(atHome.Id, "collecting_sample.at_home_phlebotomy.draw_completed");
+        foreach (var id in new[] { walkIn.Id, atHome.Id })
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => Client.CancelRequisitionAsync(
+                new CancelRequisitionRequest { Id = id }, deadline: Deadline).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+            Assert.DoesNotContain("cancelled.", refused.GetDetail<ErrorInfo>()!.Metadata["allowed"], StringComparison.Ordinal);
+        }
+
+        // The order feed follows the same table.
+        var fed = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = walkIn.Id, Status = "cancelled.walk_in_test.cancelled" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, fed.StatusCode);
+    }
+
     private async Task<LabMesh.Contracts.Requisition.V1.Requisition> Record(string id, string status) =>
         (await Client.RecordOrderEventAsync(new RecordOrderEventRequest { Id = id, Status = status }, deadline: Deadline)).Requisition;
 }
