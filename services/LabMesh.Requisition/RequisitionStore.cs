@@ -109,7 +109,19 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             "ALTER TABLE requisitions ADD COLUMN results_seq BIGINT NOT NULL DEFAULT 0;"),
         AuditLog.Migration(4),
         PeerWork.Migration(5),
+        new(6, "replacement orders: which requisition replaces which", """
+            CREATE TABLE requisition_replacements (
+                requisition_id TEXT NOT NULL REFERENCES requisitions (id),
+                replaced_by_id TEXT NOT NULL REFERENCES requisitions (id),
+                team_id TEXT NOT NULL,
+                PRIMARY KEY (requisition_id, replaced_by_id)
+            );
+            CREATE INDEX ix_requisition_replacements_by ON requisition_replacements (replaced_by_id);
+            """),
     ];
+
+    /// <summary>The longest replacement chain a read follows (a chain is a handful of orders; this bounds a read).</summary>
+    public const int MaxChain = 100;
 
     public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
     {
@@ -251,6 +263,17 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             }
 
             record = record with { Committed = true };
+            if (record.Order.ReplacesRequisitionId is { Length: > 0 } replaced)
+            {
+                // Both carry the link: the replaced requisition gains a replacement, a change of it (version + 1).
+                await connection.ExecuteAsync(
+                    "INSERT INTO requisition_replacements (requisition_id, replaced_by_id, team_id) VALUES (@replaced, @id, @teamId) " +
+                    "ON CONFLICT DO NOTHING", new { replaced, id, teamId }, transaction);
+                await connection.ExecuteAsync(
+                    "UPDATE requisitions SET version = version + 1, update_time = @now WHERE id = @replaced AND team_id = @teamId",
+                    new { replaced, teamId, now = DbTime.ToDb(time.GetUtcNow()) }, transaction);
+            }
+
             if (place)
             {
                 record = await PlaceInTransactionAsync(connection, transaction, record, lineItems, actor, cancellationToken);
@@ -401,6 +424,46 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             new { id, derivedFrom, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
     }
 
+    /// <summary>
+    /// The requisitions that replace <paramref name="id"/> (oldest first), and its whole replacement chain: every
+    /// requisition linked to it through replacements, either way, oldest first, itself included (empty when it
+    /// has no link). Follows at most <see cref="MaxChain"/> requisitions.
+    /// </summary>
+    public async Task<(IReadOnlyList<string> ReplacedBy, IReadOnlyList<string> Chain)> GetReplacementsAsync(
+        string teamId, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var seen = new HashSet<string>(StringComparer.Ordinal) { id };
+        var replacedBy = new List<string>();
+        var queue = new Queue<string>([id]);
+        while (queue.TryDequeue(out var next) && seen.Count < MaxChain)
+        {
+            var links = await connection.QueryAsync<(string Replaced, string Replacement)>(new CommandDefinition(
+                "SELECT requisition_id, replaced_by_id FROM requisition_replacements " +
+                "WHERE team_id = @teamId AND (requisition_id = @next OR replaced_by_id = @next)",
+                new { teamId, next }, cancellationToken: cancellationToken));
+            foreach (var (replaced, replacement) in links)
+            {
+                if (next == id && replaced == id)
+                {
+                    replacedBy.Add(replacement);
+                }
+
+                foreach (var linked in new[] { replaced, replacement })
+                {
+                    if (seen.Add(linked))
+                    {
+                        queue.Enqueue(linked);
+                    }
+                }
+            }
+        }
+
+        // Ids are UUIDv7: their text sorts by creation time, so oldest first.
+        replacedBy.Sort(StringComparer.Ordinal);
+        return (replacedBy, seen.Count == 1 ? [] : [.. seen.Order(StringComparer.Ordinal)]);
+    }
+
     private async Task<RequisitionRecord> PlaceInTransactionAsync(
         DbConnection connection, DbTransaction transaction, RequisitionRecord record, IReadOnlyList<LineItem> lineItems, string actor,
         CancellationToken cancellationToken)
@@ -411,7 +474,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         await connection.ExecuteAsync("UPDATE requisitions SET place_time = @time WHERE id = @id",
             new { time = DbTime.ToDb(now), id = record.Id }, transaction);
         var evt = NewEvent(placed, EventTypes.OrderPlaced, now);
-        evt.OrderPlaced = new OrderPlaced { Modality = Modalities.Word(record.Modality) };
+        evt.OrderPlaced = new OrderPlaced { Modality = Modalities.Word(record.Modality), ReplacesRequisitionId = record.Order.ReplacesRequisitionId };
         evt.OrderPlaced.LineItems.AddRange(lineItems);
         await Outbox.AddAsync(transaction, evt, cancellationToken);
         return placed;

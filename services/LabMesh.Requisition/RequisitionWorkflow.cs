@@ -56,10 +56,11 @@ public sealed partial class RequisitionWorkflow(
             return (await ReadAsync(caller, record, deadline, cancellationToken), false);
         }
 
-        if (!string.IsNullOrEmpty(request.ReplacesRequisitionId) &&
-            await store.GetAsync(caller.TeamId, request.ReplacesRequisitionId, cancellationToken) is null)
+        if (!string.IsNullOrEmpty(request.ReplacesRequisitionId))
         {
-            throw new InvalidArgumentException("replaces_requisition_id", "names no requisition of this team.");
+            var replaced = await store.GetAsync(caller.TeamId, request.ReplacesRequisitionId, cancellationToken)
+                ?? throw new InvalidArgumentException("replaces_requisition_id", "names no requisition of this team.");
+            Replacements.Check(replaced, await serviceRequests.ListForRequisitionAsync(caller, replaced.Id, deadline, cancellationToken), request);
         }
 
         var order = new Contracts.Requisition.V1.Requisition
@@ -89,10 +90,16 @@ public sealed partial class RequisitionWorkflow(
         if (changed)
         {
             await AfterCommitAsync(committed);
+            if (committed.Order.ReplacesRequisitionId is { Length: > 0 } replacedId &&
+                await store.GetAsync(caller.TeamId, replacedId, CancellationToken.None) is { } replaced)
+            {
+                // The replaced requisition changed too (it carries the link now): its cached etag moves with it.
+                await cache.SetAsync(CacheKind, replaced.Id, replaced.Version, MapStatus(replaced).ToByteArray(), CancellationToken.None);
+            }
         }
 
         await EnsureConfirmedAsync(caller, committed, deadline, cancellationToken);
-        return (Map(committed, created), changed);
+        return (await WithReplacementsAsync(caller, Map(committed, created), cancellationToken), changed);
     }
 
     public async Task<Contracts.Requisition.V1.Requisition> PlaceAsync(
@@ -236,7 +243,18 @@ public sealed partial class RequisitionWorkflow(
         Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
     {
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
-        return Map(record with { Lifecycle = LifecycleRefresher.Derive(record, list) }, list);
+        return await WithReplacementsAsync(caller, Map(record with { Lifecycle = LifecycleRefresher.Derive(record, list) }, list),
+            cancellationToken);
+    }
+
+    /// <summary>Fills in what replaces the requisition and its replacement chain (both ways, oldest first).</summary>
+    private async Task<Contracts.Requisition.V1.Requisition> WithReplacementsAsync(
+        Caller caller, Contracts.Requisition.V1.Requisition requisition, CancellationToken cancellationToken)
+    {
+        var (replacedBy, chain) = await store.GetReplacementsAsync(caller.TeamId, requisition.Id, cancellationToken);
+        requisition.ReplacedByRequisitionIds.AddRange(replacedBy);
+        requisition.ReplacementChain.AddRange(chain);
+        return requisition;
     }
 
     private async Task AfterCommitAsync(RequisitionRecord record)

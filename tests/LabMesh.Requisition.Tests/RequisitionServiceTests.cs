@@ -707,6 +707,71 @@ public abstract class RequisitionServiceTests(Mesh mesh)
         Assert.Equal(StatusCode.FailedPrecondition, fed.StatusCode);
     }
 
+    [Fact]
+    public async Task ReplacementOrder_ForTheTestsWithResultsIssue_LinksBothWays_AndGetRequisitionShowsTheChain()
+    {
+        var failed = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        await Record(failed.Id, "sample_with_lab.testkit.delivered_to_lab");
+        var sampleError = await Record(failed.Id, "failed.testkit.sample_error");
+        Assert.All(sampleError.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.ResultsIssue, s.TaskBusinessStatus));
+
+        // A redraw of one of its two tests.
+        var redraw = NewOrder(TestModality.AtHomePhlebotomy, tests: 1);
+        redraw.ReplacesRequisitionId = failed.Id;
+        var replacement = (await Client.CreateRequisitionAsync(redraw, deadline: Deadline)).Requisition;
+        var old = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = failed.Id }, deadline: Deadline)).Requisition;
+        var oldStatus = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = failed.Id }, deadline: Deadline);
+
+        Assert.Equal(failed.Id, replacement.ReplacesRequisitionId);
+        Assert.Equal([failed.Id, replacement.Id], replacement.ReplacementChain);
+        Assert.Equal([replacement.Id], old.ReplacedByRequisitionIds);
+        Assert.Equal([failed.Id, replacement.Id], old.ReplacementChain);
+        Assert.NotEqual(sampleError.Etag, old.Etag); // the replaced requisition changed: it carries the link
+        Assert.Equal(old.Etag, oldStatus.Status.Etag);
+        var placed = await Eventually.MatchAsync(() => mesh.RequisitionEventsAsync(replacement.Id),
+            e => e.Any(x => x.Type == EventTypes.OrderPlaced), what: "order.placed of the replacement");
+        Assert.Equal(failed.Id, Assert.Single(placed, e => e.Type == EventTypes.OrderPlaced).OrderPlaced.ReplacesRequisitionId);
+
+        // A second replacement of the replacement extends the chain; every member shows all of it.
+        await Record(replacement.Id, "received.at_home_phlebotomy.requisition_created");
+        await Record(replacement.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        await Record(replacement.Id, "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        var again = NewOrder(TestModality.AtHomePhlebotomy, tests: 1);
+        again.ReplacesRequisitionId = replacement.Id;
+        var third = (await Client.CreateRequisitionAsync(again, deadline: Deadline)).Requisition;
+        var first = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = failed.Id }, deadline: Deadline)).Requisition;
+        Assert.Equal([failed.Id, replacement.Id, third.Id], first.ReplacementChain);
+        Assert.Equal([replacement.Id], first.ReplacedByRequisitionIds);
+        Assert.Equal(first.ReplacementChain, third.ReplacementChain);
+    }
+
+    [Fact]
+    public async Task ReplacementOrder_OfAnOrderWithoutFailureOrIssue_OrWithOtherTestsOrPatient_IsRefused()
+    {
+        var open = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var replacing = NewOrder();
+        replacing.ReplacesRequisitionId = open.Id;
+        var notFailed = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(replacing, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, notFailed.StatusCode);
+        Assert.Equal("CancelRequisition", notFailed.GetDetail<ErrorInfo>()!.Metadata["allowed"]);
+
+        await Record(open.Id, "failed.testkit.failure_to_deliver_to_customer");
+        var other = NewOrder(tests: 3);
+        other.Patient.Id = "patient-2";
+        other.ReplacesRequisitionId = open.Id;
+        var wrong = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(other, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, wrong.StatusCode);
+        Assert.Equal(["patient.id", "tests[2].code"], wrong.GetDetail<BadRequest>()!.FieldViolations.Select(v => v.Field));
+
+        var unknown = NewOrder();
+        unknown.ReplacesRequisitionId = Guid.NewGuid().ToString();
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(unknown, deadline: Deadline).ResponseAsync);
+        Assert.Equal("replaces_requisition_id", Assert.Single(missing.GetDetail<BadRequest>()!.FieldViolations).Field);
+        var read = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = open.Id }, deadline: Deadline)).Requisition;
+        Assert.Empty(read.ReplacedByRequisitionIds);
+        Assert.Empty(read.ReplacementChain);
+    }
+
     private async Task<LabMesh.Contracts.Requisition.V1.Requisition> Record(string id, string status) =>
         (await Client.RecordOrderEventAsync(new RecordOrderEventRequest { Id = id, Status = status }, deadline: Deadline)).Requisition;
 }
