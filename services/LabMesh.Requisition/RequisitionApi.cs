@@ -170,6 +170,22 @@ public sealed class RequisitionApi(
         return new RetryParkedWorkResponse();
     }
 
+    public override async Task<RescheduleRequisitionResponse> RescheduleRequisition(RescheduleRequisitionRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var id = RequireId(request.Id);
+        if (string.IsNullOrWhiteSpace(request.Reason) || request.Reason.Length > 1024)
+        {
+            throw new InvalidArgumentException("reason", "is required (1 to 1024 characters): why the order is rescheduled, kept in the history.");
+        }
+
+        var (requisition, rescheduled) = await workflow.RescheduleAsync(caller, id, request.Etag, request.Reason, context.Deadline,
+            context.CancellationToken);
+        var response = new RescheduleRequisitionResponse { Requisition = requisition };
+        response.RescheduledServiceRequestIds.AddRange(rescheduled);
+        return response;
+    }
+
     /// <summary>Every field problem at once, so a caller fixes them in one round.</summary>
     private static void Validate(CreateRequisitionRequest request)
     {

@@ -23,6 +23,7 @@ public static class RequisitionServiceExtensions
             sp.GetRequiredKeyedService<Database>(RequisitionStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
         services.AddPeerClient<ServiceRequestService.ServiceRequestServiceClient>(p => p.ServiceRequest, ServiceRequestService.Descriptor.FullName);
         services.AddSingleton<ServiceRequestGateway>();
+        services.AddSingleton<LifecycleRefresher>();
         services.AddPeerWork(RequisitionStore.ServiceName);
         services.AddSingleton<ServiceRequestSync>();
         services.AddHostedService(sp => sp.GetRequiredService<ServiceRequestSync>());

@@ -109,7 +109,19 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             "ALTER TABLE requisitions ADD COLUMN results_seq BIGINT NOT NULL DEFAULT 0;"),
         AuditLog.Migration(4),
         PeerWork.Migration(5),
+        new(6, "replacement orders: which requisition replaces which", """
+            CREATE TABLE requisition_replacements (
+                requisition_id TEXT NOT NULL REFERENCES requisitions (id),
+                replaced_by_id TEXT NOT NULL REFERENCES requisitions (id),
+                team_id TEXT NOT NULL,
+                PRIMARY KEY (requisition_id, replaced_by_id)
+            );
+            CREATE INDEX ix_requisition_replacements_by ON requisition_replacements (replaced_by_id);
+            """),
     ];
+
+    /// <summary>The longest replacement chain a read follows (a chain is a handful of orders; this bounds a read).</summary>
+    public const int MaxChain = 100;
 
     public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
     {
@@ -251,6 +263,17 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             }
 
             record = record with { Committed = true };
+            if (record.Order.ReplacesRequisitionId is { Length: > 0 } replaced)
+            {
+                // Both carry the link: the replaced requisition gains a replacement, a change of it (version + 1).
+                await connection.ExecuteAsync(
+                    "INSERT INTO requisition_replacements (requisition_id, replaced_by_id, team_id) VALUES (@replaced, @id, @teamId) " +
+                    "ON CONFLICT DO NOTHING", new { replaced, id, teamId }, transaction);
+                await connection.ExecuteAsync(
+                    "UPDATE requisitions SET version = version + 1, update_time = @now WHERE id = @replaced AND team_id = @teamId",
+                    new { replaced, teamId, now = DbTime.ToDb(time.GetUtcNow()) }, transaction);
+            }
+
             if (place)
             {
                 record = await PlaceInTransactionAsync(connection, transaction, record, lineItems, actor, cancellationToken);
@@ -305,10 +328,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
                 // A draft was never placed: it can only be cancelled, straight from not_purchased, to a cancelled
                 // status of its modality's vocabulary (anything else is INVALID_ARGUMENT, never stored).
                 var cancel = Modalities.Parse(record.Modality, status, "status");
-                if (cancel.High != OrderStatus.Cancelled)
+                var cancellations = OrderStatusMachine.CancellationsFrom(record.Modality, null);
+                if (!cancellations.Contains(cancel.ToString()))
                 {
-                    throw new IllegalTransitionException("requisition", "draft", status,
-                        [$"cancelled.{Modalities.Word(record.Modality)}.cancelled", "PlaceRequisition"]);
+                    throw new IllegalTransitionException("requisition", "draft", status, [.. cancellations, "PlaceRequisition"]);
                 }
 
                 next = cancel;
@@ -387,14 +410,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         }, cancellationToken);
 
     /// <summary>
-    /// Stores a lifecycle view derived with the service requests' statuses (it is a view, so the
-    /// version does not change), for the list filter.
-    /// </summary>
-    /// <summary>
-    /// Stores a lifecycle derived anew from version <paramref name="derivedFrom"/> and returns the version it
-    /// made, or null when the requisition has moved on since (another change or reader got there first: what
-    /// was derived may be stale) or already has that lifecycle. The version moves like any change's, so the
-    /// status cache (versioned) takes the new lifecycle and an etag read before it no longer matches.
+    /// Stores a lifecycle derived anew from version <paramref name="derivedFrom"/> after a change (never on a
+    /// read: <see cref="LifecycleRefresher"/>) and returns the version it made, or null when the requisition has
+    /// moved on since (another change got there first: what was derived may be stale) or already has that
+    /// lifecycle. The version moves like any change's, so the status cache (versioned) takes the new lifecycle.
     /// </summary>
     public async Task<long?> UpdateLifecycleAsync(string id, long derivedFrom, LifecycleStatus lifecycle, CancellationToken cancellationToken)
     {
@@ -403,6 +422,46 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             "UPDATE requisitions SET lifecycle = @lifecycle, version = version + 1 " +
             "WHERE id = @id AND version = @derivedFrom AND lifecycle <> @lifecycle RETURNING version",
             new { id, derivedFrom, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
+    /// The requisitions that replace <paramref name="id"/> (oldest first), and its whole replacement chain: every
+    /// requisition linked to it through replacements, either way, oldest first, itself included (empty when it
+    /// has no link). Follows at most <see cref="MaxChain"/> requisitions.
+    /// </summary>
+    public async Task<(IReadOnlyList<string> ReplacedBy, IReadOnlyList<string> Chain)> GetReplacementsAsync(
+        string teamId, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var seen = new HashSet<string>(StringComparer.Ordinal) { id };
+        var replacedBy = new List<string>();
+        var queue = new Queue<string>([id]);
+        while (queue.TryDequeue(out var next) && seen.Count < MaxChain)
+        {
+            var links = await connection.QueryAsync<(string Replaced, string Replacement)>(new CommandDefinition(
+                "SELECT requisition_id, replaced_by_id FROM requisition_replacements " +
+                "WHERE team_id = @teamId AND (requisition_id = @next OR replaced_by_id = @next)",
+                new { teamId, next }, cancellationToken: cancellationToken));
+            foreach (var (replaced, replacement) in links)
+            {
+                if (next == id && replaced == id)
+                {
+                    replacedBy.Add(replacement);
+                }
+
+                foreach (var linked in new[] { replaced, replacement })
+                {
+                    if (seen.Add(linked))
+                    {
+                        queue.Enqueue(linked);
+                    }
+                }
+            }
+        }
+
+        // Ids are UUIDv7: their text sorts by creation time, so oldest first.
+        replacedBy.Sort(StringComparer.Ordinal);
+        return (replacedBy, seen.Count == 1 ? [] : [.. seen.Order(StringComparer.Ordinal)]);
     }
 
     private async Task<RequisitionRecord> PlaceInTransactionAsync(
@@ -415,7 +474,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         await connection.ExecuteAsync("UPDATE requisitions SET place_time = @time WHERE id = @id",
             new { time = DbTime.ToDb(now), id = record.Id }, transaction);
         var evt = NewEvent(placed, EventTypes.OrderPlaced, now);
-        evt.OrderPlaced = new OrderPlaced { Modality = Modalities.Word(record.Modality) };
+        evt.OrderPlaced = new OrderPlaced { Modality = Modalities.Word(record.Modality), ReplacesRequisitionId = record.Order.ReplacesRequisitionId };
         evt.OrderPlaced.LineItems.AddRange(lineItems);
         await Outbox.AddAsync(transaction, evt, cancellationToken);
         return placed;

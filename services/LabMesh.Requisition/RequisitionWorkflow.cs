@@ -34,6 +34,7 @@ public sealed partial class RequisitionWorkflow(
     [FromKeyedServices(RequisitionStore.ServiceName)] OutboxRelay relay,
     ServiceRequestSync sync,
     [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
+    LifecycleRefresher lifecycles,
     ILogger<RequisitionWorkflow> logger)
 {
     /// <summary>The status cache kind: keys are <c>labmesh:status:requisition:{id}</c>.</summary>
@@ -55,10 +56,11 @@ public sealed partial class RequisitionWorkflow(
             return (await ReadAsync(caller, record, deadline, cancellationToken), false);
         }
 
-        if (!string.IsNullOrEmpty(request.ReplacesRequisitionId) &&
-            await store.GetAsync(caller.TeamId, request.ReplacesRequisitionId, cancellationToken) is null)
+        if (!string.IsNullOrEmpty(request.ReplacesRequisitionId))
         {
-            throw new InvalidArgumentException("replaces_requisition_id", "names no requisition of this team.");
+            var replaced = await store.GetAsync(caller.TeamId, request.ReplacesRequisitionId, cancellationToken)
+                ?? throw new InvalidArgumentException("replaces_requisition_id", "names no requisition of this team.");
+            Replacements.Check(replaced, await serviceRequests.ListForRequisitionAsync(caller, replaced.Id, deadline, cancellationToken), request);
         }
 
         var order = new Contracts.Requisition.V1.Requisition
@@ -88,10 +90,16 @@ public sealed partial class RequisitionWorkflow(
         if (changed)
         {
             await AfterCommitAsync(committed);
+            if (committed.Order.ReplacesRequisitionId is { Length: > 0 } replacedId &&
+                await store.GetAsync(caller.TeamId, replacedId, CancellationToken.None) is { } replaced)
+            {
+                // The replaced requisition changed too (it carries the link now): its cached etag moves with it.
+                await cache.SetAsync(CacheKind, replaced.Id, replaced.Version, MapStatus(replaced).ToByteArray(), CancellationToken.None);
+            }
         }
 
         await EnsureConfirmedAsync(caller, committed, deadline, cancellationToken);
-        return (Map(committed, created), changed);
+        return (await WithReplacementsAsync(caller, Map(committed, created), cancellationToken), changed);
     }
 
     public async Task<Contracts.Requisition.V1.Requisition> PlaceAsync(
@@ -119,10 +127,12 @@ public sealed partial class RequisitionWorkflow(
             await AfterCommitAsync(record);
             try
             {
-                await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
+                var applied = await serviceRequests.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
                 await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, CancellationToken.None);
                 // Earlier order events the sync worker may have been retrying (or parked) are overtaken by this one.
                 await work.SucceededAsync(ServiceRequestSync.WorkKind, record.Id, record.LastEventId, CancellationToken.None);
+                // The event moved the service requests: the lifecycle derived with their new statuses is part of this change.
+                (record, _) = await lifecycles.RefreshAsync(record, applied, CancellationToken.None);
             }
             catch (RpcException ex)
             {
@@ -143,6 +153,28 @@ public sealed partial class RequisitionWorkflow(
         }
     }
 
+    /// <summary>
+    /// The owner's reschedule after an appointment issue (<see cref="Reschedules.Check"/>): the ServiceRequest service
+    /// reopens the service requests in APPOINTMENT_ISSUE, with the owner and the reason in their history. The
+    /// requisition itself does not change (its order events stay seed 004's; the lifecycle depends on no
+    /// reopened status), so its etag stays. A retry is harmless: it reopens nothing more.
+    /// </summary>
+    public async Task<(Contracts.Requisition.V1.Requisition Requisition, IReadOnlyList<string> Rescheduled)> RescheduleAsync(
+        Caller caller, string id, string? etag, string reason, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var record = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);
+        if (!string.IsNullOrEmpty(etag) && etag != record.Etag)
+        {
+            throw new StaleEtagException("requisition", id);
+        }
+
+        var before = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
+        Reschedules.Check(record, before);
+        var response = await serviceRequests.RescheduleAsync(caller, record.Id, reason, deadline, cancellationToken);
+        var list = response.ServiceRequests.OrderBy(s => s.Line).ToList();
+        return (Map(record with { Lifecycle = LifecycleRefresher.Derive(record, list) }, list), response.RescheduledIds);
+    }
+
     public async Task<Contracts.Requisition.V1.Requisition> GetAsync(Caller caller, string id, DateTime deadline, CancellationToken cancellationToken)
     {
         var record = await store.GetAsync(caller.TeamId, id, cancellationToken) ?? throw new NotFoundException("requisition", id);
@@ -155,7 +187,7 @@ public sealed partial class RequisitionWorkflow(
     {
         var (record, changed) = await store.RecordResultsStageAsync(caller.TeamId, id, stage, sequence, cancellationToken);
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
-        var (refreshed, lifecycleChanged) = await RefreshLifecycleAsync(record, list, cancellationToken);
+        var (refreshed, lifecycleChanged) = await lifecycles.RefreshAsync(record, list, cancellationToken);
         record = refreshed;
         if (changed && !lifecycleChanged)
         {
@@ -202,38 +234,27 @@ public sealed partial class RequisitionWorkflow(
         }
     }
 
+    /// <summary>
+    /// A read: the requisition with its service requests, and the lifecycle view derived from what was just read
+    /// (a partner's update of a service request shows at once). Nothing is stored: the stored view, the status
+    /// cache and the etag move only with a change (<see cref="LifecycleRefresher"/>).
+    /// </summary>
     private async Task<Contracts.Requisition.V1.Requisition> ReadAsync(
         Caller caller, RequisitionRecord record, DateTime deadline, CancellationToken cancellationToken)
     {
         var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
-        var (refreshed, _) = await RefreshLifecycleAsync(record, list, cancellationToken);
-        return Map(refreshed, list);
+        return await WithReplacementsAsync(caller, Map(record with { Lifecycle = LifecycleRefresher.Derive(record, list) }, list),
+            cancellationToken);
     }
 
-    /// <summary>
-    /// The lifecycle follows the service requests, which change in their own service (a partner's update),
-    /// so it is derived again on every full read and stored when it moved, with a new version and the
-    /// status cache refreshed: GetRequisitionStatus then shows what GetRequisition shows.
-    /// </summary>
-    private async Task<(RequisitionRecord Record, bool Changed)> RefreshLifecycleAsync(
-        RequisitionRecord record, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest> list, CancellationToken cancellationToken)
+    /// <summary>Fills in what replaces the requisition and its replacement chain (both ways, oldest first).</summary>
+    private async Task<Contracts.Requisition.V1.Requisition> WithReplacementsAsync(
+        Caller caller, Contracts.Requisition.V1.Requisition requisition, CancellationToken cancellationToken)
     {
-        var lifecycle = DeriveLifecycle(record, list);
-        if (lifecycle == record.Lifecycle)
-        {
-            return (record, false);
-        }
-
-        if (await store.UpdateLifecycleAsync(record.Id, record.Version, lifecycle, cancellationToken) is not { } version)
-        {
-            // The requisition moved on while the service requests were read (a change, or another reader storing
-            // the same lifecycle): what was derived here may be stale, so nothing is stored or cached from it.
-            return (record with { Lifecycle = lifecycle }, false);
-        }
-
-        record = record with { Lifecycle = lifecycle, Version = version };
-        await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
-        return (record, true);
+        var (replacedBy, chain) = await store.GetReplacementsAsync(caller.TeamId, requisition.Id, cancellationToken);
+        requisition.ReplacedByRequisitionIds.AddRange(replacedBy);
+        requisition.ReplacementChain.AddRange(chain);
+        return requisition;
     }
 
     private async Task AfterCommitAsync(RequisitionRecord record)
@@ -241,15 +262,6 @@ public sealed partial class RequisitionWorkflow(
         await cache.SetAsync(CacheKind, record.Id, record.Version, MapStatus(record).ToByteArray(), CancellationToken.None);
         relay.Nudge();
     }
-
-    /// <summary>The lifecycle view of seed 003 from the order events and the service requests' business statuses.</summary>
-    public static LifecycleStatus DeriveLifecycle(RequisitionRecord record, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
-        Lifecycle.Derive(new LifecycleInputs(
-            record.IsDraft,
-            record.Modality,
-            record.Events.Select(e => e.Status).ToList(),
-            serviceRequests.Where(s => s.Status != ServiceRequestStatus.Revoked).Select(s => s.TaskBusinessStatus).ToList(),
-            record.ResultsStage));
 
     public static Contracts.Requisition.V1.Requisition Map(RequisitionRecord record, IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest>? serviceRequests)
     {

@@ -36,14 +36,21 @@ public sealed class ServiceRequestGateway
         await _client.ConfirmServiceRequestsAsync(new ConfirmServiceRequestsRequest { RequisitionId = requisitionId },
             Options(caller, deadline, cancellationToken));
 
-    public async Task ApplyOrderEventAsync(
+    /// <summary>Applies an order event; returns every service request of the requisition as it left them.</summary>
+    public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> ApplyOrderEventAsync(
         Caller caller, string requisitionId, string orderStatus, long orderEventId, DateTime deadline, CancellationToken cancellationToken) =>
-        await _client.ApplyOrderEventAsync(new ApplyOrderEventRequest
+        (await _client.ApplyOrderEventAsync(new ApplyOrderEventRequest
         {
             RequisitionId = requisitionId,
             OrderStatus = orderStatus,
             OrderEventId = orderEventId,
-        }, Options(caller, deadline, cancellationToken));
+        }, Options(caller, deadline, cancellationToken))).ServiceRequests;
+
+    /// <summary>The owner's reschedule: reopens the requisition's service requests in APPOINTMENT_ISSUE.</summary>
+    public Task<RescheduleServiceRequestsResponse> RescheduleAsync(
+        Caller caller, string requisitionId, string reason, DateTime deadline, CancellationToken cancellationToken) =>
+        _client.RescheduleServiceRequestsAsync(new RescheduleServiceRequestsRequest { RequisitionId = requisitionId, Reason = reason },
+            Options(caller, deadline, cancellationToken)).ResponseAsync;
 
     /// <summary>Every service request of one requisition, pending ones too, in line order.</summary>
     public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> ListForRequisitionAsync(

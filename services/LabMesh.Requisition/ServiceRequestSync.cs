@@ -17,6 +17,7 @@ public sealed partial class ServiceRequestSync(
     RequisitionStore store,
     ServiceRequestGateway gateway,
     [FromKeyedServices(RequisitionStore.ServiceName)] PeerWork work,
+    LifecycleRefresher lifecycles,
     ILogger<ServiceRequestSync> logger) : BackgroundService
 {
     /// <summary>The <see cref="PeerWork"/> kind of a requisition's confirm and latest order event.</summary>
@@ -46,8 +47,13 @@ public sealed partial class ServiceRequestSync(
 
                 if (record.ServiceRequestsSyncedEventId < record.LastEventId)
                 {
-                    await gateway.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
+                    var applied = await gateway.ApplyOrderEventAsync(caller, record.Id, record.SubStatus, record.LastEventId, deadline, cancellationToken);
                     await store.MarkServiceRequestsSyncedAsync(record.Id, record.LastEventId, cancellationToken);
+                    // The event moved the service requests now: the lifecycle derived with their statuses changes with it.
+                    if (await store.GetAsync(record.TeamId, record.Id, cancellationToken) is { } full)
+                    {
+                        await lifecycles.RefreshAsync(full, applied, CancellationToken.None);
+                    }
                 }
 
                 await work.SucceededAsync(WorkKind, record.Id, record.LastEventId, CancellationToken.None);

@@ -246,6 +246,26 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    public override async Task<RescheduleServiceRequestsResponse> RescheduleServiceRequests(
+        RescheduleServiceRequestsRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        if (string.IsNullOrWhiteSpace(request.Reason))
+        {
+            throw new InvalidArgumentException("reason", "is required: why the owner reschedules (kept in the history).");
+        }
+
+        // The history names who decided: the owner the Requisition service calls for, not the service itself.
+        var changes = await store.RescheduleAsync(caller.TeamId, requisitionId, Truncate(request.Reason), caller.OnBehalfOf ?? caller.Actor,
+            context.CancellationToken);
+        await AfterCommitAsync(changes);
+        var response = new RescheduleServiceRequestsResponse();
+        response.ServiceRequests.AddRange(changes.Select(c => Map(c.Record)));
+        response.RescheduledIds.AddRange(changes.Where(c => c.Changed).Select(c => c.Record.Id));
+        return response;
+    }
+
     /// <summary>After a commit: the new statuses go to the cache, and the relay is woken for the events.</summary>
     private async Task AfterCommitAsync(IEnumerable<Change> changes)
     {

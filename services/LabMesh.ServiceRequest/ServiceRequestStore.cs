@@ -416,6 +416,44 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             return (IReadOnlyList<Change>)result;
         }, cancellationToken);
 
+    /// <summary>
+    /// The owner's reschedule (<see cref="TaskStatusMachine.Reschedule"/>) of every service request of the requisition,
+    /// in one transaction: each one reopened gets a history entry (actor, the reason as note, cause <c>rescheduled</c>)
+    /// and an event. Returns every service request of the requisition, changed or not.
+    /// </summary>
+    public Task<IReadOnlyList<Change>> RescheduleAsync(
+        string teamId, string requisitionId, string reason, string actor, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var rows = await SelectByRequisitionAsync(connection, transaction, requisitionId, forUpdate: true);
+            if (rows.Count == 0 || rows[0].TeamId != teamId || rows.Any(r => r.Pending))
+            {
+                throw new NotFoundException("requisition", requisitionId);
+            }
+
+            var now = time.GetUtcNow();
+            var result = new List<Change>(rows.Count);
+            foreach (var row in rows)
+            {
+                var state = TaskStatusMachine.Reschedule(row.State);
+                if (state == row.State)
+                {
+                    result.Add(new Change(row, false));
+                    continue;
+                }
+
+                var next = row with { Status = state.Status, BusinessStatus = state.BusinessStatus, Version = row.Version + 1, UpdateTime = now };
+                await connection.ExecuteAsync(
+                    "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
+                    "version = @Version, update_time = @UpdateTime WHERE id = @Id",
+                    Parameters(next), transaction);
+                await RecordChangeAsync(connection, transaction, row, next, actor, reason, "rescheduled", now, cancellationToken);
+                result.Add(new Change(next, true));
+            }
+
+            return (IReadOnlyList<Change>)result;
+        }, cancellationToken);
+
     private async Task<Change> MutateAsync(
         string teamId, string id, string? partnerId, string? etag, string actor, string note, string cause, CancellationToken cancellationToken,
         Func<ServiceRequestRecord, ServiceRequestRecord> apply)

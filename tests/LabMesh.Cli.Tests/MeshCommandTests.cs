@@ -245,6 +245,45 @@ public sealed class MeshCommandTests(MeshHost host) : IDisposable
         return JsonDocument.Parse(line).RootElement;
     }
 
+    [Fact]
+    public async Task Status_ReplacementOrder_ShowsItsChainWithEachMembersStatusAndResults()
+    {
+        var failed = await CreateAsync(place: true);
+        using var channel = host.CreateChannel();
+        var client = new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(channel, _team));
+        foreach (var status in new[] { "received.walk_in_test.requisition_created", "failed.walk_in_test.sample_error" })
+        {
+            await client.RecordOrderEventAsync(new RecordOrderEventRequest { Id = failed.Id, Status = status }, deadline: DateTime.UtcNow.Add(Timeout));
+        }
+
+        var redraw = (await client.CreateRequisitionAsync(new CreateRequisitionRequest
+        {
+            RequestId = Guid.NewGuid().ToString("N"),
+            Patient = new Patient { Id = "cli-test-patient" },
+            Modality = TestModality.WalkInTest,
+            Tests = { new OrderedTest { Code = "CBC", PartnerId = "lab-a" } },
+            Place = true,
+            ReplacesRequisitionId = failed.Id,
+        }, deadline: DateTime.UtcNow.Add(Timeout))).Requisition;
+
+        var run = await LabMeshCli.RunAsync("status", redraw.Id, "--target", host.Address, "--team", _team, "--json");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var replacement = run.Json().GetProperty("replacement");
+        Assert.Equal(failed.Id, replacement.GetProperty("replaces").GetString());
+        Assert.Empty(replacement.GetProperty("replaced_by").EnumerateArray());
+        var chain = replacement.GetProperty("chain").EnumerateArray().ToList();
+        Assert.Equal([failed.Id, redraw.Id], chain.Select(c => c.GetProperty("requisition_id").GetString()));
+        Assert.Equal(["failed.walk_in_test.sample_error", "received.walk_in_test.ordered"],
+            chain.Select(c => c.GetProperty("order_sub_status").GetString()));
+        Assert.Equal(["CBC"], chain[1].GetProperty("tests").EnumerateArray().Select(t => t.GetString()));
+        Assert.All(chain, c => Assert.Empty(c.GetProperty("results").GetProperty("reports").EnumerateArray()));
+
+        var old = await LabMeshCli.RunAsync("status", failed.Id, "--target", host.Address, "--team", _team);
+        Assert.True(old.ExitCode == 0, old.ToString());
+        Assert.Contains("replacement chain", old.Stdout, StringComparison.Ordinal);
+    }
+
     private async Task<LabMesh.Contracts.Requisition.V1.Requisition> CreateAsync(bool place)
     {
         using var channel = host.CreateChannel();

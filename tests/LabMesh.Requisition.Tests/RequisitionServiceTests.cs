@@ -280,25 +280,41 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
-    public async Task StatusCache_ShowsALifecycleMovedByThePartner_OnceARead_HasDerivedIt()
+    public async Task GetRequisition_ReadTwice_StoresNothing_AndTheEtagMovesOnlyWithAChange()
     {
         var created = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
-        var before = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
         var partner = mesh.ServiceRequestClient(_team, "partner-a");
-        // The lab reports partial results for one test: seed 003's lifecycle moves to partial_results.
+        // The lab reports partial results for one test: seed 003's lifecycle view moves to partial_results.
         foreach (var status in new[] { TaskBusinessStatus.OrderConfirmed, TaskBusinessStatus.AppointmentAttended, TaskBusinessStatus.PartialResultsReady })
         {
             await partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = created.ServiceRequests[0].Id, TaskBusinessStatus = status }, deadline: Deadline);
         }
 
-        // The Requisition service learns of the partner's updates when it reads the service requests.
-        var read = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
-        var after = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var first = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        var second = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        var cachedAfterReads = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var stored = (await mesh.Requisitions.Services.GetRequiredService<RequisitionStore>().GetAsync(_team, created.Id, CancellationToken.None))!;
 
-        Assert.Equal(LifecycleStatus.Purchased, before.Status.LifecycleStatus);
-        Assert.Equal(LifecycleStatus.PartialResults, read.LifecycleStatus);
-        Assert.Equal(LifecycleStatus.PartialResults, after.Status.LifecycleStatus);
-        Assert.NotEqual(created.Etag, read.Etag);
+        // A read answers the view derived from what it read, and writes nothing: same etag, same version.
+        Assert.Equal(LifecycleStatus.PartialResults, first.LifecycleStatus);
+        Assert.Equal(LifecycleStatus.PartialResults, second.LifecycleStatus);
+        Assert.Equal(created.Etag, first.Etag);
+        Assert.Equal(created.Etag, second.Etag);
+        Assert.Equal(created.Etag, cachedAfterReads.Status.Etag);
+        Assert.Equal(created.Etag, stored.Etag);
+
+        // A change derives the lifecycle with it: the etag moves and the status cache shows the view.
+        var changed = (await Client.RecordOrderEventAsync(new RecordOrderEventRequest
+        {
+            Id = created.Id, Status = "received.testkit.requisition_created", Etag = second.Etag,
+        }, deadline: Deadline)).Requisition;
+        var cachedAfterChange = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline);
+        var third = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+
+        Assert.NotEqual(second.Etag, changed.Etag);
+        Assert.Equal(LifecycleStatus.PartialResults, changed.LifecycleStatus);
+        Assert.Equal((LifecycleStatus.PartialResults, changed.Etag), (cachedAfterChange.Status.LifecycleStatus, cachedAfterChange.Status.Etag));
+        Assert.Equal(changed.Etag, third.Etag);
     }
 
     [Fact]
@@ -566,6 +582,194 @@ public abstract class RequisitionServiceTests(Mesh mesh)
             Id = id, FinalStatus = "failed.testkit.lost",
         }, deadline: Deadline).ResponseAsync);
         Assert.True(unreachable.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition, unreachable.Status.ToString());
+    }
+
+    [Fact]
+    public async Task RescheduleRequisition_AfterAppointmentCancelled_ReopensTheServiceRequests_AndTheOrderGoesOn()
+    {
+        var created = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition;
+        await Record(created.Id, "received.at_home_phlebotomy.requisition_created");
+        await Record(created.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        var cancelled = await Record(created.Id, "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        Assert.All(cancelled.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentIssue, s.TaskBusinessStatus));
+        Assert.Equal(LifecycleStatus.ScheduleAppointment, cancelled.LifecycleStatus);
+
+        // The partner still cannot leave the issue status, nor call the owner's reschedule.
+        var partner = mesh.ServiceRequestClient(_team, "partner-a");
+        var stuck = await Assert.ThrowsAsync<RpcException>(() => partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+        {
+            Id = cancelled.ServiceRequests[0].Id, TaskBusinessStatus = TaskBusinessStatus.OrderConfirmed,
+        }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, stuck.StatusCode);
+        using var channel = mesh.Requisitions.CreateChannel();
+        var partnerRequisitions = new RequisitionService.RequisitionServiceClient(
+            TestCaller.InvokerAs(channel, _team, LabMesh.ServiceDefaults.Identity.CallerRole.Partner, partner: "partner-a"));
+        var denied = await Assert.ThrowsAsync<RpcException>(() => partnerRequisitions.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient asked" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+
+        var noReason = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal("reason", Assert.Single(noReason.GetDetail<BadRequest>()!.FieldViolations).Field);
+
+        var owner = new RequisitionService.RequisitionServiceClient(
+            TestCaller.InvokerAs(channel, _team, LabMesh.ServiceDefaults.Identity.CallerRole.Clinician, subject: "dr-hopper"));
+        var rescheduled = await owner.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient rebooked for Friday", Etag = cancelled.Etag }, deadline: Deadline);
+        var again = await Assert.ThrowsAsync<RpcException>(() => owner.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient rebooked for Friday" }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(cancelled.ServiceRequests.Select(s => s.Id), rescheduled.RescheduledServiceRequestIds);
+        Assert.All(rescheduled.Requisition.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.OrderConfirmed, s.TaskBusinessStatus));
+        Assert.Equal(cancelled.Etag, rescheduled.Requisition.Etag); // the requisition itself did not change
+        // Nothing is in APPOINTMENT_ISSUE any more: a second reschedule is refused with the order's allowed moves.
+        Assert.Equal(StatusCode.FailedPrecondition, again.StatusCode);
+        Assert.Contains("collecting_sample.at_home_phlebotomy.appointment_scheduled", again.GetDetail<ErrorInfo>()!.Metadata["allowed"], StringComparison.Ordinal);
+
+        var history = await mesh.ServiceRequestClient(_team).GetServiceRequestHistoryAsync(
+            new GetServiceRequestHistoryRequest { Id = created.ServiceRequests[0].Id }, deadline: Deadline);
+        var reopen = history.Changes[^1];
+        Assert.Equal(("dr-hopper", "patient rebooked for Friday", "rescheduled"), (reopen.Actor, reopen.Note, reopen.Cause));
+        Assert.Equal((TaskBusinessStatus.AppointmentIssue, TaskBusinessStatus.OrderConfirmed),
+            (reopen.FromTaskBusinessStatus, reopen.ToTaskBusinessStatus));
+        var audit = await Eventually.MatchAsync(() => mesh.ServiceRequestEventsAsync(created.Id),
+            e => e.Count(x => x.ServiceRequestStatusChanged?.PreviousTaskBusinessStatus == "APPOINTMENT_ISSUE") == 2, what: "reopening events");
+        Assert.All(audit.Where(x => x.ServiceRequestStatusChanged?.PreviousTaskBusinessStatus == "APPOINTMENT_ISSUE"),
+            x => Assert.Equal("dr-hopper", x.ServiceRequestStatusChanged.Actor));
+
+        // Seed 004's appointment_scheduled is accepted again, seed 003's lifecycle is upcoming_appointment again,
+        // and the draw moves the reopened service requests on.
+        var scheduled = await Record(created.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        Assert.Equal(LifecycleStatus.UpcomingAppointment, scheduled.LifecycleStatus);
+        var drawn = await Record(created.Id, "collecting_sample.at_home_phlebotomy.draw_completed");
+        Assert.All(drawn.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.AppointmentAttended, s.TaskBusinessStatus));
+        Assert.Equal(LifecycleStatus.Processing, drawn.LifecycleStatus);
+    }
+
+    [Fact]
+    public async Task RescheduleRequisition_WithoutAppointmentIssue_OrOnAnEndedOrder_IsFailedPrecondition()
+    {
+        var open = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition;
+        var nothing = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = open.Id, Reason = "why not" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, nothing.StatusCode);
+
+        await Record(open.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        await Record(open.Id, "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = open.Id }, deadline: Deadline);
+        var ended = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = open.Id, Reason = "too late" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, ended.StatusCode);
+        Assert.Equal("CreateRequisition with replaces_requisition_id", ended.GetDetail<ErrorInfo>()!.Metadata["allowed"]);
+
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.RescheduleRequisitionAsync(
+            new RescheduleRequisitionRequest { Id = Guid.NewGuid().ToString(), Reason = "x" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task CancelRequisition_FollowsTheCancellationTable_AndListsTheAllowedMovesOtherwise()
+    {
+        var kit = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var inTransit = await Record(kit.Id, "collecting_sample.testkit.transit_lab");
+
+        // The sample is on its way to the lab: it can no longer be cancelled, only not processed.
+        var cancel = await Assert.ThrowsAsync<RpcException>(() => Client.CancelRequisitionAsync(
+            new CancelRequisitionRequest { Id = kit.Id }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, cancel.StatusCode);
+        var allowed = cancel.GetDetail<ErrorInfo>()!.Metadata["allowed"].Split(',');
+        Assert.Contains("cancelled.testkit.do_not_process", allowed);
+        Assert.DoesNotContain("cancelled.testkit.cancelled", allowed);
+        Assert.NotNull(cancel.GetDetail<PreconditionFailure>());
+        var unchanged = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = kit.Id }, deadline: Deadline)).Requisition;
+        Assert.Equal((inTransit.SubStatus, inTransit.Etag), (unchanged.SubStatus, unchanged.Etag));
+
+        var doNotProcess = await Client.CancelRequisitionAsync(new CancelRequisitionRequest { Id = kit.Id, Reason = "do_not_process" }, deadline: Deadline);
+        Assert.Equal("cancelled.testkit.do_not_process", doNotProcess.Requisition.SubStatus);
+        Assert.All(doNotProcess.Requisition.ServiceRequests, s => Assert.Equal(ServiceRequestStatus.Revoked, s.Status));
+
+        // A walk-in test whose sample the lab has (partial results) and an at-home draw done: nothing to cancel.
+        var walkIn = (await Client.CreateRequisitionAsync(NewOrder(TestModality.WalkInTest), deadline: Deadline)).Requisition;
+        await Record(walkIn.Id, "sample_with_lab.walk_in_test.partial_results");
+        var atHome = (await Client.CreateRequisitionAsync(NewOrder(TestModality.AtHomePhlebotomy), deadline: Deadline)).Requisition;
+        await Record(atHome.Id, "collecting_sample.at_home_phlebotomy.draw_completed");
+        foreach (var id in new[] { walkIn.Id, atHome.Id })
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => Client.CancelRequisitionAsync(
+                new CancelRequisitionRequest { Id = id }, deadline: Deadline).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+            Assert.DoesNotContain("cancelled.", refused.GetDetail<ErrorInfo>()!.Metadata["allowed"], StringComparison.Ordinal);
+        }
+
+        // The order feed follows the same table.
+        var fed = await Assert.ThrowsAsync<RpcException>(() => Client.RecordOrderEventAsync(
+            new RecordOrderEventRequest { Id = walkIn.Id, Status = "cancelled.walk_in_test.cancelled" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, fed.StatusCode);
+    }
+
+    [Fact]
+    public async Task ReplacementOrder_ForTheTestsWithResultsIssue_LinksBothWays_AndGetRequisitionShowsTheChain()
+    {
+        var failed = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        await Record(failed.Id, "sample_with_lab.testkit.delivered_to_lab");
+        var sampleError = await Record(failed.Id, "failed.testkit.sample_error");
+        Assert.All(sampleError.ServiceRequests, s => Assert.Equal(TaskBusinessStatus.ResultsIssue, s.TaskBusinessStatus));
+
+        // A redraw of one of its two tests.
+        var redraw = NewOrder(TestModality.AtHomePhlebotomy, tests: 1);
+        redraw.ReplacesRequisitionId = failed.Id;
+        var replacement = (await Client.CreateRequisitionAsync(redraw, deadline: Deadline)).Requisition;
+        var old = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = failed.Id }, deadline: Deadline)).Requisition;
+        var oldStatus = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = failed.Id }, deadline: Deadline);
+
+        Assert.Equal(failed.Id, replacement.ReplacesRequisitionId);
+        Assert.Equal([failed.Id, replacement.Id], replacement.ReplacementChain);
+        Assert.Equal([replacement.Id], old.ReplacedByRequisitionIds);
+        Assert.Equal([failed.Id, replacement.Id], old.ReplacementChain);
+        Assert.NotEqual(sampleError.Etag, old.Etag); // the replaced requisition changed: it carries the link
+        Assert.Equal(old.Etag, oldStatus.Status.Etag);
+        var placed = await Eventually.MatchAsync(() => mesh.RequisitionEventsAsync(replacement.Id),
+            e => e.Any(x => x.Type == EventTypes.OrderPlaced), what: "order.placed of the replacement");
+        Assert.Equal(failed.Id, Assert.Single(placed, e => e.Type == EventTypes.OrderPlaced).OrderPlaced.ReplacesRequisitionId);
+
+        // A second replacement of the replacement extends the chain; every member shows all of it.
+        await Record(replacement.Id, "received.at_home_phlebotomy.requisition_created");
+        await Record(replacement.Id, "collecting_sample.at_home_phlebotomy.appointment_scheduled");
+        await Record(replacement.Id, "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        var again = NewOrder(TestModality.AtHomePhlebotomy, tests: 1);
+        again.ReplacesRequisitionId = replacement.Id;
+        var third = (await Client.CreateRequisitionAsync(again, deadline: Deadline)).Requisition;
+        var first = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = failed.Id }, deadline: Deadline)).Requisition;
+        Assert.Equal([failed.Id, replacement.Id, third.Id], first.ReplacementChain);
+        Assert.Equal([replacement.Id], first.ReplacedByRequisitionIds);
+        Assert.Equal(first.ReplacementChain, third.ReplacementChain);
+    }
+
+    [Fact]
+    public async Task ReplacementOrder_OfAnOrderWithoutFailureOrIssue_OrWithOtherTestsOrPatient_IsRefused()
+    {
+        var open = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var replacing = NewOrder();
+        replacing.ReplacesRequisitionId = open.Id;
+        var notFailed = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(replacing, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, notFailed.StatusCode);
+        Assert.Equal("CancelRequisition", notFailed.GetDetail<ErrorInfo>()!.Metadata["allowed"]);
+
+        await Record(open.Id, "failed.testkit.failure_to_deliver_to_customer");
+        var other = NewOrder(tests: 3);
+        other.Patient.Id = "patient-2";
+        other.ReplacesRequisitionId = open.Id;
+        var wrong = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(other, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, wrong.StatusCode);
+        Assert.Equal(["patient.id", "tests[2].code"], wrong.GetDetail<BadRequest>()!.FieldViolations.Select(v => v.Field));
+
+        var unknown = NewOrder();
+        unknown.ReplacesRequisitionId = Guid.NewGuid().ToString();
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRequisitionAsync(unknown, deadline: Deadline).ResponseAsync);
+        Assert.Equal("replaces_requisition_id", Assert.Single(missing.GetDetail<BadRequest>()!.FieldViolations).Field);
+        var read = (await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = open.Id }, deadline: Deadline)).Requisition;
+        Assert.Empty(read.ReplacedByRequisitionIds);
+        Assert.Empty(read.ReplacementChain);
     }
 
     private async Task<LabMesh.Contracts.Requisition.V1.Requisition> Record(string id, string status) =>

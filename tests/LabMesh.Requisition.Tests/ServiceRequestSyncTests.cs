@@ -26,6 +26,44 @@ public sealed class ServiceRequestSyncTests
     [Theory]
     [InlineData(Backend.Sqlite)]
     [InlineData(Backend.Postgres)]
+    public async Task SyncWorker_LandingAnOrderEventLater_StoresTheLifecycleItsServiceRequestsGive(Backend backend)
+    {
+        await using var mesh = await Mesh.StartAsync(backend).WaitAsync(TimeSpan.FromSeconds(120));
+        var team = "team-" + Guid.NewGuid().ToString("N")[..8];
+        var client = mesh.RequisitionClient(team);
+        var created = (await client.CreateRequisitionAsync(RequisitionServiceTests.NewOrder(), deadline: Deadline)).Requisition;
+        await mesh.ServiceRequestClient(team, "partner-a").UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+        {
+            Id = created.ServiceRequests[0].Id, TaskBusinessStatus = TaskBusinessStatus.PartialResultsReady,
+        }, deadline: Deadline);
+
+        // The order event commits while the ServiceRequest service is down: the answer has no service requests to derive from.
+        await mesh.StopServiceRequestsAsync();
+        RecordOrderEventResponse recorded;
+        try
+        {
+            recorded = await client.RecordOrderEventAsync(
+                new RecordOrderEventRequest { Id = created.Id, Status = "received.testkit.requisition_created" }, deadline: Deadline);
+        }
+        finally
+        {
+            await mesh.RestartServiceRequestsAsync();
+        }
+
+        Assert.Equal(LifecycleStatus.Purchased, recorded.Requisition.LifecycleStatus);
+        // When the worker lands it, the change derives the lifecycle with the service requests it left.
+        var status = await Eventually.MatchAsync(
+            async () => (await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Id }, deadline: Deadline)).Status,
+            s => s.LifecycleStatus == LifecycleStatus.PartialResults, TimeSpan.FromSeconds(20), "the sync worker to store the lifecycle");
+        Assert.NotEqual(recorded.Requisition.Etag, status.Etag);
+        var read = (await client.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Id }, deadline: Deadline)).Requisition;
+        Assert.Equal((LifecycleStatus.PartialResults, status.Etag), (read.LifecycleStatus, read.Etag));
+        mesh.Requisitions.Logs.AssertNoErrors();
+    }
+
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    [InlineData(Backend.Postgres)]
     public async Task SyncWorker_ParksARequisitionThePeerRefuses_AndTheOthersGoPastIt(Backend backend)
     {
         using var parked = new CounterCapture("labmesh.sync.parked", "labmesh.work.kind");

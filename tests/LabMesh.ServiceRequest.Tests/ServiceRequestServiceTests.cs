@@ -355,6 +355,38 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
             Cause = "results report r1 v1",
         }, deadline: Deadline);
 
+    [Fact]
+    public async Task RescheduleServiceRequests_ReopensOnlyAppointmentIssue_Once_AndOnlyForAService()
+    {
+        var serviceRequests = await CreateConfirmedAsync(Owner);
+        var requisitionId = serviceRequests[0].RequisitionId;
+        await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = serviceRequests[0].Id, TaskBusinessStatus = TaskBusinessStatus.AppointmentIssue }, deadline: Deadline);
+        await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = serviceRequests[1].Id, TaskBusinessStatus = TaskBusinessStatus.ResultsIssue }, deadline: Deadline);
+
+        var noReason = await Assert.ThrowsAsync<RpcException>(() => Owner.RescheduleServiceRequestsAsync(
+            new RescheduleServiceRequestsRequest { RequisitionId = requisitionId }, deadline: Deadline).ResponseAsync);
+        var partner = await Assert.ThrowsAsync<RpcException>(() => Partner.RescheduleServiceRequestsAsync(
+            new RescheduleServiceRequestsRequest { RequisitionId = requisitionId, Reason = "rebooked" }, deadline: Deadline).ResponseAsync);
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Owner.RescheduleServiceRequestsAsync(
+            new RescheduleServiceRequestsRequest { RequisitionId = Guid.NewGuid().ToString(), Reason = "rebooked" }, deadline: Deadline).ResponseAsync);
+        var first = await Owner.RescheduleServiceRequestsAsync(
+            new RescheduleServiceRequestsRequest { RequisitionId = requisitionId, Reason = "rebooked" }, deadline: Deadline);
+        var repeat = await Owner.RescheduleServiceRequestsAsync(
+            new RescheduleServiceRequestsRequest { RequisitionId = requisitionId, Reason = "rebooked" }, deadline: Deadline);
+
+        Assert.Equal("reason", Assert.Single(noReason.GetDetail<BadRequest>()!.FieldViolations).Field);
+        Assert.Equal(StatusCode.PermissionDenied, partner.StatusCode);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        Assert.Equal([serviceRequests[0].Id], first.RescheduledIds);
+        Assert.Equal([TaskBusinessStatus.OrderConfirmed, TaskBusinessStatus.ResultsIssue], first.ServiceRequests.Select(s => s.TaskBusinessStatus));
+        Assert.Empty(repeat.RescheduledIds);
+        Assert.Equal(first.ServiceRequests.Select(s => s.Etag), repeat.ServiceRequests.Select(s => s.Etag));
+        var history = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequests[0].Id }, deadline: Deadline);
+        Assert.Equal(("service:requisition", "rebooked", "rescheduled"), (history.Changes[^1].Actor, history.Changes[^1].Note, history.Changes[^1].Cause));
+        var status = await Owner.BatchGetStatusAsync(new BatchGetStatusRequest { Ids = { serviceRequests[0].Id } }, deadline: Deadline);
+        Assert.Equal(TaskBusinessStatus.OrderConfirmed, status.Statuses[0].TaskBusinessStatus);
+    }
+
     private async Task<ApplyOrderEventResponse> Apply(string requisitionId, string status, long eventId) =>
         await Owner.ApplyOrderEventAsync(new ApplyOrderEventRequest { RequisitionId = requisitionId, OrderStatus = status, OrderEventId = eventId }, deadline: Deadline);
 }

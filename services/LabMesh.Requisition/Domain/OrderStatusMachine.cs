@@ -25,7 +25,9 @@ namespace LabMesh.Requisition.Domain;
 ///  2  terminal (completed,         → nothing (the high-level stage only moves forward and
 ///     cancelled, failed)              terminal stays terminal)
 ///  3  the current status again     → no-op, returns the current status
-///  4  any non-terminal             → every cancelled.[m].* (cancelled; testkit also do_not_process)
+///  4  cancelled.[m].*              → only from the statuses the cancellation table allows
+///                                   (<see cref="Cancellations"/>: until the lab has the sample; a test kit's
+///                                   sample on its way to or at the lab is do_not_process instead)
 ///  5  failed.[m].*                 → only from the statuses where that failure can happen:
 ///       testkit failure_to_deliver_to_customer  ordered … out_for_delivery (the kit is not with the patient yet)
 ///       testkit failure_to_deliver_to_lab       with_customer, transit_lab
@@ -50,7 +52,11 @@ public static class OrderStatusMachine
     private sealed record Rules(
         string[] NormalPath,
         Dictionary<string, string[]> FailureSources,
-        Dictionary<string, string> PreferredStop);
+        Dictionary<string, string> PreferredStop)
+    {
+        /// <summary>Each status from which a cancellation may be recorded, and which ones (<see cref="Cancellations"/>).</summary>
+        public required Dictionary<string, string[]> Cancellable { get; init; }
+    }
 
     private static readonly Rules TestkitRules = new(
         [
@@ -102,7 +108,22 @@ public static class OrderStatusMachine
             ["failed.testkit.lost"] = "collecting_sample.testkit.transit_lab",
             ["cancelled.testkit.cancelled"] = "received.testkit.requisition_created",
             ["cancelled.testkit.do_not_process"] = "sample_with_lab.testkit.delivered_to_lab",
-        });
+        })
+    {
+        Cancellable = new(StringComparer.Ordinal)
+        {
+            [Draft] = ["cancelled.testkit.cancelled"],
+            ["received.testkit.ordered"] = ["cancelled.testkit.cancelled"],
+            ["received.testkit.awaiting_registration"] = ["cancelled.testkit.cancelled"],
+            ["received.testkit.testkit_registered"] = ["cancelled.testkit.cancelled"],
+            ["received.testkit.requisition_created"] = ["cancelled.testkit.cancelled"],
+            ["collecting_sample.testkit.transit_customer"] = ["cancelled.testkit.cancelled"],
+            ["collecting_sample.testkit.out_for_delivery"] = ["cancelled.testkit.cancelled"],
+            ["collecting_sample.testkit.with_customer"] = ["cancelled.testkit.cancelled"],
+            ["collecting_sample.testkit.transit_lab"] = ["cancelled.testkit.do_not_process"],
+            ["sample_with_lab.testkit.delivered_to_lab"] = ["cancelled.testkit.do_not_process"],
+        },
+    };
 
     private static readonly Rules WalkInRules = new(
         [
@@ -123,7 +144,15 @@ public static class OrderStatusMachine
         {
             ["failed.walk_in_test.sample_error"] = "received.walk_in_test.requisition_created",
             ["cancelled.walk_in_test.cancelled"] = "received.walk_in_test.requisition_created",
-        });
+        })
+    {
+        Cancellable = new(StringComparer.Ordinal)
+        {
+            [Draft] = ["cancelled.walk_in_test.cancelled"],
+            ["received.walk_in_test.ordered"] = ["cancelled.walk_in_test.cancelled"],
+            ["received.walk_in_test.requisition_created"] = ["cancelled.walk_in_test.cancelled"],
+        },
+    };
 
     private static readonly Rules AtHomeRules = new(
         [
@@ -138,7 +167,20 @@ public static class OrderStatusMachine
         new(StringComparer.Ordinal)
         {
             ["cancelled.at_home_phlebotomy.cancelled"] = "received.at_home_phlebotomy.requisition_created",
-        });
+        })
+    {
+        Cancellable = new(StringComparer.Ordinal)
+        {
+            [Draft] = ["cancelled.at_home_phlebotomy.cancelled"],
+            ["received.at_home_phlebotomy.ordered"] = ["cancelled.at_home_phlebotomy.cancelled"],
+            ["received.at_home_phlebotomy.requisition_created"] = ["cancelled.at_home_phlebotomy.cancelled"],
+            ["collecting_sample.at_home_phlebotomy.appointment_scheduled"] = ["cancelled.at_home_phlebotomy.cancelled"],
+            ["collecting_sample.at_home_phlebotomy.appointment_cancelled"] = ["cancelled.at_home_phlebotomy.cancelled"],
+        },
+    };
+
+    /// <summary>The key of a draft (no status yet) in the cancellation table.</summary>
+    private const string Draft = "draft";
 
     private const string AppointmentScheduled = "collecting_sample.at_home_phlebotomy.appointment_scheduled";
     private const string AppointmentCancelled = "collecting_sample.at_home_phlebotomy.appointment_cancelled";
@@ -263,6 +305,45 @@ public static class OrderStatusMachine
         return [.. ahead[..stop.Walked], finalText];
     }
 
+    /// <summary>
+    /// The cancellation table: what can still be cancelled in each order status of each modality, every status of
+    /// the modality in seed 004's order (a draft first), with the cancellations allowed there (empty: none).
+    /// </summary>
+    /// <remarks>
+    /// Junction's rule is the reference (seed 004's API): an order can be cancelled until the lab has the sample.
+    /// A test kit may be cancelled until its sample leaves the patient; once the sample is on its way to the lab or
+    /// there, the lab is told <c>do_not_process</c> instead. A walk-in test may be cancelled until the patient
+    /// has given the sample (partial results mean the lab has it). An at-home draw may be cancelled until the draw
+    /// (a cancelled appointment included). Terminal statuses allow nothing. The table in the Requisition README is
+    /// this one (<see cref="CancellationTableMarkdown"/>; a test compares them).
+    /// </remarks>
+    public static IReadOnlyList<(TestModality Modality, string From, IReadOnlyList<string> Cancels)> Cancellations { get; } =
+        [.. Modalities.All.SelectMany(m => new[] { Draft }.Concat(Modalities.Statuses(m))
+            .Select(from => (m, from, (IReadOnlyList<string>)(For(m).Cancellable.TryGetValue(from, out var c) ? c : []))))];
+
+    /// <summary>The cancellations that may be recorded after <paramref name="current"/> (null for a draft).</summary>
+    /// <exception cref="InvalidArgumentException">the modality is UNSPECIFIED (field <c>modality</c>).</exception>
+    public static IReadOnlyList<string> CancellationsFrom(TestModality modality, NamespacedStatus? current)
+    {
+        Modalities.RequireModality(modality);
+        CheckCurrent(modality, current);
+        return For(modality).Cancellable.TryGetValue(current?.ToString() ?? Draft, out var cancels) ? cancels : [];
+    }
+
+    /// <summary>The cancellation table as Markdown, one row per modality and status (the Requisition README's table).</summary>
+    public static string CancellationTableMarkdown()
+    {
+        var table = new System.Text.StringBuilder();
+        table.Append("| modality | order status | can be cancelled as |\n|---|---|---|\n");
+        foreach (var (modality, from, cancels) in Cancellations)
+        {
+            table.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"| `{Modalities.Word(modality)}` | {(from == Draft ? "(draft)" : $"`{from}`")} | {(cancels.Count == 0 ? "-" : string.Join(", ", cancels.Select(c => $"`{c}`")))} |\n");
+        }
+
+        return table.ToString();
+    }
+
     private static bool IsAllowed(Rules rules, string? from, string to)
     {
         if (from is null)
@@ -275,7 +356,7 @@ public static class OrderStatusMachine
         }
         if (to.StartsWith("cancelled.", StringComparison.Ordinal))
         {
-            return true;
+            return rules.Cancellable.TryGetValue(from, out var cancels) && cancels.Contains(to);
         }
         if (to.StartsWith("failed.", StringComparison.Ordinal))
         {

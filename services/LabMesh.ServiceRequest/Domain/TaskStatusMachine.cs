@@ -243,6 +243,35 @@ public static class TaskStatusMachine
             ? Advance(current, final ? TaskBusinessStatus.FullResultsReady : TaskBusinessStatus.PartialResultsReady)
             : current;
 
+    /// <summary>
+    /// What the owner's reschedule reopens, and to what: the issue statuses the owner may take back, each to the
+    /// happy-path status the request resumes from. Only an appointment issue is rescheduled (seed 000:
+    /// "WHOOP will reschedule"); after RESULTS_ISSUE or ORDER_ISSUE the owner places a replacement order instead.
+    /// </summary>
+    /// <remarks>
+    /// <code>
+    /// issue status (active request)   reopened as       why
+    /// APPOINTMENT_ISSUE               ORDER_CONFIRMED   the partner confirmed the order; a new appointment is booked next
+    /// RESULTS_ISSUE, ORDER_ISSUE      (stays)           the owner replaces the order (CreateRequisition replaces_requisition_id)
+    /// </code>
+    /// </remarks>
+    public static IReadOnlyDictionary<TaskBusinessStatus, TaskBusinessStatus> Reopens { get; } =
+        new Dictionary<TaskBusinessStatus, TaskBusinessStatus>
+        {
+            [TaskBusinessStatus.AppointmentIssue] = TaskBusinessStatus.OrderConfirmed,
+        };
+
+    /// <summary>
+    /// The owner's reschedule of one request: an active request in an issue status <see cref="Reopens"/> lists goes
+    /// back to its happy-path status; any other state is returned unchanged (a request of the same requisition
+    /// that had no appointment issue, or one already reopened). The partner never gets this move
+    /// (<see cref="UpdateBusinessStatus"/> keeps issue statuses terminal).
+    /// </summary>
+    public static TaskState Reschedule(TaskState current) =>
+        current.Status == ServiceRequestStatus.Active && Reopens.TryGetValue(current.BusinessStatus, out var reopened)
+            ? current with { BusinessStatus = reopened }
+            : current;
+
     private static TaskState Advance(TaskState current, TaskBusinessStatus target) =>
         AllowedNext(current).Contains(target) ? UpdateBusinessStatus(current, target) : current;
 

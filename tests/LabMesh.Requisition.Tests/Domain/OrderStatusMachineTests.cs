@@ -61,15 +61,15 @@ public class OrderStatusMachineTests
         [TestModality.Testkit] =
         [
             /* draft             */ "+xxx|xxxx|x|x|xxxx|xx",
-            /* ordered           */ ".+++|++++|+|+|+xxx|++",
-            /* awaiting_registr. */ "x.+x|xxxx|x|x|+xxx|++",
-            /* testkit_registered*/ "xx.+|++++|+|+|+xxx|++",
-            /* requisition_creat.*/ "xxx.|++++|+|+|+xxx|++",
-            /* transit_customer  */ "xxxx|.+++|+|+|+xx+|++",
-            /* out_for_delivery  */ "xxxx|x.++|+|+|+xx+|++",
-            /* with_customer     */ "xxxx|xx.+|+|+|x+xx|++",
-            /* transit_lab       */ "xxxx|xxx.|+|+|x+++|++",
-            /* delivered_to_lab  */ "xxxx|xxxx|.|+|xx++|++",
+            /* ordered           */ ".+++|++++|+|+|+xxx|+x",
+            /* awaiting_registr. */ "x.+x|xxxx|x|x|+xxx|+x",
+            /* testkit_registered*/ "xx.+|++++|+|+|+xxx|+x",
+            /* requisition_creat.*/ "xxx.|++++|+|+|+xxx|+x",
+            /* transit_customer  */ "xxxx|.+++|+|+|+xx+|+x",
+            /* out_for_delivery  */ "xxxx|x.++|+|+|+xx+|+x",
+            /* with_customer     */ "xxxx|xx.+|+|+|x+xx|+x",
+            /* transit_lab       */ "xxxx|xxx.|+|+|x+++|x+",
+            /* delivered_to_lab  */ "xxxx|xxxx|.|+|xx++|x+",
             /* completed         */ "xxxx|xxxx|x|.|xxxx|xx",
             /* f_deliver_customer*/ "xxxx|xxxx|x|x|.xxx|xx",
             /* f_deliver_lab     */ "xxxx|xxxx|x|x|x.xx|xx",
@@ -84,7 +84,7 @@ public class OrderStatusMachineTests
             /* draft             */ "+x|x|x|x|x",
             /* ordered           */ ".+|+|+|x|+",
             /* requisition_creat.*/ "x.|+|+|+|+",
-            /* partial_results   */ "xx|.|+|+|+",
+            /* partial_results   */ "xx|.|+|+|x",
             /* completed         */ "xx|x|.|x|x",
             /* sample_error      */ "xx|x|x|.|x",
             /* cancelled         */ "xx|x|x|x|.",
@@ -96,9 +96,9 @@ public class OrderStatusMachineTests
             /* ordered           */ ".+|++x|+|+|+",
             /* requisition_creat.*/ "x.|++x|+|+|+",
             /* appt_scheduled    */ "xx|.++|+|+|+",
-            /* draw_completed    */ "xx|x.x|+|+|+",
+            /* draw_completed    */ "xx|x.x|+|+|x",
             /* appt_cancelled    */ "xx|+x.|x|x|+",
-            /* partial_results   */ "xx|xxx|.|+|+",
+            /* partial_results   */ "xx|xxx|.|+|x",
             /* completed         */ "xx|xxx|x|.|x",
             /* cancelled         */ "xx|xxx|x|x|.",
         ],
@@ -300,7 +300,7 @@ public class OrderStatusMachineTests
         var ex = Assert.Throws<IllegalTransitionException>(() =>
             OrderStatusMachine.Record(TestModality.Testkit, current, "collecting_sample.testkit.transit_lab"));
         Assert.Equal(
-            ["completed.testkit.completed", "failed.testkit.sample_error", "failed.testkit.lost", "cancelled.testkit.cancelled", "cancelled.testkit.do_not_process"],
+            ["completed.testkit.completed", "failed.testkit.sample_error", "failed.testkit.lost", "cancelled.testkit.do_not_process"],
             ex.Allowed);
     }
 
@@ -446,8 +446,11 @@ public class OrderStatusMachineTests
         catch (InvalidArgumentException ex)
         {
             Assert.Equal("final_status", Assert.Single(ex.Violations).Field);
-            // Only a terminal order, or a failure whose moment has passed, is unreachable.
-            Assert.True(current is { IsTerminal: true } || final.StartsWith("failed.", StringComparison.Ordinal), $"{current} -> {final}");
+            // Only a terminal order, a failure whose moment has passed, or a cancellation the cancellation table no
+            // longer allows from here or anywhere ahead, is unreachable.
+            Assert.True(current is { IsTerminal: true } || final.StartsWith("failed.", StringComparison.Ordinal)
+                || (final.StartsWith("cancelled.", StringComparison.Ordinal) && !OrderStatusMachine.CancellationsFrom(modality, current).Contains(final)),
+                $"{current} -> {final}");
             return;
         }
         var status = current;
@@ -464,6 +467,8 @@ public class OrderStatusMachineTests
     [InlineData(TestModality.Testkit, "sample_with_lab.testkit.delivered_to_lab", "failed.testkit.failure_to_deliver_to_lab")]
     [InlineData(TestModality.Testkit, "completed.testkit.completed", "cancelled.testkit.cancelled")]
     [InlineData(TestModality.Testkit, "cancelled.testkit.cancelled", "completed.testkit.completed")]
+    [InlineData(TestModality.Testkit, "collecting_sample.testkit.transit_lab", "cancelled.testkit.cancelled")]
+    [InlineData(TestModality.AtHomePhlebotomy, "collecting_sample.at_home_phlebotomy.draw_completed", "cancelled.at_home_phlebotomy.cancelled")]
     [InlineData(TestModality.WalkInTest, "received.walk_in_test.ordered", "sample_with_lab.walk_in_test.partial_results")]
     [InlineData(TestModality.Testkit, "received.testkit.ordered", "collecting_sample.testkit.transit_lab")]
     [InlineData(TestModality.Testkit, "received.testkit.ordered", "completed.walk_in_test.completed")]
@@ -479,7 +484,7 @@ public class OrderStatusMachineTests
     [InlineData(TestModality.Testkit, "sample_with_lab.testkit.delivered_to_lab", "failed.testkit.lost", new[] { "failed.testkit.lost" })]
     [InlineData(TestModality.Testkit, "collecting_sample.testkit.with_customer", "failed.testkit.lost",
         new[] { "collecting_sample.testkit.transit_lab", "failed.testkit.lost" })]
-    [InlineData(TestModality.Testkit, "collecting_sample.testkit.transit_lab", "cancelled.testkit.cancelled", new[] { "cancelled.testkit.cancelled" })]
+    [InlineData(TestModality.Testkit, "collecting_sample.testkit.with_customer", "cancelled.testkit.cancelled", new[] { "cancelled.testkit.cancelled" })]
     [InlineData(TestModality.WalkInTest, "sample_with_lab.walk_in_test.partial_results", "failed.walk_in_test.sample_error",
         new[] { "failed.walk_in_test.sample_error" })]
     [InlineData(TestModality.AtHomePhlebotomy, "collecting_sample.at_home_phlebotomy.appointment_cancelled", "completed.at_home_phlebotomy.completed",
@@ -512,6 +517,39 @@ public class OrderStatusMachineTests
         Assert.Equal(
             OrderStatusMachine.PathTo(modality, null, $"completed.{word}.completed"),
             OrderStatusMachine.PathTo(modality, null, ""));
+    }
+
+    // The cancellation table, written by hand from Junction's rule (until the lab has the sample; a test kit's
+    // sample on its way to or at the lab is do_not_process instead), and the README's table generated from the code.
+    [Theory]
+    [InlineData(TestModality.Testkit, null, "cancelled.testkit.cancelled")]
+    [InlineData(TestModality.Testkit, "received.testkit.awaiting_registration", "cancelled.testkit.cancelled")]
+    [InlineData(TestModality.Testkit, "collecting_sample.testkit.with_customer", "cancelled.testkit.cancelled")]
+    [InlineData(TestModality.Testkit, "collecting_sample.testkit.transit_lab", "cancelled.testkit.do_not_process")]
+    [InlineData(TestModality.Testkit, "sample_with_lab.testkit.delivered_to_lab", "cancelled.testkit.do_not_process")]
+    [InlineData(TestModality.Testkit, "failed.testkit.lost", "")]
+    [InlineData(TestModality.WalkInTest, "received.walk_in_test.requisition_created", "cancelled.walk_in_test.cancelled")]
+    [InlineData(TestModality.WalkInTest, "sample_with_lab.walk_in_test.partial_results", "")]
+    [InlineData(TestModality.AtHomePhlebotomy, "collecting_sample.at_home_phlebotomy.appointment_cancelled", "cancelled.at_home_phlebotomy.cancelled")]
+    [InlineData(TestModality.AtHomePhlebotomy, "collecting_sample.at_home_phlebotomy.draw_completed", "")]
+    [InlineData(TestModality.AtHomePhlebotomy, "completed.at_home_phlebotomy.completed", "")]
+    public void CancellationsFrom_FollowTheTable(TestModality modality, string? current, string expected)
+    {
+        var from = current is null ? null : Modalities.Parse(modality, current, "status");
+        Assert.Equal(expected.Length == 0 ? [] : new[] { expected }, OrderStatusMachine.CancellationsFrom(modality, from));
+    }
+
+    [Fact]
+    public void RequisitionReadme_ShowsTheCancellationTableOfTheCode()
+    {
+        var readme = File.ReadAllText(Path.Combine(LabMesh.Testing.Repository.Root, "services", "LabMesh.Requisition", "README.md")).ReplaceLineEndings("\n");
+        const string begin = "<!-- cancellation-table:begin -->\n";
+        const string end = "<!-- cancellation-table:end -->";
+        var start = readme.IndexOf(begin, StringComparison.Ordinal);
+        var stop = readme.IndexOf(end, StringComparison.Ordinal);
+        Assert.True(start >= 0 && stop > start, "the Requisition README has no cancellation table between its markers");
+        Assert.Equal(OrderStatusMachine.CancellationTableMarkdown(), readme[(start + begin.Length)..stop]);
+        Assert.Equal(Modalities.All.Sum(m => Modalities.Statuses(m).Count + 1), OrderStatusMachine.Cancellations.Count);
     }
 
     private static int Stage(OrderStatus high) => high switch

@@ -329,6 +329,39 @@ public class TaskStatusMachineTests
         Assert.Equal(new TaskState(Active, TaskBusinessStatus.AppointmentIssue), state);
     }
 
+    // The owner's reschedule, written from seed 000 ("APPOINTMENT_ISSUE ... WHOOP will reschedule"): only an active
+    // request in APPOINTMENT_ISSUE reopens (to ORDER_CONFIRMED); every other state is left as it is.
+    [Theory]
+    [InlineData(ServiceRequestStatus.Active, TaskBusinessStatus.AppointmentIssue, ServiceRequestStatus.Active, TaskBusinessStatus.OrderConfirmed)]
+    [InlineData(ServiceRequestStatus.Active, TaskBusinessStatus.ResultsIssue, ServiceRequestStatus.Active, TaskBusinessStatus.ResultsIssue)]
+    [InlineData(ServiceRequestStatus.Active, TaskBusinessStatus.OrderIssue, ServiceRequestStatus.Active, TaskBusinessStatus.OrderIssue)]
+    [InlineData(ServiceRequestStatus.Active, TaskBusinessStatus.Unspecified, ServiceRequestStatus.Active, TaskBusinessStatus.Unspecified)]
+    [InlineData(ServiceRequestStatus.Active, TaskBusinessStatus.OrderConfirmed, ServiceRequestStatus.Active, TaskBusinessStatus.OrderConfirmed)]
+    [InlineData(ServiceRequestStatus.Active, TaskBusinessStatus.AppointmentAttended, ServiceRequestStatus.Active, TaskBusinessStatus.AppointmentAttended)]
+    [InlineData(ServiceRequestStatus.Revoked, TaskBusinessStatus.AppointmentIssue, ServiceRequestStatus.Revoked, TaskBusinessStatus.AppointmentIssue)]
+    [InlineData(ServiceRequestStatus.Completed, TaskBusinessStatus.FullResultsReady, ServiceRequestStatus.Completed, TaskBusinessStatus.FullResultsReady)]
+    public void Reschedule_ReopensOnlyAnActiveAppointmentIssue(
+        ServiceRequestStatus status, TaskBusinessStatus business, ServiceRequestStatus expectedStatus, TaskBusinessStatus expectedBusiness)
+    {
+        Assert.Equal(new TaskState(expectedStatus, expectedBusiness), TaskStatusMachine.Reschedule(new TaskState(status, business)));
+    }
+
+    [Fact]
+    public void Reschedule_ThenTheDraw_MovesTheReopenedRequestOn_WhileThePartnerAloneCannot()
+    {
+        var issue = TaskStatusMachine.ApplyOrderEvent(new TaskState(Active, TaskBusinessStatus.OrderConfirmed),
+            "collecting_sample.at_home_phlebotomy.appointment_cancelled");
+        Assert.Throws<IllegalTransitionException>(() => TaskStatusMachine.UpdateBusinessStatus(issue, TaskBusinessStatus.OrderConfirmed));
+
+        var reopened = TaskStatusMachine.Reschedule(issue);
+        var drawn = TaskStatusMachine.ApplyOrderEvent(
+            TaskStatusMachine.ApplyOrderEvent(reopened, "collecting_sample.at_home_phlebotomy.appointment_scheduled"),
+            "collecting_sample.at_home_phlebotomy.draw_completed");
+
+        Assert.Equal(new TaskState(Active, TaskBusinessStatus.AppointmentIssue), issue);
+        Assert.Equal(new TaskState(Active, TaskBusinessStatus.AppointmentAttended), drawn);
+    }
+
     private static List<string> AllowedWords(string row)
     {
         var allowed = new List<string>();

@@ -56,6 +56,7 @@ internal static class StatusCommand
         var results = await OptionalAsync(unavailable, () => mesh.CallAsync("ResultsInterpretationService/GetResults",
             o => mesh.Results.GetResultsAsync(new GetResultsRequest { RequisitionId = id }, o), cancellationToken));
         var critical = await OptionalAsync(unavailable, () => OpenCriticalResultsAsync(mesh, id, cancellationToken));
+        var replacement = await ReplacementAsync(mesh, requisition, results, unavailable, cancellationToken);
         return new StatusView(
             requisition.Id,
             requisition.TeamId,
@@ -68,7 +69,34 @@ internal static class StatusCommand
             [.. requisition.Events.Select(e => new OrderEventView(e.Id, Json.Time(e.CreatedAt), e.Status))],
             results is null ? null : ResultsView.Of(results),
             critical,
+            replacement,
             unavailable);
+    }
+
+    /// <summary>
+    /// The replacement chain (what this order replaces and what replaces it, oldest first), each member with its
+    /// order status and its results, read together: a redraw's results next to the failed order's.
+    /// </summary>
+    private static async Task<ReplacementView> ReplacementAsync(
+        MeshClient mesh, Requisition requisition, GetResultsResponse? results, List<string> unavailable, CancellationToken cancellationToken)
+    {
+        var chain = new List<ChainMemberView>();
+        foreach (var memberId in requisition.ReplacementChain)
+        {
+            var member = memberId == requisition.Id ? requisition
+                : (await mesh.CallAsync("RequisitionService/GetRequisition",
+                    o => mesh.Requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = memberId }, o), cancellationToken)).Requisition;
+            var memberResults = memberId == requisition.Id ? results
+                : await OptionalAsync(unavailable, () => mesh.CallAsync("ResultsInterpretationService/GetResults",
+                    o => mesh.Results.GetResultsAsync(new GetResultsRequest { RequisitionId = memberId }, o), cancellationToken));
+            chain.Add(new ChainMemberView(member.Id, member.SubStatus.Length == 0 ? null : member.SubStatus,
+                [.. member.Tests.Select(t => t.Code)], memberResults is null ? null : ResultsView.Of(memberResults)));
+        }
+
+        return new ReplacementView(
+            requisition.ReplacesRequisitionId.Length == 0 ? null : requisition.ReplacesRequisitionId,
+            [.. requisition.ReplacedByRequisitionIds],
+            chain);
     }
 
     private static async Task<List<CriticalResultView>> OpenCriticalResultsAsync(MeshClient mesh, string id, CancellationToken cancellationToken)
@@ -140,6 +168,31 @@ internal static class StatusCommand
 
         RenderResults(console, view.Results);
         RenderCritical(console, view.OpenCriticalResults);
+        RenderReplacement(console, view);
+    }
+
+    private static void RenderReplacement(IAnsiConsole console, StatusView view)
+    {
+        if (view.Replacement.Chain.Count == 0)
+        {
+            return;
+        }
+
+        var table = new Table().Border(TableBorder.Rounded).Title("replacement chain (oldest first)")
+            .AddColumn("requisition").AddColumn("order status").AddColumn("tests").AddColumn("results");
+        foreach (var member in view.Replacement.Chain)
+        {
+            var name = member.RequisitionId == view.RequisitionId ? $"[bold]{Markup.Escape(member.RequisitionId)}[/] (this)"
+                : member.RequisitionId == view.Replacement.Replaces ? $"{Markup.Escape(member.RequisitionId)} (replaced by this)"
+                : view.Replacement.ReplacedBy.Contains(member.RequisitionId) ? $"{Markup.Escape(member.RequisitionId)} (replaces this)"
+                : Markup.Escape(member.RequisitionId);
+            var results = member.Results is not { } r ? "[yellow]unavailable[/]"
+                : r.Reports.Count == 0 ? "none yet"
+                : $"{r.Reports.Count} report(s) · {Colored(r.Interpretation)}";
+            table.AddRow(name, Markup.Escape(Text(member.OrderSubStatus)), Markup.Escape(string.Join(", ", member.Tests)), results);
+        }
+
+        console.Write(table);
     }
 
     private static void RenderResults(IAnsiConsole console, ResultsView? results)
@@ -220,7 +273,13 @@ internal static class StatusCommand
         IReadOnlyList<OrderEventView> OrderEvents,
         ResultsView? Results,
         IReadOnlyList<CriticalResultView>? OpenCriticalResults,
+        ReplacementView Replacement,
         IReadOnlyList<string> Unavailable);
+
+    /// <summary>What the order replaces, what replaces it, and its whole chain with each member's results (empty without links).</summary>
+    private sealed record ReplacementView(string? Replaces, IReadOnlyList<string> ReplacedBy, IReadOnlyList<ChainMemberView> Chain);
+
+    private sealed record ChainMemberView(string RequisitionId, string? OrderSubStatus, IReadOnlyList<string> Tests, ResultsView? Results);
 
     private sealed record OrderEventView(long Id, DateTimeOffset? CreatedAt, string Status);
 
