@@ -57,6 +57,25 @@ public sealed class ComposeGatewayTests
         Assert.Contains(upstreams[entries["default"]], Repository.DeployableProjects.Select(Upstream));
     }
 
+    [Theory]
+    [InlineData("grpc.reflection.v1.ServerReflection")]
+    [InlineData("grpc.reflection.v1alpha.ServerReflection")]
+    public void Reflection_WithNoHeader_AsksForTheWholeApi_AndNamingAProcessDropsThatAsk(string fullName)
+    {
+        var location = Match($"/{fullName}/ServerReflectionInfo");
+
+        // x-labmesh-reflection is set from a map on the same header that picks the process: "api" by default,
+        // empty (nginx then sends no such header, whatever the caller sent) when it names a service.
+        var set = Assert.Single(location.Children("grpc_set_header"), d => d.Args[0].Equals("x-labmesh-reflection", StringComparison.OrdinalIgnoreCase));
+        var variable = set.Args[1];
+        var map = Http().Children("map").SingleOrDefault(m => m.Args.Count == 2 && m.Args[1] == variable);
+        Assert.False(map is null, $"{variable} is not set by a map.");
+        Assert.Equal(AdminHeader, map.Args[0]);
+        var entries = map.Block!.ToDictionary(d => d.Name, d => d.Args.Single(), StringComparer.Ordinal);
+        Assert.Equal("api", entries["default"]);
+        Assert.All(Repository.DeployableProjects, project => Assert.Equal("", entries[Repository.ShortName(project)]));
+    }
+
     [Fact]
     public void Gateway_AnswersNoOtherPath()
     {
