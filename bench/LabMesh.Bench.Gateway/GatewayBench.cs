@@ -86,6 +86,28 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
                 cancellationToken);
         }
 
+        if (options.Candidate is { } candidateAddress)
+        {
+            var candidate = Client(candidateAddress);
+            log("");
+            log(F("2c. The candidate gateway {0} against nginx, closed loop then open loop at {1:N0} calls/s, same rounds", candidateAddress, options.Rate));
+            await CompareAsync(
+                ("candidate -> 2 replicas", new StatusLoad(candidate, _headers, _ids, options.Concurrency)),
+                ("gateway (nginx -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency)),
+                "candidate/nginx",
+                verdict: null,
+                cancellationToken);
+            if (options.Rate > 0)
+            {
+                await CompareAsync(
+                    ("candidate, open loop", new StatusLoad(candidate, _headers, _ids, options.Concurrency, options.Rate)),
+                    ("nginx, open loop", new StatusLoad(gateway, _headers, _ids, options.Concurrency, options.Rate)),
+                    "candidate/nginx at a fixed rate",
+                    verdict: null,
+                    cancellationToken);
+            }
+        }
+
         await MemoryAsync("3. Memory at idle after the load", cancellationToken);
 
         if (options.Variant.Count > 0)
