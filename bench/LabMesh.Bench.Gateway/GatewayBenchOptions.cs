@@ -95,9 +95,10 @@ internal sealed record GatewayBenchOptions
           --variant N=V[,N=V]   after the main run, restart replica 2 of every service with this environment
                                 (e.g. DOTNET_gcServer=0), start a second bare host with it, and compare
                                 memory and direct GetRequisitionStatus against replica 1
-          --candidate URL       another gateway already running in front of the topology's Requisition replicas
-                                (BASE+11, BASE+12), e.g. one evaluated to replace nginx: compared against nginx
-                                in the same rounds, closed and open loop
+          --candidate URL|yarp  another gateway in front of the topology's Requisition replicas (BASE+11, BASE+12),
+                                e.g. one evaluated to replace nginx, compared against nginx in the same rounds,
+                                closed and open loop: a URL already running, or yarp (this executable starts
+                                YARP 2.3.0 multiplexing its upstream HTTP/2 connections, on BASE+93)
           --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
           --help                this text
 

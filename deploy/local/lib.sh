@@ -284,7 +284,12 @@ write_gateway_config() {
     echo "worker_shutdown_timeout ${GATEWAY_SHUTDOWN_TIMEOUT}s;"
     echo "pid $(pid_file gateway);"
     echo "error_log $STATE/logs/gateway-error.log warn;"
-    echo "events { worker_connections 1024; }"
+    # nginx's gRPC proxy holds one upstream connection per call in flight (no multiplexing), so a burst of calls
+    # is a burst of connections: at 1,024 (the default) an open-loop load of 2,000 calls/s on a busy machine ran
+    # out ("worker_connections are not enough") and answered HTTP 500 and GOAWAY, UNKNOWN/INTERNAL to clients
+    # (bench/README.md, issue 22). 8,192 per worker, and the file descriptors for them.
+    echo "worker_rlimit_nofile 16384;"
+    echo "events { worker_connections 8192; }"
     echo "http {"
     echo "    access_log $STATE/logs/gateway-access.log combined buffer=64k flush=1s;"
     for kind in client_body proxy fastcgi uwsgi scgi; do echo "    ${kind}_temp_path $STATE/nginx/temp/$kind;"; done
@@ -294,8 +299,9 @@ write_gateway_config() {
         echo "        server 127.0.0.1:$(replica_port "$service" "$r") max_fails=1 fail_timeout=5s;"
       done
       # Idle upstream connections kept per worker, each reused for many calls (nginx sends one call per
-      # upstream connection at a time, so a busy gateway needs about as many as it has calls in flight).
-      echo "        keepalive 64;"
+      # upstream connection at a time, so a busy gateway needs about as many as it has calls in flight; what
+      # a burst opened beyond this is closed after use).
+      echo "        keepalive 256;"
       echo "        keepalive_requests 1000000;"
       echo "    }"
     done
