@@ -77,6 +77,27 @@ public sealed class ComposeGatewayTests
     }
 
     [Fact]
+    public void Gateway_MainConfiguration_BoundsAStop_HasConnectionsForABurst_AndIncludesTheRoutes()
+    {
+        var gateway = Compose.ServiceWithImage("nginx");
+        var main = gateway.HostPathOf("/etc/nginx/nginx.conf");
+        Assert.False(main is null, "the gateway's /etc/nginx/nginx.conf is not mounted from the repository.");
+        var directives = Nginx.Load(main, gateway.HostPathOf);
+
+        // Open Subscribe streams are closed within Docker's stop grace period (10 s by default), by nginx itself.
+        var shutdown = Assert.Single(directives, d => d.Name == "worker_shutdown_timeout").Args.Single();
+        Assert.Matches("^[1-9]s$", shutdown);
+        var connections = int.Parse(Assert.Single(directives, d => d.Name == "events").Child("worker_connections")!.Args.Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(connections >= 8192, $"worker_connections {connections}");
+        Assert.True(int.Parse(Assert.Single(directives, d => d.Name == "worker_rlimit_nofile").Args.Single(), System.Globalization.CultureInfo.InvariantCulture) >= 2 * connections);
+
+        // The conf.d file with the server and its routes is what the main configuration includes.
+        var http = Assert.Single(directives, d => d.Name == "http");
+        Assert.Single(http.Children("server"));
+        Assert.NotEmpty(http.Children("upstream"));
+    }
+
+    [Fact]
     public void Gateway_AnswersNoOtherPath()
     {
         var location = Match("/grpc.testing.TestService/UnaryCall");
