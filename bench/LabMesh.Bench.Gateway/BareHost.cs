@@ -46,8 +46,12 @@ internal sealed class BareHost : IAsyncDisposable
         return 0;
     }
 
-    /// <summary>Starts a bare host with the given environment and waits until it has answered one h2c request.</summary>
-    public static async Task<BareHost> StartAsync(string name, int port, IEnumerable<KeyValuePair<string, string>> environment, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts a bare host (or another mode of this executable that answers GET / on h2c, <see cref="YarpCandidate"/>)
+    /// with the given environment and waits until it has answered one h2c request.
+    /// </summary>
+    public static async Task<BareHost> StartAsync(string name, int port, IEnumerable<KeyValuePair<string, string>> environment, CancellationToken cancellationToken,
+        string mode = Mode, params string[] more)
     {
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("No process path.");
         var start = new ProcessStartInfo(self) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -56,8 +60,13 @@ internal sealed class BareHost : IAsyncDisposable
             start.ArgumentList.Add(typeof(BareHost).Assembly.Location);
         }
 
-        start.ArgumentList.Add(Mode);
+        start.ArgumentList.Add(mode);
         start.ArgumentList.Add(port.ToString(CultureInfo.InvariantCulture));
+        foreach (var arg in more)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in environment)

@@ -31,7 +31,7 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
     private Metadata _headers = [];
     private List<string> _ids = [];
 
-    public static IEnumerable<int> BarePorts(GatewayBenchOptions options) => [options.PortBase + 90, options.PortBase + 91];
+    public static IEnumerable<int> BarePorts(GatewayBenchOptions options) => [options.PortBase + 90, options.PortBase + 91, options.PortBase + 93];
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -84,6 +84,37 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
                 "gateway/direct at a fixed rate",
                 verdict: F("open loop, {0:N0} calls/s", options.Rate),
                 cancellationToken);
+        }
+
+        if (options.Candidate is { } candidateAddress)
+        {
+            if (candidateAddress == "yarp")
+            {
+                var port = options.PortBase + 93;
+                var replicas = string.Join(",", LocalTopology.Replicas.Select(r => new Uri(topology.Address("requisition", r)).Authority));
+                _bareHosts.Add(await BareHost.StartAsync("yarp candidate", port, YarpCandidate.Environment, cancellationToken, YarpCandidate.Mode, replicas));
+                candidateAddress = F("http://127.0.0.1:{0}", port);
+                log(F("  the candidate: YARP 2.3.0 (this executable, {0} mode) on {1}, in front of {2}", YarpCandidate.Mode, candidateAddress, replicas));
+            }
+
+            var candidate = Client(candidateAddress);
+            log("");
+            log(F("2c. The candidate gateway {0} against nginx, closed loop then open loop at {1:N0} calls/s, same rounds", candidateAddress, options.Rate));
+            await CompareAsync(
+                ("candidate -> 2 replicas", new StatusLoad(candidate, _headers, _ids, options.Concurrency)),
+                ("gateway (nginx -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency)),
+                "candidate/nginx",
+                verdict: null,
+                cancellationToken);
+            if (options.Rate > 0)
+            {
+                await CompareAsync(
+                    ("candidate, open loop", new StatusLoad(candidate, _headers, _ids, options.Concurrency, options.Rate)),
+                    ("nginx, open loop", new StatusLoad(gateway, _headers, _ids, options.Concurrency, options.Rate)),
+                    "candidate/nginx at a fixed rate",
+                    verdict: null,
+                    cancellationToken);
+            }
         }
 
         await MemoryAsync("3. Memory at idle after the load", cancellationToken);

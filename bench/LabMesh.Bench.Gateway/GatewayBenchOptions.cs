@@ -27,6 +27,12 @@ internal sealed record GatewayBenchOptions
     /// <summary>Environment (NAME=VALUE,...) for replica 2 of every service and a second bare host, restarted after the main run.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Variant { get; init; } = [];
 
+    /// <summary>
+    /// Another gateway in front of the same replicas (started by the caller, e.g. a candidate to replace nginx),
+    /// compared against nginx in the same rounds, closed and open loop; null leaves it out.
+    /// </summary>
+    public string? Candidate { get; init; }
+
     /// <summary>Let up.sh build the services first (otherwise LABMESH_LOCAL_NO_BUILD=1: run what is built).</summary>
     public bool Build { get; init; }
 
@@ -63,6 +69,7 @@ internal sealed record GatewayBenchOptions
                 "--port-base" => options with { PortBase = (int)Number(name, value, 1024, 65_400) },
                 "--state" => options with { State = Path.GetFullPath(value) },
                 "--variant" => options with { Variant = Variables(value) },
+                "--candidate" => options with { Candidate = value },
                 _ => throw new ArgumentException($"Unknown option '{name}'. Run with --help."),
             };
         }
@@ -88,6 +95,10 @@ internal sealed record GatewayBenchOptions
           --variant N=V[,N=V]   after the main run, restart replica 2 of every service with this environment
                                 (e.g. DOTNET_gcServer=0), start a second bare host with it, and compare
                                 memory and direct GetRequisitionStatus against replica 1
+          --candidate URL|yarp  another gateway in front of the topology's Requisition replicas (BASE+11, BASE+12),
+                                e.g. one evaluated to replace nginx, compared against nginx in the same rounds,
+                                closed and open loop: a URL already running, or yarp (this executable starts
+                                YARP 2.3.0 multiplexing its upstream HTTP/2 connections, on BASE+93)
           --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
           --help                this text
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Stops the local topology: the gateway first (no new calls), then the replicas (each drains its calls),
-# then the Aspire Dashboard if it runs, Redis and PostgreSQL. Data stays in the state directory for the next up.sh; --purge deletes it.
+# Stops the local topology: the gateway first (no new calls; open streams, such as Subscribe, are closed
+# after LABMESH_LOCAL_GATEWAY_SHUTDOWN_TIMEOUT, 5 s), then the replicas (each drains its calls for up to 30 s,
+# then is killed), then the Aspire Dashboard if it runs, Redis and PostgreSQL. Each step says what it did.
+# Data stays in the state directory for the next up.sh; --purge deletes it.
 source "$(dirname "$0")/lib.sh"
 
 purge=0
@@ -24,3 +26,4 @@ if [ $purge = 1 ]; then
   rm -rf "$STATE"
   say "deleted $STATE"
 fi
+say "down in ${SECONDS}s"

@@ -51,7 +51,7 @@ wait_for "the gateway's health checks" 30 dotnet "$(cli_dll)" health --target "h
 say "up. The gateway: 127.0.0.1:$GATEWAY_PORT (h2c). Try:"
 echo "  export LABMESH_DEV_KEY=$(key_file)   # the labmesh command signs its tokens with the topology's key"
 echo "  dotnet $(cli_dll) demo --target http://127.0.0.1:$GATEWAY_PORT"
-echo "  grpcurl -plaintext -H 'x-labmesh-service: notification' 127.0.0.1:$GATEWAY_PORT list"
+echo "  grpcurl -plaintext 127.0.0.1:$GATEWAY_PORT list   # the whole API; -H 'x-labmesh-service: notification' for one process's own"
 echo "  $(dirname "$0")/check.sh      # every part, one line each"
 echo "  $(dirname "$0")/down.sh       # stop it all (--purge also deletes $STATE)"
 if running_pid dashboard >/dev/null; then

@@ -57,6 +57,46 @@ public sealed class ComposeGatewayTests
         Assert.Contains(upstreams[entries["default"]], Repository.DeployableProjects.Select(Upstream));
     }
 
+    [Theory]
+    [InlineData("grpc.reflection.v1.ServerReflection")]
+    [InlineData("grpc.reflection.v1alpha.ServerReflection")]
+    public void Reflection_WithNoHeader_AsksForTheWholeApi_AndNamingAProcessDropsThatAsk(string fullName)
+    {
+        var location = Match($"/{fullName}/ServerReflectionInfo");
+
+        // x-labmesh-reflection is set from a map on the same header that picks the process: "api" by default,
+        // empty (nginx then sends no such header, whatever the caller sent) when it names a service.
+        var set = Assert.Single(location.Children("grpc_set_header"), d => d.Args[0].Equals("x-labmesh-reflection", StringComparison.OrdinalIgnoreCase));
+        var variable = set.Args[1];
+        var map = Http().Children("map").SingleOrDefault(m => m.Args.Count == 2 && m.Args[1] == variable);
+        Assert.False(map is null, $"{variable} is not set by a map.");
+        Assert.Equal(AdminHeader, map.Args[0]);
+        var entries = map.Block!.ToDictionary(d => d.Name, d => d.Args.Single(), StringComparer.Ordinal);
+        Assert.Equal("api", entries["default"]);
+        Assert.All(Repository.DeployableProjects, project => Assert.Equal("", entries[Repository.ShortName(project)]));
+    }
+
+    [Fact]
+    public void Gateway_MainConfiguration_BoundsAStop_HasConnectionsForABurst_AndIncludesTheRoutes()
+    {
+        var gateway = Compose.ServiceWithImage("nginx");
+        var main = gateway.HostPathOf("/etc/nginx/nginx.conf");
+        Assert.False(main is null, "the gateway's /etc/nginx/nginx.conf is not mounted from the repository.");
+        var directives = Nginx.Load(main, gateway.HostPathOf);
+
+        // Open Subscribe streams are closed within Docker's stop grace period (10 s by default), by nginx itself.
+        var shutdown = Assert.Single(directives, d => d.Name == "worker_shutdown_timeout").Args.Single();
+        Assert.Matches("^[1-9]s$", shutdown);
+        var connections = int.Parse(Assert.Single(directives, d => d.Name == "events").Child("worker_connections")!.Args.Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(connections >= 8192, $"worker_connections {connections}");
+        Assert.True(int.Parse(Assert.Single(directives, d => d.Name == "worker_rlimit_nofile").Args.Single(), System.Globalization.CultureInfo.InvariantCulture) >= 2 * connections);
+
+        // The conf.d file with the server and its routes is what the main configuration includes.
+        var http = Assert.Single(directives, d => d.Name == "http");
+        Assert.Single(http.Children("server"));
+        Assert.NotEmpty(http.Children("upstream"));
+    }
+
     [Fact]
     public void Gateway_AnswersNoOtherPath()
     {

@@ -72,6 +72,30 @@ public sealed class GatewayRouteTests
 
     [Theory]
     [MemberData(nameof(Overlays))]
+    public async Task Reflection_WithNoHeader_AsksForTheWholeApi_AndNamingAProcessDropsThatAsk(string overlay)
+    {
+        var rendered = await Kustomize.RenderAsync(overlay);
+        var rules = rendered.OfKind("GRPCRoute").SelectMany(route => route.Spec.List("rules")).ToList();
+        string[] reflection = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
+        foreach (var service in reflection)
+        {
+            // Without the header: x-labmesh-reflection: api is set (GrpcReflectionDescriptors answers for every contract).
+            var unnamed = Assert.Single(rules, rule => MatchesService(rule, service, header: null));
+            Assert.Contains(HeaderFilters(unnamed, "set"), h => h.Text("name") == ReflectionScopeHeader && h.Text("value") == "api");
+
+            // Naming a process: its own services; a caller's x-labmesh-reflection is removed, so it cannot ask for more.
+            foreach (var project in Repository.DeployableProjects)
+            {
+                var named = Assert.Single(rules, rule => MatchesService(rule, service, Repository.ShortName(project)));
+                Assert.Contains(ReflectionScopeHeader, HeaderFilters(named, "remove").OfType<string>());
+                Assert.DoesNotContain(HeaderFilters(named, "set"), h => h.Text("name") == ReflectionScopeHeader);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
     public async Task Gateway_HasAClass_AndListenersThatAdmitGrpcRoutes(string overlay)
     {
         var rendered = await Kustomize.RenderAsync(overlay);
@@ -100,6 +124,20 @@ public sealed class GatewayRouteTests
 
         Assert.All(gateway.Spec.List("listeners"), listener => Assert.Equal("HTTPS", listener.Text("protocol")));
     }
+
+    private const string ReflectionScopeHeader = "x-labmesh-reflection";
+
+    private static bool MatchesService(object? rule, string fullName, string? header) =>
+        rule.List("matches").Any(match =>
+        {
+            var headers = match.List("headers").Select(h => (Name: h.Text("name"), Value: h.Text("value"))).ToList();
+            return match.Text("method", "service") == fullName
+                && (header is null ? headers.Count == 0 : headers.Count == 1 && headers[0] == (AdminHeader, header));
+        });
+
+    /// <summary>The entries of a rule's RequestHeaderModifier filters under <paramref name="kind"/> (set, add or remove).</summary>
+    private static List<object?> HeaderFilters(object? rule, string kind) =>
+        [.. rule.List("filters").Where(f => f.Text("type") == "RequestHeaderModifier").SelectMany(f => f.List("requestHeaderModifier", kind))];
 
     /// <summary>
     /// The workloads behind the rules that match calls to <paramref name="fullName"/>: with the admin header set to

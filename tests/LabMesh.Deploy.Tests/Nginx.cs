@@ -86,12 +86,14 @@ internal static class Nginx
     {
         var tokens = new List<string>();
         var token = new StringBuilder();
+        var quoted = false; // a quoted empty string ("") is a token too
         void Flush()
         {
-            if (token.Length > 0)
+            if (token.Length > 0 || quoted)
             {
                 tokens.Add(token.ToString());
                 token.Clear();
+                quoted = false;
             }
         }
 
@@ -110,6 +112,7 @@ internal static class Nginx
             {
                 var close = text.IndexOf(c, i + 1);
                 token.Append(text, i + 1, close - i - 1);
+                quoted = true;
                 i = close;
             }
             else if (c is ';' or '{' or '}')

@@ -88,6 +88,26 @@ public sealed class LocalTopology : IAsyncLifetime
 
     public Task<ScriptRun> CheckAsync() => RunAsync("check.sh");
 
+    /// <summary>The pid in a part's pid file when that process is alive (as lib.sh's running_pid), else null.</summary>
+    public int? RunningPid(string part)
+    {
+        var file = Path.Combine(State, "run", part + ".pid");
+        if (!File.Exists(file) || !int.TryParse(File.ReadAllText(file).Trim(), CultureInfo.InvariantCulture, out var pid))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return process.HasExited ? null : pid;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The last lines of a part's log (for a failure message).</summary>
     public string Log(string part) => Tail(Path.Combine(State, "logs", part + ".log"), 60);
 

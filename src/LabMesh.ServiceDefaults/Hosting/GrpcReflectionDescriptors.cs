@@ -31,6 +31,15 @@ namespace LabMesh.ServiceDefaults.Hosting;
 /// registry of the services' files plus <see cref="ExtraFiles"/>; mapping (and leaving it unmapped when
 /// <c>LabMesh:Security:Reflection</c> is false) stays upstream's.
 /// </para>
+/// <para>
+/// The gateway's view (issue 23 item 7): reflection is per process, but a caller pointing grpcurl at the
+/// gateway expects the whole API. nginx and Kubernetes' Gateway API can only route, not answer, so a call
+/// carrying <see cref="ScopeHeader"/>: <see cref="ApiScope"/> (the gateway sets it on reflection it routes
+/// without an <c>x-labmesh-service</c> header, and removes any the caller sent) is answered from
+/// <see cref="ApiServices"/>: every service the gateway routes, wherever it runs, with its files. Any
+/// replica can answer it, because every process carries every contract (LabMesh.Contracts); without the
+/// header the answer is the process's own services, as before.
+/// </para>
 /// </remarks>
 public static class GrpcReflectionDescriptors
 {
@@ -41,6 +50,29 @@ public static class GrpcReflectionDescriptors
     /// </summary>
     public static IReadOnlyList<FileDescriptor> ExtraFiles { get; } = [ErrorDetailsReflection.Descriptor, StatusReflection.Descriptor];
 
+    /// <summary>The request header that asks for the gateway's view of the API rather than this process's.</summary>
+    public const string ScopeHeader = "x-labmesh-reflection";
+
+    /// <summary>The value of <see cref="ScopeHeader"/> that asks for the whole public API.</summary>
+    public const string ApiScope = "api";
+
+    /// <summary>
+    /// The public API as the gateway serves it, the same list as the all-in-one host's: every LabMesh contract
+    /// service (packages <c>labmesh.*</c> of LabMesh.Contracts; the gateway routes each by its path, and the
+    /// per-process audit log to the process the <c>x-labmesh-service</c> header names), gRPC health and reflection.
+    /// </summary>
+    public static IReadOnlyList<ServiceDescriptor> ApiServices { get; } =
+    [
+        .. typeof(LabMesh.Contracts.Requisition.V1.RequisitionService).Assembly.GetTypes()
+            .Select(type => type.GetProperty("Descriptor", BindingFlags.Public | BindingFlags.Static)?.GetValue(null))
+            .OfType<ServiceDescriptor>()
+            .Where(d => d.File.Package.StartsWith("labmesh.", StringComparison.Ordinal))
+            .OrderBy(d => d.FullName, StringComparer.Ordinal),
+        Grpc.Health.V1.Health.Descriptor,
+        Grpc.Reflection.V1.ServerReflection.Descriptor,
+        Grpc.Reflection.V1Alpha.ServerReflection.Descriptor,
+    ];
+
     /// <summary>
     /// <c>AddGrpcReflection()</c> with <see cref="ExtraFiles"/> served too; map it with
     /// <c>MapGrpcReflectionService()</c> as usual.
@@ -49,23 +81,59 @@ public static class GrpcReflectionDescriptors
     {
         // Built on first use, as upstream does: by then every service is mapped.
         services.AddSingleton(provider => ReflectedFiles.Of(provider.GetRequiredService<EndpointDataSource>()));
-        services.AddSingleton(provider =>
+        services.AddSingleton<ReflectionServiceImpl>(provider =>
         {
             var files = provider.GetRequiredService<ReflectedFiles>();
-            return new ReflectionServiceImpl(files.Services, files.Registry);
+            return new ScopedV1Alpha(files, ReflectedFiles.Api);
         });
-        services.AddSingleton(provider =>
+        services.AddSingleton<ReflectionV1ServiceImpl>(provider =>
         {
             var files = provider.GetRequiredService<ReflectedFiles>();
-            return new ReflectionV1ServiceImpl(files.Services, files.Registry);
+            return new ScopedV1(files, ReflectedFiles.Api);
         });
         services.AddGrpcReflection();
         return services;
     }
 
+    private static bool AsksForApi(ServerCallContext context) =>
+        string.Equals(context.RequestHeaders.GetValue(ScopeHeader), ApiScope, StringComparison.Ordinal);
+
+    /// <summary>v1: this process's services, or the API's when the call asks for them (<see cref="ScopeHeader"/>).</summary>
+    private sealed class ScopedV1(ReflectedFiles process, ReflectedFiles api) : ReflectionV1ServiceImpl(process.Services, process.Registry)
+    {
+        private readonly ReflectionV1ServiceImpl _api = new(api.Services, api.Registry);
+
+        public override Task ServerReflectionInfo(
+            IAsyncStreamReader<Grpc.Reflection.V1.ServerReflectionRequest> requestStream,
+            IServerStreamWriter<Grpc.Reflection.V1.ServerReflectionResponse> responseStream,
+            ServerCallContext context) =>
+            AsksForApi(context)
+                ? _api.ServerReflectionInfo(requestStream, responseStream, context)
+                : base.ServerReflectionInfo(requestStream, responseStream, context);
+    }
+
+    /// <summary>v1alpha, as <see cref="ScopedV1"/>.</summary>
+    private sealed class ScopedV1Alpha(ReflectedFiles process, ReflectedFiles api) : ReflectionServiceImpl(process.Services, process.Registry)
+    {
+        private readonly ReflectionServiceImpl _api = new(api.Services, api.Registry);
+
+        public override Task ServerReflectionInfo(
+            IAsyncStreamReader<Grpc.Reflection.V1Alpha.ServerReflectionRequest> requestStream,
+            IServerStreamWriter<Grpc.Reflection.V1Alpha.ServerReflectionResponse> responseStream,
+            ServerCallContext context) =>
+            AsksForApi(context)
+                ? _api.ServerReflectionInfo(requestStream, responseStream, context)
+                : base.ServerReflectionInfo(requestStream, responseStream, context);
+    }
+
     /// <summary>The services reflection lists and the files it serves, shared by v1 and v1alpha.</summary>
     private sealed record ReflectedFiles(IReadOnlyList<string> Services, SymbolRegistry Registry)
     {
+        /// <summary>The gateway's view: <see cref="ApiServices"/> and their files, with <see cref="ExtraFiles"/>.</summary>
+        public static ReflectedFiles Api { get; } = new(
+            [.. ApiServices.Select(d => d.FullName)],
+            SymbolRegistry.FromFiles(ApiServices.Select(d => d.File).Concat(ExtraFiles)));
+
         public static ReflectedFiles Of(EndpointDataSource endpoints)
         {
             var descriptors = endpoints.Endpoints
