@@ -99,6 +99,28 @@ public sealed partial class RestRouteTests
         Assert.Contains("--LabMesh:Rest:Url", lib, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ComposeGateway_ServesTheRestRoutes_OnAPublishedPort_ToEachServicesRestListener()
+    {
+        var gateway = Compose.ServiceWithImage("nginx");
+        var config = gateway.Volumes.Where(v => v.Target.StartsWith("/etc/nginx/conf.d/", StringComparison.Ordinal))
+            .Select(v => Repository.Relative(Repository.PathOf(v.Source))).Single();
+        var http = Nginx.Load(config, gateway.HostPathOf);
+
+        var rest = Assert.Single(http, d => d.Name == "server" && d.Children("location").Any(l => l.Args[0] == "/v2/partner/"));
+        Assert.Null(rest.Child("http2"));
+        var listen = Assert.Single(rest.Children("listen")).Args[0];
+        Assert.Contains(gateway.PublishedPorts, port => port.Target == listen);
+        foreach (var project in Repository.DeployableProjects)
+        {
+            var service = Compose.ServiceOf(project);
+            Assert.True(service.Environment.TryGetValue("LabMesh__Rest__Url", out var url), $"{service} has no REST listener (LabMesh__Rest__Url).");
+            var port = new Uri(url.Replace("+", "localhost", StringComparison.Ordinal)).Port;
+            var upstream = Assert.Single(http, d => d.Name == "upstream" && d.Args[0] == $"{Repository.ShortName(project)}_rest");
+            Assert.Equal($"{service.Name}:{port}", Assert.Single(upstream.Children("server")).Args[0]);
+        }
+    }
+
     /// <summary>How specifically a Gateway API path match takes <paramref name="path"/>: 0 not at all; an exact match beats any prefix.</summary>
     private static int Score(string path, string? type, string? value) => (type ?? "PathPrefix", value ?? "/") switch
     {
