@@ -2,9 +2,10 @@
 # files and which loopback ports it uses. Every value can be set from the environment first.
 #
 #   LABMESH_LOCAL_STATE      its files: data, logs, pid files, generated configuration (/tmp/labmesh-local)
-#   LABMESH_LOCAL_PORT_BASE  the first of the 100 ports it uses (7100): the gateway on BASE, the replicas
-#                            on BASE+11/12 (requisition), +21/22 (servicerequest), +31/32
-#                            (resultsinterpretation), +41/42 (notification), PostgreSQL on BASE+54,
+#   LABMESH_LOCAL_PORT_BASE  the first of the 100 ports it uses (7100): the gateway on BASE (gRPC, h2c) and
+#                            BASE+1 (REST, HTTP/1.1), the replicas on BASE+11/12 (requisition), +21/22
+#                            (servicerequest), +31/32 (resultsinterpretation), +41/42 (notification) and their
+#                            REST listeners 4 above each (+15/16, ...), PostgreSQL on BASE+54,
 #                            Redis on BASE+79, and the Aspire Dashboard when started: its UI on BASE+90,
 #                            OTLP/gRPC on BASE+91, OTLP/HTTP on BASE+92
 #   LABMESH_LOCAL_CONFIGURATION  the build configuration the services run from (Release)
@@ -24,6 +25,7 @@ BASE=${LABMESH_LOCAL_PORT_BASE:-7100}
 CONFIGURATION=${LABMESH_LOCAL_CONFIGURATION:-Release}
 
 GATEWAY_PORT=$BASE
+GATEWAY_REST_PORT=$((BASE + 1))
 POSTGRES_PORT=$((BASE + 54))
 REDIS_PORT=$((BASE + 79))
 DASHBOARD_UI_PORT=$((BASE + 90))
@@ -47,6 +49,8 @@ REPLICAS=(1 2)
 
 # replica_port requisition 2 -> BASE+12
 replica_port() { echo $((BASE + ${OFFSET[$1]} + $2 - 1)); }
+# REST (JSON over HTTP/1.1, LabMesh:Rest:Url): rest_port requisition 2 -> BASE+16
+rest_port() { echo $(($(replica_port "$1" "$2") + 4)); }
 
 # ipv4:127.0.0.1:P1,127.0.0.1:P2: every replica of a service, as its peers are told to reach it.
 service_target() {
@@ -235,7 +239,8 @@ start_replica() {
       export LabMesh__Security__Keys__0__Id=$LABMESH_LOCAL_TRUST_KEY_ID
       export LabMesh__Security__Keys__0__PublicKeyPem=${LABMESH_LOCAL_TRUST_KEY_PEM:?LABMESH_LOCAL_TRUST_KEY_PEM goes with LABMESH_LOCAL_TRUST_KEY_ID}
     fi
-    exec setsid dotnet "$dll" --urls "http://127.0.0.1:$port" >>"$STATE/logs/$name.log" 2>&1 </dev/null
+    exec setsid dotnet "$dll" --urls "http://127.0.0.1:$port" --LabMesh:Rest:Url "http://127.0.0.1:$(rest_port "$service" "$replica")" \
+      >>"$STATE/logs/$name.log" 2>&1 </dev/null
   ) &
   echo $! > "$(pid_file "$name")"
 }
@@ -336,6 +341,19 @@ write_gateway_config() {
     fi
     echo "        include $LABMESH_ROOT/deploy/compose/nginx/grpc-routes.conf;"
     echo "    }"
+    # REST (issue 19): HTTP/1.1 on BASE+1, by path to each service's REST listeners (rest-routes.conf).
+    for service in "${SERVICES[@]}"; do
+      echo "    upstream ${service}_rest {"
+      for r in "${REPLICAS[@]}"; do
+        echo "        server 127.0.0.1:$(rest_port "$service" "$r") max_fails=1 fail_timeout=5s;"
+      done
+      echo "        keepalive 16;"
+      echo "    }"
+    done
+    echo "    server {"
+    echo "        listen 127.0.0.1:$GATEWAY_REST_PORT;"
+    echo "        include $LABMESH_ROOT/deploy/compose/nginx/rest-routes.conf;"
+    echo "    }"
     echo "}"
   } > "$conf"
 }
@@ -353,7 +371,7 @@ start_gateway() {
   nginx -t -q -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -e "$STATE/logs/gateway-error.log"
   nginx -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -e "$STATE/logs/gateway-error.log"
   wait_for "the gateway" 15 running_pid gateway
-  say "gateway (nginx) on 127.0.0.1:$GATEWAY_PORT"
+  say "gateway (nginx) on 127.0.0.1:$GATEWAY_PORT (gRPC, h2c) and 127.0.0.1:$GATEWAY_REST_PORT (REST)"
 }
 
 # stop_gateway: QUIT, a graceful stop (no new connections; calls in flight finish). Streams still open after

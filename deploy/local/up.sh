@@ -48,10 +48,11 @@ done
 start_gateway
 wait_for "the gateway's health checks" 30 dotnet "$(cli_dll)" health --target "http://127.0.0.1:$GATEWAY_PORT" --json
 
-say "up. The gateway: 127.0.0.1:$GATEWAY_PORT (h2c). Try:"
+say "up. The gateway: 127.0.0.1:$GATEWAY_PORT (gRPC, h2c) and 127.0.0.1:$GATEWAY_REST_PORT (REST, JSON over HTTP/1.1). Try:"
 echo "  export LABMESH_DEV_KEY=$(key_file)   # the labmesh command signs its tokens with the topology's key"
 echo "  dotnet $(cli_dll) demo --target http://127.0.0.1:$GATEWAY_PORT"
 echo "  grpcurl -plaintext 127.0.0.1:$GATEWAY_PORT list   # the whole API; -H 'x-labmesh-service: notification' for one process's own"
+echo "  curl -H \"authorization: Bearer \$(dotnet $(cli_dll) token --role clinician)\" http://127.0.0.1:$GATEWAY_REST_PORT/v1/requisitions"
 echo "  $(dirname "$0")/check.sh      # every part, one line each"
 echo "  $(dirname "$0")/down.sh       # stop it all (--purge also deletes $STATE)"
 if running_pid dashboard >/dev/null; then

@@ -8,6 +8,9 @@ internal static class AllInOne
 {
     public const string DefaultUrl = "http://127.0.0.1:5000";
 
+    /// <summary>Where REST (HTTP/1.1) is served beside <see cref="DefaultUrl"/>; with --urls, <c>LabMesh:Rest:Url</c> says.</summary>
+    public const string DefaultRestUrl = "http://127.0.0.1:5001";
+
     /// <summary>The one h2c URL to listen on: <c>--urls</c> (or ASPNETCORE_URLS) if given, else <see cref="DefaultUrl"/>.</summary>
     public static string ListenUrl(IConfiguration configuration)
     {
@@ -42,13 +45,17 @@ internal static class AllInOne
     /// <summary>The team the printed development tokens act for (the CLI's default team).</summary>
     public const string DevelopmentTeam = "demo";
 
-    public static void PrintWelcome(string url, IServiceProvider services)
+    public static void PrintWelcome(string url, string? restUrl, IServiceProvider services)
     {
         var address = LoopbackAddress(url);
         var target = address[(address.IndexOf("://", StringComparison.Ordinal) + 3)..];
         var keys = services.GetRequiredService<SecurityKeys>();
         var reflection = services.GetRequiredService<IOptions<SecurityOptions>>().Value.Reflection;
         Console.WriteLine($"LabMesh all-in-one listening on {address} (h2c: gRPC over HTTP/2 without TLS).");
+        var rest = string.IsNullOrWhiteSpace(restUrl) ? null : LoopbackAddress(restUrl);
+        Console.WriteLine(rest is null
+            ? $"REST (JSON over HTTP/2 only; set LabMesh:Rest:Url for HTTP/1.1): curl --http2-prior-knowledge {address}/v1/requisitions"
+            : $"REST (JSON over HTTP/1.1): {rest}/v1/requisitions, /v2/partner/service-request/ID/status, ... (README.md)");
         var token = "<token>";
         if (keys.DevelopmentKeyFile is { } keyFile && keys.Signing is { } key)
         {
@@ -77,6 +84,12 @@ internal static class AllInOne
         }
 
         Console.WriteLine($"  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{}}' {target} labmesh.notification.v1.NotificationService/Subscribe");
+        if (rest is not null)
+        {
+            Console.WriteLine($"  curl -H 'authorization: Bearer {token}' {rest}/v1/requisitions");
+        }
+
+        // Last: tests wait for this line to know the welcome is complete.
         Console.WriteLine($"  grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{}}' {target} labmesh.requisition.v1.RequisitionService/ListRequisitions");
     }
 }

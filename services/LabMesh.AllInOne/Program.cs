@@ -10,6 +10,11 @@ var url = AllInOne.ListenUrl(builder.Configuration);
 if (!AllInOne.EndpointsConfigured(builder.Configuration))
 {
     builder.WebHost.UseUrls(url);
+    // REST for HTTP/1.1 clients on the next port (RestEndpoints), when the host listens where it does by default.
+    if (url == AllInOne.DefaultUrl)
+    {
+        builder.Configuration[RestEndpoints.UrlKey] ??= AllInOne.DefaultRestUrl;
+    }
 }
 // The services call each other over gRPC as they do when deployed apart: here, on this very port.
 builder.Configuration["LabMesh:Services:ServiceRequest"] ??= AllInOne.LoopbackAddress(url);
@@ -28,5 +33,5 @@ app.MapRequisitionService();
 app.MapResultsInterpretationService();
 app.MapNotificationService();
 app.MapDefaultEndpoints();
-app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url, app.Services));
+app.Lifetime.ApplicationStarted.Register(() => AllInOne.PrintWelcome(url, builder.Configuration[RestEndpoints.UrlKey], app.Services));
 app.Run();

@@ -25,6 +25,13 @@ public static class Buf
         return await RunAsync(buf, Path.GetDirectoryName(buf)!, arguments, timeout);
     }
 
+    /// <summary>Runs <c>buf</c> in <paramref name="workingDirectory"/> (where it finds <c>buf.yaml</c>), killed after <paramref name="timeout"/>.</summary>
+    public static async Task<BufResult> RunInAsync(string workingDirectory, TimeSpan timeout, params string[] arguments)
+    {
+        var buf = await Installed.Value.WaitAsync(InstallTimeout);
+        return await RunAsync(buf, workingDirectory, arguments, timeout);
+    }
+
     private static async Task<string> InstallAsync()
     {
         var folder = Path.Combine(Repository.Root, "tests", "LabMesh.AllInOne.Tests", "buf");

@@ -131,6 +131,11 @@ internal static partial class Code
         }
 
         var key = name.Replace("__", ":", StringComparison.Ordinal);
+        if (string.Equals(key, LabMesh.ServiceDefaults.Hosting.RestEndpoints.UrlKey, StringComparison.OrdinalIgnoreCase))
+        {
+            return "RestEndpoints.UrlKey (AddServiceDefaults)";
+        }
+
         if (key.StartsWith("Logging:", StringComparison.OrdinalIgnoreCase))
         {
             return "the host's logging configuration";

@@ -140,13 +140,15 @@ public sealed class ComposeGatewayTests
     private static NginxDirective Http() =>
         new("http", [], Nginx.Load(ConfigFile, Compose.ServiceWithImage("nginx").HostPathOf), ConfigFile);
 
-    private static NginxDirective Server() => Assert.Single(Http().Children("server"));
+    /// <summary>The gRPC server: the one listening h2c (the other, rest-routes.conf's, is RestRouteTests').</summary>
+    private static NginxDirective Server() => Assert.Single(Http().Children("server"), s => s.Child("http2")?.Args is ["on"]);
 
     /// <summary>Upstream name → the compose project its one server runs, checked against the compose service and port.</summary>
     private static Dictionary<string, string> Upstreams()
     {
         var upstreams = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var upstream in Http().Children("upstream"))
+        // The REST upstreams (name_rest, the services' REST port) are RestRouteTests'.
+        foreach (var upstream in Http().Children("upstream").Where(u => !u.Args[0].EndsWith("_rest", StringComparison.Ordinal)))
         {
             var address = Assert.Single(upstream.Children("server")).Args[0];
             var host = address.Split(':')[0];

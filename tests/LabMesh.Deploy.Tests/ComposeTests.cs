@@ -109,7 +109,9 @@ public sealed class ComposeTests
         var service = Compose.ServiceOf(project);
         var port = ImagePort(project).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        Assert.Equal([port], service.ExposedPorts);
+        // And the REST listener's port (LabMesh:Rest:Url), when the service is given one.
+        string[] expected = service.Environment.TryGetValue("LabMesh__Rest__Url", out var rest) ? [port, new Uri(rest.Replace("+", "localhost", StringComparison.Ordinal)).Port.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [port];
+        Assert.Equal(expected, service.ExposedPorts);
         Assert.All(service.PublishedPorts, published => Assert.Equal(port, published.Target));
         if (service.Environment.TryGetValue("ASPNETCORE_URLS", out var urls))
         {

@@ -73,13 +73,19 @@ internal static class Repository
     public static IReadOnlyList<string> ProtobufDirectories(string projectFile)
     {
         var directory = Path.GetDirectoryName(PathOf(projectFile))!;
+        var imports = XDocument.Load(PathOf(projectFile)).Descendants("Protobuf")
+            .Select(e => (string?)e.Attribute("AdditionalImportDirs"))
+            .OfType<string>()
+            .SelectMany(dirs => dirs.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Select(dir => Relative(Path.GetFullPath(Path.Combine(directory, dir.Replace('\\', '/')))));
         return [.. Items(projectFile, "Protobuf")
             .Select(include =>
             {
                 var wildcard = include.IndexOfAny(['*', '?']);
                 var fixedPart = wildcard < 0 ? Path.GetDirectoryName(include)! : include[..include.LastIndexOf('/', wildcard)];
                 return Relative(Path.Combine(directory, fixedPart));
-            })];
+            })
+            .Concat(imports)];
     }
 
     /// <summary>

@@ -66,7 +66,9 @@ public static class MalformedRequests
         var maxMessageSize = app.ApplicationServices.GetRequiredService<IOptions<GrpcServiceOptions>>().Value.MaxReceiveMessageSize;
         return app.Use(next => context =>
         {
-            if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is { } grpc)
+            // A transcoded REST route carries the same metadata, but its body is JSON, read by the transcoder.
+            if (context.GetEndpoint() is { } endpoint && endpoint.Metadata.GetMetadata<GrpcMethodMetadata>() is { } grpc
+                && !RestEndpoints.IsRest(endpoint))
             {
                 var single = grpc.Method.Type is MethodType.Unary or MethodType.ServerStreaming;
                 var reader = new FramingReader(context.Request.BodyReader, single, maxMessageSize, context.Request.Headers["grpc-encoding"].ToString());

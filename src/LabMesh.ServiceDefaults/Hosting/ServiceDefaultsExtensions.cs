@@ -8,7 +8,6 @@ using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -36,7 +35,8 @@ public static class ServiceDefaultsExtensions
     public const string QuietGrpcLogKey = "Logging:LogLevel:Grpc";
 
     /// <summary>
-    /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge), the gRPC runtime with the
+    /// h2c-only Kestrel endpoints (clients use HTTP/2 prior knowledge) and an HTTP/1.1 one for REST when
+    /// <c>LabMesh:Rest:Url</c> names it (<see cref="RestEndpoints"/>), the gRPC runtime and its JSON transcoding with the
     /// domain-error interceptor, bearer-token identity and the access matrix (<c>LabMesh:Security</c>,
     /// SECURITY.md), the per-caller limits (<c>LabMesh:Limits</c>), the audit log of every mutation, health and
     /// reflection, storage options, and the event bus and
@@ -57,9 +57,11 @@ public static class ServiceDefaultsExtensions
                 [QuietGrpcLogKey] = "Warning",
             },
         });
+        // REST's HTTP/1.1 endpoint when LabMesh:Rest:Url names one (RestEndpoints); every other endpoint is h2c.
+        var restPort = RestEndpoints.AddRestListener(builder);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = RestEndpoints.Protocols(listen, restPort));
             // Kestrel pings no one by default, so a client that vanished without closing its connection (a
             // killed pod, a dropped NAT entry) would hold its streams, such as Subscribe or a health Watch,
             // until TCP gives up; with a PING after 60 s of silence and 20 s for its ACK, their handlers end.
@@ -88,7 +90,9 @@ public static class ServiceDefaultsExtensions
             options.Interceptors.Add<RequestTextInterceptor>();
             // Last: only a call that was let in and ran is recorded (in the handler's own transaction).
             options.Interceptors.Add<AuditInterceptor>();
-        });
+        })
+            // REST: JSON over HTTP through the same interceptors (RestEndpoints), and its HTTP/1.1 listener.
+            .AddLabMeshJsonTranscoding();
         // Bytes that do not parse are INVALID_ARGUMENT, not grpc-dotnet's UNKNOWN (MalformedRequests).
         builder.Services.AddStrictRequestParsing();
         builder.Services.AddLabMeshSecurity(builder.Configuration);

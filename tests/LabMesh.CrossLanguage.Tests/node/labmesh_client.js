@@ -69,7 +69,8 @@ function loadGoogleRpc(dir) {
 class Client {
   constructor(args) {
     const definition = protoLoader.loadSync(LABMESH_PROTOS, {
-      includeDirs: [args.protos], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
+      // google/api/annotations.proto (the REST paths' google.api.http options) is in the --google-protos folder.
+      includeDirs: [args.protos, args.googleProtos], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
     });
     const loaded = grpc.loadPackageDefinition(definition);
     const credentials = args.caFile

@@ -34,7 +34,8 @@ LABMESH_PROTOS = [
     "labmesh/requisition/v1/requisition.proto",
     "labmesh/notification/v1/notification.proto",
 ]
-GOOGLE_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
+# google/api: the google.api.http options LabMesh's protos carry (their REST paths); the generated modules import them.
+GOOGLE_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto", "google/api/http.proto", "google/api/annotations.proto"]
 # Debian's libprotobuf-dev installs the well-known types (google/protobuf/*.proto) here.
 WELL_KNOWN_TYPES = "/usr/include"
 
