@@ -30,6 +30,9 @@ public sealed class NotificationApi(
     TimeProvider time,
     [FromKeyedServices(NotificationStore.ServiceName)] OutboxRelay relay) : NotificationService.NotificationServiceBase
 {
+    /// <summary>The most bytes of critical results one ListUnacknowledgedCriticalResults page holds (under the 4 MiB message limit).</summary>
+    public const int MaxPageBytes = 3 * 1024 * 1024;
+
     private const int MaxListEvents = 1_000;
     private const int DefaultListEvents = 100;
     private static readonly TimeSpan MaxRotationOverlap = TimeSpan.FromDays(7);
@@ -370,8 +373,23 @@ public sealed class NotificationApi(
         var after = PageToken.Decode(request.PageToken);
         var rows = await store.ListOpenCriticalAsync(caller.TeamId, NullIfEmpty(request.RequisitionId), after, size + 1, context.CancellationToken);
         var response = new ListUnacknowledgedCriticalResultsResponse();
-        response.CriticalResults.AddRange(rows.Take(size).Select(r => ToProto(r, includeReadBack: false)));
-        response.NextPageToken = PageToken.Next(rows, size, r => r.Id);
+        // A critical result may name up to 500 analytes (about 35 KB): a page also stops at MaxPageBytes, so it stays
+        // under the 4 MiB message limit whatever its page size.
+        var bytes = 0;
+        foreach (var row in rows.Take(size))
+        {
+            var critical = ToProto(row, includeReadBack: false);
+            var encoded = Google.Protobuf.CodedOutputStream.ComputeMessageSize(critical) + 1;
+            if (response.CriticalResults.Count > 0 && bytes + encoded > MaxPageBytes)
+            {
+                break;
+            }
+
+            bytes += encoded;
+            response.CriticalResults.Add(critical);
+        }
+
+        response.NextPageToken = response.CriticalResults.Count < rows.Count ? PageToken.Encode(response.CriticalResults[^1].Id) : "";
         return response;
     }
 

@@ -22,6 +22,9 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
 {
     public const string ServiceName = "notification";
 
+    /// <summary>How many of its latest decliners a critical result keeps in <c>declined_by</c>.</summary>
+    public const int MaxDeclinedBy = 20;
+
     private const string EndpointColumns =
         "id AS Id, team_id AS TeamId, url AS Url, description AS Description, event_types AS EventTypes, escalation AS Escalation, " +
         "enabled AS Enabled, disabled_reason AS DisabledReason, secret AS Secret, previous_secret AS PreviousSecret, " +
@@ -673,7 +676,8 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
         var policy = tiers.Resolve(current.TeamId, current.Tier);
         var escalation = current.Escalations + 1;
         var step = policy.StepOf(escalation);
-        IReadOnlyList<string> declined = declinedBy is null ? current.DeclinedBy : [.. current.DeclinedBy, declinedBy];
+        // The latest MaxDeclinedBy decliners (every decline stays in the audit trail), so the record stays small.
+        IReadOnlyList<string> declined = declinedBy is null ? current.DeclinedBy : [.. current.DeclinedBy.TakeLast(MaxDeclinedBy - 1), declinedBy];
         var next = current with { Escalations = escalation, DueAt = now + policy.Window, EscalatedTo = step, DeclinedBy = declined };
         var changed = await connection.ExecuteAsync(new CommandDefinition(
             """

@@ -180,6 +180,50 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
         Assert.Equal(hook.Event.Id, Assert.Single(listed).Id);
     }
 
+    [Fact]
+    public async Task ListUnacknowledgedCriticalResults_LargeCriticalResults_ComeInPagesUnderTheMessageLimit()
+    {
+        // Another team: the default 30-minute window, so nothing escalates meanwhile.
+        var team = _team + "-large";
+        var order = await Orders.PlaceAsync(_mesh.RequisitionClient(team), "BMP");
+        const int reports = 100;
+        for (var r = 0; r < reports; r++)
+        {
+            var request = Orders.CriticalPotassium(order);
+            request.Results.Clear();
+            // 500 markers the lab called critical, each with a 64-character slug: about 34 KB of analytes per critical result.
+            request.Results.AddRange(Enumerable.Range(0, 500).Select(i => new Marker
+            {
+                Name = "m", Slug = $"{r:D3}_{i:D3}_".PadRight(64, 'x'), Unit = "mg/dL", NumericValue = 1, Interpretation = Interpretation.Critical,
+            }));
+            await _mesh.ResultsClient(team).SubmitResultsAsync(request, deadline: Deadline);
+        }
+
+        var client = _mesh.Notifications("a", team);
+        await Eventually.MatchAsync(
+            async () => (await client.ListUnacknowledgedCriticalResultsAsync(
+                new ListUnacknowledgedCriticalResultsRequest { RequisitionId = order.Id, PageSize = 500 }, deadline: Deadline)).CriticalResults.Count,
+            c => c > 0, Timeout, "the critical results opened");
+        var seen = new List<string>();
+        var request2 = new ListUnacknowledgedCriticalResultsRequest { RequisitionId = order.Id, PageSize = 500 };
+        var pages = 0;
+        var until = DateTime.UtcNow + Timeout;
+        while (seen.Count < reports && DateTime.UtcNow < until)
+        {
+            var page = await client.ListUnacknowledgedCriticalResultsAsync(request2, deadline: Deadline);
+            pages++;
+            Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
+            Assert.True(page.CriticalResults.Count <= 1 || page.CriticalResults.Sum(c => c.CalculateSize()) <= NotificationApi.MaxPageBytes);
+            seen.AddRange(page.CriticalResults.Select(c => c.Id));
+            // Ingest may still be opening the last ones: continue from the last id seen.
+            request2.PageToken = page.NextPageToken.Length > 0 || seen.Count == 0 ? page.NextPageToken : ServiceDefaults.Storage.PageToken.Encode(seen[^1]);
+        }
+
+        Assert.Equal(reports, seen.Count);
+        Assert.Equal(reports, seen.Distinct().Count());
+        Assert.True(pages >= 2, $"{pages} page(s) for {reports} critical results of ~34 KB");
+    }
+
     private async Task<List<Event>> EventsAsync(string requisitionId, string type)
     {
         var request = new ListEventsRequest { Filter = new EventFilter { RequisitionId = requisitionId }, PageSize = 1000 };
