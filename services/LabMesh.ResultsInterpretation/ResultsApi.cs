@@ -51,7 +51,14 @@ public sealed class ResultsApi(
     public override async Task<GetResultsResponse> GetResults(GetResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        RequireId(request.RequisitionId, "requisition_id");
+        var violations = new List<FieldViolation>();
+        ResultsValidation.Id(request.RequisitionId, "requisition_id", violations);
+        if (request.PageSize is < 0 or > PageToken.MaxPageSize)
+        {
+            violations.Add(new FieldViolation("page_size", $"must be between 1 and {PageToken.MaxPageSize} (0 means {PageToken.DefaultPageSize})."));
+        }
+
+        ResultsValidation.Throw(violations);
         var size = PageToken.Size(request.PageSize);
         var after = ReportKey.FromToken(request.PageToken);
         var view = await workflow.GetResultsAsync(caller, request.RequisitionId, request.IncludeHistory, after, size, context.Deadline, context.CancellationToken);
