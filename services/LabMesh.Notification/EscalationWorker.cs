@@ -6,8 +6,9 @@ using Microsoft.Extensions.Options;
 namespace LabMesh.Notification;
 
 /// <summary>
-/// Escalates critical results nobody acknowledged within <see cref="NotificationOptions.AcknowledgementWindow"/>,
-/// and again every window after that until someone does: each escalation is a
+/// Escalates critical results nobody acknowledged within their tier's window (<see cref="CriticalTierPolicies"/>:
+/// per team and CLSI GP47 tier), and again every window after that until someone does, each time to the next
+/// step of the tier's escalation chain: each escalation is a
 /// <c>critical_result.escalated</c> event (to the team's escalation endpoints and subscribers) and an
 /// audit line, committed together. Replicas may all look: the store escalates each result once per window.
 /// </summary>
@@ -48,10 +49,10 @@ public sealed partial class EscalationWorker(
         var total = 0;
         while (true)
         {
-            var escalated = await store.EscalateOverdueAsync(options.Value.AcknowledgementWindow, BatchSize, cancellationToken);
+            var escalated = await store.EscalateOverdueAsync(BatchSize, cancellationToken);
             foreach (var critical in escalated)
             {
-                LogEscalated(logger, critical.Id, critical.TeamId, critical.Escalations);
+                LogEscalated(logger, critical.Id, critical.TeamId, critical.Tier, critical.Escalations, critical.EscalatedTo);
                 LabMeshMetrics.CriticalEscalated.Add(1);
             }
 
@@ -92,8 +93,8 @@ public sealed partial class EscalationWorker(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Critical result {CriticalId} of team {TeamId} is unacknowledged: escalation {Escalation}")]
-    private static partial void LogEscalated(ILogger logger, string criticalId, string teamId, int escalation);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Critical result {CriticalId} of team {TeamId} ({Tier}) is unacknowledged: escalation {Escalation} to {EscalatedTo}")]
+    private static partial void LogEscalated(ILogger logger, string criticalId, string teamId, string tier, int escalation, string escalatedTo);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Escalating overdue critical results failed; trying again next interval")]
     private static partial void LogFailed(ILogger logger, Exception exception);

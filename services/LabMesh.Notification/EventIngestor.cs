@@ -240,7 +240,7 @@ public sealed partial class EventIngestor : BackgroundService
 
         try
         {
-            var deliveries = await _store.IngestAsync(entries, _schedule, _options.AcknowledgementWindow, cancellationToken);
+            var deliveries = await _store.IngestAsync(entries, _schedule, cancellationToken);
             if (deliveries > 0)
             {
                 _deliveries.Nudge();

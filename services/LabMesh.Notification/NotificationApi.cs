@@ -9,6 +9,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Validation;
 using Microsoft.Extensions.Options;
 
@@ -26,8 +27,12 @@ public sealed class NotificationApi(
     RetrySchedule schedule,
     WebhookTargetPolicy targets,
     IOptions<NotificationOptions> options,
-    TimeProvider time) : NotificationService.NotificationServiceBase
+    TimeProvider time,
+    [FromKeyedServices(NotificationStore.ServiceName)] OutboxRelay relay) : NotificationService.NotificationServiceBase
 {
+    /// <summary>The most bytes of critical results one ListUnacknowledgedCriticalResults page holds (under the 4 MiB message limit).</summary>
+    public const int MaxPageBytes = 3 * 1024 * 1024;
+
     private const int MaxListEvents = 1_000;
     private const int DefaultListEvents = 100;
     private static readonly TimeSpan MaxRotationOverlap = TimeSpan.FromDays(7);
@@ -329,6 +334,37 @@ public sealed class NotificationApi(
         return new AcknowledgeCriticalResultResponse { CriticalResult = ToProto(acknowledged, includeReadBack: true) };
     }
 
+    public override async Task<DeclineCriticalResultResponse> DeclineCriticalResult(DeclineCriticalResultRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        var violations = new List<FieldViolation>();
+        if (request.Id.Length is 0 or > 128)
+        {
+            violations.Add(new FieldViolation("id", "is required (at most 128 characters): the labtest.result.critical event id."));
+        }
+
+        if (string.IsNullOrWhiteSpace(request.Reason) || request.Reason.Length > 500)
+        {
+            violations.Add(new FieldViolation("reason", "is required (at most 500 characters): why it is not your patient."));
+        }
+
+        if (request.DeclinedBy.Length > 200)
+        {
+            violations.Add(new FieldViolation("declined_by", "at most 200 characters."));
+        }
+
+        if (violations.Count > 0)
+        {
+            throw new InvalidArgumentException(violations);
+        }
+
+        var by = string.IsNullOrWhiteSpace(request.DeclinedBy) ? caller.Actor : request.DeclinedBy;
+        var escalated = await store.DeclineAsync(caller.TeamId, request.Id, by, request.Reason, context.CancellationToken);
+        LabMeshMetrics.CriticalEscalated.Add(1);
+        relay.Nudge();
+        return new DeclineCriticalResultResponse { CriticalResult = ToProto(escalated, includeReadBack: false) };
+    }
+
     public override async Task<ListUnacknowledgedCriticalResultsResponse> ListUnacknowledgedCriticalResults(
         ListUnacknowledgedCriticalResultsRequest request, ServerCallContext context)
     {
@@ -337,8 +373,23 @@ public sealed class NotificationApi(
         var after = PageToken.Decode(request.PageToken);
         var rows = await store.ListOpenCriticalAsync(caller.TeamId, NullIfEmpty(request.RequisitionId), after, size + 1, context.CancellationToken);
         var response = new ListUnacknowledgedCriticalResultsResponse();
-        response.CriticalResults.AddRange(rows.Take(size).Select(r => ToProto(r, includeReadBack: false)));
-        response.NextPageToken = PageToken.Next(rows, size, r => r.Id);
+        // A critical result may name up to 500 analytes (about 35 KB): a page also stops at MaxPageBytes, so it stays
+        // under the 4 MiB message limit whatever its page size.
+        var bytes = 0;
+        foreach (var row in rows.Take(size))
+        {
+            var critical = ToProto(row, includeReadBack: false);
+            var encoded = Google.Protobuf.CodedOutputStream.ComputeMessageSize(critical) + 1;
+            if (response.CriticalResults.Count > 0 && bytes + encoded > MaxPageBytes)
+            {
+                break;
+            }
+
+            bytes += encoded;
+            response.CriticalResults.Add(critical);
+        }
+
+        response.NextPageToken = response.CriticalResults.Count < rows.Count ? PageToken.Encode(response.CriticalResults[^1].Id) : "";
         return response;
     }
 
@@ -413,8 +464,11 @@ public sealed class NotificationApi(
             AcknowledgedBy = critical.AcknowledgedBy ?? "",
             Channel = critical.Channel,
             ReadBack = includeReadBack ? critical.ReadBack ?? "" : "",
+            Tier = critical.Tier,
+            EscalatedTo = critical.EscalatedTo,
         };
         proto.CriticalAnalytes.AddRange(critical.CriticalAnalytes);
+        proto.DeclinedBy.AddRange(critical.DeclinedBy);
         return proto;
     }
 

@@ -23,6 +23,15 @@ public sealed class NotificationOptions
     /// <summary>How long a critical result may stay unacknowledged before it is escalated, and again between escalations. Default 30 min.</summary>
     public TimeSpan AcknowledgementWindow { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// Per CLSI GP47 tier (<c>critical_risk</c>, <c>significant_risk</c>): its acknowledgement window and
+    /// escalation chain, in place of the defaults (see <see cref="CriticalTierPolicies"/>).
+    /// </summary>
+    public Dictionary<string, CriticalTierOptions> CriticalTiers { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Per team (by team id): its own tier settings, over <see cref="CriticalTiers"/>.</summary>
+    public Dictionary<string, TeamNotificationOptions> Teams { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>How often overdue critical results are looked for. Default 5 s.</summary>
     public TimeSpan EscalationCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -81,4 +90,21 @@ public sealed class NotificationOptions
             }
         }
     }
+}
+
+/// <summary>One tier's follow-up of a critical result (see <see cref="CriticalTierPolicies"/>).</summary>
+public sealed class CriticalTierOptions
+{
+    /// <summary>Time to acknowledge, and between escalations; unset: the next level's.</summary>
+    public TimeSpan? AcknowledgementWindow { get; set; }
+
+    /// <summary>Who escalation 1, 2, ... reaches (the last again after the end), e.g. <c>attending</c>, <c>on_call_physician</c>; empty: the next level's.</summary>
+    public List<string> EscalationChain { get; set; } = [];
+}
+
+/// <summary>One team's Notification settings.</summary>
+public sealed class TeamNotificationOptions
+{
+    /// <summary>Per tier, over the service-wide <see cref="NotificationOptions.CriticalTiers"/>.</summary>
+    public Dictionary<string, CriticalTierOptions> CriticalTiers { get; set; } = new(StringComparer.Ordinal);
 }

@@ -64,7 +64,10 @@ public sealed record CriticalRecord(
     DateTimeOffset? AcknowledgedAt,
     string? AcknowledgedBy,
     AcknowledgementChannel Channel,
-    string? ReadBack)
+    string? ReadBack,
+    string Tier,
+    string EscalatedTo,
+    IReadOnlyList<string> DeclinedBy)
 {
     public CriticalResultState State => AcknowledgedAt is not null
         ? CriticalResultState.Acknowledged
@@ -80,6 +83,7 @@ public static class AuditActions
     public const string Opened = "opened";
     public const string Notified = "notified";
     public const string Escalated = "escalated";
+    public const string Declined = "declined";
     public const string Acknowledged = "acknowledged";
 }
 

@@ -25,8 +25,10 @@ public static class NotificationServiceExtensions
             return new RetrySchedule(webhooks);
         });
         services.AddSingleton(sp => new WebhookTargetPolicy(sp.GetRequiredService<IOptions<WebhookOptions>>().Value));
+        services.AddSingleton(sp => new CriticalTierPolicies(sp.GetRequiredService<IOptions<NotificationOptions>>().Value));
         services.AddSingleton(sp => new NotificationStore(
-            sp.GetRequiredKeyedService<Database>(NotificationStore.ServiceName), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredKeyedService<Database>(NotificationStore.ServiceName), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<CriticalTierPolicies>()));
         services.AddSingleton<StreamAudit>();
         services.AddHostedService(sp => sp.GetRequiredService<StreamAudit>());
         services.AddSingleton<WebhookDeliveryWorker>();
@@ -44,6 +46,7 @@ public static class NotificationServiceExtensions
         // Resolve the settings now, so a bad configuration stops start-up instead of the first call.
         endpoints.ServiceProvider.GetRequiredService<IOptions<NotificationOptions>>().Value.Validate();
         _ = endpoints.ServiceProvider.GetRequiredService<RetrySchedule>();
+        _ = endpoints.ServiceProvider.GetRequiredService<CriticalTierPolicies>();
         endpoints.MapGrpcService<NotificationApi>();
         return endpoints;
     }

@@ -18,9 +18,12 @@ namespace LabMesh.Notification;
 /// outbox for the events the service itself publishes (acknowledged, escalated). Reads are scoped
 /// to a team; another team's rows are NOT_FOUND.
 /// </summary>
-public sealed class NotificationStore(Database database, TimeProvider time)
+public sealed class NotificationStore(Database database, TimeProvider time, CriticalTierPolicies tiers)
 {
     public const string ServiceName = "notification";
+
+    /// <summary>How many of its latest decliners a critical result keeps in <c>declined_by</c>.</summary>
+    public const int MaxDeclinedBy = 20;
 
     private const string EndpointColumns =
         "id AS Id, team_id AS TeamId, url AS Url, description AS Description, event_types AS EventTypes, escalation AS Escalation, " +
@@ -36,7 +39,8 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     private const string CriticalColumns =
         "id AS Id, team_id AS TeamId, requisition_id AS RequisitionId, report_id AS ReportId, report_version AS ReportVersion, " +
         "critical_analytes AS CriticalAnalytes, opened_at AS OpenedAt, due_at AS DueAt, escalations AS Escalations, " +
-        "acknowledged_at AS AcknowledgedAt, acknowledged_by AS AcknowledgedBy, channel AS Channel, read_back AS ReadBack";
+        "acknowledged_at AS AcknowledgedAt, acknowledged_by AS AcknowledgedBy, channel AS Channel, read_back AS ReadBack, " +
+        "tier AS Tier, escalated_to AS EscalatedTo, declined_by AS DeclinedBy";
 
     private const string Schema = """
         CREATE TABLE webhook_endpoints (
@@ -123,7 +127,15 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         AuditLog.Migration(4),
         // The W3C trace context of the event a delivery carries, so its webhook POST joins the lab order's trace.
         new(5, "delivery trace context", TraceContextColumn, TraceContextColumn),
+        // CLSI GP47's tier of a critical result, whom its last escalation reached, and who declined it ("not my patient").
+        new(6, "critical result tiers", CriticalTierColumns, CriticalTierColumns),
     ];
+
+    private const string CriticalTierColumns = """
+        ALTER TABLE critical_results ADD COLUMN tier TEXT NOT NULL DEFAULT 'critical_risk';
+        ALTER TABLE critical_results ADD COLUMN escalated_to TEXT NOT NULL DEFAULT '';
+        ALTER TABLE critical_results ADD COLUMN declined_by TEXT NOT NULL DEFAULT '';
+        """;
 
     private const string TraceContextColumn = "ALTER TABLE deliveries ADD COLUMN traceparent TEXT;";
 
@@ -263,7 +275,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     /// an open critical result with its first audit line. Idempotent: an entry ingested again (another
     /// replica took it over, a relay repeated it) adds nothing. Returns how many deliveries were queued.
     /// </summary>
-    public async Task<int> IngestAsync(IReadOnlyList<BusEntry> entries, RetrySchedule schedule, TimeSpan acknowledgementWindow, CancellationToken cancellationToken)
+    public async Task<int> IngestAsync(IReadOnlyList<BusEntry> entries, RetrySchedule schedule, CancellationToken cancellationToken)
     {
         var opened = 0;
         var queued = await database.WriteAsync(async (connection, transaction) =>
@@ -282,7 +294,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
 
                 if (evt.Type == EventTypes.LabTestResultCritical && evt.CriticalResult is { } critical)
                 {
-                    opened += await OpenCriticalAsync(connection, transaction, evt, critical, now, acknowledgementWindow, cancellationToken) ? 1 : 0;
+                    opened += await OpenCriticalAsync(connection, transaction, evt, critical, now, tiers.Resolve(evt.TeamId, critical.Tier), cancellationToken) ? 1 : 0;
                 }
 
                 if (!endpointsByTeam.TryGetValue(evt.TeamId, out var endpoints))
@@ -592,6 +604,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
                     AcknowledgedAt = Timestamp.FromDateTimeOffset(acknowledgedAt),
                     Channel = channelWord,
                     Escalations = current.Escalations,
+                    Tier = current.Tier,
                 },
             }, cancellationToken);
             return current with { AcknowledgedAt = acknowledgedAt, AcknowledgedBy = acknowledgedBy, Channel = channel, ReadBack = readBack };
@@ -599,11 +612,12 @@ public sealed class NotificationStore(Database database, TimeProvider time)
 
     /// <summary>
     /// Escalates up to <paramref name="limit"/> critical results whose window passed unacknowledged:
-    /// each gets its next escalation number, a new due time one window later, an audit line and a
+    /// each gets its next escalation number, the next step of its tier's escalation chain, a new due time one
+    /// window later (its team's and tier's, <see cref="CriticalTierPolicies"/>), an audit line and a
     /// <c>critical_result.escalated</c> event, together. A result is escalated once per window however
     /// many replicas look (the due time is compared and moved in the same statement).
     /// </summary>
-    public Task<IReadOnlyList<CriticalRecord>> EscalateOverdueAsync(TimeSpan window, int limit, CancellationToken cancellationToken) =>
+    public Task<IReadOnlyList<CriticalRecord>> EscalateOverdueAsync(int limit, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
             var now = time.GetUtcNow();
@@ -614,42 +628,102 @@ public sealed class NotificationStore(Database database, TimeProvider time)
             var escalated = new List<CriticalRecord>();
             foreach (var row in due)
             {
-                var current = row.ToRecord();
-                var next = current with { Escalations = current.Escalations + 1, DueAt = now + window };
-                var changed = await connection.ExecuteAsync(new CommandDefinition(
-                    "UPDATE critical_results SET escalations = @Escalations, due_at = @dueAt WHERE id = @Id AND due_at = @oldDue AND acknowledged_at IS NULL",
-                    new { next.Escalations, dueAt = DbTime.ToDb(next.DueAt), next.Id, oldDue = row.DueAt }, transaction, cancellationToken: cancellationToken));
-                if (changed == 0)
+                if (await EscalateAsync(connection, transaction, row.ToRecord(), row.DueAt, now, declinedBy: null, cancellationToken) is { } next)
                 {
-                    continue;
+                    escalated.Add(next);
                 }
-
-                var overdue = now - current.OpenedAt;
-                await InsertAuditAsync(connection, transaction, new AuditRecord(
-                    current.Id, now, AuditActions.Escalated, "system", "event",
-                    $"escalation {next.Escalations}: unacknowledged {NotificationWords.Duration(overdue)} after it opened"), cancellationToken);
-                var escalatedEvent = new Event
-                {
-                    Type = EventTypes.CriticalResultEscalated,
-                    TeamId = current.TeamId,
-                    RequisitionId = current.RequisitionId,
-                    Source = ServiceName,
-                    CriticalResultEscalated = new CriticalResultEscalated
-                    {
-                        CriticalResultId = current.Id,
-                        ReportId = current.ReportId,
-                        ReportVersion = current.ReportVersion,
-                        Escalation = next.Escalations,
-                        OpenedAt = Timestamp.FromDateTimeOffset(current.OpenedAt),
-                    },
-                };
-                escalatedEvent.CriticalResultEscalated.CriticalAnalytes.AddRange(current.CriticalAnalytes);
-                await Outbox.AddAsync(transaction, escalatedEvent, cancellationToken);
-                escalated.Add(next);
             }
 
             return (IReadOnlyList<CriticalRecord>)escalated;
         }, cancellationToken);
+
+    /// <summary>
+    /// "Not my patient": records who declined the team's open critical result and why (a "declined" audit line)
+    /// and escalates it at once to the next step of its tier's chain, with a <c>critical_result.escalated</c>
+    /// event (reason "declined"), together. FAILED_PRECONDITION once acknowledged; ABORTED when an escalation
+    /// or another answer changed it meanwhile (try again: the answer then goes to whoever has it now).
+    /// </summary>
+    public Task<CriticalRecord> DeclineAsync(string teamId, string id, string declinedBy, string reason, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var row = await connection.QuerySingleOrDefaultAsync<CriticalRow>(new CommandDefinition(
+                $"SELECT {CriticalColumns} FROM critical_results WHERE id = @id AND team_id = @teamId",
+                new { id, teamId }, transaction, cancellationToken: cancellationToken)) ?? throw new NotFoundException("CriticalResult", id);
+            var current = row.ToRecord();
+            if (current.AcknowledgedAt is { } when)
+            {
+                throw new IllegalTransitionException(
+                    $"Critical result {id} (acknowledged by {current.AcknowledgedBy} at {when:O})", "acknowledged", "declined", []);
+            }
+
+            var now = time.GetUtcNow();
+            await InsertAuditAsync(connection, transaction, new AuditRecord(
+                id, now, AuditActions.Declined, declinedBy, "answer",
+                $"not my patient ({(current.EscalatedTo.Length == 0 ? "first notification" : "had it as " + current.EscalatedTo)}): {reason}"),
+                cancellationToken);
+            return await EscalateAsync(connection, transaction, current, row.DueAt, now, declinedBy, cancellationToken)
+                ?? throw new StaleEtagException("CriticalResult", id);
+        }, cancellationToken);
+
+    /// <summary>
+    /// The next escalation of <paramref name="current"/> if its due time is still <paramref name="oldDue"/> and nobody
+    /// acknowledged it: the row, an audit line and the event. Null when another replica or answer got there first.
+    /// </summary>
+    private async Task<CriticalRecord?> EscalateAsync(
+        DbConnection connection, DbTransaction transaction, CriticalRecord current, string oldDue, DateTimeOffset now, string? declinedBy,
+        CancellationToken cancellationToken)
+    {
+        var policy = tiers.Resolve(current.TeamId, current.Tier);
+        var escalation = current.Escalations + 1;
+        var step = policy.StepOf(escalation);
+        // The latest MaxDeclinedBy decliners (every decline stays in the audit trail), so the record stays small.
+        IReadOnlyList<string> declined = declinedBy is null ? current.DeclinedBy : [.. current.DeclinedBy.TakeLast(MaxDeclinedBy - 1), declinedBy];
+        var next = current with { Escalations = escalation, DueAt = now + policy.Window, EscalatedTo = step, DeclinedBy = declined };
+        var changed = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE critical_results SET escalations = @Escalations, due_at = @dueAt, escalated_to = @EscalatedTo, declined_by = @declinedBy
+            WHERE id = @Id AND due_at = @oldDue AND escalations = @previous AND acknowledged_at IS NULL
+            """,
+            new
+            {
+                next.Escalations, dueAt = DbTime.ToDb(next.DueAt), next.EscalatedTo, declinedBy = string.Join('\n', declined), next.Id, oldDue,
+                previous = current.Escalations,
+            },
+            transaction, cancellationToken: cancellationToken));
+        if (changed == 0)
+        {
+            return null;
+        }
+
+        var why = declinedBy is null
+            ? $"unacknowledged {NotificationWords.Duration(now - current.OpenedAt)} after it opened"
+            : $"declined by {declinedBy}";
+        await InsertAuditAsync(connection, transaction, new AuditRecord(
+            current.Id, now, AuditActions.Escalated, "system", "event",
+            $"escalation {escalation} to {step} ({policy.Tier}, next due within {NotificationWords.Duration(policy.Window)}): {why}"), cancellationToken);
+        var escalatedEvent = new Event
+        {
+            Type = EventTypes.CriticalResultEscalated,
+            TeamId = current.TeamId,
+            RequisitionId = current.RequisitionId,
+            Source = ServiceName,
+            CriticalResultEscalated = new CriticalResultEscalated
+            {
+                CriticalResultId = current.Id,
+                ReportId = current.ReportId,
+                ReportVersion = current.ReportVersion,
+                Escalation = escalation,
+                OpenedAt = Timestamp.FromDateTimeOffset(current.OpenedAt),
+                Tier = policy.Tier,
+                EscalatedTo = step,
+                Reason = declinedBy is null ? "unacknowledged" : "declined",
+                DeclinedBy = declinedBy ?? "",
+            },
+        };
+        escalatedEvent.CriticalResultEscalated.CriticalAnalytes.AddRange(current.CriticalAnalytes);
+        await Outbox.AddAsync(transaction, escalatedEvent, cancellationToken);
+        return next;
+    }
 
     // ---- Helpers -----------------------------------------------------------------------------
 
@@ -663,8 +737,9 @@ public sealed class NotificationStore(Database database, TimeProvider time)
     };
 
     private static async Task<bool> OpenCriticalAsync(
-        DbConnection connection, DbTransaction transaction, Event evt, CriticalResult critical, DateTimeOffset now, TimeSpan window, CancellationToken cancellationToken)
+        DbConnection connection, DbTransaction transaction, Event evt, CriticalResult critical, DateTimeOffset now, CriticalTierPolicy policy, CancellationToken cancellationToken)
     {
+        var window = policy.Window;
         // The result was critical from the moment the results service recorded it, not from when this
         // replica read the event: a late ingest (Redis was down, a replica died holding the entry) must not
         // give the clinician a longer window, and "opened" precedes every notification of it. A creation
@@ -672,13 +747,14 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         var opened = evt.CreatedAt is { } created && created.ToDateTimeOffset() < now ? created.ToDateTimeOffset() : now;
         var inserted = await connection.ExecuteAsync(new CommandDefinition(
             """
-            INSERT INTO critical_results (id, team_id, requisition_id, report_id, report_version, critical_analytes, opened_at, due_at, escalations, channel)
-            VALUES (@Id, @TeamId, @RequisitionId, @ReportId, @ReportVersion, @analytes, @opened, @due, 0, 0)
+            INSERT INTO critical_results (id, team_id, requisition_id, report_id, report_version, critical_analytes, opened_at, due_at, escalations, channel,
+                tier, escalated_to, declined_by)
+            VALUES (@Id, @TeamId, @RequisitionId, @ReportId, @ReportVersion, @analytes, @opened, @due, 0, 0, @tier, '', '')
             ON CONFLICT (id) DO NOTHING
             """,
             new
             {
-                evt.Id, evt.TeamId, evt.RequisitionId, critical.ReportId, critical.ReportVersion,
+                evt.Id, evt.TeamId, evt.RequisitionId, critical.ReportId, critical.ReportVersion, tier = policy.Tier,
                 analytes = string.Join(' ', critical.CriticalAnalytes), opened = DbTime.ToDb(opened), due = DbTime.ToDb(opened + window),
             },
             transaction, cancellationToken: cancellationToken));
@@ -689,7 +765,7 @@ public sealed class NotificationStore(Database database, TimeProvider time)
 
         await InsertAuditAsync(connection, transaction, new AuditRecord(
             evt.Id, opened, AuditActions.Opened, "system", "event",
-            $"report {critical.ReportId} v{critical.ReportVersion} ({critical.Status}); acknowledgement due within {NotificationWords.Duration(window)}"),
+            $"report {critical.ReportId} v{critical.ReportVersion} ({critical.Status}), {policy.Tier}; acknowledgement due within {NotificationWords.Duration(window)}"),
             cancellationToken);
         return true;
     }
@@ -811,10 +887,14 @@ public sealed class NotificationStore(Database database, TimeProvider time)
         public string? AcknowledgedBy { get; set; }
         public int Channel { get; set; }
         public string? ReadBack { get; set; }
+        public string Tier { get; set; } = "";
+        public string EscalatedTo { get; set; } = "";
+        public string DeclinedBy { get; set; } = "";
 
         public CriticalRecord ToRecord() => new(
             Id, TeamId, RequisitionId, ReportId, ReportVersion, SplitWords(CriticalAnalytes), DbTime.FromDb(OpenedAt), DbTime.FromDb(DueAt),
-            Escalations, AcknowledgedAt is null ? null : DbTime.FromDb(AcknowledgedAt), AcknowledgedBy, (AcknowledgementChannel)Channel, ReadBack);
+            Escalations, AcknowledgedAt is null ? null : DbTime.FromDb(AcknowledgedAt), AcknowledgedBy, (AcknowledgementChannel)Channel, ReadBack,
+            Tier, EscalatedTo, DeclinedBy.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
     private sealed class AuditRow

@@ -5,6 +5,7 @@ using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
+using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Vocabulary;
 
@@ -50,13 +51,24 @@ public sealed class ResultsApi(
     public override async Task<GetResultsResponse> GetResults(GetResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        RequireId(request.RequisitionId, "requisition_id");
-        var view = await workflow.GetResultsAsync(caller, request.RequisitionId, request.IncludeHistory, context.Deadline, context.CancellationToken);
+        var violations = new List<FieldViolation>();
+        ResultsValidation.Id(request.RequisitionId, "requisition_id", violations);
+        if (request.PageSize is < 0 or > PageToken.MaxPageSize)
+        {
+            violations.Add(new FieldViolation("page_size", $"must be between 1 and {PageToken.MaxPageSize} (0 means {PageToken.DefaultPageSize})."));
+        }
+
+        ResultsValidation.Throw(violations);
+        var size = PageToken.Size(request.PageSize);
+        var after = ReportKey.FromToken(request.PageToken);
+        var view = await workflow.GetResultsAsync(caller, request.RequisitionId, request.IncludeHistory, after, size, context.Deadline, context.CancellationToken);
         var response = new GetResultsResponse
         {
             Interpretation = view.Interpretation,
             AllResultsReceived = view.AllResultsReceived,
             ResultsStatus = view.ResultsStatus,
+            NextPageToken = view.Next?.ToToken() ?? "",
+            UnsolicitedReports = view.UnsolicitedReports,
         };
         response.Reports.AddRange(view.Reports);
         return response;
@@ -78,15 +90,14 @@ public sealed class ResultsApi(
 
     public override Task<InterpretMarkersResponse> InterpretMarkers(InterpretMarkersRequest request, ServerCallContext context)
     {
-        _ = context.GetCaller();
-        var violations = new List<FieldViolation>();
-        MarkerValidation.Validate(request.Results, "results", violations);
-        ResultsValidation.Throw(violations);
+        var caller = context.GetCaller();
+        ResultsValidation.Validate(request);
         var response = new InterpretMarkersResponse();
         foreach (var marker in request.Results)
         {
             var read = marker.Clone();
             read.Reading = reader.Read(marker);
+            read.Reading.CriticalTier = CriticalTiers.Of(reader.Catalog, caller.TeamId, read.Reading);
             response.Results.Add(read);
         }
 
@@ -96,9 +107,9 @@ public sealed class ResultsApi(
 
     public override Task<GetCriticalLimitsResponse> GetCriticalLimits(GetCriticalLimitsRequest request, ServerCallContext context)
     {
-        _ = context.GetCaller();
+        var caller = context.GetCaller();
         var response = new GetCriticalLimitsResponse();
-        response.Limits.AddRange(reader.Catalog.Entries.Select(Map));
+        response.Limits.AddRange(reader.Catalog.Entries.Select(e => Map(e, reader.Catalog.TierOf(caller.TeamId, e.Analyte))));
         response.Conversions.AddRange(reader.Catalog.Conversions.Select(c => new UnitConversion
         {
             Analyte = c.Analyte,
@@ -140,10 +151,12 @@ public sealed class ResultsApi(
         return new RetryParkedWorkResponse();
     }
 
-    public static CriticalLimit Map(CriticalLimitEntry entry)
+    /// <param name="entry">The catalog entry.</param>
+    /// <param name="tier">The tier as the caller's team sees it (its own, else the entry's).</param>
+    public static CriticalLimit Map(CriticalLimitEntry entry, CriticalTier tier)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        var limit = new CriticalLimit { Analyte = entry.Analyte, Unit = entry.Unit, Source = entry.Source };
+        var limit = new CriticalLimit { Analyte = entry.Analyte, Unit = entry.Unit, Source = entry.Source, Tier = tier };
         limit.Aliases.AddRange(entry.Aliases);
         if (entry.Low is { } low)
         {

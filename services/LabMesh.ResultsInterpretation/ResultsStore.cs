@@ -37,6 +37,40 @@ public sealed record ResultsProgress(
     bool AllReceived,
     DateTimeOffset? SharedTime);
 
+/// <summary>Where a page of reports ends: a report version.</summary>
+public sealed record ReportKey(string Id, int Version)
+{
+    /// <summary>As a page token (opaque to callers).</summary>
+    public string ToToken() => PageToken.Encode($"{Id}/{Version.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+
+    /// <summary>The key in a page token, null for none; INVALID_ARGUMENT for a token GetResults did not make.</summary>
+    public static ReportKey? FromToken(string token)
+    {
+        if (PageToken.Decode(token) is not { } text)
+        {
+            return null;
+        }
+
+        var slash = text.LastIndexOf('/');
+        if (slash > 0 && int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version))
+        {
+            return new ReportKey(text[..slash], version);
+        }
+
+        throw new InvalidArgumentException("page_token", "is not a page token returned by GetResults.");
+    }
+}
+
+/// <summary>A page of reports and where the next begins (null on the last page).</summary>
+public sealed record ReportPage(IReadOnlyList<Report> Reports, ReportKey? Next)
+{
+    /// <summary>
+    /// The bytes a report of <paramref name="bodySize"/> encoded bytes takes as a repeated field of a response:
+    /// its tag, its length prefix, and 2 for the <c>superseded</c> flag the store sets on read.
+    /// </summary>
+    public static long EncodedSize(long bodySize) => 1 + CodedOutputStream.ComputeLengthSize((int)bodySize + 2) + bodySize + 2;
+}
+
 /// <summary>What the store needs to accept a report, besides the report itself.</summary>
 /// <param name="RequestHash">What makes a repeat of the request "the same report".</param>
 /// <param name="ActiveServiceRequestIds">The requisition's service requests that are not revoked:
@@ -99,7 +133,11 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         Outbox.Migration(2),
         AuditLog.Migration(3),
         PeerWork.Migration(4),
+        // Reports holding results that answer no ordered test, counted for GetResults without reading their bodies.
+        new(5, "unsolicited reports", UnsolicitedColumn, UnsolicitedColumn),
     ];
+
+    private const string UnsolicitedColumn = "ALTER TABLE reports ADD COLUMN unsolicited INTEGER NOT NULL DEFAULT 0;";
 
     /// <summary>The report version a request_id created, if any.</summary>
     public async Task<ReportRecord?> FindByRequestAsync(string teamId, string requestId, CancellationToken cancellationToken)
@@ -122,15 +160,75 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         return row?.ToRecord();
     }
 
-    /// <summary>A requisition's reports, oldest first: the latest version of each, or every version.</summary>
-    public async Task<IReadOnlyList<Report>> ListReportsAsync(string teamId, string requisitionId, bool includeHistory, CancellationToken cancellationToken)
+    /// <summary>
+    /// One page of a requisition's reports in (id, version) order, after <paramref name="after"/>: the latest
+    /// version of each, or every version. At most <paramref name="pageSize"/> reports and at most
+    /// <paramref name="maxBytes"/> of them as encoded in a response (<see cref="ReportPage"/>), except that a
+    /// page holds at least one report. The sizes are read before the bodies, so a page never loads more than it answers.
+    /// </summary>
+    public async Task<ReportPage> ListReportPageAsync(
+        string teamId, string requisitionId, bool includeHistory, ReportKey? after, int pageSize, int maxBytes, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        var where = "team_id = @teamId AND requisition_id = @requisitionId" + (includeHistory ? "" : " AND superseded = 0") +
+            " AND (@afterId IS NULL OR id > @afterId OR (id = @afterId AND version > @afterVersion))";
+        var parameters = new { teamId, requisitionId, afterId = after?.Id, afterVersion = after?.Version ?? 0, limit = pageSize + 1 };
+        var sizes = (await connection.QueryAsync<ReportSizeRow>(new CommandDefinition(
+            $"SELECT id AS Id, version AS Version, length(body) AS Size FROM reports WHERE {where} ORDER BY id, version LIMIT @limit",
+            parameters, cancellationToken: cancellationToken))).ToList();
+
+        // What each would take in the response: its field tag, its length prefix, its body and the `superseded` flag set on read.
+        var take = 0;
+        long bytes = 0;
+        while (take < sizes.Count && take < pageSize)
+        {
+            var encoded = ReportPage.EncodedSize(sizes[take].Size);
+            if (take > 0 && bytes + encoded > maxBytes)
+            {
+                break;
+            }
+
+            bytes += encoded;
+            take++;
+        }
+
+        if (take == 0)
+        {
+            return new ReportPage([], null);
+        }
+
         var rows = await connection.QueryAsync<ReportRow>(new CommandDefinition(
-            $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND requisition_id = @requisitionId" +
-            (includeHistory ? "" : " AND superseded = 0") + " ORDER BY id, version",
+            $"SELECT {ReportColumns} FROM reports WHERE {where} ORDER BY id, version LIMIT @take",
+            new { parameters.teamId, parameters.requisitionId, parameters.afterId, parameters.afterVersion, take }, cancellationToken: cancellationToken));
+        // A report amended between the two reads may differ from the sizes read: measure what is answered.
+        var reports = new List<Report>();
+        bytes = 0;
+        foreach (var report in rows.Select(r => r.ToRecord().Report))
+        {
+            var encoded = ReportPage.EncodedSize(report.CalculateSize());
+            if (reports.Count > 0 && bytes + encoded > maxBytes)
+            {
+                break;
+            }
+
+            bytes += encoded;
+            reports.Add(report);
+        }
+
+        var more = reports.Count < sizes.Count;
+        return new ReportPage(reports, more ? new ReportKey(reports[^1].Id, reports[^1].Version) : null);
+    }
+
+    /// <summary>The readings of a requisition's latest report versions, and which of them are unsolicited (for every page's totals).</summary>
+    public async Task<IReadOnlyList<(Interpretation Interpretation, bool Unsolicited)>> ListLatestReadingsAsync(
+        string teamId, string requisitionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ReadingRow>(new CommandDefinition(
+            "SELECT interpretation AS Interpretation, unsolicited AS Unsolicited FROM reports " +
+            "WHERE team_id = @teamId AND requisition_id = @requisitionId AND superseded = 0",
             new { teamId, requisitionId }, cancellationToken: cancellationToken));
-        return rows.Select(r => r.ToRecord().Report).ToList();
+        return [.. rows.Select(r => ((Interpretation)r.Interpretation, r.Unsolicited != 0))];
     }
 
     public async Task<ResultsProgress?> GetProgressAsync(string teamId, string requisitionId, CancellationToken cancellationToken)
@@ -300,8 +398,8 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         DbConnection connection, DbTransaction transaction, Report report, string requestHash, bool effectsApplied, DateTimeOffset now) =>
         await connection.ExecuteAsync(
             "INSERT INTO reports (id, version, team_id, requisition_id, request_id, request_hash, status, interpretation, " +
-            "service_request_ids, body, superseded, effects_applied, create_time) VALUES (@Id, @Version, @TeamId, @RequisitionId, " +
-            "@RequestId, @RequestHash, @Status, @Interpretation, @ServiceRequestIds, @Body, 0, @EffectsApplied, @CreateTime)",
+            "service_request_ids, body, superseded, effects_applied, create_time, unsolicited) VALUES (@Id, @Version, @TeamId, @RequisitionId, " +
+            "@RequestId, @RequestHash, @Status, @Interpretation, @ServiceRequestIds, @Body, 0, @EffectsApplied, @CreateTime, @Unsolicited)",
             new
             {
                 report.Id,
@@ -316,6 +414,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
                 Body = report.ToByteArray(),
                 EffectsApplied = effectsApplied ? 1 : 0,
                 CreateTime = DbTime.ToDb(now),
+                Unsolicited = report.Unsolicited ? 1 : 0,
             }, transaction);
 
     /// <summary>The requisition's progress row, created if missing, locked for this transaction (PostgreSQL).</summary>
@@ -357,6 +456,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     private static async Task AddEventsAsync(
         DbTransaction transaction, Report report, ResultsProgress progress, string labOrderStatus, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await AddUnsolicitedEventAsync(transaction, report, now, cancellationToken);
         var interpretation = ResultsWords.Interpretation(report.Metadata.Interpretation);
         var updated = NewEvent(report, EventTypes.LabOrderUpdated, now);
         updated.LabOrderUpdated = new LabOrderUpdated
@@ -390,7 +490,28 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         };
         critical.CriticalResult.CriticalAnalytes.AddRange(
             report.Results.Where(m => m.Reading?.Interpretation == Interpretation.Critical).Select(m => m.Slug));
+        critical.CriticalResult.Tier = Domain.CriticalTiers.Word(report.CriticalTier);
         await Outbox.AddAsync(transaction, critical, cancellationToken);
+    }
+
+    /// <summary><c>labtest.result.unsolicited</c> for a report holding results that answer no ordered test.</summary>
+    private static async Task AddUnsolicitedEventAsync(DbTransaction transaction, Report report, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (!report.Unsolicited)
+        {
+            return;
+        }
+
+        var unsolicited = NewEvent(report, EventTypes.LabTestResultUnsolicited, now);
+        unsolicited.UnsolicitedResult = new UnsolicitedResult
+        {
+            ReportId = report.Id,
+            ReportVersion = report.Version,
+            Status = ResultsWords.Status(report.Metadata.Status),
+            Interpretation = ResultsWords.Interpretation(report.Metadata.Interpretation),
+        };
+        unsolicited.UnsolicitedResult.Analytes.AddRange(report.UnsolicitedAnalytes);
+        await Outbox.AddAsync(transaction, unsolicited, cancellationToken);
     }
 
     private static Event NewEvent(Report report, string type, DateTimeOffset now) => new()
@@ -401,6 +522,19 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         RequisitionId = report.RequisitionId,
         Source = ServiceName,
     };
+
+    private sealed class ReadingRow
+    {
+        public int Interpretation { get; set; }
+        public int Unsolicited { get; set; }
+    }
+
+    private sealed class ReportSizeRow
+    {
+        public string Id { get; set; } = "";
+        public int Version { get; set; }
+        public long Size { get; set; }
+    }
 
     private sealed class ReportRow
     {

@@ -72,6 +72,16 @@ public static class ResultsValidation
         Throw(violations);
     }
 
+    /// <summary>As SubmitResults checks markers, and the same size bound: the answer (the markers with their readings) stays far below the message limit.</summary>
+    public static void Validate(InterpretMarkersRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var violations = new List<FieldViolation>();
+        MarkerValidation.Validate(request.Results, "results", violations);
+        Size(request, violations);
+        Throw(violations);
+    }
+
     /// <summary>Every marker that names a service request names one the report answers.</summary>
     public static void EnsureMarkersAnswer(IReadOnlyList<Marker> markers, IReadOnlyList<string> serviceRequestIds)
     {

@@ -12,8 +12,9 @@ using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 
-/// <summary>What GetResults answers for one requisition.</summary>
-public sealed record ResultsView(IReadOnlyList<Report> Reports, Interpretation Interpretation, bool AllResultsReceived, string ResultsStatus);
+/// <summary>What GetResults answers for one requisition: a page of its reports and totals over all of them.</summary>
+public sealed record ResultsView(
+    IReadOnlyList<Report> Reports, Interpretation Interpretation, bool AllResultsReceived, string ResultsStatus, ReportKey? Next, int UnsolicitedReports);
 
 /// <summary>
 /// The ResultsInterpretation service's operations across its store and its peers.
@@ -34,6 +35,13 @@ public sealed partial class ResultsWorkflow(
     ResultsEffects effects,
     ILogger<ResultsWorkflow> logger)
 {
+    /// <summary>
+    /// The most report bytes one GetResults page holds: with a report at most about 1.1 MiB encoded
+    /// (<see cref="ResultsValidation.MaxReportBytes"/> of request plus its readings) a page stays under the
+    /// 4 MiB message limit whatever it holds, with room for its other fields.
+    /// </summary>
+    public const int MaxPageBytes = 3 * 1024 * 1024;
+
     public async Task<(Report Report, bool Created)> SubmitAsync(
         Caller caller, SubmitResultsRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
@@ -142,36 +150,46 @@ public sealed partial class ResultsWorkflow(
     }
 
     public async Task<ResultsView> GetResultsAsync(
-        Caller caller, string requisitionId, bool includeHistory, DateTime deadline, CancellationToken cancellationToken)
+        Caller caller, string requisitionId, bool includeHistory, ReportKey? after, int pageSize, DateTime deadline, CancellationToken cancellationToken)
     {
-        var reports = await store.ListReportsAsync(caller.TeamId, requisitionId, includeHistory, cancellationToken);
-        if (reports.Count == 0)
+        var latest = await store.ListLatestReadingsAsync(caller.TeamId, requisitionId, cancellationToken);
+        if (latest.Count == 0)
         {
             await peers.EnsureRequisitionExistsAsync(caller, requisitionId, deadline, cancellationToken);
-            return new ResultsView([], Interpretation.Unspecified, false, "");
+            return new ResultsView([], Interpretation.Unspecified, false, "", null, 0);
         }
 
+        var page = await store.ListReportPageAsync(caller.TeamId, requisitionId, includeHistory, after, pageSize, MaxPageBytes, cancellationToken);
         var progress = await store.GetProgressAsync(caller.TeamId, requisitionId, cancellationToken);
-        var overall = MarkerReader.Overall(reports.Where(r => !r.Superseded).Select(r => r.Metadata.Interpretation));
-        return new ResultsView(reports, overall, progress?.AllReceived ?? false, LifecycleWords.Word(progress?.Stage ?? LifecycleStatus.Unspecified));
+        var overall = MarkerReader.Overall(latest.Select(r => r.Interpretation));
+        return new ResultsView(page.Reports, overall, progress?.AllReceived ?? false, LifecycleWords.Word(progress?.Stage ?? LifecycleStatus.Unspecified),
+            page.Next, latest.Count(r => r.Unsolicited));
     }
 
-    /// <summary>Reads every marker into <paramref name="report"/> and sets the report's overall interpretation.</summary>
+    /// <summary>
+    /// Reads every marker into <paramref name="report"/> (with its critical tier as the report's team sees it)
+    /// and sets the report's overall interpretation, tier, and whether it is unsolicited: a marker of a report
+    /// that names no ordered test answers none (seed 003: results need not align with tests).
+    /// </summary>
     private void Read(Report report, IEnumerable<Marker> markers)
     {
         foreach (var marker in markers)
         {
             var read = marker.Clone();
             read.Reading = reader.Read(marker);
+            read.Reading.CriticalTier = CriticalTiers.Of(reader.Catalog, report.TeamId, read.Reading);
             if (report.ServiceRequestIds.Count == 0 && string.IsNullOrEmpty(marker.ServiceRequestId))
             {
                 read.Reading.Flags.Add(MarkerFlag.NoOrderedTest);
+                report.UnsolicitedAnalytes.Add(marker.Slug);
             }
 
             report.Results.Add(read);
         }
 
+        report.Unsolicited = report.UnsolicitedAnalytes.Count > 0;
         report.Metadata.Interpretation = MarkerReader.Overall(report.Results.Select(m => m.Reading.Interpretation));
+        report.CriticalTier = CriticalTiers.MostUrgent(report.Results.Select(m => m.Reading.CriticalTier));
     }
 
     /// <summary>

@@ -128,6 +128,39 @@ public sealed class MeshCommandTests(MeshHost host) : IDisposable
         Assert.Equal(["potassium"], report.GetProperty("critical_analytes").EnumerateArray().Select(a => a.GetString()));
         Assert.Equal("partial_results", status.GetProperty("statuses").GetProperty("lifecycle_status").GetString());
         Assert.DoesNotContain("6.9", status.GetProperty("results").ToString(), StringComparison.Ordinal);
+        Assert.Equal("critical_risk", open.GetProperty("tier").GetString());
+        Assert.Equal("critical_risk", report.GetProperty("critical_tier").GetString());
+        Assert.False(report.GetProperty("unsolicited").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Status_UnsolicitedReport_ShowsItsResultsThatAnswerNoOrderedTest()
+    {
+        var requisition = await CreateAsync(place: true);
+        using var channel = host.CreateChannel();
+        var results = new ResultsInterpretationService.ResultsInterpretationServiceClient(TestCaller.Invoker(channel, _team));
+        await results.SubmitResultsAsync(new SubmitResultsRequest
+        {
+            RequestId = Guid.NewGuid().ToString("N"),
+            RequisitionId = requisition.Id,
+            Metadata = new ReportMetadata { Status = ReportStatus.Final, SpecimenNumber = "S-2" },
+            Results = { new Marker { Name = "Vitamin D", Slug = "vitamin_d", Unit = "ng/mL", NumericValue = 18, MinRangeValue = 30, MaxRangeValue = 100 } },
+        }, deadline: DateTime.UtcNow.Add(Timeout));
+
+        var run = await LabMeshCli.RunAsync("status", requisition.Id, "--target", host.Address, "--team", _team, "--json");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var view = run.Json().GetProperty("results");
+        Assert.Equal(1, view.GetProperty("unsolicited_reports").GetInt32());
+        var report = Assert.Single(view.GetProperty("reports").EnumerateArray());
+        Assert.True(report.GetProperty("unsolicited").GetBoolean());
+        Assert.Equal(["vitamin_d"], report.GetProperty("unsolicited_analytes").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(JsonValueKind.Null, report.GetProperty("critical_tier").ValueKind);
+
+        var text = await LabMeshCli.RunAsync("status", requisition.Id, "--target", host.Address, "--team", _team);
+        Assert.True(text.ExitCode == 0, text.ToString());
+        Assert.Contains("unsolicited", text.Stdout, StringComparison.Ordinal);
+        Assert.Contains("vitamin_d", text.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

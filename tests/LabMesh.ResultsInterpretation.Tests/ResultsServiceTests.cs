@@ -465,6 +465,140 @@ public abstract class ResultsServiceTests(ResultsMesh mesh)
     }
 
     [Fact]
+    public async Task SubmitResults_ResultsForNoOrderedTest_AreUnsolicitedOnTheReport_AndRaiseAnEvent_OncePerVersion()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var request = Report(order.Id, ReportStatus.Final, [], Numeric("vitamin_d", 18, "ng/mL", 30, 100), Numeric("ferritin", 80, "ng/mL"));
+        var report = (await Client.SubmitResultsAsync(request, deadline: Deadline)).Report;
+
+        Assert.True(report.Unsolicited);
+        Assert.Equal(["vitamin_d", "ferritin"], report.UnsolicitedAnalytes);
+        var events = await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id), e => e.Count >= 2, Timeout, "the report's events");
+        var unsolicited = Assert.Single(events, e => e.Type == EventTypes.LabTestResultUnsolicited).UnsolicitedResult;
+        Assert.Equal((report.Id, 1, "final", "abnormal"), (unsolicited.ReportId, unsolicited.ReportVersion, unsolicited.Status, unsolicited.Interpretation));
+        Assert.Equal(["vitamin_d", "ferritin"], unsolicited.Analytes);
+
+        // A repeat publishes nothing again; an amendment is a new version, raised again.
+        await Client.SubmitResultsAsync(request, deadline: Deadline);
+        var amend = new AmendResultsRequest { RequestId = Guid.NewGuid().ToString(), ReportId = report.Id, Reason = "vitamin D re-run", Metadata = report.Metadata.Clone() };
+        amend.Results.Add(Numeric("vitamin_d", 22, "ng/mL", 30, 100));
+        var amended = (await Client.AmendResultsAsync(amend, deadline: Deadline)).Report;
+        Assert.Equal(["vitamin_d"], amended.UnsolicitedAnalytes);
+        events = await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id),
+            e => e.Count(x => x.Type == EventTypes.LabTestResultUnsolicited) >= 2, Timeout, "the amendment's unsolicited event");
+        Assert.Equal([1, 2], events.Where(e => e.Type == EventTypes.LabTestResultUnsolicited).Select(e => e.UnsolicitedResult.ReportVersion));
+
+        // A report that answers an ordered test is not unsolicited; GetResults counts the unsolicited ones.
+        var solicited = (await Client.SubmitResultsAsync(
+            Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id], Numeric("sodium", 140, "mmol/L", 135, 145)), deadline: Deadline)).Report;
+        Assert.False(solicited.Unsolicited);
+        Assert.Empty(solicited.UnsolicitedAnalytes);
+        var results = await Client.GetResultsAsync(new GetResultsRequest { RequisitionId = order.Id }, deadline: Deadline);
+        Assert.Equal(1, results.UnsolicitedReports);
+    }
+
+    [Fact]
+    public async Task SubmitResults_CriticalMarkers_CarryTheirTier_AndTheReportAndEventTheMostUrgent()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var report = (await Client.SubmitResultsAsync(Report(order.Id, ReportStatus.Partial, [order.ServiceRequests[0].Id],
+            Numeric("potassium", 6.9, "mmol/L", 3.5, 5.1), Numeric("sodium", 140, "mmol/L", 135, 145)), deadline: Deadline)).Report;
+
+        Assert.Equal(CriticalTier.CriticalRisk, report.Results[0].Reading.CriticalTier);
+        Assert.Equal(CriticalTier.Unspecified, report.Results[1].Reading.CriticalTier);
+        Assert.Equal(CriticalTier.CriticalRisk, report.CriticalTier);
+        var events = await Eventually.MatchAsync(() => mesh.ResultsEventsAsync(order.Id), e => e.Any(x => x.Type == EventTypes.LabTestResultCritical), Timeout, "the critical event");
+        Assert.Equal("critical_risk", events.Single(e => e.Type == EventTypes.LabTestResultCritical).CriticalResult.Tier);
+
+        var limits = await Client.GetCriticalLimitsAsync(new GetCriticalLimitsRequest(), deadline: Deadline);
+        Assert.All(limits.Limits, l => Assert.Equal(CriticalTier.CriticalRisk, l.Tier));
+    }
+
+    [Fact]
+    public async Task GetResults_ReportsNear1MiB_ComeInPagesUnderTheMessageLimit_EachReportOnce()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP");
+        var submitted = new List<Report>();
+        for (var i = 0; i < 5; i++)
+        {
+            var request = NearOneMiB(Report(order.Id, ReportStatus.Final, [order.ServiceRequests[0].Id]));
+            Assert.InRange(request.CalculateSize(), ResultsValidation.MaxReportBytes - 8_000, ResultsValidation.MaxReportBytes);
+            submitted.Add((await Client.SubmitResultsAsync(request, deadline: Deadline)).Report);
+        }
+
+        var amend = NearOneMiB(new AmendResultsRequest { RequestId = Guid.NewGuid().ToString(), ReportId = submitted[0].Id, Reason = "re-run", Metadata = submitted[0].Metadata.Clone() });
+        await Client.AmendResultsAsync(amend, deadline: Deadline);
+
+        foreach (var (history, pageSize, expected) in new[] { (false, 0, 5), (true, 0, 6), (true, 4, 6), (false, 1, 5) })
+        {
+            var seen = new List<(string, int)>();
+            var pages = 0;
+            var token = "";
+            do
+            {
+                var page = await Client.GetResultsAsync(
+                    new GetResultsRequest { RequisitionId = order.Id, IncludeHistory = history, PageSize = pageSize, PageToken = token }, deadline: Deadline);
+                pages++;
+                Assert.NotEmpty(page.Reports);
+                Assert.InRange(page.CalculateSize(), 1, 4 * 1024 * 1024 - 1);
+                Assert.True(page.Reports.Count == 1 || page.Reports.Sum(r => r.CalculateSize()) <= ResultsWorkflow.MaxPageBytes);
+                Assert.InRange(page.Reports.Count, 1, pageSize == 0 ? 50 : pageSize);
+                Assert.Equal(Interpretation.Normal, page.Interpretation);
+                seen.AddRange(page.Reports.Select(r => (r.Id, r.Version)));
+                token = page.NextPageToken;
+            }
+            while (token.Length > 0 && pages < 20);
+
+            Assert.Equal(expected, seen.Count);
+            Assert.Equal(seen.Distinct().Count(), seen.Count);
+            Assert.Equal(seen.OrderBy(k => k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2), seen);
+            // About 1 MiB each: a page's byte budget (3 MiB) holds at most three of them.
+            Assert.True(pages >= (pageSize == 1 ? expected : 2), $"{pages} pages for {expected} reports of ~1 MiB");
+        }
+
+        var bad = await Assert.ThrowsAsync<RpcException>(() => Client.GetResultsAsync(
+            new GetResultsRequest { RequisitionId = order.Id, PageToken = "not-a-token" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Equal(["page_token"], bad.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations.Select(v => v.Field));
+        var tooMany = await Assert.ThrowsAsync<RpcException>(() => Client.GetResultsAsync(
+            new GetResultsRequest { RequisitionId = order.Id, PageSize = 501 }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
+    }
+
+    [Fact]
+    public async Task InterpretMarkers_OverTheReportLimit_IsInvalidArgument()
+    {
+        var request = new InterpretMarkersRequest();
+        request.Results.AddRange(Enumerable.Range(0, 500).Select(i =>
+        {
+            var marker = Numeric($"analyte_{i}", 1, "mg/dL");
+            marker.Notes = new string('n', 2000);
+            marker.Name = new string('a', 200);
+            return marker;
+        }));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.InterpretMarkersAsync(request, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains(error.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations, v => v.Field == "results");
+    }
+
+    /// <summary>Fills a report with normal markers of long names and notes up to just under the 1 MiB report limit.</summary>
+    private static T NearOneMiB<T>(T request) where T : Google.Protobuf.IMessage
+    {
+        var markers = (Google.Protobuf.Collections.RepeatedField<Marker>)request.Descriptor.FindFieldByName("results").Accessor.GetValue(request);
+        for (var i = 0; request.CalculateSize() < ResultsValidation.MaxReportBytes - 5_000; i++)
+        {
+            var marker = Numeric($"analyte_{i}", 1, "mg/dL", 0, 2);
+            marker.Notes = new string('n', 2000);
+            marker.Name = new string('a', 200);
+            markers.Add(marker);
+        }
+
+        return request;
+    }
+
+    [Fact]
     public async Task InterpretMarkers_ReadsWithoutStoring_AndGetCriticalLimits_ListsTheCatalog()
     {
         var request = new InterpretMarkersRequest { Results = { Numeric("glucose", 2.4, "mmol/L"), Numeric("inr", 2.1, "", 0.8, 1.2), Numeric("ferritin", 80, "ng/mL") } };

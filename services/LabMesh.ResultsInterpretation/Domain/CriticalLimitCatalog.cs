@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
+using LabMesh.Contracts.Results.V1;
 
 namespace LabMesh.ResultsInterpretation.Domain;
 
@@ -14,8 +15,11 @@ namespace LabMesh.ResultsInterpretation.Domain;
 /// <param name="Low">At or below it is critical; null when only high values are.</param>
 /// <param name="High">At or above it is critical; null when only low values are.</param>
 /// <param name="Source">Where the figures come from.</param>
+/// <param name="Tier">What a value beyond a limit is (CLSI GP47): critical-risk (to a person without delay)
+/// or significant-risk (within a defined window). A team may say otherwise (<see cref="CriticalLimitCatalog.TierOf"/>).</param>
 public sealed record CriticalLimitEntry(
-    string Analyte, IReadOnlyList<string> Aliases, string Unit, double? Low, double? High, string Source);
+    string Analyte, IReadOnlyList<string> Aliases, string Unit, double? Low, double? High, string Source,
+    CriticalTier Tier = CriticalTier.CriticalRisk);
 
 /// <summary>
 /// The critical limits in force and the unit conversions used to compare a marker with them.
@@ -64,6 +68,7 @@ public sealed class CriticalLimitCatalog
     public static CriticalLimitCatalog Default { get; } = Create(new ResultsOptions());
 
     private readonly Dictionary<string, CriticalLimitEntry> _byKey;
+    private readonly Dictionary<string, Dictionary<string, CriticalTier>> _teamTiers = new(StringComparer.Ordinal);
 
     private CriticalLimitCatalog(IReadOnlyList<CriticalLimitEntry> entries, IReadOnlyList<UnitConversionRule> conversions)
     {
@@ -117,8 +122,41 @@ public sealed class CriticalLimitCatalog
             }
             entries[at] = entry.Aliases.Count > 0 ? entry : entry with { Aliases = entries[at].Aliases };
         }
-        return new CriticalLimitCatalog(entries, Units.DefaultConversions);
+        var catalog = new CriticalLimitCatalog(entries, Units.DefaultConversions);
+        foreach (var (team, teamOptions) in options.Teams)
+        {
+            var tiers = new Dictionary<string, CriticalTier>(StringComparer.Ordinal);
+            foreach (var (analyte, word) in teamOptions.Tiers)
+            {
+                var path = $"{ResultsOptions.SectionName}:Teams:{team}:Tiers:{analyte}";
+                if (!catalog._byKey.TryGetValue(Key(analyte), out var entry))
+                {
+                    throw new ArgumentException($"{path}: '{analyte}' is not an analyte or alias of the catalog.", nameof(options));
+                }
+                tiers[entry.Analyte] = CriticalTiers.Parse(word, path);
+            }
+            catalog._teamTiers[team] = tiers;
+        }
+        return catalog;
     }
+
+    /// <summary>
+    /// The tier of a critical value of <paramref name="analyte"/> (an entry's analyte) for <paramref name="teamId"/>:
+    /// the team's own (<c>Teams:{team}:Tiers</c>) when it set one, else the entry's; critical-risk for an analyte
+    /// the catalog does not know (a value only the lab called critical is treated as the most urgent).
+    /// </summary>
+    public CriticalTier TierOf(string? teamId, string analyte)
+    {
+        if (teamId is not null && _teamTiers.TryGetValue(teamId, out var tiers) && tiers.TryGetValue(analyte, out var tier))
+        {
+            return tier;
+        }
+        return _byKey.TryGetValue(analyte, out var entry) ? entry.Tier : CriticalTier.CriticalRisk;
+    }
+
+    /// <summary>The analytes a team gave a tier of its own, with that tier.</summary>
+    public IReadOnlyDictionary<string, CriticalTier> TeamTiers(string teamId) =>
+        _teamTiers.TryGetValue(teamId, out var tiers) ? tiers : new Dictionary<string, CriticalTier>();
 
     /// <summary>
     /// A slug or a marker name as a lookup key: lower-case, trimmed, every run of spaces, commas and
@@ -204,7 +242,8 @@ public sealed class CriticalLimitCatalog
             }
         }
         var source = string.IsNullOrWhiteSpace(options.Source) ? ConfiguredSource : options.Source.Trim();
-        return new CriticalLimitEntry(analyte, aliases, Units.Normalize(options.Unit), options.Low, options.High, source);
+        var tier = string.IsNullOrWhiteSpace(options.Tier) ? CriticalTier.CriticalRisk : CriticalTiers.Parse(options.Tier, $"{at}: Tier");
+        return new CriticalLimitEntry(analyte, aliases, Units.Normalize(options.Unit), options.Low, options.High, source, tier);
     }
 
     private static string Show(double value) => value.ToString(CultureInfo.InvariantCulture);

@@ -21,6 +21,19 @@ public sealed class ResultsOptions
     /// replaces a default and lists no alias keeps the default's aliases.
     /// </summary>
     public List<CriticalLimitOptions> CriticalLimits { get; set; } = [];
+
+    /// <summary>
+    /// Per team (by team id): the tier a critical value of an analyte has for that team, in place of the
+    /// catalog entry's, e.g. <c>LabMesh__Results__Teams__team-a__Tiers__glucose=significant_risk</c>.
+    /// </summary>
+    public Dictionary<string, TeamResultsOptions> Teams { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>One team's reading settings.</summary>
+public sealed class TeamResultsOptions
+{
+    /// <summary>Analyte (or alias) → <c>critical_risk</c> or <c>significant_risk</c>.</summary>
+    public Dictionary<string, string> Tiers { get; set; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>One configured critical-limit entry (see <see cref="CriticalLimitEntry"/>).</summary>
@@ -43,4 +56,7 @@ public sealed class CriticalLimitOptions
 
     /// <summary>Where the figures come from. Default "configuration".</summary>
     public string Source { get; set; } = "";
+
+    /// <summary>CLSI GP47's tier of a value beyond the limits: <c>critical_risk</c> (default) or <c>significant_risk</c>.</summary>
+    public string Tier { get; set; } = "";
 }

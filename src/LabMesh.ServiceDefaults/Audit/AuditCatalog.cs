@@ -81,6 +81,7 @@ public static class AuditCatalog
             ("ListDeliveries", Reads),
             ("RedeliverEvent", Creates("Delivery", "delivery.id")),
             ("AcknowledgeCriticalResult", Changes("CriticalResult", "id")),
+            ("DeclineCriticalResult", Changes("CriticalResult", "id")),
             ("ListUnacknowledgedCriticalResults", Reads),
             ("GetCriticalResult", Reads)),
         Service("labmesh.audit.v1.AuditService", null,

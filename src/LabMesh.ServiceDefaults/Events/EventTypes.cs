@@ -11,6 +11,9 @@ public static class EventTypes
     public const string CriticalResultAcknowledged = "critical_result.acknowledged";
     public const string CriticalResultEscalated = "critical_result.escalated";
 
+    /// <summary>A report holds results that answer no ordered test (seed 003: results need not align with tests).</summary>
+    public const string LabTestResultUnsolicited = "labtest.result.unsolicited";
+
     /// <summary>A test delivery to one webhook endpoint; never published on the bus.</summary>
     public const string WebhookTest = "webhook.test";
 
@@ -18,7 +21,7 @@ public static class EventTypes
     public static IReadOnlyList<string> Published { get; } =
     [
         OrderPlaced, OrderStatusChanged, ServiceRequestStatusChanged, LabOrderUpdated,
-        LabTestResultCritical, CriticalResultAcknowledged, CriticalResultEscalated,
+        LabTestResultCritical, CriticalResultAcknowledged, CriticalResultEscalated, LabTestResultUnsolicited,
     ];
 
     /// <summary>Types also fanned out through pub/sub the moment they are published.</summary>

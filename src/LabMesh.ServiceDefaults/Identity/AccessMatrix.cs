@@ -119,6 +119,7 @@ public static class AccessMatrix
             ("ListDeliveries", Roles.Admin, PartnerRule.None),
             ("RedeliverEvent", Roles.Admin, PartnerRule.None),
             ("AcknowledgeCriticalResult", Roles.Clinician, PartnerRule.None),
+            ("DeclineCriticalResult", Roles.Clinician, PartnerRule.None),
             ("ListUnacknowledgedCriticalResults", Roles.TeamMembers, PartnerRule.None),
             ("GetCriticalResult", Roles.TeamMembers, PartnerRule.None)),
         .. Service(AuditService.Descriptor,

@@ -61,21 +61,41 @@ public sealed class NotificationMesh : IAsyncDisposable
             ["LabMesh:Notification:Webhooks:AllowedNetworks:1"] = "::1/128",
         };
 
-    public static async Task<NotificationMesh> StartAsync(TimeSpan? acknowledgementWindow = null, params string[] replicas)
+    public static Task<NotificationMesh> StartAsync(TimeSpan? acknowledgementWindow = null, params string[] replicas) =>
+        StartAsync(Backend.Sqlite, acknowledgementWindow, null, null, replicas);
+
+    /// <param name="backend">The Notification replicas' shared store (the other services keep SQLite).</param>
+    /// <param name="acknowledgementWindow">LabMesh:Notification:AcknowledgementWindow; default 30 min.</param>
+    /// <param name="resultsSettings">More settings of the ResultsInterpretation service (e.g. <c>LabMesh:Results:Teams:*</c>).</param>
+    /// <param name="notificationSettings">More settings of every replica (e.g. <c>LabMesh:Notification:Teams:*</c>).</param>
+    /// <param name="replicas">The replicas' names; default "a" and "b".</param>
+    public static async Task<NotificationMesh> StartAsync(
+        Backend backend, TimeSpan? acknowledgementWindow, IReadOnlyDictionary<string, string?>? resultsSettings,
+        IReadOnlyDictionary<string, string?>? notificationSettings, params string[] replicas)
     {
         var redis = await RedisServer.StartNewAsync();
         var serviceRequests = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration));
         var requisitionSettings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration);
         requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
         var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
-        var resultsSettings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration);
-        resultsSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        resultsSettings["LabMesh:Services:Requisition"] = requisitions.Address;
-        var results = await MeshHosts.StartResultsAsync(resultsSettings);
+        var settings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration);
+        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
+        settings["LabMesh:Services:Requisition"] = requisitions.Address;
+        foreach (var (key, value) in resultsSettings ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
 
-        var notificationSettings = NotificationSettings(
-            await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration), acknowledgementWindow ?? TimeSpan.FromMinutes(30));
-        var mesh = new NotificationMesh(redis, serviceRequests, requisitions, results, notificationSettings);
+        var results = await MeshHosts.StartResultsAsync(settings);
+
+        var replicaSettings = NotificationSettings(
+            await TestSettings.CreateAsync(backend, redis.Configuration), acknowledgementWindow ?? TimeSpan.FromMinutes(30));
+        foreach (var (key, value) in notificationSettings ?? new Dictionary<string, string?>())
+        {
+            replicaSettings[key] = value;
+        }
+
+        var mesh = new NotificationMesh(redis, serviceRequests, requisitions, results, replicaSettings);
         foreach (var name in replicas.Length == 0 ? ["a", "b"] : replicas)
         {
             await mesh.StartReplicaAsync(name);

@@ -209,6 +209,48 @@ public class CriticalLimitCatalogTests
         Assert.Equal(["lactic_acid"], lactate.Aliases);
     }
 
+    // (team, analyte as a marker names it, the tier the team sees): the catalog's, or the team's own.
+    public static TheoryData<string, string, CriticalTier> Tiers() => new()
+    {
+        { "team-a", "potassium", CriticalTier.CriticalRisk },
+        { "team-a", "glucose", CriticalTier.SignificantRisk },
+        { "team-a", "lactate", CriticalTier.SignificantRisk },
+        { "team-b", "glucose", CriticalTier.CriticalRisk },
+        { "team-b", "lactate", CriticalTier.CriticalRisk },
+        { "team-c", "lactate", CriticalTier.SignificantRisk },
+        { "team-c", "not_in_the_catalog", CriticalTier.CriticalRisk },
+    };
+
+    [Theory]
+    [MemberData(nameof(Tiers))]
+    public void TierOf_IsTheTeamsOwnElseTheEntrys(string team, string analyte, CriticalTier expected)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["LabMesh:Results:CriticalLimits:0:Analyte"] = "lactate",
+                ["LabMesh:Results:CriticalLimits:0:Unit"] = "mmol/L",
+                ["LabMesh:Results:CriticalLimits:0:High"] = "4",
+                ["LabMesh:Results:CriticalLimits:0:Tier"] = "significant_risk",
+                ["LabMesh:Results:Teams:team-a:Tiers:glu"] = "significant_risk",
+                ["LabMesh:Results:Teams:team-b:Tiers:lactate"] = "critical_risk",
+            })
+            .Build();
+        var catalog = CriticalLimitCatalog.Create(configuration.GetSection(ResultsOptions.SectionName).Get<ResultsOptions>()!);
+
+        Assert.Equal(expected, catalog.TierOf(team, analyte));
+    }
+
+    [Fact]
+    public void Defaults_AreAllCriticalRisk_AndATeamTierForAnUnknownAnalyteOrWord_Throws()
+    {
+        Assert.All(CriticalLimitCatalog.Default.Entries, e => Assert.Equal(CriticalTier.CriticalRisk, e.Tier));
+        var unknownAnalyte = new ResultsOptions { Teams = { ["team-a"] = new TeamResultsOptions { Tiers = { ["lactate"] = "significant_risk" } } } };
+        Assert.Contains("lactate", Assert.Throws<ArgumentException>(() => CriticalLimitCatalog.Create(unknownAnalyte)).Message, StringComparison.Ordinal);
+        var unknownWord = new ResultsOptions { Teams = { ["team-a"] = new TeamResultsOptions { Tiers = { ["k"] = "soon" } } } };
+        Assert.Contains("Teams:team-a:Tiers:k", Assert.Throws<ArgumentException>(() => CriticalLimitCatalog.Create(unknownWord)).Message, StringComparison.Ordinal);
+    }
+
     // (case, configured entries, a word the message must hold)
     public static TheoryData<string, CriticalLimitOptions[], string> Invalid() => new()
     {
@@ -236,6 +278,7 @@ public class CriticalLimitCatalogTests
             ], "'lac'"
         },
         { "empty alias", [new() { Analyte = "lactate", Aliases = [" "], High = 4 }], "alias" },
+        { "unknown tier", [new() { Analyte = "lactate", High = 4, Tier = "urgent" }], "critical_risk' or 'significant_risk" },
     };
 
     [Theory]

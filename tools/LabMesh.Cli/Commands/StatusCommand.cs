@@ -12,7 +12,8 @@ namespace LabMesh.Cli.Commands;
 
 /// <summary>
 /// <c>labmesh status ID</c>: one requisition in all three vocabularies, its service requests, a summary
-/// of its result reports and its critical results nobody has acknowledged yet.
+/// of its result reports (with their critical tier and unsolicited results) and its critical results nobody
+/// has acknowledged yet (with their tier, whom they are with, and who declined them).
 /// </summary>
 internal static class StatusCommand
 {
@@ -53,8 +54,7 @@ internal static class StatusCommand
         var requisition = (await mesh.CallAsync("RequisitionService/GetRequisition",
             o => mesh.Requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = id }, o), cancellationToken)).Requisition;
         var unavailable = new List<string>();
-        var results = await OptionalAsync(unavailable, () => mesh.CallAsync("ResultsInterpretationService/GetResults",
-            o => mesh.Results.GetResultsAsync(new GetResultsRequest { RequisitionId = id }, o), cancellationToken));
+        var results = await OptionalAsync(unavailable, () => ResultsAsync(mesh, id, cancellationToken));
         var critical = await OptionalAsync(unavailable, () => OpenCriticalResultsAsync(mesh, id, cancellationToken));
         var replacement = await ReplacementAsync(mesh, requisition, results, unavailable, cancellationToken);
         return new StatusView(
@@ -67,7 +67,7 @@ internal static class StatusCommand
             Json.Time(requisition.UpdateTime),
             OrderSnapshot.Of(requisition),
             [.. requisition.Events.Select(e => new OrderEventView(e.Id, Json.Time(e.CreatedAt), e.Status))],
-            results is null ? null : ResultsView.Of(results),
+            results,
             critical,
             replacement,
             unavailable);
@@ -78,7 +78,7 @@ internal static class StatusCommand
     /// order status and its results, read together: a redraw's results next to the failed order's.
     /// </summary>
     private static async Task<ReplacementView> ReplacementAsync(
-        MeshClient mesh, Requisition requisition, GetResultsResponse? results, List<string> unavailable, CancellationToken cancellationToken)
+        MeshClient mesh, Requisition requisition, ResultsView? results, List<string> unavailable, CancellationToken cancellationToken)
     {
         var chain = new List<ChainMemberView>();
         foreach (var memberId in requisition.ReplacementChain)
@@ -87,16 +87,32 @@ internal static class StatusCommand
                 : (await mesh.CallAsync("RequisitionService/GetRequisition",
                     o => mesh.Requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = memberId }, o), cancellationToken)).Requisition;
             var memberResults = memberId == requisition.Id ? results
-                : await OptionalAsync(unavailable, () => mesh.CallAsync("ResultsInterpretationService/GetResults",
-                    o => mesh.Results.GetResultsAsync(new GetResultsRequest { RequisitionId = memberId }, o), cancellationToken));
+                : await OptionalAsync(unavailable, () => ResultsAsync(mesh, memberId, cancellationToken));
             chain.Add(new ChainMemberView(member.Id, member.SubStatus.Length == 0 ? null : member.SubStatus,
-                [.. member.Tests.Select(t => t.Code)], memberResults is null ? null : ResultsView.Of(memberResults)));
+                [.. member.Tests.Select(t => t.Code)], memberResults));
         }
 
         return new ReplacementView(
             requisition.ReplacesRequisitionId.Length == 0 ? null : requisition.ReplacesRequisitionId,
             [.. requisition.ReplacedByRequisitionIds],
             chain);
+    }
+
+    /// <summary>Every page of the requisition's reports (GetResults pages by count and bytes).</summary>
+    private static async Task<ResultsView> ResultsAsync(MeshClient mesh, string id, CancellationToken cancellationToken)
+    {
+        var request = new GetResultsRequest { RequisitionId = id, PageSize = 100 };
+        var reports = new List<ReportView>();
+        GetResultsResponse page;
+        do
+        {
+            page = await mesh.CallAsync("ResultsInterpretationService/GetResults", o => mesh.Results.GetResultsAsync(request, o), cancellationToken);
+            reports.AddRange(page.Reports.Select(ReportView.Of));
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0);
+
+        return ResultsView.Of(page, reports);
     }
 
     private static async Task<List<CriticalResultView>> OpenCriticalResultsAsync(MeshClient mesh, string id, CancellationToken cancellationToken)
@@ -210,17 +226,25 @@ internal static class StatusCommand
         }
 
         console.MarkupLine($"results: {results.Reports.Count} report(s) · {Colored(results.Interpretation)} · "
-            + $"{Markup.Escape(Text(results.ResultsStatus))} · all results received: {(results.AllResultsReceived ? "yes" : "no")}");
+            + $"{Markup.Escape(Text(results.ResultsStatus))} · all results received: {(results.AllResultsReceived ? "yes" : "no")}"
+            + (results.UnsolicitedReports > 0 ? $" · [yellow]{results.UnsolicitedReports} unsolicited[/]" : ""));
         var table = new Table().Border(TableBorder.Rounded)
-            .AddColumn("report").AddColumn("version").AddColumn("status").AddColumn("interpretation").AddColumn("markers").AddColumn("critical analytes");
+            .AddColumn("report").AddColumn("version").AddColumn("status").AddColumn("interpretation").AddColumn("markers").AddColumn("critical analytes")
+            .AddColumn("tier");
         foreach (var report in results.Reports)
         {
             table.AddRow(Markup.Escape(report.Id), report.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 Markup.Escape(Text(report.Status)), Colored(report.Interpretation),
-                report.Markers.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", report.CriticalAnalytes)));
+                report.Markers.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", report.CriticalAnalytes)),
+                Markup.Escape(Text(report.CriticalTier)));
         }
 
         console.Write(table);
+        foreach (var report in results.Reports.Where(r => r.Unsolicited))
+        {
+            console.MarkupLine($"[yellow]unsolicited[/] (no ordered test) in report {Markup.Escape(report.Id)} v{report.Version}: "
+                + Markup.Escape(string.Join(", ", report.UnsolicitedAnalytes)));
+        }
     }
 
     private static void RenderCritical(IAnsiConsole console, IReadOnlyList<CriticalResultView>? critical)
@@ -238,11 +262,13 @@ internal static class StatusCommand
         }
 
         var table = new Table().Border(TableBorder.Rounded).Title("[red]open critical results[/]")
-            .AddColumn("id").AddColumn("analytes").AddColumn("state").AddColumn("opened").AddColumn("due").AddColumn("escalations");
+            .AddColumn("id").AddColumn("analytes").AddColumn("tier").AddColumn("state").AddColumn("opened").AddColumn("due").AddColumn("escalations")
+            .AddColumn("with").AddColumn("declined by");
         foreach (var c in critical)
         {
-            table.AddRow(Markup.Escape(c.Id), Markup.Escape(string.Join(", ", c.CriticalAnalytes)), Markup.Escape(Text(c.State)),
-                Time(c.OpenedAt), Time(c.DueAt), c.Escalations.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            table.AddRow(Markup.Escape(c.Id), Markup.Escape(string.Join(", ", c.CriticalAnalytes)), Markup.Escape(Text(c.Tier)), Markup.Escape(Text(c.State)),
+                Time(c.OpenedAt), Time(c.DueAt), c.Escalations.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Markup.Escape(Text(c.EscalatedTo)), Markup.Escape(string.Join(", ", c.DeclinedBy)));
         }
 
         console.Write(table);
@@ -283,18 +309,26 @@ internal static class StatusCommand
 
     private sealed record OrderEventView(long Id, DateTimeOffset? CreatedAt, string Status);
 
-    private sealed record ResultsView(string? Interpretation, string? ResultsStatus, bool AllResultsReceived, IReadOnlyList<ReportView> Reports)
+    private sealed record ResultsView(
+        string? Interpretation, string? ResultsStatus, bool AllResultsReceived, int UnsolicitedReports, IReadOnlyList<ReportView> Reports)
     {
-        public static ResultsView Of(GetResultsResponse response) => new(
-            Words.Interpretation(response.Interpretation),
-            response.ResultsStatus.Length == 0 ? null : response.ResultsStatus,
-            response.AllResultsReceived,
-            [.. response.Reports.Select(ReportView.Of)]);
+        /// <param name="last">The last page (its totals are over every report, as every page's).</param>
+        /// <param name="reports">Every page's reports.</param>
+        public static ResultsView Of(GetResultsResponse last, IReadOnlyList<ReportView> reports) => new(
+            Words.Interpretation(last.Interpretation),
+            last.ResultsStatus.Length == 0 ? null : last.ResultsStatus,
+            last.AllResultsReceived,
+            last.UnsolicitedReports,
+            reports);
     }
 
-    /// <summary>A report without its values: how it was read, and which analytes were critical.</summary>
+    /// <summary>
+    /// A report without its values: how it was read, which analytes were critical and their tier, and which
+    /// answer no ordered test (unsolicited).
+    /// </summary>
     private sealed record ReportView(
-        string Id, int Version, string? Status, string? Interpretation, int Markers, IReadOnlyList<string> CriticalAnalytes, DateTimeOffset? CreatedAt)
+        string Id, int Version, string? Status, string? Interpretation, int Markers, IReadOnlyList<string> CriticalAnalytes, DateTimeOffset? CreatedAt,
+        string? CriticalTier, bool Unsolicited, IReadOnlyList<string> UnsolicitedAnalytes)
     {
         public static ReportView Of(Report report) => new(
             report.Id,
@@ -303,15 +337,19 @@ internal static class StatusCommand
             Words.Interpretation(report.Metadata?.Interpretation ?? ResultInterpretation.Unspecified),
             report.Results.Count,
             [.. report.Results.Where(m => m.Reading?.Interpretation == ResultInterpretation.Critical).Select(m => m.Slug)],
-            Json.Time(report.CreateTime));
+            Json.Time(report.CreateTime),
+            Words.Tier(report.CriticalTier),
+            report.Unsolicited,
+            [.. report.UnsolicitedAnalytes]);
     }
 
     private sealed record CriticalResultView(
         string Id, string ReportId, int ReportVersion, IReadOnlyList<string> CriticalAnalytes, string? State,
-        DateTimeOffset? OpenedAt, DateTimeOffset? DueAt, int Escalations)
+        DateTimeOffset? OpenedAt, DateTimeOffset? DueAt, int Escalations, string? Tier, string? EscalatedTo, IReadOnlyList<string> DeclinedBy)
     {
         public static CriticalResultView Of(CriticalResultAcknowledgement c) => new(
             c.Id, c.ReportId, c.ReportVersion, [.. c.CriticalAnalytes], Words.CriticalResult(c.State),
-            Json.Time(c.OpenedAt), Json.Time(c.DueAt), c.Escalations);
+            Json.Time(c.OpenedAt), Json.Time(c.DueAt), c.Escalations,
+            c.Tier.Length == 0 ? null : c.Tier, c.EscalatedTo.Length == 0 ? null : c.EscalatedTo, [.. c.DeclinedBy]);
     }
 }

@@ -37,6 +37,9 @@ internal static class Words
     /// <summary>Seed 004's modality word: <c>testkit</c>, <c>walk_in_test</c>, <c>at_home_phlebotomy</c>.</summary>
     public static string? Modality(TestModality modality) => Lower(modality, "TEST_MODALITY_");
 
+    /// <summary>CLSI GP47's tier: <c>critical_risk</c>, <c>significant_risk</c>.</summary>
+    public static string? Tier(CriticalTier tier) => Lower(tier, "CRITICAL_TIER_");
+
     /// <summary><c>open</c>, <c>escalated</c>, <c>acknowledged</c>.</summary>
     public static string? CriticalResult(CriticalResultState state) => Lower(state, "CRITICAL_RESULT_STATE_");
 

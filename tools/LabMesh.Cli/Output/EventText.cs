@@ -16,11 +16,14 @@ internal static class EventText
         Event.PayloadOneofCase.LabOrderUpdated =>
             $"{e.LabOrderUpdated.Status} (report v{e.LabOrderUpdated.ReportVersion}, {Or(e.LabOrderUpdated.Interpretation, "not read")})",
         Event.PayloadOneofCase.CriticalResult =>
-            $"{string.Join(", ", e.CriticalResult.CriticalAnalytes)} {e.CriticalResult.Interpretation} ({e.CriticalResult.Status} report v{e.CriticalResult.ReportVersion})",
+            $"{string.Join(", ", e.CriticalResult.CriticalAnalytes)} {e.CriticalResult.Interpretation} ({e.CriticalResult.Status} report v{e.CriticalResult.ReportVersion}{(e.CriticalResult.Tier.Length == 0 ? "" : ", " + e.CriticalResult.Tier)})",
         Event.PayloadOneofCase.CriticalResultAcknowledged =>
             $"by {e.CriticalResultAcknowledged.AcknowledgedBy} via {e.CriticalResultAcknowledged.Channel}",
         Event.PayloadOneofCase.CriticalResultEscalated =>
-            $"escalation {e.CriticalResultEscalated.Escalation}: {string.Join(", ", e.CriticalResultEscalated.CriticalAnalytes)}",
+            $"escalation {e.CriticalResultEscalated.Escalation}{(e.CriticalResultEscalated.EscalatedTo.Length == 0 ? "" : " to " + e.CriticalResultEscalated.EscalatedTo)}" +
+            $"{(e.CriticalResultEscalated.DeclinedBy.Length == 0 ? "" : " (declined by " + e.CriticalResultEscalated.DeclinedBy + ")")}: {string.Join(", ", e.CriticalResultEscalated.CriticalAnalytes)}",
+        Event.PayloadOneofCase.UnsolicitedResult =>
+            $"{string.Join(", ", e.UnsolicitedResult.Analytes)} answer no ordered test ({e.UnsolicitedResult.Status} report v{e.UnsolicitedResult.ReportVersion})",
         Event.PayloadOneofCase.WebhookTest => $"endpoint {e.WebhookTest.EndpointId}",
         _ => "",
     };
