@@ -30,6 +30,9 @@ public static class Ucum
     /// <summary>Loads the UCUM essence now rather than on the first conversion.</summary>
     public static void Warm() => _ = System.Value;
 
+    /// <summary>Whether <paramref name="code"/> is a UCUM code Fhir.Metrics can read (case-sensitive).</summary>
+    public static bool IsUnit(string code) => Parse(code) is not null;
+
     /// <summary>
     /// The factor <c>f</c> with <c>value in <paramref name="to"/> = value in <paramref name="from"/> × f</c>,
     /// both UCUM codes (case-sensitive). False when either is not UCUM, when their dimensions differ,
