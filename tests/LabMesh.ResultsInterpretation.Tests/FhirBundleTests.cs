@@ -2,8 +2,11 @@
 #nullable disable
 using System.Text.Json;
 using Grpc.Core;
+using Firely.Fhir.Validation;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Specification.Source;
+using Hl7.Fhir.Specification.Terminology;
 using Hl7.Fhir.Validation;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
@@ -28,7 +31,7 @@ public sealed class PostgresFhirBundleTests(PostgresResultsMesh fixture) : FhirB
 /// an at-home phlebotomy BMP and CBC, walked from draft to an amended final report) and a cancelled one.
 /// Each Bundle is parsed back by the Firely SDK in strict mode and validated structurally (the SDK's
 /// POCO validation: cardinalities, required elements, code and id formats), then compared with what the
-/// gRPC API says about the same order.
+/// gRPC API says about the same order; then validated against the R4 core profiles by the Firely validator.
 /// </summary>
 public abstract class FhirBundleTests(ResultsMesh mesh)
 {
@@ -38,6 +41,16 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
 
     private static readonly JsonSerializerOptions Strict =
         new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector).UsingMode(DeserializationMode.Strict);
+
+    // The Firely validator against the R4 core profiles, read from the specification.zip of
+    // Hl7.Fhir.Specification.Data.R4; compiling the profiles takes tens of seconds once per test run.
+    private static readonly Lazy<Validator> Profiles = new(() =>
+    {
+        var source = new CachedResolver(ZipSource.CreateValidationSource());
+        return new Validator(source, new LocalTerminologyService(source));
+    });
+
+    private static readonly Lock ProfilesLock = new();
 
     private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
 
@@ -209,6 +222,7 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
                 .SequenceEqual(read.requisition.ServiceRequests.OrderBy(s => s.Line).Select(s => BusinessStatusWord(s.TaskBusinessStatus))),
             TimeSpan.FromSeconds(20), $"the Bundle of '{state}' to show the order's task statuses");
 
+        ValidateAgainstCoreProfiles(bundle, state);
         Assert.Equal(Bundle.BundleType.Collection, bundle.Type);
         Assert.Equal(requisitionId, bundle.Identifier.Value);
         var fullUrls = bundle.Entry.Select(e => e.FullUrl).ToHashSet();
@@ -265,6 +279,24 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
         var issues = bundle.Validate(ModelInfo.ModelInspector, NarrativeValidationKind.FhirXhtml, new FhirAttributeValidator(), true);
         Assert.True(issues.Count == 0, $"{state}: " + string.Join("; ", issues.Select(i => i.Message)));
         return bundle;
+    }
+
+    /// <summary>
+    /// Validates the Bundle against the R4 core profiles (cardinalities, FHIRPath invariants such as obs-3
+    /// and bdl-7, required bindings): no error may remain.
+    /// </summary>
+    public static void ValidateAgainstCoreProfiles(Bundle bundle, string state)
+    {
+        OperationOutcome outcome;
+        lock (ProfilesLock)
+        {
+            outcome = Profiles.Value.Validate(bundle);
+        }
+        var errors = outcome.Issue
+            .Where(i => i.Severity is OperationOutcome.IssueSeverity.Error or OperationOutcome.IssueSeverity.Fatal)
+            .Select(i => $"{i.Details?.Text} at {string.Join(",", i.Expression)}")
+            .ToList();
+        Assert.True(errors.Count == 0, $"{state}: the R4 core profiles: " + string.Join("; ", errors));
     }
 
     private static IEnumerable<ResourceReference> References(Base element) =>
