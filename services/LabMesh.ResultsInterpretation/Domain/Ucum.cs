@@ -15,7 +15,7 @@ namespace LabMesh.ResultsInterpretation.Domain;
 /// things": the atoms <c>mol</c>, <c>eq</c> and every bracketed atom (<c>[IU]</c>, <c>[iU]</c>, ...),
 /// with their exponents. An equivalent is a mole only for a monovalent ion: the caller says so
 /// (the <c>monovalent</c> argument of <see cref="TryFactor"/>).</para>
-/// <para>The UCUM essence is loaded once, on first use (about 1 s of CPU and well under 1 MB kept);
+/// <para>The UCUM essence is loaded once, on first use (about 1 s of CPU and about 3 MB resident, bench/README.md);
 /// <see cref="Warm"/> loads it ahead. Parsed units are cached, at most <see cref="MaxCachedUnits"/>.</para>
 /// </remarks>
 public static class Ucum
