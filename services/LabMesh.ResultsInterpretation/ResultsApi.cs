@@ -2,6 +2,7 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
+using LabMesh.ResultsInterpretation.Fhir;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
@@ -20,7 +21,8 @@ public sealed class ResultsApi(
     ResultsStore store,
     MarkerReader reader,
     [FromKeyedServices(ResultsStore.ServiceName)] PeerWork work,
-    ResultsEffects effects)
+    ResultsEffects effects,
+    FhirExport fhir)
     : ResultsInterpretationService.ResultsInterpretationServiceBase
 {
     public override async Task<SubmitResultsResponse> SubmitResults(SubmitResultsRequest request, ServerCallContext context)
@@ -139,6 +141,14 @@ public sealed class ResultsApi(
         }
 
         return response;
+    }
+
+    public override async Task<GetFhirBundleResponse> GetFhirBundle(GetFhirBundleRequest request, ServerCallContext context)
+    {
+        var caller = context.GetCaller();
+        RequireId(request.RequisitionId, "requisition_id");
+        var json = await fhir.GetBundleJsonAsync(caller, request.RequisitionId, context.Deadline, context.CancellationToken);
+        return new GetFhirBundleResponse { BundleJson = json, ContentType = FhirBundleWriter.ContentType };
     }
 
     public override Task<ListParkedWorkResponse> ListParkedWork(ListParkedWorkRequest request, ServerCallContext context) =>

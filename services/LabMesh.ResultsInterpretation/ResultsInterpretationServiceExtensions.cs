@@ -1,6 +1,7 @@
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ResultsInterpretation.Domain;
+using LabMesh.ResultsInterpretation.Fhir;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -32,6 +33,7 @@ public static class ResultsInterpretationServiceExtensions
         services.AddSingleton<ResultsEffects>();
         services.AddHostedService(sp => sp.GetRequiredService<ResultsEffects>());
         services.AddSingleton<ResultsWorkflow>();
+        services.AddSingleton<FhirExport>();
         return services;
     }
 

@@ -24,8 +24,8 @@ namespace LabMesh.ResultsInterpretation.Domain;
 ///    unit does not convert        flag UNIT_NOT_COMPARABLE; no catalog reading, nothing guessed
 ///    value ≤ low or value ≥ high  CRITICAL: at the limit is critical
 ///    otherwise                    catalog passed (not critical; says nothing about normal)
-///    The value is converted to the entry's unit with one exact rule (CriticalLimitCatalog.Conversions)
-///    and compared with a relative tolerance of 1e-9, so a converted value landing on a limit
+///    The value is converted to the entry's unit (Units.TryConvert: UCUM when commensurable, else one
+///    molar-mass rule of CriticalLimitCatalog.Conversions with UCUM on either side) and compared with a relative tolerance of 1e-9, so a converted value landing on a limit
 ///    (66 g/L hemoglobin = 6.6 g/dL) is at the limit. critical_limit_analyte names the entry whenever
 ///    the value was compared with it; converted_value ("45.04 mg/dL") is set when the units differed.
 /// 4. computed interpretation

@@ -12,30 +12,41 @@ namespace LabMesh.ResultsInterpretation.Domain;
 public sealed record UnitConversionRule(string Analyte, string FromUnit, string ToUnit, double Factor);
 
 /// <summary>
-/// Unit spellings and the exact conversions the reading applies. A unit that is not known is kept
-/// as written (trimmed): it then only compares with the same spelling, nothing is guessed.
+/// Unit spellings, and how a value goes from one unit to another: through UCUM (<see cref="Ucum"/>)
+/// when the units are commensurable, else through one analyte rule (a molar mass) with UCUM on either
+/// side. A unit that is not known is kept as written (trimmed) and read as a UCUM code; when it is no
+/// UCUM code either, it only compares with the same spelling: nothing is guessed.
 /// </summary>
 /// <remarks>
 /// <code>
-/// canonical   accepted spellings (case-insensitive, spaces ignored, µ/μ read as u)
-/// mg/dL       mg/dl
-/// mmol/L      mmol/l; mM (case-sensitive: "mm" is not millimolar)
-/// mEq/L       meq/l
-/// g/dL        g/dl
-/// g/L         g/l (lower-case g: grams)
-/// x10^9/L     10^9/L, x10^9/L, x10E9/L, 10E9/L, 10*9/L, x10*9/L, x10(9)/L, 10(9)/L, ×10^9/L, /nL;
-///             G/L and G/l (case-sensitive: upper-case G is giga, g/L is grams per litre)
-/// x10^3/uL    10^3/uL, x10^3/uL, x10E3/uL, 10E3/uL, 10*3/uL, x10*3/uL, x10(3)/uL, 10(3)/uL, ×10^3/uL,
-///             K/uL, thou/uL (per mm3 is left out on purpose)
-/// ""          "", INR, ratio (the INR is a ratio without a unit)
-/// and, spelled but never converted: umol/L, nmol/L, pmol/L, mg/L, ug/L, ug/dL, ng/mL, ng/dL, pg/mL,
-/// U/L, IU/L, mIU/L, mIU/mL, uIU/mL, %, fL, pg.
+/// canonical   accepted spellings (case-insensitive, spaces ignored, µ/μ read as u)       UCUM code
+/// mg/dL       mg/dl                                                                     mg/dL
+/// mmol/L      mmol/l; mM (case-sensitive: "mm" is not millimolar)                      mmol/L
+/// mEq/L       meq/l                                                                     meq/L
+/// g/dL        g/dl                                                                      g/dL
+/// g/L         g/l (lower-case g: grams)                                                 g/L
+/// x10^9/L     10^9/L, x10^9/L, x10E9/L, 10E9/L, 10*9/L, x10*9/L, x10(9)/L, 10(9)/L,     10*9/L
+///             ×10^9/L, /nL; G/L and G/l (case-sensitive: upper-case G is giga, g/L is grams per litre)
+/// x10^3/uL    10^3/uL, x10^3/uL, x10E3/uL, 10E3/uL, 10*3/uL, x10*3/uL, x10(3)/uL,        10*3/uL
+///             10(3)/uL, ×10^3/uL, K/uL, thou/uL (per mm3 is left out on purpose)
+/// ""          "", INR, ratio (the INR is a ratio without a unit)                        1
+/// IU/L, mIU/L, mIU/mL, uIU/mL                                                           [IU]/L, m[IU]/L, ...
+/// umol/L, nmol/L, pmol/L, mg/L, ug/L, ug/dL, ng/mL, ng/dL, pg/mL, U/L, %, fL, pg        as written
 /// </code>
-/// <para>The default conversions (<see cref="DefaultConversions"/>) are exact: glucose by its molar
-/// mass 180.16 g/mol (mmol/L × 18.016 = mg/dL), calcium by 40.08 g/mol (mmol/L × 4.008 = mg/dL),
-/// hemoglobin g/L × 0.1 = g/dL, cell counts x10^3/uL = x10^9/L, and mEq/L = mmol/L for the
-/// monovalent ions potassium and sodium only (calcium is divalent: 1 mmol/L = 2 mEq/L, so no such
-/// rule is given for it).</para>
+/// <para>How <see cref="TryConvert(IReadOnlyList{UnitConversionRule}, string, double, string, string, out double)"/> converts:</para>
+/// <code>
+/// 1. the same canonical unit                       × 1
+/// 2. UCUM: commensurable units                      UCUM's factor (g/L → g/dL × 0.1, x10^3/uL → x10^9/L × 1,
+///                                                   umol/L → mmol/L × 0.001, mg/L → mg/dL × 0.1)
+///    mEq/L against mmol/L                           only for a monovalent ion (<see cref="MonovalentIons"/>):
+///                                                   calcium is divalent, 1 mmol/L = 2 mEq/L, so it does not convert
+/// 3. one rule of the analyte (a molar mass)         UCUM to the rule's unit, × the rule's factor, UCUM from
+///                                                   its unit (glucose umol/L → mmol/L → mg/dL: UCUM, then
+///                                                   the rule; glucose mmol/L → mg/dL → g/L: the rule, then UCUM)
+/// 4. otherwise                                      not comparable
+/// </code>
+/// <para>The default rules (<see cref="DefaultConversions"/>) are what UCUM cannot know: glucose by its
+/// molar mass 180.16 g/mol (mmol/L × 18.016 = mg/dL), calcium by 40.08 g/mol (mmol/L × 4.008 = mg/dL).</para>
 /// </remarks>
 public static class Units
 {
@@ -54,6 +65,25 @@ public static class Units
     /// <summary>Calcium, mmol/L to mg/dL: its molar mass 40.08 g/mol, per decilitre.</summary>
     public const double CalciumMmolToMg = 4.008;
 
+    /// <summary>Ions of charge ±1, for which an equivalent is a mole (mEq/L = mmol/L): analyte keys.</summary>
+    public static IReadOnlySet<string> MonovalentIons { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "potassium", "sodium", "chloride", "bicarbonate", "lithium",
+    };
+
+    // Canonical spellings whose UCUM code is spelled otherwise; every other canonical unit is its own code.
+    private static readonly Dictionary<string, string> UcumCodes = new(StringComparer.Ordinal)
+    {
+        [MeqPerL] = "meq/L",
+        [GigaPerL] = "10*9/L",
+        [ThousandPerUl] = "10*3/uL",
+        [Ratio] = "1",
+        ["IU/L"] = "[IU]/L",
+        ["mIU/L"] = "m[IU]/L",
+        ["mIU/mL"] = "m[IU]/mL",
+        ["uIU/mL"] = "u[IU]/mL",
+    };
+
     private static readonly string[] Spelled =
     [
         "umol/L", "nmol/L", "pmol/L", "mg/L", "ug/L", "ug/dL", "ng/mL", "ng/dL", "pg/mL",
@@ -71,21 +101,13 @@ public static class Units
     // Keys are lower-case, without spaces, µ/μ already read as u and × as x.
     private static readonly Dictionary<string, string> Aliases = BuildAliases();
 
-    /// <summary>The conversions the reading applies unless configured otherwise.</summary>
+    /// <summary>The analyte rules the reading applies unless configured otherwise: what UCUM cannot know.</summary>
     public static IReadOnlyList<UnitConversionRule> DefaultConversions { get; } =
     [
         new("glucose", MmolPerL, MgPerDl, GlucoseMmolToMg),
         new("glucose", MgPerDl, MmolPerL, 1 / GlucoseMmolToMg),
-        new("hemoglobin", GPerL, GPerDl, 0.1),
-        new("hemoglobin", GPerDl, GPerL, 10),
-        new("", ThousandPerUl, GigaPerL, 1),
-        new("", GigaPerL, ThousandPerUl, 1),
         new("calcium", MmolPerL, MgPerDl, CalciumMmolToMg),
         new("calcium", MgPerDl, MmolPerL, 1 / CalciumMmolToMg),
-        new("potassium", MeqPerL, MmolPerL, 1),
-        new("potassium", MmolPerL, MeqPerL, 1),
-        new("sodium", MeqPerL, MmolPerL, 1),
-        new("sodium", MmolPerL, MeqPerL, 1),
     ];
 
     /// <summary>The canonical spelling of <paramref name="unit"/>, or the unit trimmed when it is not known.</summary>
@@ -106,9 +128,9 @@ public static class Units
         TryConvert(DefaultConversions, analyte, value, fromUnit, toUnit, out converted);
 
     /// <summary>
-    /// Converts <paramref name="value"/> of <paramref name="analyte"/> from one unit to another with one
-    /// rule of <paramref name="rules"/> (never a chain of them). The same unit, once normalised,
-    /// converts × 1. False when no rule applies; <paramref name="converted"/> is then 0.
+    /// Converts <paramref name="value"/> of <paramref name="analyte"/> from one unit to another (see the
+    /// class remarks): the same unit × 1, else UCUM alone, else one rule of <paramref name="rules"/>
+    /// with UCUM on either side. False when none applies; <paramref name="converted"/> is then 0.
     /// </summary>
     public static bool TryConvert(
         IReadOnlyList<UnitConversionRule> rules, string analyte, double value, string fromUnit, string toUnit, out double converted)
@@ -120,18 +142,38 @@ public static class Units
             converted = value;
             return true;
         }
+        var monovalent = MonovalentIons.Contains(analyte.ToLowerInvariant());
+        if (Ucum.TryFactor(UcumCode(from), UcumCode(to), monovalent, out var factor))
+        {
+            converted = value * factor;
+            return true;
+        }
         foreach (var rule in rules)
         {
             if ((rule.Analyte.Length == 0 || string.Equals(rule.Analyte, analyte, StringComparison.OrdinalIgnoreCase))
-                && string.Equals(rule.FromUnit, from, StringComparison.Ordinal)
-                && string.Equals(rule.ToUnit, to, StringComparison.Ordinal))
+                && TryUcumOrSame(from, rule.FromUnit, monovalent, out var before)
+                && TryUcumOrSame(rule.ToUnit, to, monovalent, out var after))
             {
-                converted = value * rule.Factor;
+                converted = value * before * rule.Factor * after;
                 return true;
             }
         }
         converted = 0;
         return false;
+    }
+
+    /// <summary>The UCUM code of a canonical unit (<see cref="Normalize"/>); an unknown unit is taken as written.</summary>
+    public static string UcumCode(string canonical) =>
+        UcumCodes.TryGetValue(canonical, out var code) ? code : canonical;
+
+    private static bool TryUcumOrSame(string from, string to, bool monovalent, out double factor)
+    {
+        if (string.Equals(from, to, StringComparison.Ordinal))
+        {
+            factor = 1;
+            return true;
+        }
+        return Ucum.TryFactor(UcumCode(from), UcumCode(to), monovalent, out factor);
     }
 
     /// <summary>A value for people: at most 4 significant digits, invariant, with its unit, e.g. <c>45.04 mg/dL</c>.</summary>

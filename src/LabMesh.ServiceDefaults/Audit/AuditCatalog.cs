@@ -66,6 +66,7 @@ public static class AuditCatalog
             ("InterpretMarkers", Reads),
             ("GetCriticalLimits", Reads),
             ("ShareInterpretation", Changes("Requisition", "requisition_id")),
+            ("GetFhirBundle", Reads),
             ("ListParkedWork", Reads),
             ("RetryParkedWork", Changes("ParkedWork", "item_id"))),
         Service("labmesh.notification.v1.NotificationService", "notification",

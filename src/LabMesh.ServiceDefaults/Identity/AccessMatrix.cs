@@ -104,6 +104,7 @@ public static class AccessMatrix
             ("InterpretMarkers", Roles.Everyone, PartnerRule.None),
             ("GetCriticalLimits", Roles.Everyone, PartnerRule.None),
             ("ShareInterpretation", Roles.Clinician, PartnerRule.None),
+            ("GetFhirBundle", Roles.TeamMembers, PartnerRule.None),
             ("ListParkedWork", Roles.Admin, PartnerRule.None),
             ("RetryParkedWork", Roles.Admin, PartnerRule.None)),
         .. Service(NotificationService.Descriptor,

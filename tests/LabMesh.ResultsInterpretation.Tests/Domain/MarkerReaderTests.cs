@@ -103,6 +103,12 @@ public class MarkerReaderTests
         { "calcium", 1.7, "mmol/L", Unspecified, "6.814 mg/dL" },
         { "calcium", 3.2, "mmol/L", Unspecified, "12.83 mg/dL" },
         { "calcium", 3.3, "mmol/L", Critical, "13.23 mg/dL" },
+        { "glucose", 0.3, "g/L", Critical, "30 mg/dL" },
+        { "glucose", 1, "g/L", Unspecified, "100 mg/dL" },
+        { "glucose", 2600, "umol/L", Unspecified, "46.84 mg/dL" },
+        { "hemoglobin", 66, "mg/mL", Critical, "6.6 g/dL" },
+        { "potassium", 6200, "umol/L", Critical, "6.2 mmol/L" },
+        { "platelets", 37000, "10*6/L", Critical, "37 x10^9/L" },
     };
 
     [Theory]
@@ -139,7 +145,8 @@ public class MarkerReaderTests
         { "potassium", 1.0, "", null, null, Unspecified },
         { "calcium", 2.0, "mEq/L", null, null, Unspecified },
         { "hemoglobin", 3.0, "mmol/L", null, null, Unspecified },
-        { "glucose", 0.3, "g/L", null, null, Unspecified },
+        { "platelets", 5, "mmol/L", null, null, Unspecified },
+        { "sodium", 140, "mIU/L", null, null, Unspecified },
         { "platelets", 5, "x10^3/mm3", null, null, Unspecified },
         { "inr", 9, "s", null, null, Unspecified },
     };

@@ -118,6 +118,7 @@ public sealed partial class PatientDataTests(ITestOutputHelper output)
         await clients.ServiceRequests.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequest.Id }, deadline: deadline);
         await clients.Results.GetResultsAsync(new GetResultsRequest { RequisitionId = placed.Id, IncludeHistory = true }, deadline: deadline);
         await clients.Results.GetReportAsync(new GetReportRequest { Id = report.Id }, deadline: deadline);
+        await clients.Results.GetFhirBundleAsync(new GetFhirBundleRequest { RequisitionId = placed.Id }, deadline: deadline);
         await clients.Results.InterpretMarkersAsync(new InterpretMarkersRequest { Results = { Potassium() } }, deadline: deadline);
         await clients.Notifications.GetCriticalResultAsync(new GetCriticalResultRequest { Id = critical[0].Id }, deadline: deadline);
         await clients.Notifications.ListEventsAsync(new ListEventsRequest { Filter = new EventFilter { RequisitionId = placed.Id } }, deadline: deadline);
