@@ -61,7 +61,11 @@ public sealed class NotificationMesh : IAsyncDisposable
             ["LabMesh:Notification:Webhooks:AllowedNetworks:1"] = "::1/128",
         };
 
-    public static async Task<NotificationMesh> StartAsync(TimeSpan? acknowledgementWindow = null, params string[] replicas)
+    public static Task<NotificationMesh> StartAsync(TimeSpan? acknowledgementWindow = null, params string[] replicas) =>
+        StartAsync(Backend.Sqlite, acknowledgementWindow, replicas);
+
+    /// <summary>As above, with the Notification replicas' shared store on <paramref name="backend"/> (the other services on SQLite).</summary>
+    public static async Task<NotificationMesh> StartAsync(Backend backend, TimeSpan? acknowledgementWindow = null, params string[] replicas)
     {
         var redis = await RedisServer.StartNewAsync();
         var serviceRequests = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration));
@@ -74,7 +78,7 @@ public sealed class NotificationMesh : IAsyncDisposable
         var results = await MeshHosts.StartResultsAsync(resultsSettings);
 
         var notificationSettings = NotificationSettings(
-            await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration), acknowledgementWindow ?? TimeSpan.FromMinutes(30));
+            await TestSettings.CreateAsync(backend, redis.Configuration), acknowledgementWindow ?? TimeSpan.FromMinutes(30));
         var mesh = new NotificationMesh(redis, serviceRequests, requisitions, results, notificationSettings);
         foreach (var name in replicas.Length == 0 ? ["a", "b"] : replicas)
         {
