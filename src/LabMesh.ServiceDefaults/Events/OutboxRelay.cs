@@ -93,6 +93,39 @@ public sealed partial class OutboxRelay : BackgroundService
     public void Nudge() => _wake.Set();
 
     /// <summary>
+    /// The fast path of an event that must not wait behind the outbox's backlog (a critical result): call it
+    /// after the transaction that added <paramref name="evt"/> to the outbox committed, and it is published at
+    /// once, without waiting for the relay's turn and outside its order. Returns without waiting for the bus.
+    /// The outbox row stays the durable record: the relay's pass publishes it again in its place (the bus
+    /// appends nothing for an id it has, and subscribers drop an id they have seen) and marks it sent. A
+    /// failure here (Redis down at commit) is only logged at Debug; the relay delivers the event when the
+    /// bus is back, as it does every event.
+    /// </summary>
+    public void Expedite(Event evt)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        _ = ExpediteAsync(evt);
+    }
+
+    private async Task ExpediteAsync(Event evt)
+    {
+        using var span = LabMeshTelemetry.StartForEvent("publish", ActivityKind.Producer, evt);
+        span?.SetTag("messaging.operation.type", "send");
+        span?.SetTag("labmesh.outbox.expedited", true);
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.PublishTimeout);
+            await _bus.PublishAsync(evt, timeout.Token);
+            LogExpedited(_logger, ServiceName, evt.Id, evt.Type);
+        }
+        catch (Exception ex)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
+            LogExpediteFailed(_logger, ServiceName, evt.Id, evt.Type, ex);
+        }
+    }
+
+    /// <summary>
     /// One pass: publishes up to <see cref="OutboxRelayOptions.BatchSize"/> unsent rows, oldest first,
     /// and marks them sent. Returns how many were published. A bus failure is not thrown: it ends the
     /// pass, and the failed row keeps its place with <c>attempts</c> and <c>last_error</c> updated.
@@ -517,6 +550,12 @@ public sealed partial class OutboxRelay : BackgroundService
     private sealed record PublishOutcome(List<OutboxRow> Published, List<Event> Events, OutboxRow? Failed, Exception? Failure);
 
     private readonly record struct PassResult(int Claimed, int Published, bool Failed);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: published event {EventId} ({EventType}) at once, ahead of the relay")]
+    private static partial void LogExpedited(ILogger logger, string service, string eventId, string eventType);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: publishing event {EventId} ({EventType}) at once failed; the relay publishes it")]
+    private static partial void LogExpediteFailed(ILogger logger, string service, string eventId, string eventType, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Outbox relay for {Service} started ({Provider})")]
     private static partial void LogStarted(ILogger logger, string service, StorageProvider provider);
