@@ -22,10 +22,15 @@ public sealed class OutboxRelayOptions
     public int BatchSize { get; set; } = 100;
 
     /// <summary>The wait after the first failed pass; it doubles with every further failure.</summary>
-    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>The longest wait between two passes while the bus or the store keeps failing.</summary>
-    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// The longest wait between two passes while the bus or the store keeps failing: events flow again at most this
+    /// long after the bus is back. Short on purpose (a pass while Redis is down fails at once in this process, with no
+    /// network traffic: the client fails fast while disconnected), so an outage does not keep events away for
+    /// longer than it lasted.
+    /// </summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>One publish that takes longer than this counts as a failure (the row is retried).</summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -59,6 +64,7 @@ public sealed partial class OutboxRelay : BackgroundService
     private readonly WakeSignal _wake = new();
     private readonly SemaphoreSlim _pass = new(1, 1);
     private DateTimeOffset? _oldestUnsent;
+    private int _publishFailing;
 
     public OutboxRelay(
         Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null, IOutboxPublishedListener? listener = null)
@@ -438,10 +444,24 @@ public sealed partial class OutboxRelay : BackgroundService
             catch (Exception ex)
             {
                 span?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
-                // Stop here: publishing the rows after this one would reorder events.
-                LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                // Stop here: publishing the rows after this one would reorder events. One warning per outage: with
+                // the short backoff a pass fails twice a second while the bus is down.
+                if (Interlocked.Exchange(ref _publishFailing, 1) == 0)
+                {
+                    LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                }
+                else
+                {
+                    LogPublishStillFailing(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                }
+
                 return await TellListenerAsync(new PublishOutcome(published, events, row, ex), cancellationToken);
             }
+        }
+
+        if (published.Count > 0 && Interlocked.Exchange(ref _publishFailing, 0) == 1)
+        {
+            LogPublishRecovered(_logger, ServiceName, published.Count);
         }
 
         return await TellListenerAsync(new PublishOutcome(published, events, null, null), cancellationToken);
@@ -550,6 +570,12 @@ public sealed partial class OutboxRelay : BackgroundService
     private sealed record PublishOutcome(List<OutboxRow> Published, List<Event> Events, OutboxRow? Failed, Exception? Failure);
 
     private readonly record struct PassResult(int Claimed, int Published, bool Failed);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: publishing event {EventId} ({EventType}), sequence {Sequence}, failed again; it stays queued and is retried")]
+    private static partial void LogPublishStillFailing(ILogger logger, string service, string eventId, string eventType, long sequence, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Service}: publishing works again ({Count} events in this pass)")]
+    private static partial void LogPublishRecovered(ILogger logger, string service, int count);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: published event {EventId} ({EventType}) at once, ahead of the relay")]
     private static partial void LogExpedited(ILogger logger, string service, string eventId, string eventType);
