@@ -38,6 +38,9 @@ internal sealed class NotificationBenchOptions
     /// <summary>Seconds of the low-rate webhook latency diagnostic (0: skip).</summary>
     public double TrickleSeconds { get; private set; } = 5;
 
+    /// <summary>The receiver holds the service's POSTs until every event is in the store, then times the drain of that backlog.</summary>
+    public bool Backlog { get; private set; }
+
     public string CommandLine { get; private set; } = "";
 
     public TimeSpan Duration => TimeSpan.FromSeconds(DurationSeconds);
@@ -90,6 +93,9 @@ internal sealed class NotificationBenchOptions
                 case "--replicas":
                     options.Replicas = Count(arg, Value(), 1, 2);
                     break;
+                case "--backlog":
+                    options.Backlog = true;
+                    break;
                 case "--trickle":
                     options.TrickleSeconds = Range(arg, Value(), 0, 60);
                     break;
@@ -119,6 +125,9 @@ internal sealed class NotificationBenchOptions
                                     default 5, 0 = skip)
           --replicas N              Notification replicas, 2 (default) or 1 (diagnostic: the webhook
                                     part without a second replica; the stream is then on the same one)
+          --backlog                 the receiver holds the service's first POSTs until the consumer group is empty
+                                    (all N events are pending deliveries in the store), then the clock starts:
+                                    the rate of draining a backlog of N, with no publishing or ingest in the window
           --help                    this text
 
         Redis (redis-server on a free loopback port), ServiceRequest, Requisition, ResultsInterpretation and

@@ -60,6 +60,12 @@ internal sealed class WebhookSink : IAsyncDisposable
     private async Task HandleAsync(HttpContext context)
     {
         var round = Current;
+        if (!round.Gate.IsCompleted)
+        {
+            round.Hold();
+            await round.Gate;
+        }
+
         round.Enter();
         try
         {
@@ -107,6 +113,7 @@ internal sealed class WebhookSink : IAsyncDisposable
         private int _duplicates;
         private int _inHandler;
         private int _maxInHandler;
+        private int _held;
 
         /// <summary>First arrival (Stopwatch ticks) per event id.</summary>
         public ConcurrentDictionary<string, long> EventArrivals { get; } = new(StringComparer.Ordinal);
@@ -115,6 +122,9 @@ internal sealed class WebhookSink : IAsyncDisposable
         public ConcurrentQueue<long> ArrivalTicks { get; } = new();
 
         public Task Complete => _complete.Task;
+
+        /// <summary>Requests wait for it before they are counted (the backlog mode holds the first ones).</summary>
+        public Task Gate { get; set; } = Task.CompletedTask;
 
         public int Distinct => Volatile.Read(ref _distinct);
 
@@ -136,6 +146,11 @@ internal sealed class WebhookSink : IAsyncDisposable
         }
 
         public void Leave() => Interlocked.Decrement(ref _inHandler);
+
+        /// <summary>Requests that waited for <see cref="Gate"/>.</summary>
+        public int Held => Volatile.Read(ref _held);
+
+        public void Hold() => Interlocked.Increment(ref _held);
 
         public void Record(string webhookId, string eventId, string connectionId, long ticks)
         {

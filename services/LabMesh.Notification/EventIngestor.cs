@@ -117,7 +117,9 @@ public sealed partial class EventIngestor : BackgroundService
                 await ReadLagAsync(redis, stoppingToken);
                 if (!more)
                 {
-                    var wait = failures == 0 ? _options.IngestPollInterval : TimeSpan.FromMilliseconds(Math.Min(5000, 100 * failures));
+                    // While Redis is down a read fails at once in this process (the client fails fast while disconnected),
+                    // so retrying every half second costs nothing and resumes ingest within that of Redis answering.
+                    var wait = failures == 0 ? _options.IngestPollInterval : TimeSpan.FromMilliseconds(Math.Min(500, 100 * failures));
                     await _wake.WaitAsync(wait, stoppingToken);
                 }
             }

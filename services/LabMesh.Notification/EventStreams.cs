@@ -23,7 +23,9 @@ public sealed record EventSelection(string TeamId, IReadOnlySet<string> Types, s
 /// <summary>
 /// Subscribe and ListEvents over the <see cref="IEventBus"/>. A stream is live from the moment it
 /// subscribes; with a resume point it first replays the bus from there, and live events at or before
-/// the last replayed position are dropped, so the client sees every event once, in bus order. The
+/// the last replayed position are dropped, so the client sees every event once, in bus order. An event id
+/// the stream sent already (among its last 4,096) is not sent again: a critical result is published twice,
+/// at once and by the outbox relay, and the bus keeps one entry only within its dedup window. The
 /// cursor a client gets is the bus position up to which it has seen every event that matches.
 /// </summary>
 public sealed partial class EventStreams(
@@ -237,6 +239,14 @@ public sealed partial class EventStreams(
 
     private async Task SendEventAsync(BusEntry entry, string subscriber, StreamState stream)
     {
+        if (!stream.FirstSight(entry.Event.Id))
+        {
+            // The same event at a second position (a fast-path publish and the outbox relay's, once the bus's own
+            // dedup window had passed): the subscriber has it; only the cursor moves on.
+            stream.Cursor = entry.Position;
+            return;
+        }
+
         // The delivery to this subscriber, a child of the span that caused the event: the end of its trace.
         using var span = LabMeshTelemetry.StartForEvent("deliver", ActivityKind.Producer, entry.Event);
         span?.SetTag("messaging.operation.type", "send");
@@ -262,9 +272,30 @@ public sealed partial class EventStreams(
     /// <summary>One stream's writer, its cursor, and the overflow that ends it.</summary>
     private sealed class StreamState(IServerStreamWriter<SubscribeResponse> writer, Task overflow, TimeSpan grace, ServerCallContext context)
     {
+        private const int RecentIds = 4096;
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+        private readonly Queue<string> _order = new();
+
         public string? Cursor { get; set; }
 
         public string? LastEventId { get; set; }
+
+        /// <summary>True the first time an event id is sent on this stream (of the last <see cref="RecentIds"/>).</summary>
+        public bool FirstSight(string eventId)
+        {
+            if (!_seen.Add(eventId))
+            {
+                return false;
+            }
+
+            _order.Enqueue(eventId);
+            if (_order.Count > RecentIds)
+            {
+                _seen.Remove(_order.Dequeue());
+            }
+
+            return true;
+        }
 
         public void ThrowIfOverflowed()
         {

@@ -1,4 +1,5 @@
 using LabMesh.Contracts.Notification.V1;
+using LabMesh.Notification.Webhooks;
 
 namespace LabMesh.Notification;
 
@@ -49,6 +50,12 @@ public sealed record DeliveryRecord(
     int LastStatusCode,
     string LastError,
     string? Traceparent);
+
+/// <summary>A delivery leased to this replica, with its endpoint as it was when the delivery was claimed.</summary>
+public sealed record ClaimedDelivery(DeliveryRecord Delivery, EndpointRecord Endpoint);
+
+/// <summary>One finished attempt of a delivery and what comes next, to be recorded.</summary>
+public sealed record AttemptRecord(DeliveryRecord Delivery, WebhookDecision Decision, int StatusCode, string Error, DateTimeOffset AttemptedAt);
 
 /// <summary>A critical result waiting for (or having had) a person's acknowledgement.</summary>
 public sealed record CriticalRecord(

@@ -190,15 +190,6 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
         return (await FindEndpointAsync(connection, null, teamId, id, cancellationToken)) ?? throw new NotFoundException("WebhookEndpoint", id);
     }
 
-    /// <summary>An endpoint by id whatever its team (for the delivery worker); null when deleted.</summary>
-    public async Task<EndpointRecord?> FindEndpointAsync(string id, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<EndpointRow>(new CommandDefinition(
-            $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id = @id AND deleted = 0", new { id }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
-    }
-
     public async Task<IReadOnlyList<EndpointRecord>> ListEndpointsAsync(string teamId, string? after, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -260,12 +251,6 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
                 new { id, cancelled = (int)DeliveryState.Cancelled, pending = (int)DeliveryState.Pending }, transaction, cancellationToken: cancellationToken));
             return 0;
         }, cancellationToken);
-
-    /// <summary>Disables an endpoint that answered 410 Gone, whatever its team (the delivery worker).</summary>
-    public Task DisableEndpointAsync(string id, string reason, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) => await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0",
-            new { id, reason, at = DbTime.ToDb(time.GetUtcNow()) }, transaction, cancellationToken: cancellationToken)), cancellationToken);
 
     // ---- Ingesting events --------------------------------------------------------------------
 
@@ -349,83 +334,116 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
 
     /// <summary>
     /// Takes up to <paramref name="limit"/> due deliveries of enabled endpoints for <paramref name="owner"/>
-    /// until <paramref name="leaseUntil"/>: no other replica attempts them meanwhile, and if this one
-    /// dies they are due again when the lease ends. PostgreSQL replicas skip each other's locked rows.
+    /// until <paramref name="leaseUntil"/>, each with its endpoint as of the claim: no other replica attempts
+    /// them meanwhile, and if this one dies they are due again when the lease ends. One statement picks and
+    /// leases the rows (<see cref="ClaimSql"/>); PostgreSQL replicas skip each other's locked rows, SQLite's
+    /// write lock serialises the claims. The endpoints are read once per claim, not once per attempt.
     /// </summary>
-    public Task<IReadOnlyList<DeliveryRecord>> ClaimDueAsync(string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken) =>
+    public Task<IReadOnlyList<ClaimedDelivery>> ClaimDueAsync(string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            // The literal state matches the partial index ix_deliveries_due; on SQLite the unary + keeps the
-            // planner from preferring ix_deliveries_endpoint, which reads and sorts every pending row.
-            var postgres = database.Provider == StorageProvider.Postgres;
-            var ids = (await connection.QueryAsync<string>(new CommandDefinition(
-                $"""
-                SELECT d.id FROM deliveries d
-                WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
-                  AND {(postgres ? "d.endpoint_id" : "+d.endpoint_id")} IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
-                ORDER BY d.next_attempt_at LIMIT @limit {(postgres ? "FOR UPDATE SKIP LOCKED" : "")}
-                """,
-                new { now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
-            if (ids.Count == 0)
+            var rows = (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+                ClaimSql(database.Provider),
+                new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
+            if (rows.Count == 0)
             {
-                return (IReadOnlyList<DeliveryRecord>)[];
+                return (IReadOnlyList<ClaimedDelivery>)[];
             }
 
-            var claimed = new List<DeliveryRecord>(ids.Count);
-            foreach (var id in ids)
-            {
-                var row = await connection.QuerySingleAsync<DeliveryRow>(new CommandDefinition(
-                    $"UPDATE deliveries SET lease_owner = @owner, lease_until = @until WHERE id = @id RETURNING {DeliveryColumns}",
-                    new { owner, until = DbTime.ToDb(leaseUntil), id }, transaction, cancellationToken: cancellationToken));
-                claimed.Add(row.ToRecord());
-            }
-
-            return claimed;
+            var endpointIds = rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal).ToArray();
+            var endpoints = (await connection.QueryAsync<EndpointRow>(new CommandDefinition(
+                // Dapper expands the list for SQLite; Npgsql takes it as one array parameter.
+                $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id {(database.Provider == StorageProvider.Postgres ? "= ANY(@endpointIds)" : "IN @endpointIds")}",
+                new { endpointIds }, transaction, cancellationToken: cancellationToken))).ToDictionary(e => e.Id, e => e.ToRecord(), StringComparer.Ordinal);
+            return (IReadOnlyList<ClaimedDelivery>)[.. rows
+                .OrderBy(r => r.NextAttemptAt, StringComparer.Ordinal)
+                .Select(r => new ClaimedDelivery(r.ToRecord(), endpoints[r.EndpointId]))];
         }, cancellationToken);
 
     /// <summary>
-    /// Records an attempt by <paramref name="owner"/> and what comes next, and releases the lease. False
-    /// when the lease was lost meanwhile (another replica took the delivery over): nothing is written.
-    /// A successful critical delivery adds a "notified" line to its critical result's audit trail.
+    /// The claim: picks the due rows along <c>ix_deliveries_due</c> (a partial index of the pending rows by
+    /// due time, so the work per claim does not grow with the backlog: the literal <c>state = 1</c> matches
+    /// the index's predicate, and on SQLite the unary <c>+</c> keeps the planner off <c>ix_deliveries_endpoint</c>,
+    /// which reads and sorts every pending row of the endpoint) and leases them in the same statement.
+    /// Internal for the query-plan tests.
     /// </summary>
-    public Task<bool> RecordAttemptAsync(
-        DeliveryRecord delivery, string owner, WebhookDecision decision, int statusCode, string error, DateTimeOffset attemptedAt, CancellationToken cancellationToken) =>
+    internal static string ClaimSql(StorageProvider provider) => provider == StorageProvider.Postgres
+        ? $"""
+           UPDATE deliveries SET lease_owner = @owner, lease_until = @until
+           FROM (SELECT d.id AS claim_id FROM deliveries d
+                 WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
+                   AND d.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
+                 ORDER BY d.next_attempt_at LIMIT @limit FOR UPDATE OF d SKIP LOCKED) claim
+           WHERE deliveries.id = claim.claim_id
+           RETURNING {DeliveryColumns}
+           """
+        : $"""
+           UPDATE deliveries SET lease_owner = @owner, lease_until = @until
+           WHERE id IN (SELECT d.id FROM deliveries d
+                        WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
+                          AND +d.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
+                        ORDER BY d.next_attempt_at LIMIT @limit)
+           RETURNING {DeliveryColumns}
+           """;
+
+    /// <summary>
+    /// Records attempts by <paramref name="owner"/>, each with what comes next, and releases their leases, all
+    /// in one transaction (the delivery worker gathers the attempts that finish together). For each attempt,
+    /// false when its lease was lost meanwhile (another replica took the delivery over): nothing is written
+    /// for it. A successful critical delivery adds a "notified" line to its critical result's audit trail; a
+    /// decision to disable the endpoint (410 Gone) disables it in the same transaction.
+    /// </summary>
+    public Task<bool[]> RecordAttemptsAsync(IReadOnlyList<AttemptRecord> attempts, string owner, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var state = decision.Kind switch
+            var recorded = new bool[attempts.Count];
+            for (var i = 0; i < attempts.Count; i++)
             {
-                WebhookDecisionKind.Delivered => DeliveryState.Delivered,
-                WebhookDecisionKind.Retry => DeliveryState.Pending,
-                _ => DeliveryState.DeadLetter,
-            };
-            var at = DbTime.ToDb(attemptedAt);
-            var updated = await connection.ExecuteAsync(new CommandDefinition(
-                """
-                UPDATE deliveries SET attempts = attempts + 1, state = @state, next_attempt_at = @next, delivered_at = @delivered,
-                    last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, lease_owner = NULL, lease_until = NULL
-                WHERE id = @Id AND lease_owner = @owner AND state = @pending
-                """,
-                new
+                var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
+                var state = decision.Kind switch
                 {
-                    state = (int)state,
-                    next = decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null,
-                    delivered = state == DeliveryState.Delivered ? at : null,
-                    at, statusCode, error = Truncate(error, 1000), delivery.Id, owner, pending = (int)DeliveryState.Pending,
-                },
-                transaction, cancellationToken: cancellationToken));
-            if (updated == 0)
-            {
-                return false;
+                    WebhookDecisionKind.Delivered => DeliveryState.Delivered,
+                    WebhookDecisionKind.Retry => DeliveryState.Pending,
+                    _ => DeliveryState.DeadLetter,
+                };
+                var at = DbTime.ToDb(attemptedAt);
+                var updated = await connection.ExecuteAsync(new CommandDefinition(
+                    """
+                    UPDATE deliveries SET attempts = attempts + 1, state = @state, next_attempt_at = @next, delivered_at = @delivered,
+                        last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, lease_owner = NULL, lease_until = NULL
+                    WHERE id = @Id AND lease_owner = @owner AND state = @pending
+                    """,
+                    new
+                    {
+                        state = (int)state,
+                        next = decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null,
+                        delivered = state == DeliveryState.Delivered ? at : null,
+                        at, statusCode, error = Truncate(error, 1000), delivery.Id, owner, pending = (int)DeliveryState.Pending,
+                    },
+                    transaction, cancellationToken: cancellationToken));
+                if (updated == 0)
+                {
+                    continue;
+                }
+
+                recorded[i] = true;
+                if (state == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
+                {
+                    await InsertAuditAsync(connection, transaction, new AuditRecord(
+                        criticalId, attemptedAt, AuditActions.Notified, "webhook:" + delivery.EndpointId, "webhook",
+                        $"{delivery.EventType} delivered as {delivery.Id} (attempt {delivery.Attempts + 1})"), cancellationToken);
+                }
+
+                if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
+                {
+                    await connection.ExecuteAsync(new CommandDefinition(
+                        "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0 AND enabled = 1",
+                        new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(time.GetUtcNow()) },
+                        transaction, cancellationToken: cancellationToken));
+                }
             }
 
-            if (state == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
-            {
-                await InsertAuditAsync(connection, transaction, new AuditRecord(
-                    criticalId, attemptedAt, AuditActions.Notified, "webhook:" + delivery.EndpointId, "webhook",
-                    $"{delivery.EventType} delivered as {delivery.Id} (attempt {delivery.Attempts + 1})"), cancellationToken);
-            }
-
-            return true;
+            return recorded;
         }, cancellationToken);
 
     public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string id, CancellationToken cancellationToken)

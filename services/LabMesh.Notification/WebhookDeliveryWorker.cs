@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
+using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Telemetry;
@@ -13,9 +14,19 @@ namespace LabMesh.Notification;
 /// delivery id as <c>webhook-id</c> on every attempt), and records the outcome and the next step
 /// that <see cref="RetrySchedule"/> decides. A replica that dies mid-attempt leaves the delivery to
 /// the others once its lease ends.
+/// <para>
+/// The store work per delivery is kept small and flat whatever the backlog: a claim takes several due
+/// deliveries at once (it waits until at least a quarter of the slots are free while busy) with their
+/// endpoints in one statement along the due index, and the attempts that finish together are recorded
+/// in one transaction by one recorder. An attempt holds its slot until its outcome is recorded, so the
+/// number of leases in play stays at <see cref="NotificationOptions.DeliveryConcurrency"/>.
+/// </para>
 /// </summary>
 public sealed partial class WebhookDeliveryWorker : BackgroundService
 {
+    // Attempts recorded per transaction at most.
+    private const int RecordBatch = 256;
+
     private readonly NotificationStore _store;
     private readonly NotificationOptions _options;
     private readonly WebhookOptions _webhooks;
@@ -24,6 +35,8 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
     private readonly ILogger _logger;
     private readonly HttpClient _http;
     private readonly WakeSignal _wake = new();
+    private readonly Channel<(AttemptRecord Attempt, TaskCompletionSource<bool> Recorded)> _outcomes =
+        Channel.CreateUnbounded<(AttemptRecord, TaskCompletionSource<bool>)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly string _owner;
 
     public WebhookDeliveryWorker(
@@ -58,8 +71,11 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var recorder = RecordAsync();
         var inFlight = new List<Task>();
         var failures = 0;
+        // While attempts run, a claim waits for this many free slots, so claims come in batches, not one per finished attempt.
+        var minClaim = Math.Max(1, _options.DeliveryConcurrency / 4);
 
         // One wait outlives the iterations an attempt ends early: a new wait per iteration would leave the
         // old one queued on the signal, swallowing the next nudge.
@@ -71,7 +87,7 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
                 inFlight.RemoveAll(t => t.IsCompleted);
                 var room = _options.DeliveryConcurrency - inFlight.Count;
                 var claimedAll = false;
-                if (room > 0)
+                if (room >= minClaim || inFlight.Count == 0)
                 {
                     try
                     {
@@ -92,15 +108,17 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
                     }
                 }
 
-                if (claimedAll && inFlight.Count < _options.DeliveryConcurrency)
+                var busy = _options.DeliveryConcurrency - inFlight.Count < minClaim;
+                if (claimedAll && !busy)
                 {
                     continue;
                 }
 
                 var wait = failures > 0 ? TimeSpan.FromMilliseconds(Math.Min(5000, 200 * failures)) : _options.DeliveryPollInterval;
                 wake ??= _wake.WaitAsync(wait, stoppingToken);
-                if (inFlight.Count >= _options.DeliveryConcurrency)
+                if (busy || claimedAll)
                 {
+                    // More may be due: claim again as soon as enough slots are free.
                     await Task.WhenAny(Task.WhenAny(inFlight), wake);
                 }
                 else
@@ -121,16 +139,18 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
         }
 
         await Task.WhenAll(inFlight);
+        _outcomes.Writer.TryComplete();
+        await recorder;
     }
 
-    private async Task AttemptAsync(DeliveryRecord delivery, CancellationToken stoppingToken)
+    private async Task AttemptAsync(ClaimedDelivery claimed, CancellationToken stoppingToken)
     {
+        var (delivery, endpoint) = claimed;
         try
         {
-            var endpoint = await _store.FindEndpointAsync(delivery.EndpointId, stoppingToken);
-            if (endpoint is null || !endpoint.Enabled)
+            if (!endpoint.Enabled)
             {
-                // Deleted or disabled since the claim: the lease lapses and the claim query skips it.
+                // Disabled since the claim's filter ran (a concurrent update): the lease lapses and the claim query skips it.
                 return;
             }
 
@@ -152,8 +172,9 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
             span?.SetTag("labmesh.webhook.decision", decided);
             span?.SetTag("labmesh.webhook.response", answered);
             LabMeshMetrics.WebhookAttempts.Add(1, new TagList { { "labmesh.webhook.decision", decided }, { "labmesh.webhook.response", answered } });
-            var recorded = await _store.RecordAttemptAsync(delivery, _owner, decision, outcome.StatusCode, error, attemptedAt, CancellationToken.None);
-            if (!recorded)
+            var recorded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _outcomes.Writer.TryWrite((new AttemptRecord(delivery, decision, outcome.StatusCode, error, attemptedAt), recorded));
+            if (!await recorded.Task)
             {
                 LogLeaseLost(_logger, delivery.Id, endpoint.Id);
                 return;
@@ -162,7 +183,6 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
             LogAttempt(_logger, delivery.Id, delivery.EventType, endpoint.Id, attempt, decision.Reason, decision.Kind, (long)elapsed.TotalMilliseconds);
             if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
             {
-                await _store.DisableEndpointAsync(endpoint.Id, "endpoint answered 410 Gone", CancellationToken.None);
                 LogDisabled(_logger, endpoint.Id);
             }
         }
@@ -174,6 +194,38 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
         catch (OperationCanceledException)
         {
             // Stopping.
+        }
+    }
+
+    /// <summary>
+    /// Records the finished attempts, everything that has gathered since the last transaction in one (up to
+    /// <see cref="RecordBatch"/>). Runs until the worker has stopped and its last attempts are recorded: what
+    /// was POSTed is written down even while the host stops, so it is not sent again after the restart.
+    /// </summary>
+    private async Task RecordAsync()
+    {
+        var batch = new List<(AttemptRecord Attempt, TaskCompletionSource<bool> Recorded)>(RecordBatch);
+        while (await _outcomes.Reader.WaitToReadAsync(CancellationToken.None))
+        {
+            while (batch.Count < RecordBatch && _outcomes.Reader.TryRead(out var item))
+            {
+                batch.Add(item);
+            }
+
+            try
+            {
+                var recorded = await _store.RecordAttemptsAsync([.. batch.Select(b => b.Attempt)], _owner, CancellationToken.None);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Recorded.TrySetResult(recorded[i]);
+                }
+            }
+            catch (Exception ex)
+            {
+                batch.ForEach(b => b.Recorded.TrySetException(ex));
+            }
+
+            batch.Clear();
         }
     }
 

@@ -247,7 +247,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     /// <c>results_received</c>) and, when the report is critical, <c>labtest.result.critical</c>.
     /// </summary>
     /// <exception cref="DbException">a unique violation when the request_id was stored concurrently.</exception>
-    public Task<(ReportRecord Report, ResultsProgress Progress)> SubmitAsync(Report report, SubmitContext context, CancellationToken cancellationToken) =>
+    public Task<(ReportRecord Report, ResultsProgress Progress, Event? Critical)> SubmitAsync(Report report, SubmitContext context, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
             var now = time.GetUtcNow();
@@ -262,8 +262,8 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             var next = await AdvanceAsync(connection, transaction, progress,
                 allReceived ? LifecycleStatus.InterpretationReady : LifecycleStatus.PartialResults, allReceived, now);
 
-            await AddEventsAsync(transaction, report, next, allReceived ? "all_results_received" : "results_received", now, cancellationToken);
-            return (new ReportRecord(report, context.RequestHash, report.ServiceRequestIds.Count == 0), next);
+            var critical = await AddEventsAsync(transaction, report, next, allReceived ? "all_results_received" : "results_received", now, cancellationToken);
+            return (new ReportRecord(report, context.RequestHash, report.ServiceRequestIds.Count == 0), next, critical);
         }, cancellationToken);
 
     /// <summary>
@@ -272,7 +272,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     /// results_amended and <c>lab_order.updated</c> (<c>results_amended</c>) is added, with
     /// <c>labtest.result.critical</c> when the corrected report is critical.
     /// </summary>
-    public Task<(ReportRecord Report, ResultsProgress Progress)> AmendAsync(
+    public Task<(ReportRecord Report, ResultsProgress Progress, Event? Critical)> AmendAsync(
         string teamId, string reportId, int expectedVersion, Report corrected, string requestHash, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
@@ -307,8 +307,8 @@ public sealed class ResultsStore(Database database, TimeProvider time)
 
             var progress = await LockProgressAsync(connection, transaction, teamId, corrected.RequisitionId, patientId: "", now);
             var next = await AdvanceAsync(connection, transaction, progress, LifecycleStatus.ResultsAmended, progress.AllReceived, now);
-            await AddEventsAsync(transaction, corrected, next, "results_amended", now, cancellationToken);
-            return (new ReportRecord(corrected, requestHash, true), next);
+            var critical = await AddEventsAsync(transaction, corrected, next, "results_amended", now, cancellationToken);
+            return (new ReportRecord(corrected, requestHash, true), next, critical);
         }, cancellationToken);
 
     /// <summary>
@@ -453,7 +453,8 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         return next;
     }
 
-    private static async Task AddEventsAsync(
+    /// <summary>Adds the report's events to the outbox; returns the <c>labtest.result.critical</c> one, if any, for the fast path.</summary>
+    private static async Task<Event?> AddEventsAsync(
         DbTransaction transaction, Report report, ResultsProgress progress, string labOrderStatus, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await AddUnsolicitedEventAsync(transaction, report, now, cancellationToken);
@@ -470,7 +471,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
 
         if (report.Metadata.Interpretation != Interpretation.Critical)
         {
-            return;
+            return null;
         }
 
         var critical = NewEvent(report, EventTypes.LabTestResultCritical, now);
@@ -492,6 +493,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             report.Results.Where(m => m.Reading?.Interpretation == Interpretation.Critical).Select(m => m.Slug));
         critical.CriticalResult.Tier = Domain.CriticalTiers.Word(report.CriticalTier);
         await Outbox.AddAsync(transaction, critical, cancellationToken);
+        return critical;
     }
 
     /// <summary><c>labtest.result.unsolicited</c> for a report holding results that answer no ordered test.</summary>

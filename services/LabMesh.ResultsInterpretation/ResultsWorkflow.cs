@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Google.Protobuf;
+using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
@@ -68,9 +69,10 @@ public sealed partial class ResultsWorkflow(
 
         var active = requisition.ServiceRequests.Where(s => s.Status != ServiceRequestStatus.Revoked).Select(s => s.Id).ToList();
         ReportRecord stored;
+        Event? critical;
         try
         {
-            (stored, _) = await store.SubmitAsync(report, new SubmitContext(hash, active, requisition.Patient?.Id ?? ""), cancellationToken);
+            (stored, _, critical) = await store.SubmitAsync(report, new SubmitContext(hash, active, requisition.Patient?.Id ?? ""), cancellationToken);
         }
         catch (Exception ex) when (Database.IsUniqueViolation(ex))
         {
@@ -81,7 +83,7 @@ public sealed partial class ResultsWorkflow(
         }
 
         LogStored(logger, stored.Id, stored.Version, report.Metadata.Status, report.Metadata.Interpretation, report.Results.Count);
-        relay.Nudge();
+        Publish(critical);
         await effects.ApplyAsync(stored.Report.RequisitionId, deadline, cancellationToken);
         return (stored.Report, true);
     }
@@ -113,9 +115,10 @@ public sealed partial class ResultsWorkflow(
         Read(corrected, request.Results);
 
         ReportRecord stored;
+        Event? critical;
         try
         {
-            (stored, _) = await store.AmendAsync(caller.TeamId, request.ReportId, request.ExpectedVersion, corrected, hash, cancellationToken);
+            (stored, _, critical) = await store.AmendAsync(caller.TeamId, request.ReportId, request.ExpectedVersion, corrected, hash, cancellationToken);
         }
         catch (Exception ex) when (Database.IsUniqueViolation(ex))
         {
@@ -126,9 +129,23 @@ public sealed partial class ResultsWorkflow(
         }
 
         LogStored(logger, stored.Id, stored.Version, corrected.Metadata.Status, corrected.Metadata.Interpretation, corrected.Results.Count);
-        relay.Nudge();
+        Publish(critical);
         await effects.ApplyAsync(stored.Report.RequisitionId, deadline, cancellationToken);
         return (stored.Report, true);
+    }
+
+    /// <summary>
+    /// After a report committed: a critical result goes to the bus at once (the fast path, ahead of whatever
+    /// the outbox holds), and the relay is woken for the rest, the critical event's outbox row included.
+    /// </summary>
+    private void Publish(Event? critical)
+    {
+        if (critical is not null)
+        {
+            relay.Expedite(critical);
+        }
+
+        relay.Nudge();
     }
 
     public async Task<(ResultsProgress Progress, bool Changed)> ShareAsync(

@@ -22,10 +22,15 @@ public sealed class OutboxRelayOptions
     public int BatchSize { get; set; } = 100;
 
     /// <summary>The wait after the first failed pass; it doubles with every further failure.</summary>
-    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>The longest wait between two passes while the bus or the store keeps failing.</summary>
-    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// The longest wait between two passes while the bus or the store keeps failing: events flow again at most this
+    /// long after the bus is back. Short on purpose (a pass while Redis is down fails at once in this process, with no
+    /// network traffic: the client fails fast while disconnected), so an outage does not keep events away for
+    /// longer than it lasted.
+    /// </summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>One publish that takes longer than this counts as a failure (the row is retried).</summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -59,6 +64,7 @@ public sealed partial class OutboxRelay : BackgroundService
     private readonly WakeSignal _wake = new();
     private readonly SemaphoreSlim _pass = new(1, 1);
     private DateTimeOffset? _oldestUnsent;
+    private int _publishFailing;
 
     public OutboxRelay(
         Database database, IEventBus bus, OutboxRelayOptions options, ILogger<OutboxRelay> logger, TimeProvider? timeProvider = null, IOutboxPublishedListener? listener = null)
@@ -91,6 +97,39 @@ public sealed partial class OutboxRelay : BackgroundService
 
     /// <summary>Wakes the relay at once (call it after committing a transaction that added events).</summary>
     public void Nudge() => _wake.Set();
+
+    /// <summary>
+    /// The fast path of an event that must not wait behind the outbox's backlog (a critical result): call it
+    /// after the transaction that added <paramref name="evt"/> to the outbox committed, and it is published at
+    /// once, without waiting for the relay's turn and outside its order. Returns without waiting for the bus.
+    /// The outbox row stays the durable record: the relay's pass publishes it again in its place (the bus
+    /// appends nothing for an id it has, and subscribers drop an id they have seen) and marks it sent. A
+    /// failure here (Redis down at commit) is only logged at Debug; the relay delivers the event when the
+    /// bus is back, as it does every event.
+    /// </summary>
+    public void Expedite(Event evt)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        _ = ExpediteAsync(evt);
+    }
+
+    private async Task ExpediteAsync(Event evt)
+    {
+        using var span = LabMeshTelemetry.StartForEvent("publish", ActivityKind.Producer, evt);
+        span?.SetTag("messaging.operation.type", "send");
+        span?.SetTag("labmesh.outbox.expedited", true);
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.PublishTimeout);
+            await _bus.PublishAsync(evt, timeout.Token);
+            LogExpedited(_logger, ServiceName, evt.Id, evt.Type);
+        }
+        catch (Exception ex)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
+            LogExpediteFailed(_logger, ServiceName, evt.Id, evt.Type, ex);
+        }
+    }
 
     /// <summary>
     /// One pass: publishes up to <see cref="OutboxRelayOptions.BatchSize"/> unsent rows, oldest first,
@@ -405,10 +444,24 @@ public sealed partial class OutboxRelay : BackgroundService
             catch (Exception ex)
             {
                 span?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
-                // Stop here: publishing the rows after this one would reorder events.
-                LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                // Stop here: publishing the rows after this one would reorder events. One warning per outage: with
+                // the short backoff a pass fails twice a second while the bus is down.
+                if (Interlocked.Exchange(ref _publishFailing, 1) == 0)
+                {
+                    LogPublishFailed(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                }
+                else
+                {
+                    LogPublishStillFailing(_logger, ServiceName, row.EventId, row.EventType, row.Sequence, ex);
+                }
+
                 return await TellListenerAsync(new PublishOutcome(published, events, row, ex), cancellationToken);
             }
+        }
+
+        if (published.Count > 0 && Interlocked.Exchange(ref _publishFailing, 0) == 1)
+        {
+            LogPublishRecovered(_logger, ServiceName, published.Count);
         }
 
         return await TellListenerAsync(new PublishOutcome(published, events, null, null), cancellationToken);
@@ -517,6 +570,18 @@ public sealed partial class OutboxRelay : BackgroundService
     private sealed record PublishOutcome(List<OutboxRow> Published, List<Event> Events, OutboxRow? Failed, Exception? Failure);
 
     private readonly record struct PassResult(int Claimed, int Published, bool Failed);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: publishing event {EventId} ({EventType}), sequence {Sequence}, failed again; it stays queued and is retried")]
+    private static partial void LogPublishStillFailing(ILogger logger, string service, string eventId, string eventType, long sequence, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Service}: publishing works again ({Count} events in this pass)")]
+    private static partial void LogPublishRecovered(ILogger logger, string service, int count);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: published event {EventId} ({EventType}) at once, ahead of the relay")]
+    private static partial void LogExpedited(ILogger logger, string service, string eventId, string eventType);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Outbox {Service}: publishing event {EventId} ({EventType}) at once failed; the relay publishes it")]
+    private static partial void LogExpediteFailed(ILogger logger, string service, string eventId, string eventType, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Outbox relay for {Service} started ({Provider})")]
     private static partial void LogStarted(ILogger logger, string service, StorageProvider provider);

@@ -588,6 +588,11 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
         // The client finds timed-out asynchronous calls on its heartbeat (1 s by default); beat often
         // enough that a call fails close to its timeout rather than up to a second after it.
         options.HeartbeatInterval = TimeSpan.FromMilliseconds(Math.Clamp(options.AsyncTimeout / 4, 50, 1000));
+
+        // Reconnect soon after Redis is back: the client tries again on its heartbeat once this policy allows, and
+        // its default (exponential from half the connect timeout, up to 10 s) could leave a replica without
+        // Redis for seconds after Redis answered. A reconnect attempt is one connect to a known endpoint.
+        options.ReconnectRetryPolicy = new ExponentialRetry(deltaBackOffMilliseconds: 100, maxDeltaBackOffMilliseconds: 500);
         return options;
 
         static bool Names(string configuration, string option) => configuration

@@ -70,8 +70,8 @@ public sealed class NotificationMesh : IAsyncDisposable
     /// <param name="notificationSettings">More settings of every replica (e.g. <c>LabMesh:Notification:Teams:*</c>).</param>
     /// <param name="replicas">The replicas' names; default "a" and "b".</param>
     public static async Task<NotificationMesh> StartAsync(
-        Backend backend, TimeSpan? acknowledgementWindow, IReadOnlyDictionary<string, string?>? resultsSettings,
-        IReadOnlyDictionary<string, string?>? notificationSettings, params string[] replicas)
+        Backend backend, TimeSpan? acknowledgementWindow = null, IReadOnlyDictionary<string, string?>? resultsSettings = null,
+        IReadOnlyDictionary<string, string?>? notificationSettings = null, params string[] replicas)
     {
         var redis = await RedisServer.StartNewAsync();
         var serviceRequests = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration));

@@ -1,0 +1,156 @@
+using Dapper;
+using Google.Protobuf.WellKnownTypes;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Notification.V1;
+using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Redis;
+using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Xunit.Abstractions;
+
+namespace LabMesh.Notification.Tests.Service;
+
+/// <summary>
+/// The delivery worker's batched claims and recordings: a burst of webhooks through two replicas is delivered
+/// once per event, each by one replica, on SQLite and PostgreSQL; and the claim's query plan walks the due index
+/// whatever the backlog (the store work per delivery does not grow with it).
+/// </summary>
+public sealed class DeliveryClaimTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
+
+    private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
+
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    [InlineData(Backend.Postgres)]
+    public async Task BurstOfWebhooks_TwoReplicas_EachEventPostedOnce_ByOneReplica_AndRecordedDelivered(Backend backend)
+    {
+        const int Count = 300;
+        await using var mesh = await NotificationMesh.StartAsync(backend);
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var endpoint = (await mesh.Notifications("a", _team).CreateWebhookEndpointAsync(
+            new CreateWebhookEndpointRequest { RequestId = "burst", Url = receiver.Url, EventTypes = { EventTypes.OrderStatusChanged } },
+            deadline: Deadline)).Endpoint;
+
+        using var redis = new RedisConnection(Options.Create(new RedisOptions { Configuration = mesh.Redis.Configuration }), NullLogger<RedisConnection>.Instance);
+        await using var bus = new RedisEventBus(redis, NullLogger<RedisEventBus>.Instance);
+        var events = Enumerable.Range(0, Count).Select(i => StatusChanged(_team, i)).ToList();
+        await Parallel.ForEachAsync(events, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (evt, ct) => await bus.PublishAsync(evt, ct));
+
+        await Eventually.HoldsAsync(() => receiver.Received.Select(r => r.Id).Distinct().Count() == Count, Timeout, $"{Count} distinct webhook-ids");
+        var deliveries = await Eventually.MatchAsync(
+            () => ListAllAsync(mesh.Notifications("b", _team), endpoint.Id),
+            d => d.Count == Count && d.All(x => x.State == DeliveryState.Delivered), Timeout, "every delivery recorded as delivered");
+
+        // Every attempt answered 200 and was recorded, so none is attempted twice: one POST per event, one attempt on record.
+        Assert.Equal(Count, receiver.Received.Count);
+        Assert.All(deliveries, d => Assert.Equal(1, d.Attempts));
+        Assert.Equal(events.Select(e => e.Id).Order(), receiver.Received.Select(r => r.Event.Id).Order());
+
+        // Each delivery was attempted by exactly one replica: its id is in one replica's "delivered" log lines, never both.
+        var byReplica = mesh.Replicas.ToDictionary(
+            r => r.Key,
+            r => r.Value.Logs.Records.Where(l => l.Message.Contains("-> Delivered", StringComparison.Ordinal)).Select(l => l.Message).ToList());
+        foreach (var delivery in deliveries)
+        {
+            var attemptedBy = byReplica.Count(r => r.Value.Any(m => m.Contains(delivery.Id, StringComparison.Ordinal)));
+            Assert.Equal(1, attemptedBy);
+        }
+
+        output.WriteLine($"{backend}: replica a delivered {byReplica["a"].Count}, b {byReplica["b"].Count}");
+    }
+
+    [Theory]
+    [InlineData(Backend.Sqlite)]
+    [InlineData(Backend.Postgres)]
+    public async Task ClaimQuery_WithATenThousandDeliveryBacklog_WalksTheDueIndex_NoScanNoSort(Backend backend)
+    {
+        var settings = await TestSettings.CreateAsync(backend);
+        await using var database = Database.Create(NotificationStore.ServiceName, new StorageOptions
+        {
+            DataDirectory = settings["LabMesh:Storage:DataDirectory"]!,
+            PostgresConnectionString = settings.GetValueOrDefault("ConnectionStrings:Postgres"),
+        }, NullLogger.Instance);
+        await database.MigrateAsync(NotificationStore.Migrations, CancellationToken.None);
+
+        var now = DateTimeOffset.UtcNow;
+        await database.WriteAsync(async (connection, transaction) =>
+        {
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO webhook_endpoints (id, team_id, request_id, request_hash, url, description, event_types, escalation, enabled,
+                    disabled_reason, secret, version, deleted, created_at, updated_at)
+                VALUES ('whep_plan', 'team', 'r', 'h', 'https://example.org/hook', '', 'order.status_changed', 0, 1, '', 'whsec_x', 1, 0, @at, @at)
+                """,
+                new { at = DbTime.ToDb(now) }, transaction);
+            var body = new byte[520];
+            var rows = Enumerable.Range(0, 10_000).Select(i => new
+            {
+                id = $"msg_{i:D8}", eventId = Guid.CreateVersion7().ToString(), body,
+                at = DbTime.ToDb(now.AddMilliseconds(i - 20_000)),
+            });
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO deliveries (id, endpoint_id, team_id, event_id, event_type, body, state, attempts, created_at, next_attempt_at, last_status_code, last_error)
+                VALUES (@id, 'whep_plan', 'team', @eventId, 'order.status_changed', @body, 1, 0, @at, @at, 0, '')
+                """,
+                rows, transaction);
+            return 0;
+        }, CancellationToken.None);
+
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        await connection.ExecuteAsync(new CommandDefinition("ANALYZE", commandType: System.Data.CommandType.Text));
+        var claim = NotificationStore.ClaimSql(database.Provider);
+        var parameters = new { owner = "plan", until = DbTime.ToDb(now.AddSeconds(30)), now = DbTime.ToDb(now), limit = 16 };
+        var plan = backend == Backend.Postgres
+            ? string.Join('\n', await connection.QueryAsync<string>("EXPLAIN " + claim, parameters))
+            : string.Join('\n', (await connection.QueryAsync("EXPLAIN QUERY PLAN " + claim, parameters)).Select(r => (string)r.detail));
+        output.WriteLine(plan);
+
+        Assert.Contains("ix_deliveries_due", plan, StringComparison.Ordinal);
+        if (backend == Backend.Postgres)
+        {
+            Assert.DoesNotContain("Seq Scan on deliveries", plan, StringComparison.Ordinal);
+            Assert.DoesNotContain("Sort", plan, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.DoesNotContain("SCAN d", plan, StringComparison.Ordinal);
+            Assert.DoesNotContain("TEMP B-TREE", plan, StringComparison.Ordinal);
+        }
+
+        // And the claim leases the 16 oldest due rows (the first column it returns is the id).
+        var leased = (await connection.QueryAsync<string>(claim, parameters)).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => $"msg_{i:D8}"), leased);
+    }
+
+    private static Event StatusChanged(string team, int i) => new()
+    {
+        Id = Guid.CreateVersion7().ToString(),
+        Type = EventTypes.OrderStatusChanged,
+        CreatedAt = Timestamp.FromDateTime(DateTime.UtcNow),
+        TeamId = team,
+        RequisitionId = $"order-{i % 10}",
+        Source = "test",
+        OrderStatusChanged = new OrderStatusChanged { Status = "received", HighLevelStatus = "received", LifecycleStatus = "purchased", OrderEventId = 1 },
+    };
+
+    private static async Task<List<Delivery>> ListAllAsync(NotificationService.NotificationServiceClient client, string endpointId)
+    {
+        var all = new List<Delivery>();
+        var token = "";
+        do
+        {
+            var page = await client.ListDeliveriesAsync(new ListDeliveriesRequest { EndpointId = endpointId, PageSize = 100, PageToken = token }, deadline: Deadline);
+            all.AddRange(page.Deliveries);
+            token = page.NextPageToken;
+        }
+        while (token.Length > 0);
+
+        return all;
+    }
+}
