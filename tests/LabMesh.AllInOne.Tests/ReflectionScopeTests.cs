@@ -65,6 +65,7 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
 
         Assert.Null(call.ResponseStream.Current.ErrorResponse);
         Assert.NotEmpty(call.ResponseStream.Current.FileDescriptorResponse.FileDescriptorProto);
+        await DrainAsync(call.ResponseStream);
     }
 
     [Theory]
@@ -84,7 +85,9 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
         await call.RequestStream.WriteAsync(new V1.ServerReflectionRequest { ListServices = "" });
         await call.RequestStream.CompleteAsync();
         Assert.True(await call.ResponseStream.MoveNext());
-        return [.. call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name)];
+        List<string> listed = [.. call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name)];
+        await DrainAsync(call.ResponseStream);
+        return listed;
     }
 
     private async Task<List<string>> ListV1AlphaAsync(Metadata headers)
@@ -94,7 +97,20 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
         await call.RequestStream.WriteAsync(new V1Alpha.ServerReflectionRequest { ListServices = "" });
         await call.RequestStream.CompleteAsync();
         Assert.True(await call.ResponseStream.MoveNext());
-        return [.. call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name)];
+        List<string> listed = [.. call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name)];
+        await DrainAsync(call.ResponseStream);
+        return listed;
+    }
+
+    /// <summary>
+    /// Reads the stream to its end (the server's OK) before the channel is disposed: disposing it with the server's
+    /// side still open aborts the connection under the server's read, which it logs as an error.
+    /// </summary>
+    private static async Task DrainAsync<T>(IAsyncStreamReader<T> responses)
+    {
+        while (await responses.MoveNext(CancellationToken.None))
+        {
+        }
     }
 
     public async Task DisposeAsync()

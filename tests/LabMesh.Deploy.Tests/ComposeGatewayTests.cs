@@ -91,9 +91,9 @@ public sealed class ComposeGatewayTests
         Assert.True(connections >= 8192, $"worker_connections {connections}");
         Assert.True(int.Parse(Assert.Single(directives, d => d.Name == "worker_rlimit_nofile").Args.Single(), System.Globalization.CultureInfo.InvariantCulture) >= 2 * connections);
 
-        // The conf.d file with the server and its routes is what the main configuration includes.
+        // The conf.d file with the servers (gRPC on 8080, REST on 8081) and their routes is what the main configuration includes.
         var http = Assert.Single(directives, d => d.Name == "http");
-        Assert.Single(http.Children("server"));
+        Assert.Equal(["8080", "8081"], http.Children("server").Select(s => s.Child("listen")!.Args[0]).Order(StringComparer.Ordinal));
         Assert.NotEmpty(http.Children("upstream"));
     }
 
