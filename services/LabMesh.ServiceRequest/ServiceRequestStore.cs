@@ -403,12 +403,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                     continue;
                 }
 
-                var next = row with { Status = state.Status, BusinessStatus = state.BusinessStatus, Version = row.Version + 1, UpdateTime = now };
-                await connection.ExecuteAsync(
-                    "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
-                    "version = @Version, update_time = @UpdateTime WHERE id = @Id",
-                    Parameters(next), transaction);
-                await RecordChangeAsync(connection, transaction, row, next, actor, note: "", cause, now, cancellationToken);
+                var next = await MoveAsync(connection, transaction, row, state, actor, note: "", cause, now, cancellationToken);
                 byId[id] = next;
                 result.Add(new Change(next, true));
             }
@@ -442,12 +437,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                     continue;
                 }
 
-                var next = row with { Status = state.Status, BusinessStatus = state.BusinessStatus, Version = row.Version + 1, UpdateTime = now };
-                await connection.ExecuteAsync(
-                    "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
-                    "version = @Version, update_time = @UpdateTime WHERE id = @Id",
-                    Parameters(next), transaction);
-                await RecordChangeAsync(connection, transaction, row, next, actor, reason, "rescheduled", now, cancellationToken);
+                var next = await MoveAsync(connection, transaction, row, state, actor, reason, "rescheduled", now, cancellationToken);
                 result.Add(new Change(next, true));
             }
 
@@ -510,6 +500,20 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 throw new StaleEtagException("service request", id);
             }
         }
+    }
+
+    /// <summary>Moves <paramref name="row"/> (locked by the caller's transaction) to <paramref name="state"/> as a new version, with its history entry and event.</summary>
+    private static async Task<ServiceRequestRecord> MoveAsync(
+        DbConnection connection, DbTransaction transaction, ServiceRequestRecord row, TaskState state,
+        string actor, string note, string cause, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var next = row with { Status = state.Status, BusinessStatus = state.BusinessStatus, Version = row.Version + 1, UpdateTime = now };
+        await connection.ExecuteAsync(
+            "UPDATE service_requests SET status = @Status, task_business_status = @BusinessStatus, " +
+            "version = @Version, update_time = @UpdateTime WHERE id = @Id",
+            Parameters(next), transaction);
+        await RecordChangeAsync(connection, transaction, row, next, actor, note, cause, now, cancellationToken);
+        return next;
     }
 
     private static async Task RecordChangeAsync(
