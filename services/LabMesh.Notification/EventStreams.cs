@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
@@ -163,26 +164,45 @@ public sealed partial class EventStreams(
         }
     }
 
-    /// <summary>A page of the team's events after <paramref name="after"/> (null: the oldest kept).</summary>
-    public async Task<ListEventsResponse> ListAsync(EventSelection selection, string? after, int pageSize, CancellationToken cancellationToken)
+    /// <summary>
+    /// A page of the team's events after <paramref name="after"/> (null: the oldest kept): at most
+    /// <paramref name="pageSize"/> events and at most <paramref name="maxBytes"/> of them as encoded in the response,
+    /// except that a page holds at least one event. The cursor is the last event looked at and kept in the page, so
+    /// an event left out for the byte budget comes first on the next page.
+    /// </summary>
+    public async Task<ListEventsResponse> ListAsync(EventSelection selection, string? after, int pageSize, int maxBytes, CancellationToken cancellationToken)
     {
         var response = new ListEventsResponse();
         var position = after;
         var scanned = 0;
-        while (response.Events.Count < pageSize && scanned < MaxScan)
+        long bytes = 0;
+        var full = false;
+        while (!full && scanned < MaxScan)
         {
             var page = await bus.ReadAsync(position, Math.Min(ReplayPage, MaxScan - scanned), cancellationToken);
             foreach (var entry in page)
             {
-                scanned++;
-                position = entry.Position;
                 if (selection.Matches(entry.Event))
                 {
-                    response.Events.Add(new StreamEvent { Event = entry.Event, Cursor = entry.Position });
-                    if (response.Events.Count == pageSize)
+                    var item = new StreamEvent { Event = entry.Event, Cursor = entry.Position };
+                    // Its field tag (1 byte), its length prefix and its body.
+                    var encoded = 1 + (long)CodedOutputStream.ComputeMessageSize(item);
+                    if (response.Events.Count > 0 && bytes + encoded > maxBytes)
                     {
+                        full = true;
                         break;
                     }
+
+                    bytes += encoded;
+                    response.Events.Add(item);
+                }
+
+                scanned++;
+                position = entry.Position;
+                if (response.Events.Count == pageSize)
+                {
+                    full = true;
+                    break;
                 }
             }
 

@@ -30,7 +30,7 @@ public sealed class NotificationApi(
     TimeProvider time,
     [FromKeyedServices(NotificationStore.ServiceName)] OutboxRelay relay) : NotificationService.NotificationServiceBase
 {
-    /// <summary>The most bytes of critical results one ListUnacknowledgedCriticalResults page holds (under the 4 MiB message limit).</summary>
+    /// <summary>The most bytes of items one ListEvents or ListUnacknowledgedCriticalResults page holds (under the 4 MiB message limit).</summary>
     public const int MaxPageBytes = 3 * 1024 * 1024;
 
     private const int MaxListEvents = 1_000;
@@ -67,7 +67,7 @@ public sealed class NotificationApi(
             _ => request.PageSize,
         };
         var after = await streams.ResolveAsync(request.After, "after", context.CancellationToken);
-        return await streams.ListAsync(selection, after, size, context.CancellationToken);
+        return await streams.ListAsync(selection, after, size, MaxPageBytes, context.CancellationToken);
     }
 
     public override async Task<CreateWebhookEndpointResponse> CreateWebhookEndpoint(CreateWebhookEndpointRequest request, ServerCallContext context)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Google.Protobuf;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
@@ -23,6 +24,9 @@ public sealed class RequisitionApi(
     ServiceRequestSync sync)
     : RequisitionService.RequisitionServiceBase
 {
+    /// <summary>The most bytes of requisitions one ListRequisitions page holds (under the 4 MiB message limit).</summary>
+    public const int MaxPageBytes = 3 * 1024 * 1024;
+
     private static readonly TimeSpan MaxStepDelay = TimeSpan.FromSeconds(60);
 
     public override async Task<CreateRequisitionResponse> CreateRequisition(CreateRequisitionRequest request, ServerCallContext context)
@@ -58,8 +62,23 @@ public sealed class RequisitionApi(
             request.PatientId, request.HasDraft ? request.Draft : null);
         var records = await store.ListAsync(caller.TeamId, filter, after, pageSize, context.CancellationToken);
         var response = new ListRequisitionsResponse();
-        response.Requisitions.AddRange(records.Take(pageSize).Select(r => RequisitionWorkflow.Map(r, null)));
-        response.NextPageToken = PageToken.Next(records, pageSize, r => r.Id);
+        // A requisition may hold 50 tests with 1 KB descriptions, its order events and service requests: a page also
+        // stops at MaxPageBytes, so it stays under the 4 MiB message limit whatever its page size.
+        long bytes = 0;
+        foreach (var record in records.Take(pageSize))
+        {
+            var requisition = RequisitionWorkflow.Map(record, null);
+            var encoded = 1 + (long)CodedOutputStream.ComputeMessageSize(requisition);
+            if (response.Requisitions.Count > 0 && bytes + encoded > MaxPageBytes)
+            {
+                break;
+            }
+
+            bytes += encoded;
+            response.Requisitions.Add(requisition);
+        }
+
+        response.NextPageToken = response.Requisitions.Count < records.Count ? PageToken.Encode(response.Requisitions[^1].Id) : "";
 
         return response;
     }

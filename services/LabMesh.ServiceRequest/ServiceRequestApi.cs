@@ -1,3 +1,4 @@
+using System.Globalization;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -23,6 +24,9 @@ public sealed class ServiceRequestApi(
 {
     /// <summary>The status cache kind: keys are <c>labmesh:status:servicerequest:{id}</c>.</summary>
     public const string CacheKind = "servicerequest";
+
+    /// <summary>The most bytes of changes one GetServiceRequestHistory page holds (under the 4 MiB message limit).</summary>
+    public const int MaxPageBytes = 3 * 1024 * 1024;
 
     private const int MaxBatch = 500;
 
@@ -148,9 +152,32 @@ public sealed class ServiceRequestApi(
     public override async Task<GetServiceRequestHistoryResponse> GetServiceRequestHistory(GetServiceRequestHistoryRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
+        // The page size first: a List RPC's page_size above its cap is INVALID_ARGUMENT naming it whatever else is wrong.
+        var size = PageToken.Size(request.PageSize);
         var id = RequireId(request.Id, "id");
+        var after = PageToken.Decode(request.PageToken) is { } token
+            ? long.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) ? sequence
+                : throw new InvalidArgumentException("page_token", "is not a page token returned by GetServiceRequestHistory.")
+            : 0;
+        var changes = await store.GetHistoryAsync(caller.TeamId, id, PartnerScope(caller), after, size + 1, context.CancellationToken);
         var response = new GetServiceRequestHistoryResponse();
-        response.Changes.AddRange(await store.GetHistoryAsync(caller.TeamId, id, PartnerScope(caller), context.CancellationToken));
+        // Reschedules make a history grow without end: a page also stops at MaxPageBytes (at least one change), so it
+        // stays under the 4 MiB message limit whatever its page size.
+        long bytes = 0;
+        foreach (var change in changes.Take(size))
+        {
+            var encoded = 1 + (long)CodedOutputStream.ComputeMessageSize(change);
+            if (response.Changes.Count > 0 && bytes + encoded > MaxPageBytes)
+            {
+                break;
+            }
+
+            bytes += encoded;
+            response.Changes.Add(change);
+        }
+
+        response.NextPageToken = response.Changes.Count < changes.Count
+            ? PageToken.Encode(response.Changes[^1].Sequence.ToString(CultureInfo.InvariantCulture)) : "";
         return response;
     }
 

@@ -179,8 +179,12 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
-    /// <summary>The history of a service request of the team; with <paramref name="partnerId"/>, only of one assigned to that partner.</summary>
-    public async Task<IReadOnlyList<ServiceRequestChange>> GetHistoryAsync(string teamId, string id, string? partnerId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Up to <paramref name="limit"/> changes of a service request of the team after sequence <paramref name="afterSequence"/>,
+    /// oldest first; with <paramref name="partnerId"/>, only of one assigned to that partner.
+    /// </summary>
+    public async Task<IReadOnlyList<ServiceRequestChange>> GetHistoryAsync(
+        string teamId, string id, string? partnerId, long afterSequence, int limit, CancellationToken cancellationToken)
     {
         if (await GetAsync(teamId, id, cancellationToken) is not { } record || (partnerId is not null && record.PartnerId != partnerId))
         {
@@ -191,8 +195,8 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         var rows = await connection.QueryAsync<HistoryRow>(new CommandDefinition(
             "SELECT sequence AS Sequence, time AS Time, actor AS Actor, from_status AS FromStatus, to_status AS ToStatus, " +
             "from_business AS FromBusiness, to_business AS ToBusiness, note AS Note, cause AS Cause " +
-            "FROM service_request_history WHERE service_request_id = @id ORDER BY sequence",
-            new { id }, cancellationToken: cancellationToken));
+            "FROM service_request_history WHERE service_request_id = @id AND sequence > @afterSequence ORDER BY sequence LIMIT @limit",
+            new { id, afterSequence, limit }, cancellationToken: cancellationToken));
         return rows.Select(r => new ServiceRequestChange
         {
             Sequence = r.Sequence,

@@ -108,6 +108,23 @@ public sealed class RestTests(RestHost host) : IClassFixture<RestHost>
         var history = await client.GetServiceRequestHistoryAsync(new ServiceRequestV1.GetServiceRequestHistoryRequest { Id = id }, headers, DateTime.UtcNow + Timeout);
         Assert.Contains(history.Changes, c => c.ToTaskBusinessStatus == ServiceRequestV1.TaskBusinessStatus.OrderConfirmed && c.Actor == "partner:lab-a");
 
+        // Its history a page at a time over REST: page_size and page_token are query parameters.
+        string token;
+        using (var first = await SendAsync(http, HttpMethod.Get, $"/v1/service-requests/{id}/history?page_size=1", clinician))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.Status);
+            // An int64 is a JSON string in proto3 JSON.
+            Assert.Equal("1", Assert.Single(first.Body.RootElement.GetProperty("changes").EnumerateArray()).GetProperty("sequence").GetString());
+            token = first.Body.RootElement.GetProperty("nextPageToken").GetString()!;
+        }
+
+        using (var second = await SendAsync(http, HttpMethod.Get, $"/v1/service-requests/{id}/history?page_size=1&page_token={Uri.EscapeDataString(token)}", clinician))
+        {
+            Assert.Equal(HttpStatusCode.OK, second.Status);
+            var change = Assert.Single(second.Body.RootElement.GetProperty("changes").EnumerateArray());
+            Assert.Equal("ORDER_CONFIRMED", change.GetProperty("toTaskBusinessStatus").GetString());
+        }
+
         using var again = await SendAsync(http, HttpMethod.Get, $"/v2/partner/service-request/{id}/status", labA);
         Assert.Equal("ORDER_CONFIRMED", again.Body.RootElement.GetProperty("taskBusinessStatus").GetString());
     }

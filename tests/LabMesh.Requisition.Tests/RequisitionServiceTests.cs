@@ -66,6 +66,48 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task ListRequisitions_LargeRequisitions_ComeInPagesUnderTheMessageLimit()
+    {
+        // 420 drafts of 10 tests with 1 KB descriptions, about 10.5 KB each: past 4 MiB in one page of 500 if
+        // ListRequisitions did not stop at its byte budget.
+        const int count = 420;
+        var created = new List<string>();
+        foreach (var batch in Enumerable.Range(0, count).Chunk(20))
+        {
+            var responses = await Task.WhenAll(batch.Select(i =>
+            {
+                var request = NewOrder(place: false, tests: 10);
+                foreach (var test in request.Tests)
+                {
+                    test.Description = $"{i:D3} {test.Code} ".PadRight(1024, 'd');
+                }
+
+                return Client.CreateRequisitionAsync(request, deadline: Deadline).ResponseAsync;
+            }));
+            created.AddRange(responses.Select(r => r.Requisition.Id));
+        }
+
+        var seen = new List<string>();
+        var request = new ListRequisitionsRequest { PageSize = 500 };
+        var pages = 0;
+        do
+        {
+            var page = await Client.ListRequisitionsAsync(request, deadline: Deadline);
+            pages++;
+            Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
+            Assert.True(page.Requisitions.Count <= 1 || page.Requisitions.Sum(r => r.CalculateSize()) <= RequisitionApi.MaxPageBytes);
+            Assert.True(page.Requisitions.Count > 0 || page.NextPageToken.Length == 0, "an empty page that says there is more");
+            seen.AddRange(page.Requisitions.Select(r => r.Id));
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0 && pages < 10);
+
+        Assert.Equal(count, seen.Count);
+        Assert.Equal(created.Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+        Assert.True(pages >= 2, $"{pages} page(s) for {count} requisitions of ~10.5 KB");
+    }
+
+    [Fact]
     public async Task RecordResultsStage_LatestSequenceWins_AndAnOlderOneIsIgnored()
     {
         var id = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition.Id;

@@ -387,6 +387,51 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
         Assert.Equal(TaskBusinessStatus.OrderConfirmed, status.Statuses[0].TaskBusinessStatus);
     }
 
+    [Fact]
+    public async Task GetServiceRequestHistory_RescheduledOverAndOver_ComesInPagesWithEachChangeOnce()
+    {
+        var serviceRequest = (await CreateConfirmedAsync(Owner, count: 1))[0];
+        const int cycles = 30;
+        for (var i = 0; i < cycles; i++)
+        {
+            await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+            {
+                Id = serviceRequest.Id, TaskBusinessStatus = TaskBusinessStatus.AppointmentIssue, Note = $"cancelled {i} ".PadRight(1024, 'n'),
+            }, deadline: Deadline);
+            await Owner.RescheduleServiceRequestsAsync(
+                new RescheduleServiceRequestsRequest { RequisitionId = serviceRequest.RequisitionId, Reason = $"rebooked {i} ".PadRight(1024, 'r') },
+                deadline: Deadline);
+        }
+
+        // Its creation and two changes a cycle.
+        const int changes = 1 + 2 * cycles;
+        var first = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = serviceRequest.Id }, deadline: Deadline);
+        Assert.Equal(50, first.Changes.Count);
+        Assert.NotEmpty(first.NextPageToken);
+
+        var sequences = new List<long>();
+        var request = new GetServiceRequestHistoryRequest { Id = serviceRequest.Id, PageSize = 7 };
+        var pages = 0;
+        do
+        {
+            var page = await Owner.GetServiceRequestHistoryAsync(request, deadline: Deadline);
+            pages++;
+            Assert.InRange(page.Changes.Count, 1, 7);
+            Assert.True(page.Changes.Sum(c => c.CalculateSize()) <= ServiceRequestApi.MaxPageBytes);
+            sequences.AddRange(page.Changes.Select(c => c.Sequence));
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0 && pages < 20);
+
+        Assert.Equal(Enumerable.Range(1, changes).Select(i => (long)i), sequences);
+        Assert.Equal((changes + 6) / 7, pages);
+
+        var badToken = await Assert.ThrowsAsync<RpcException>(() => Owner.GetServiceRequestHistoryAsync(
+            new GetServiceRequestHistoryRequest { Id = serviceRequest.Id, PageToken = ServiceDefaults.Storage.PageToken.Encode("x") }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, badToken.StatusCode);
+        Assert.Equal("page_token", Assert.Single(badToken.GetDetail<BadRequest>()!.FieldViolations).Field);
+    }
+
     private async Task<ApplyOrderEventResponse> Apply(string requisitionId, string status, long eventId) =>
         await Owner.ApplyOrderEventAsync(new ApplyOrderEventRequest { RequisitionId = requisitionId, OrderStatus = status, OrderEventId = eventId }, deadline: Deadline);
 }

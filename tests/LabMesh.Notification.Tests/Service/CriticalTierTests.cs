@@ -181,12 +181,13 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ListUnacknowledgedCriticalResults_LargeCriticalResults_ComeInPagesUnderTheMessageLimit()
+    public async Task ListUnacknowledgedCriticalResultsAndListEvents_LargeCriticalResults_ComeInPagesUnderTheMessageLimit()
     {
         // Another team: the default 30-minute window, so nothing escalates meanwhile.
         var team = _team + "-large";
         var order = await Orders.PlaceAsync(_mesh.RequisitionClient(team), "BMP");
-        const int reports = 100;
+        // 130 of about 34 KB: past 4 MiB in one response if either list did not stop at its byte budget.
+        const int reports = 130;
         for (var r = 0; r < reports; r++)
         {
             var request = Orders.CriticalPotassium(order);
@@ -222,6 +223,37 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
         Assert.Equal(reports, seen.Count);
         Assert.Equal(reports, seen.Distinct().Count());
         Assert.True(pages >= 2, $"{pages} page(s) for {reports} critical results of ~34 KB");
+
+        // The critical events carry the same analytes: ListEvents at its largest page size pages by bytes as well.
+        var events = await Eventually.MatchAsync(() => ListAllEventsAsync(team, order.Id, EventTypes.LabTestResultCritical),
+            l => l.Events.Select(e => e.Event.CriticalResult.ReportId).Distinct().Count() >= reports, Timeout, "the critical events");
+        Assert.Equal(events.Events.Count, events.Events.Select(e => e.Cursor).Distinct().Count());
+        Assert.Equal(reports, events.Events.Select(e => e.Event.CriticalResult.ReportId).Distinct().Count());
+        Assert.True(events.Pages >= 2, $"{events.Pages} page(s) for {events.Events.Count} critical events of ~34 KB");
+    }
+
+    /// <summary>Every page of a requisition's events of one type from the oldest kept, each checked against the message limit.</summary>
+    private async Task<(List<StreamEvent> Events, int Pages)> ListAllEventsAsync(string team, string requisitionId, string type)
+    {
+        var client = _mesh.Notifications("a", team);
+        var request = new ListEventsRequest { Filter = new EventFilter { RequisitionId = requisitionId }, PageSize = 1000 };
+        request.Filter.Types_.Add(type);
+        var events = new List<StreamEvent>();
+        var pages = 0;
+        while (true)
+        {
+            var page = await client.ListEventsAsync(request, deadline: Deadline);
+            pages++;
+            Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
+            Assert.True(page.Events.Count <= 1 || page.Events.Sum(e => e.CalculateSize()) <= NotificationApi.MaxPageBytes);
+            events.AddRange(page.Events);
+            if (page.NextCursor.Length == 0 || page.NextCursor == request.After)
+            {
+                return (events, pages);
+            }
+
+            request.After = page.NextCursor;
+        }
     }
 
     private async Task<List<Event>> EventsAsync(string requisitionId, string type)
