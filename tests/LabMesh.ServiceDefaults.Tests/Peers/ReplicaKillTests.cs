@@ -1,0 +1,154 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Grpc.Core;
+using Grpc.Health.V1;
+using LabMesh.ServiceDefaults.Peers;
+using LabMesh.Testing;
+using Microsoft.Extensions.Logging;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
+
+namespace LabMesh.ServiceDefaults.Tests.Peers;
+
+/// <summary>
+/// A MeshChannels channel balanced over two replicas while each is killed (connections reset, port refused)
+/// and restarted in turn, calls running all along: once both are back, every call succeeds and both serve.
+/// </summary>
+public sealed class ReplicaKillTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Theory]
+    // Down long enough for the subchannel to fail its reconnects and back off; a fast restart; both down at once.
+    [InlineData(1500, 8, 0, false)]
+    [InlineData(100, 8, 0, false)]
+    [InlineData(1500, 8, 0, true)]
+    [InlineData(6000, 1, 200, false)]
+    [InlineData(6000, 2, 50, true)]
+    [InlineData(300, 1, 300, false)]
+    public async Task EachReplicaKilledAndRestarted_EveryCallOnceBothAreBack_Succeeds(int downMilliseconds, int callers, int pauseMilliseconds, bool bothDownAtOnce)
+    {
+        await using var a = await KillableReplica.StartAsync("a");
+        await using var b = await KillableReplica.StartAsync("b");
+        using var logs = new LoggerFactory();
+        var capture = new LogCapture();
+        logs.AddProvider(capture);
+        using var channel = MeshChannels.Create(
+            $"ipv4:127.0.0.1:{a.Port},127.0.0.1:{b.Port}", MeshChannels.RetryIdempotent(Health.Descriptor.FullName), loggerFactory: logs);
+        var client = new Health.HealthClient(channel);
+        using var load = new Load(client, callers, pauseMilliseconds);
+        load.Start();
+
+        await load.WaitForSuccessesAsync(20, "calls before any kill");
+        if (bothDownAtOnce)
+        {
+            a.Kill();
+            b.Kill();
+            await Task.Delay(downMilliseconds);
+            a.Restart();
+            b.Restart();
+        }
+        else
+        {
+            foreach (var replica in new[] { a, b })
+            {
+                replica.Kill();
+                await Task.Delay(downMilliseconds);
+                replica.Restart();
+                await load.WaitForSuccessesAsync(10, "calls after a restart");
+            }
+        }
+
+        load.MarkBack();
+        // Both serve again within a bound (a reconnect is about 50 ms away), and every call meanwhile succeeds.
+        var bothServed = await load.WaitForBothToServeAsync(TimeSpan.FromSeconds(10));
+        await load.WaitForSuccessesAsync(60, "calls once both replicas serve");
+        var byReplica = await load.StopAsync();
+
+        var failed = load.FailedAfterBack;
+        Assert.True(
+            failed.IsEmpty,
+            $"{failed.Count} calls started once both replicas were back failed: {string.Join("; ", failed.Take(5))}\n{Describe(capture)}");
+        Assert.True(bothServed, $"served once back: a {byReplica["a"]}, b {byReplica["b"]}\n{Describe(capture)}");
+    }
+
+    private static string Describe(LogCapture capture) =>
+        string.Join("\n", capture.Records
+            .Where(r => r.Category.Contains("Subchannel", StringComparison.Ordinal) || r.Message.Contains("state", StringComparison.OrdinalIgnoreCase))
+            .TakeLast(80)
+            .Select(r => $"{r.Category.Split('.').Last()}: {r.Message}"));
+
+    /// <summary>Callers each calling in a loop with a 2 s deadline until stopped.</summary>
+    private sealed class Load(Health.HealthClient client, int callers, int pauseMilliseconds) : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly ConcurrentDictionary<string, int> _servedAfterBack = new() { ["a"] = 0, ["b"] = 0 };
+        private Task[] _callers = [];
+        private long _backTicks = long.MaxValue;
+        private int _succeeded;
+
+        public ConcurrentQueue<string> FailedAfterBack { get; } = new();
+
+        public void Start() => _callers = Enumerable.Range(0, callers).Select(_ => Task.Run(CallAsync)).ToArray();
+
+        public void MarkBack() => Interlocked.Exchange(ref _backTicks, Stopwatch.GetTimestamp());
+
+        public Task WaitForSuccessesAsync(int count, string what)
+        {
+            var before = Volatile.Read(ref _succeeded);
+            return Eventually.HoldsAsync(() => Volatile.Read(ref _succeeded) >= before + count || FailedAfterBack.Count > 20, Timeout, what);
+        }
+
+        /// <summary>Whether each replica served 10 calls started after <see cref="MarkBack"/> within <paramref name="bound"/>.</summary>
+        public async Task<bool> WaitForBothToServeAsync(TimeSpan bound)
+        {
+            try
+            {
+                await Eventually.HoldsAsync(() => _servedAfterBack["a"] >= 10 && _servedAfterBack["b"] >= 10 || FailedAfterBack.Count > 20, bound, "both replicas serving");
+                return _servedAfterBack["a"] >= 10 && _servedAfterBack["b"] >= 10;
+            }
+            catch (TimeoutException)
+            {
+                return false;
+            }
+        }
+
+        public async Task<IReadOnlyDictionary<string, int>> StopAsync()
+        {
+            await _stop.CancelAsync();
+            await Task.WhenAll(_callers).WaitAsync(Timeout);
+            return _servedAfterBack;
+        }
+
+        public void Dispose() => _stop.Dispose();
+
+        private async Task CallAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var started = Stopwatch.GetTimestamp();
+                try
+                {
+                    var reply = await client.CheckAsync(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow.AddSeconds(2));
+                    Interlocked.Increment(ref _succeeded);
+                    if (started >= Interlocked.Read(ref _backTicks))
+                    {
+                        _servedAfterBack.AddOrUpdate(reply.Status == ServingStatus.Serving ? "a" : "b", 1, (_, n) => n + 1);
+                    }
+                }
+                catch (RpcException e) when (started >= Interlocked.Read(ref _backTicks))
+                {
+                    FailedAfterBack.Enqueue($"{e.StatusCode} {e.Status.Detail}");
+                }
+                catch (RpcException)
+                {
+                    // While a replica is down a call may fail; the test is about what follows.
+                }
+
+                if (pauseMilliseconds > 0)
+                {
+                    await Task.Delay(pauseMilliseconds);
+                }
+            }
+        }
+    }
+}
