@@ -4,6 +4,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
@@ -18,56 +19,92 @@ public sealed class ReplicaKillTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     [Theory]
-    // Down long enough for the subchannel to fail its reconnects and back off; a fast restart; both down at once.
+    // Down long enough for reconnects to fail and back off; a fast restart; both down at once.
     [InlineData(1500, 8, 0, false)]
     [InlineData(100, 8, 0, false)]
     [InlineData(1500, 8, 0, true)]
-    [InlineData(6000, 1, 200, false)]
+    // Both down past the 5 s connect timeout (the subchannel's connect attempt ends and a new one starts).
     [InlineData(6000, 2, 50, true)]
-    [InlineData(300, 1, 300, false)]
-    public async Task EachReplicaKilledAndRestarted_EveryCallOnceBothAreBack_Succeeds(int downMilliseconds, int callers, int pauseMilliseconds, bool bothDownAtOnce)
+    // Calls now and then, as a service makes its peer calls, so a connection sits idle when its replica dies.
+    [InlineData(300, 1, 100, false)]
+    // Streams held open (Watch) beyond one HTTP/2 connection's 100, so each replica has several connections.
+    [InlineData(0, 8, 0, false, 250, 3)]
+    // Many quick rounds on a saturated machine (the chaos run's load average was 30-39 on 2 cores): threads spin meanwhile.
+    [InlineData(30, 16, 0, false, 150, 10, 6)]
+    // The client as services get it (AddPeerClient: Grpc.Net.ClientFactory over HttpClientFactory's handlers).
+    [InlineData(1500, 8, 0, false, 150, 2, 0, true)]
+    public async Task EachReplicaKilledAndRestarted_EveryCallOnceBothAreBack_Succeeds(
+        int downMilliseconds, int callers, int pauseMilliseconds, bool bothDownAtOnce, int openStreams = 0, int rounds = 1, int spinningThreads = 0, bool viaClientFactory = false)
     {
         await using var a = await KillableReplica.StartAsync("a");
         await using var b = await KillableReplica.StartAsync("b");
-        using var logs = new LoggerFactory();
         var capture = new LogCapture();
-        logs.AddProvider(capture);
+        var target = $"ipv4:127.0.0.1:{a.Port},127.0.0.1:{b.Port}";
+        var services = new ServiceCollection().AddLogging(l => l.AddProvider(capture).SetMinimumLevel(LogLevel.Debug));
+        services.Configure<PeerOptions>(o => o.ServiceRequest = target);
+        services.AddPeerClient<Health.HealthClient>(p => p.ServiceRequest, Health.Descriptor.FullName);
+        await using var provider = services.BuildServiceProvider();
         using var channel = MeshChannels.Create(
-            $"ipv4:127.0.0.1:{a.Port},127.0.0.1:{b.Port}", MeshChannels.RetryIdempotent(Health.Descriptor.FullName), loggerFactory: logs);
-        var client = new Health.HealthClient(channel);
+            target, MeshChannels.RetryIdempotent(Health.Descriptor.FullName), loggerFactory: provider.GetRequiredService<ILoggerFactory>());
+        var client = viaClientFactory ? provider.GetRequiredService<Health.HealthClient>() : new Health.HealthClient(channel);
         using var load = new Load(client, callers, pauseMilliseconds);
-        load.Start();
+        load.Start(openStreams);
 
         await load.WaitForSuccessesAsync(20, "calls before any kill");
-        if (bothDownAtOnce)
+        using var spin = new CancellationTokenSource();
+        var spinners = Enumerable.Range(0, spinningThreads).Select(_ => new Thread(() =>
         {
-            a.Kill();
-            b.Kill();
-            await Task.Delay(downMilliseconds);
-            a.Restart();
-            b.Restart();
-        }
-        else
-        {
-            foreach (var replica in new[] { a, b })
+            while (!spin.IsCancellationRequested)
             {
-                replica.Kill();
+                Thread.SpinWait(1000);
+            }
+        })).ToList();
+        spinners.ForEach(t => t.Start());
+        for (var round = 0; round < rounds; round++)
+        {
+            if (bothDownAtOnce)
+            {
+                a.Kill();
+                b.Kill();
                 await Task.Delay(downMilliseconds);
-                replica.Restart();
+                a.Restart();
+                b.Restart();
                 await load.WaitForSuccessesAsync(10, "calls after a restart");
+            }
+            else
+            {
+                foreach (var replica in new[] { a, b })
+                {
+                    replica.Kill();
+                    await Task.Delay(downMilliseconds);
+                    replica.Restart();
+                    await load.WaitForSuccessesAsync(10, "calls after a restart");
+                }
             }
         }
 
+        await spin.CancelAsync();
+        spinners.ForEach(t => t.Join());
         load.MarkBack();
         // Both serve again within a bound (a reconnect is about 50 ms away), and every call meanwhile succeeds.
         var bothServed = await load.WaitForBothToServeAsync(TimeSpan.FromSeconds(10));
-        await load.WaitForSuccessesAsync(60, "calls once both replicas serve");
+        var kept = true;
+        try
+        {
+            await load.WaitForSuccessesAsync(60, "calls once both replicas serve");
+        }
+        catch (TimeoutException)
+        {
+            kept = false;
+        }
+
         var byReplica = await load.StopAsync();
 
         var failed = load.FailedAfterBack;
         Assert.True(
             failed.IsEmpty,
             $"{failed.Count} calls started once both replicas were back failed: {string.Join("; ", failed.Take(5))}\n{Describe(capture)}");
+        Assert.True(kept, $"fewer than 60 calls succeeded in {Timeout} once both were back\n{Describe(capture)}");
         Assert.True(bothServed, $"served once back: a {byReplica["a"]}, b {byReplica["b"]}\n{Describe(capture)}");
     }
 
@@ -88,7 +125,11 @@ public sealed class ReplicaKillTests
 
         public ConcurrentQueue<string> FailedAfterBack { get; } = new();
 
-        public void Start() => _callers = Enumerable.Range(0, callers).Select(_ => Task.Run(CallAsync)).ToArray();
+        public void Start(int openStreams) => _callers =
+        [
+            .. Enumerable.Range(0, callers).Select(_ => Task.Run(CallAsync)),
+            .. Enumerable.Range(0, openStreams).Select(_ => Task.Run(WatchAsync)),
+        ];
 
         public void MarkBack() => Interlocked.Exchange(ref _backTicks, Stopwatch.GetTimestamp());
 
@@ -120,6 +161,28 @@ public sealed class ReplicaKillTests
         }
 
         public void Dispose() => _stop.Dispose();
+
+        /// <summary>Keeps a Watch stream open (each for up to 3 s), opening another when one ends.</summary>
+        private async Task WatchAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var watch = client.Watch(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: _stop.Token);
+                    while (await watch.ResponseStream.MoveNext(_stop.Token))
+                    {
+                    }
+                }
+                catch (RpcException)
+                {
+                    // Ends at its deadline, when its replica is killed, or when the test stops.
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+        }
 
         private async Task CallAsync()
         {
