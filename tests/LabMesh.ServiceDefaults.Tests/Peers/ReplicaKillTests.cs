@@ -18,6 +18,9 @@ public sealed class ReplicaKillTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
+    // A restarted replica is reconnected about 50 ms after it is back (MeshChannels.ReconnectBackoff): 10 s is slack for a loaded machine.
+    private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(10);
+
     [Theory]
     // Down long enough for reconnects to fail and back off; a fast restart; both down at once.
     [InlineData(1500, 8, 0, false)]
@@ -69,7 +72,7 @@ public sealed class ReplicaKillTests
                 await Task.Delay(downMilliseconds);
                 a.Restart();
                 b.Restart();
-                await load.WaitForSuccessesAsync(10, "calls after a restart");
+                await load.WaitForSuccessesAsync(10, "calls after a restart", RecoveryBound);
             }
             else
             {
@@ -78,7 +81,7 @@ public sealed class ReplicaKillTests
                     replica.Kill();
                     await Task.Delay(downMilliseconds);
                     replica.Restart();
-                    await load.WaitForSuccessesAsync(10, "calls after a restart");
+                    await load.WaitForSuccessesAsync(10, "calls after a restart", RecoveryBound);
                 }
             }
         }
@@ -87,7 +90,7 @@ public sealed class ReplicaKillTests
         spinners.ForEach(t => t.Join());
         load.MarkBack();
         // Both serve again within a bound (a reconnect is about 50 ms away), and every call meanwhile succeeds.
-        var bothServed = await load.WaitForBothToServeAsync(TimeSpan.FromSeconds(10));
+        var bothServed = await load.WaitForBothToServeAsync(RecoveryBound);
         var kept = true;
         try
         {
@@ -133,10 +136,10 @@ public sealed class ReplicaKillTests
 
         public void MarkBack() => Interlocked.Exchange(ref _backTicks, Stopwatch.GetTimestamp());
 
-        public Task WaitForSuccessesAsync(int count, string what)
+        public Task WaitForSuccessesAsync(int count, string what, TimeSpan? bound = null)
         {
             var before = Volatile.Read(ref _succeeded);
-            return Eventually.HoldsAsync(() => Volatile.Read(ref _succeeded) >= before + count || FailedAfterBack.Count > 20, Timeout, what);
+            return Eventually.HoldsAsync(() => Volatile.Read(ref _succeeded) >= before + count || FailedAfterBack.Count > 20, bound ?? Timeout, what);
         }
 
         /// <summary>Whether each replica served 10 calls started after <see cref="MarkBack"/> within <paramref name="bound"/>.</summary>
