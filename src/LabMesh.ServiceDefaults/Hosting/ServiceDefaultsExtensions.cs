@@ -73,6 +73,8 @@ public static class ServiceDefaultsExtensions
         var telemetry = LabMeshTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
+        // The interceptor's record commits with the call's first write: the audit log joins every store's write transactions.
+        builder.Services.AddSingleton<IWriteParticipant, AuditWriteParticipant>();
         builder.Services.AddGrpc(options =>
         {
             if (telemetry)

@@ -71,7 +71,8 @@ public static class StorageServiceCollectionExtensions
         services.AddKeyedSingleton(serviceName, (sp, _) => Database.Create(
             serviceName,
             sp.GetRequiredService<IOptions<StorageOptions>>().Value,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Database>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Database>(),
+            sp.GetService<IWriteParticipant>()));
 
         // Hosted services start in registration order, each StartAsync awaited before the next, so the
         // schema exists before the relay (and anything registered later) touches it.
