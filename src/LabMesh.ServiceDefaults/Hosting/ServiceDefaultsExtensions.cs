@@ -2,7 +2,6 @@ using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Limits;
-using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Validation;

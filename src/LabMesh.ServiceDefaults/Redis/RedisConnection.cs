@@ -3,7 +3,6 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
 using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
