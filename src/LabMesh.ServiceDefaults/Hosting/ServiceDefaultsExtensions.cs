@@ -1,5 +1,6 @@
 using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Limits;
 using LabMesh.ServiceDefaults.Storage;
