@@ -4,7 +4,6 @@ using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
 using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;

@@ -7,6 +7,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 

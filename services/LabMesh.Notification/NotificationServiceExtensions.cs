@@ -1,4 +1,5 @@
 using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 

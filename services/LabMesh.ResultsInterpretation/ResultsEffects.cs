@@ -1,5 +1,5 @@
 using Grpc.Core;
-using LabMesh.ServiceDefaults.Hosting;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
 

@@ -2,6 +2,7 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ResultsInterpretation.Fhir;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;

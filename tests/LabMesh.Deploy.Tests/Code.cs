@@ -18,7 +18,7 @@ internal static partial class Code
 
     /// <summary>
     /// Sections every service binds through AddServiceDefaults, with their options classes. "LabMesh:Redis" is
-    /// the literal RedisServiceCollectionExtensions.AddLabMeshEventsAndCache binds.
+    /// the literal EventsAndCacheServiceCollectionExtensions.AddLabMeshEventsAndCache binds.
     /// </summary>
     private static readonly (string Section, Type Options)[] SharedSections =
     [

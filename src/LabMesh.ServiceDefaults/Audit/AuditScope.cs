@@ -3,7 +3,7 @@ namespace LabMesh.ServiceDefaults.Audit;
 /// <summary>
 /// The audit record of the mutating call in progress. It flows with the call (an
 /// <see cref="AsyncLocal{T}"/>) down to the service's store, so that the first write transaction the
-/// handler commits on that store carries the record too (<see cref="Storage.Database.WriteAsync{T}"/>):
+/// handler commits on that store carries the record too (<see cref="AuditWriteParticipant"/>, registered with the stores):
 /// the change and its record commit together or not at all.
 /// </summary>
 /// <remarks>

@@ -3,7 +3,6 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using LabMesh.ServiceDefaults.Redis;
 using GrpcStatus = Grpc.Core.Status;
 using RpcStatus = Google.Rpc.Status;
 
@@ -23,7 +22,7 @@ namespace LabMesh.ServiceDefaults.Errors;
 /// StaleEtagException          ABORTED              ErrorInfo STALE_ETAG {resource_type, resource_name}
 /// AlreadyExistsException      ALREADY_EXISTS       ResourceInfo
 /// any other DomainException   FAILED_PRECONDITION  (none)
-/// RedisUnavailableException,   UNAVAILABLE          RetryInfo (1 s): a backing store is down for now,
+/// BackendUnavailableException, UNAVAILABLE          RetryInfo (1 s): a backing store is down for now,
 /// a transient NpgsqlException                       so the caller retries rather than gives up
 /// a peer's UNAVAILABLE         UNAVAILABLE          trailer grpc-retry-pushback-ms: -1 (retried already)
 /// </code>
@@ -203,7 +202,7 @@ public sealed class DomainExceptionInterceptor : Interceptor
     {
         var store = exception switch
         {
-            RedisUnavailableException => "Redis",
+            BackendUnavailableException e => e.Backend,
             Npgsql.NpgsqlException { IsTransient: true } => "PostgreSQL",
             _ => null,
         };

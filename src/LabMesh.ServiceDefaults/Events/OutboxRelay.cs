@@ -4,7 +4,6 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Hosting;

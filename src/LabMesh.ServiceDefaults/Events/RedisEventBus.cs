@@ -1,7 +1,6 @@
 using System.Threading.Channels;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Redis;
 using Microsoft.Extensions.Logging;
 

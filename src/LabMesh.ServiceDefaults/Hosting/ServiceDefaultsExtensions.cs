@@ -1,8 +1,8 @@
 using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Limits;
-using LabMesh.ServiceDefaults.Redis;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using LabMesh.ServiceDefaults.Validation;
@@ -73,6 +73,8 @@ public static class ServiceDefaultsExtensions
         var telemetry = LabMeshTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
+        // The interceptor's record commits with the call's first write: the audit log joins every store's write transactions.
+        builder.Services.AddSingleton<IWriteParticipant, AuditWriteParticipant>();
         builder.Services.AddGrpc(options =>
         {
             if (telemetry)

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Errors;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -934,19 +934,20 @@ public readonly record struct VersionedValue(long Version, byte[] Value);
 public sealed record StoredEvent(string Position, byte[] Data);
 
 /// <summary>Redis could not serve a call: not connected, no answer in time, or an error reply.</summary>
-public sealed class RedisUnavailableException : Exception
+public sealed class RedisUnavailableException : BackendUnavailableException
 {
     public RedisUnavailableException()
+        : base("Redis", "Redis could not serve the call.")
     {
     }
 
     public RedisUnavailableException(string message)
-        : base(message)
+        : base("Redis", message)
     {
     }
 
     public RedisUnavailableException(string message, Exception innerException)
-        : base(message, innerException)
+        : base("Redis", message, innerException)
     {
     }
 }

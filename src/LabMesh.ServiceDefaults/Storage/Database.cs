@@ -1,7 +1,6 @@
 using System.Data;
 using System.Data.Common;
 using System.Diagnostics;
-using LabMesh.ServiceDefaults.Audit;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -21,9 +20,11 @@ public sealed partial class Database : IAsyncDisposable
     private readonly string _connectionString;
     private readonly NpgsqlDataSource? _postgres;
     private readonly ILogger _logger;
+    private readonly IWriteParticipant? _participant;
 
-    private Database(string serviceName, StorageProvider provider, string connectionString, NpgsqlDataSource? postgres, ILogger logger)
+    private Database(string serviceName, StorageProvider provider, string connectionString, NpgsqlDataSource? postgres, ILogger logger, IWriteParticipant? participant)
     {
+        _participant = participant;
         ServiceName = serviceName;
         Provider = provider;
         _connectionString = connectionString;
@@ -37,7 +38,7 @@ public sealed partial class Database : IAsyncDisposable
     public StorageProvider Provider { get; }
 
     /// <summary>Opens the store of <paramref name="serviceName"/> as <paramref name="options"/> say.</summary>
-    public static Database Create(string serviceName, StorageOptions options, ILogger logger)
+    public static Database Create(string serviceName, StorageOptions options, ILogger logger, IWriteParticipant? participant = null)
     {
         if (!IsIdentifier(serviceName))
         {
@@ -57,7 +58,7 @@ public sealed partial class Database : IAsyncDisposable
                 .ConfigureBatchFilter(_ => Activity.Current is not null)
                 .EnablePhysicalOpenTracing(false));
             var dataSource = sources.Build();
-            return new Database(serviceName, StorageProvider.Postgres, builder.ConnectionString, dataSource, logger);
+            return new Database(serviceName, StorageProvider.Postgres, builder.ConnectionString, dataSource, logger, participant);
         }
 
         var file = CreateOwnerOnly(options.DataDirectory, serviceName + ".db");
@@ -69,7 +70,7 @@ public sealed partial class Database : IAsyncDisposable
             Pooling = true,
             DefaultTimeout = 30,
         };
-        return new Database(serviceName, StorageProvider.Sqlite, sqlite.ConnectionString, null, logger);
+        return new Database(serviceName, StorageProvider.Sqlite, sqlite.ConnectionString, null, logger, participant);
     }
 
     /// <summary>
@@ -138,8 +139,8 @@ public sealed partial class Database : IAsyncDisposable
     /// Runs <paramref name="work"/> in one write transaction and commits it. On SQLite the transaction
     /// takes the write lock at once (BEGIN IMMEDIATE), so two writers never deadlock upgrading a read
     /// lock; on PostgreSQL it is READ COMMITTED and retried on serialization failures and deadlocks.
-    /// Inside a mutating call not yet audited, the call's audit record is inserted in the same
-    /// transaction (<see cref="AuditInterceptor"/>).
+    /// The registered <see cref="IWriteParticipant"/> (inside a mutating call not yet audited, the call's
+    /// audit record) joins the same transaction before the commit.
     /// </summary>
     public async Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
@@ -152,22 +153,17 @@ public sealed partial class Database : IAsyncDisposable
             try
             {
                 var result = await work(connection, transaction);
-                // The audit record of the mutating call in progress, if it has none yet, commits with its change.
-                var audit = AuditScope.Claim(ServiceName);
+                // The registered participant (the audit record of the mutating call in progress) commits with the change.
+                var joined = _participant is null ? null : await _participant.JoinAsync(ServiceName, connection, transaction, cancellationToken);
                 var committed = false;
                 try
                 {
-                    if (audit is not null)
-                    {
-                        await AuditLog.InsertAsync(connection, transaction, audit.Row, cancellationToken);
-                    }
-
                     await transaction.CommitAsync(cancellationToken);
                     committed = true;
                 }
                 finally
                 {
-                    audit?.Written(committed);
+                    joined?.Invoke(committed);
                 }
 
                 return result;

@@ -1,3 +1,4 @@
+using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using Dapper;
 using Grpc.Core;

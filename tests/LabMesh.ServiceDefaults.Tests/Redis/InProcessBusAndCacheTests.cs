@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using LabMesh.ServiceDefaults.Caching;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Redis;
 using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;
 

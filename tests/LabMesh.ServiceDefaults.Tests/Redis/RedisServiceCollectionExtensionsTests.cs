@@ -1,5 +1,6 @@
 using LabMesh.ServiceDefaults.Caching;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.Configuration;

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -6,7 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.ServiceDefaults.Events;
 
 /// <summary>Registers a service's store, its migrations and its outbox relay.</summary>
 public static class StorageServiceCollectionExtensions
@@ -71,7 +71,8 @@ public static class StorageServiceCollectionExtensions
         services.AddKeyedSingleton(serviceName, (sp, _) => Database.Create(
             serviceName,
             sp.GetRequiredService<IOptions<StorageOptions>>().Value,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Database>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Database>(),
+            sp.GetService<IWriteParticipant>()));
 
         // Hosted services start in registration order, each StartAsync awaited before the next, so the
         // schema exists before the relay (and anything registered later) touches it.

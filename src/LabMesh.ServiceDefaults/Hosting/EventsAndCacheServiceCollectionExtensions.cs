@@ -1,14 +1,18 @@
 using LabMesh.ServiceDefaults.Caching;
 using LabMesh.ServiceDefaults.Events;
+using LabMesh.ServiceDefaults.Redis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace LabMesh.ServiceDefaults.Redis;
+namespace LabMesh.ServiceDefaults.Hosting;
 
-public static class RedisServiceCollectionExtensions
+/// <summary>
+/// The choice of bus and cache, made here at the top (Hosting) so that Redis, the lower layer, knows neither.
+/// </summary>
+public static class EventsAndCacheServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the <see cref="IStatusCache"/> and the <see cref="IEventBus"/>: over one shared
