@@ -83,19 +83,6 @@ public static class NotificationValidation
         }
     }
 
-    public static void RequireId(string id, string field)
-    {
-        if (string.IsNullOrEmpty(id))
-        {
-            throw new InvalidArgumentException(field, "is required.");
-        }
-
-        if (id.Length > 128)
-        {
-            throw new InvalidArgumentException(field, "is longer than 128 characters.");
-        }
-    }
-
     public static void ThrowIfAny(List<FieldViolation> violations)
     {
         if (violations.Count > 0)
