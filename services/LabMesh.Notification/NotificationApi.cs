@@ -74,7 +74,7 @@ public sealed class NotificationApi(
     {
         var caller = context.GetCaller();
         var violations = new List<FieldViolation>();
-        NotificationValidation.RequestId(request.RequestId, violations);
+        RequestIds.Check(request.RequestId, violations);
         var url = NotificationValidation.Url(request.Url, targets, "url", violations);
         NotificationValidation.Description(request.Description, "description", violations);
         var types = NotificationValidation.EventTypes(request.EventTypes, "event_types", violations);

@@ -190,10 +190,7 @@ public sealed class RequisitionApi(
     private static void Validate(CreateRequisitionRequest request)
     {
         var violations = new List<FieldViolation>();
-        if (string.IsNullOrWhiteSpace(request.RequestId) || request.RequestId.Length > 128)
-        {
-            violations.Add(new("request_id", "is required: 1 to 128 characters, the same on every retry of this order."));
-        }
+        RequestIds.Check(request.RequestId, violations);
 
         if (request.Patient is null)
         {

@@ -13,7 +13,6 @@ namespace LabMesh.ResultsInterpretation;
 /// </summary>
 public static class ResultsValidation
 {
-    public const int MaxRequestIdLength = 128;
     public const int MaxServiceRequests = 50;
     public const int MaxReasonLength = 2000;
     public const int MaxShareNoteLength = 4000;
@@ -25,7 +24,7 @@ public static class ResultsValidation
     {
         ArgumentNullException.ThrowIfNull(request);
         var violations = new List<FieldViolation>();
-        RequestId(request.RequestId, violations);
+        RequestIds.Check(request.RequestId, violations);
         Ids.Check(request.RequisitionId, "requisition_id", violations);
         if (request.ServiceRequestIds.Count > MaxServiceRequests)
         {
@@ -54,7 +53,7 @@ public static class ResultsValidation
     {
         ArgumentNullException.ThrowIfNull(request);
         var violations = new List<FieldViolation>();
-        RequestId(request.RequestId, violations);
+        RequestIds.Check(request.RequestId, violations);
         Ids.Check(request.ReportId, "report_id", violations);
         if (string.IsNullOrWhiteSpace(request.Reason) || request.Reason.Length > MaxReasonLength)
         {
@@ -96,14 +95,6 @@ public static class ResultsValidation
         if (violations.Count > 0)
         {
             throw new InvalidArgumentException(violations);
-        }
-    }
-
-    private static void RequestId(string requestId, List<FieldViolation> violations)
-    {
-        if (string.IsNullOrWhiteSpace(requestId) || requestId.Length > MaxRequestIdLength)
-        {
-            violations.Add(new FieldViolation("request_id", $"required, 1 to {MaxRequestIdLength} characters: the idempotency key of this report."));
         }
     }
 

@@ -37,3 +37,24 @@ public static class Ids
         : id.Length > MaxLength ? TooLong
         : null;
 }
+
+/// <summary>
+/// The <c>request_id</c> of a create, the same in every service: the caller's key that makes a retry
+/// answer the first call's result instead of creating twice.
+/// </summary>
+public static class RequestIds
+{
+    public const int MaxLength = 128;
+
+    public static readonly string Rule = $"is required: 1 to {MaxLength} characters, the same on every retry of this request.";
+
+    /// <summary>Adds a field violation for a missing or overlong request id.</summary>
+    public static void Check(string requestId, List<FieldViolation> violations, string field = "request_id")
+    {
+        ArgumentNullException.ThrowIfNull(violations);
+        if (string.IsNullOrWhiteSpace(requestId) || requestId.Length > MaxLength)
+        {
+            violations.Add(new FieldViolation(field, Rule));
+        }
+    }
+}
