@@ -74,7 +74,7 @@ public sealed class NotificationApi(
     {
         var caller = context.GetCaller();
         var violations = new List<FieldViolation>();
-        NotificationValidation.RequestId(request.RequestId, violations);
+        RequestIds.Check(request.RequestId, violations);
         var url = NotificationValidation.Url(request.Url, targets, "url", violations);
         NotificationValidation.Description(request.Description, "description", violations);
         var types = NotificationValidation.EventTypes(request.EventTypes, "event_types", violations);
@@ -98,7 +98,7 @@ public sealed class NotificationApi(
     public override async Task<GetWebhookEndpointResponse> GetWebhookEndpoint(GetWebhookEndpointRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        NotificationValidation.RequireId(request.Id, "id");
+        Ids.Require(request.Id, "id");
         return new GetWebhookEndpointResponse { Endpoint = ToProto(await store.GetEndpointAsync(caller.TeamId, request.Id, context.CancellationToken)) };
     }
 
@@ -183,7 +183,7 @@ public sealed class NotificationApi(
     public override async Task<DeleteWebhookEndpointResponse> DeleteWebhookEndpoint(DeleteWebhookEndpointRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        NotificationValidation.RequireId(request.Id, "id");
+        Ids.Require(request.Id, "id");
         await store.DeleteEndpointAsync(caller.TeamId, request.Id, request.Etag, context.CancellationToken);
         return new DeleteWebhookEndpointResponse();
     }
@@ -191,7 +191,7 @@ public sealed class NotificationApi(
     public override async Task<RotateWebhookSecretResponse> RotateWebhookSecret(RotateWebhookSecretRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        NotificationValidation.RequireId(request.Id, "id");
+        Ids.Require(request.Id, "id");
         var overlap = ProtoTime.ToTimeSpan(request.Overlap, "overlap") ?? options.Value.DefaultRotationOverlap;
         if (overlap < TimeSpan.Zero || overlap > MaxRotationOverlap)
         {
@@ -212,7 +212,7 @@ public sealed class NotificationApi(
     public override async Task<SendTestEventResponse> SendTestEvent(SendTestEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        NotificationValidation.RequireId(request.EndpointId, "endpoint_id");
+        Ids.Require(request.EndpointId, "endpoint_id");
         var endpoint = await store.GetEndpointAsync(caller.TeamId, request.EndpointId, context.CancellationToken);
         if (!endpoint.Enabled)
         {
@@ -262,7 +262,7 @@ public sealed class NotificationApi(
                 throw new InvalidArgumentException("delivery_id", "name either delivery_id, or endpoint_id and event_id, not both.");
             }
 
-            NotificationValidation.RequireId(request.DeliveryId, "delivery_id");
+            Ids.Require(request.DeliveryId, "delivery_id");
             id = request.DeliveryId;
         }
         else
@@ -279,8 +279,8 @@ public sealed class NotificationApi(
             }
 
             NotificationValidation.ThrowIfAny(violations);
-            NotificationValidation.RequireId(request.EndpointId, "endpoint_id");
-            NotificationValidation.RequireId(request.EventId, "event_id");
+            Ids.Require(request.EndpointId, "endpoint_id");
+            Ids.Require(request.EventId, "event_id");
             id = (await store.GetDeliveryAsync(caller.TeamId, request.EndpointId, request.EventId, context.CancellationToken)).Id;
         }
 
@@ -396,7 +396,7 @@ public sealed class NotificationApi(
     public override async Task<GetCriticalResultResponse> GetCriticalResult(GetCriticalResultRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        NotificationValidation.RequireId(request.Id, "id");
+        Ids.Require(request.Id, "id");
         var critical = await store.GetCriticalAsync(caller.TeamId, request.Id, context.CancellationToken);
         var audit = await store.ListAuditAsync(critical.Id, context.CancellationToken);
         var response = new GetCriticalResultResponse { CriticalResult = ToProto(critical, includeReadBack: true) };

@@ -9,6 +9,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Notification;
 
@@ -745,14 +746,7 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
 
     // ---- Helpers -----------------------------------------------------------------------------
 
-    internal static string WordOf(DeliveryState state) => state switch
-    {
-        DeliveryState.Pending => "pending",
-        DeliveryState.Delivered => "delivered",
-        DeliveryState.DeadLetter => "dead_letter",
-        DeliveryState.Cancelled => "cancelled",
-        _ => "unspecified",
-    };
+    internal static string WordOf(DeliveryState state) => EnumWords.Word(state) is { Length: > 0 } word ? word : "unspecified";
 
     private static async Task<bool> OpenCriticalAsync(
         DbConnection connection, DbTransaction transaction, Event evt, CriticalResult critical, DateTimeOffset now, CriticalTierPolicy policy, CancellationToken cancellationToken)

@@ -8,7 +8,6 @@ namespace LabMesh.Notification;
 /// <summary>The request checks of NotificationService, each a field violation naming its field.</summary>
 public static class NotificationValidation
 {
-    public const int MaxRequestIdLength = 128;
     public const int MaxDescriptionLength = 500;
 
     /// <summary>The caller's team's events, narrowed by the filter; another team is PERMISSION_DENIED.</summary>
@@ -63,36 +62,11 @@ public static class NotificationValidation
         return uri.AbsoluteUri;
     }
 
-    public static void RequestId(string requestId, List<FieldViolation> violations)
-    {
-        if (string.IsNullOrWhiteSpace(requestId))
-        {
-            violations.Add(new FieldViolation("request_id", "is required: it makes the create idempotent."));
-        }
-        else if (requestId.Length > MaxRequestIdLength)
-        {
-            violations.Add(new FieldViolation("request_id", $"is longer than {MaxRequestIdLength} characters."));
-        }
-    }
-
     public static void Description(string description, string field, List<FieldViolation> violations)
     {
         if (description.Length > MaxDescriptionLength)
         {
             violations.Add(new FieldViolation(field, $"is longer than {MaxDescriptionLength} characters."));
-        }
-    }
-
-    public static void RequireId(string id, string field)
-    {
-        if (string.IsNullOrEmpty(id))
-        {
-            throw new InvalidArgumentException(field, "is required.");
-        }
-
-        if (id.Length > 128)
-        {
-            throw new InvalidArgumentException(field, "is longer than 128 characters.");
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using LabMesh.Contracts.Notification.V1;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Notification;
 
@@ -7,15 +8,7 @@ namespace LabMesh.Notification;
 public static class NotificationWords
 {
     /// <summary>"phone", "in_person", "app", "pager", "secure_message"; "unspecified" for none.</summary>
-    public static string Channel(AcknowledgementChannel channel) => channel switch
-    {
-        AcknowledgementChannel.Phone => "phone",
-        AcknowledgementChannel.InPerson => "in_person",
-        AcknowledgementChannel.App => "app",
-        AcknowledgementChannel.Pager => "pager",
-        AcknowledgementChannel.SecureMessage => "secure_message",
-        _ => "unspecified",
-    };
+    public static string Channel(AcknowledgementChannel channel) => EnumWords.Word(channel) is { Length: > 0 } word ? word : "unspecified";
 
     /// <summary>A duration as people say it: "30m", "1h5m", "45s", "250ms".</summary>
     public static string Duration(TimeSpan duration)

@@ -40,7 +40,7 @@ public sealed class RequisitionApi(
     public override async Task<PlaceRequisitionResponse> PlaceRequisition(PlaceRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var requisition = await workflow.PlaceAsync(caller, RequireId(request.Id), request.Etag, context.Deadline, context.CancellationToken);
+        var requisition = await workflow.PlaceAsync(caller, Ids.Require(request.Id), request.Etag, context.Deadline, context.CancellationToken);
         return new PlaceRequisitionResponse { Requisition = requisition };
     }
 
@@ -49,7 +49,7 @@ public sealed class RequisitionApi(
         var caller = context.GetCaller();
         return new GetRequisitionResponse
         {
-            Requisition = await workflow.GetAsync(caller, RequireId(request.Id), context.Deadline, context.CancellationToken),
+            Requisition = await workflow.GetAsync(caller, Ids.Require(request.Id), context.Deadline, context.CancellationToken),
         };
     }
 
@@ -86,7 +86,7 @@ public sealed class RequisitionApi(
     public override async Task<RecordOrderEventResponse> RecordOrderEvent(RecordOrderEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id);
+        var id = Ids.Require(request.Id);
         if (string.IsNullOrWhiteSpace(request.Status))
         {
             throw new InvalidArgumentException("status", "is required: a namespaced order status, e.g. \"collecting_sample.testkit.transit_customer\".");
@@ -100,7 +100,7 @@ public sealed class RequisitionApi(
     public override async Task<CancelRequisitionResponse> CancelRequisition(CancelRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id);
+        var id = Ids.Require(request.Id);
         var reason = string.IsNullOrEmpty(request.Reason) ? "cancelled" : request.Reason;
         if (reason is not ("cancelled" or "do_not_process"))
         {
@@ -124,14 +124,14 @@ public sealed class RequisitionApi(
         var caller = context.GetCaller();
         return new GetRequisitionStatusResponse
         {
-            Status = await workflow.GetStatusAsync(caller, RequireId(request.Id), context.CancellationToken),
+            Status = await workflow.GetStatusAsync(caller, Ids.Require(request.Id), context.CancellationToken),
         };
     }
 
     public override async Task<SimulateOrderResponse> SimulateOrder(SimulateOrderRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id);
+        var id = Ids.Require(request.Id);
         var delay = ProtoTime.ToTimeSpan(request.StepDelay, "step_delay") ?? TimeSpan.Zero;
         if (delay < TimeSpan.Zero || delay > MaxStepDelay)
         {
@@ -168,7 +168,7 @@ public sealed class RequisitionApi(
             violations.Add(new FieldViolation("sequence", "must be positive."));
         }
 
-        var id = RequireId(request.Id);
+        var id = Ids.Require(request.Id);
         if (violations.Count > 0)
         {
             throw new InvalidArgumentException(violations);
@@ -192,7 +192,7 @@ public sealed class RequisitionApi(
     public override async Task<RescheduleRequisitionResponse> RescheduleRequisition(RescheduleRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id);
+        var id = Ids.Require(request.Id);
         if (string.IsNullOrWhiteSpace(request.Reason) || request.Reason.Length > 1024)
         {
             throw new InvalidArgumentException("reason", "is required (1 to 1024 characters): why the order is rescheduled, kept in the history.");
@@ -209,10 +209,7 @@ public sealed class RequisitionApi(
     private static void Validate(CreateRequisitionRequest request)
     {
         var violations = new List<FieldViolation>();
-        if (string.IsNullOrWhiteSpace(request.RequestId) || request.RequestId.Length > 128)
-        {
-            violations.Add(new("request_id", "is required: 1 to 128 characters, the same on every retry of this order."));
-        }
+        RequestIds.Check(request.RequestId, violations);
 
         if (request.Patient is null)
         {
@@ -305,11 +302,6 @@ public sealed class RequisitionApi(
             throw new InvalidArgumentException(violations);
         }
     }
-
-    private static string RequireId(string id) =>
-        string.IsNullOrWhiteSpace(id) ? throw new InvalidArgumentException("id", "is required.")
-        : id.Length > 64 ? throw new InvalidArgumentException("id", "must be at most 64 characters.")
-        : id;
 
     private static string Truncate(string text) => text.Length <= 1024 ? text : text[..1024];
 }

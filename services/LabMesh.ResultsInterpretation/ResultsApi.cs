@@ -8,6 +8,7 @@ using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.ServiceDefaults.Validation;
 using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
@@ -54,14 +55,9 @@ public sealed class ResultsApi(
     {
         var caller = context.GetCaller();
         var violations = new List<FieldViolation>();
-        ResultsValidation.Id(request.RequisitionId, "requisition_id", violations);
-        if (request.PageSize is < 0 or > PageToken.MaxPageSize)
-        {
-            violations.Add(new FieldViolation("page_size", $"must be between 1 and {PageToken.MaxPageSize} (0 means {PageToken.DefaultPageSize})."));
-        }
-
+        Ids.Check(request.RequisitionId, "requisition_id", violations);
+        var size = PageToken.CheckSize(request.PageSize, "page_size", violations);
         ResultsValidation.Throw(violations);
-        var size = PageToken.Size(request.PageSize);
         var after = ReportKey.FromToken(request.PageToken);
         var view = await workflow.GetResultsAsync(caller, request.RequisitionId, request.IncludeHistory, after, size, context.Deadline, context.CancellationToken);
         var response = new GetResultsResponse
@@ -79,7 +75,7 @@ public sealed class ResultsApi(
     public override async Task<GetReportResponse> GetReport(GetReportRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        RequireId(request.Id, "id");
+        Ids.Require(request.Id, "id");
         if (request.Version < 0)
         {
             throw new InvalidArgumentException("version", "must be 0 (the latest) or a version number.");
@@ -126,7 +122,7 @@ public sealed class ResultsApi(
     {
         var caller = context.GetCaller();
         var violations = new List<FieldViolation>();
-        ResultsValidation.Id(request.RequisitionId, "requisition_id", violations);
+        Ids.Check(request.RequisitionId, "requisition_id", violations);
         if (request.Note.Length > ResultsValidation.MaxShareNoteLength)
         {
             violations.Add(new FieldViolation("note", $"at most {ResultsValidation.MaxShareNoteLength} characters."));
@@ -146,7 +142,7 @@ public sealed class ResultsApi(
     public override async Task<GetFhirBundleResponse> GetFhirBundle(GetFhirBundleRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        RequireId(request.RequisitionId, "requisition_id");
+        Ids.Require(request.RequisitionId, "requisition_id");
         var json = await fhir.GetBundleJsonAsync(caller, request.RequisitionId, context.Deadline, context.CancellationToken);
         return new GetFhirBundleResponse { BundleJson = json, ContentType = FhirBundleWriter.ContentType };
     }
@@ -179,12 +175,5 @@ public sealed class ResultsApi(
         }
 
         return limit;
-    }
-
-    private static void RequireId(string id, string field)
-    {
-        var violations = new List<FieldViolation>();
-        ResultsValidation.Id(id, field, violations);
-        ResultsValidation.Throw(violations);
     }
 }

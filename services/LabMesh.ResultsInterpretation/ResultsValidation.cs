@@ -3,6 +3,7 @@ using Google.Protobuf;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Validation;
 
 namespace LabMesh.ResultsInterpretation;
 
@@ -12,9 +13,7 @@ namespace LabMesh.ResultsInterpretation;
 /// </summary>
 public static class ResultsValidation
 {
-    public const int MaxRequestIdLength = 128;
     public const int MaxServiceRequests = 50;
-    public const int MaxIdLength = 64;
     public const int MaxReasonLength = 2000;
     public const int MaxShareNoteLength = 4000;
 
@@ -25,8 +24,8 @@ public static class ResultsValidation
     {
         ArgumentNullException.ThrowIfNull(request);
         var violations = new List<FieldViolation>();
-        RequestId(request.RequestId, violations);
-        Id(request.RequisitionId, "requisition_id", violations);
+        RequestIds.Check(request.RequestId, violations);
+        Ids.Check(request.RequisitionId, "requisition_id", violations);
         if (request.ServiceRequestIds.Count > MaxServiceRequests)
         {
             violations.Add(new FieldViolation("service_request_ids", $"at most {MaxServiceRequests}."));
@@ -36,7 +35,7 @@ public static class ResultsValidation
         for (var i = 0; i < request.ServiceRequestIds.Count; i++)
         {
             var id = request.ServiceRequestIds[i];
-            Id(id, $"service_request_ids[{i}]", violations);
+            Ids.Check(id, $"service_request_ids[{i}]", violations);
             if (!seen.Add(id))
             {
                 violations.Add(new FieldViolation($"service_request_ids[{i}]", $"'{id}' is listed twice."));
@@ -54,8 +53,8 @@ public static class ResultsValidation
     {
         ArgumentNullException.ThrowIfNull(request);
         var violations = new List<FieldViolation>();
-        RequestId(request.RequestId, violations);
-        Id(request.ReportId, "report_id", violations);
+        RequestIds.Check(request.RequestId, violations);
+        Ids.Check(request.ReportId, "report_id", violations);
         if (string.IsNullOrWhiteSpace(request.Reason) || request.Reason.Length > MaxReasonLength)
         {
             violations.Add(new FieldViolation("reason", $"required, at most {MaxReasonLength} characters: say why the report is corrected."));
@@ -96,23 +95,6 @@ public static class ResultsValidation
         if (violations.Count > 0)
         {
             throw new InvalidArgumentException(violations);
-        }
-    }
-
-    public static void Id(string id, string field, List<FieldViolation> violations)
-    {
-        ArgumentNullException.ThrowIfNull(violations);
-        if (string.IsNullOrWhiteSpace(id) || id.Length > MaxIdLength)
-        {
-            violations.Add(new FieldViolation(field, $"required, at most {MaxIdLength} characters."));
-        }
-    }
-
-    private static void RequestId(string requestId, List<FieldViolation> violations)
-    {
-        if (string.IsNullOrWhiteSpace(requestId) || requestId.Length > MaxRequestIdLength)
-        {
-            violations.Add(new FieldViolation("request_id", $"required, 1 to {MaxRequestIdLength} characters: the idempotency key of this report."));
         }
     }
 

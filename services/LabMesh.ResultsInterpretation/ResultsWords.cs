@@ -1,4 +1,5 @@
 using LabMesh.Contracts.Results.V1;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 
@@ -6,19 +7,8 @@ namespace LabMesh.ResultsInterpretation;
 public static class ResultsWords
 {
     /// <summary>"normal", "abnormal", "critical", or "" when not read.</summary>
-    public static string Interpretation(Interpretation interpretation) => interpretation switch
-    {
-        Contracts.Results.V1.Interpretation.Normal => "normal",
-        Contracts.Results.V1.Interpretation.Abnormal => "abnormal",
-        Contracts.Results.V1.Interpretation.Critical => "critical",
-        _ => "",
-    };
+    public static string Interpretation(Interpretation interpretation) => EnumWords.Word(interpretation);
 
-    /// <summary>"partial" or "final".</summary>
-    public static string Status(ReportStatus status) => status switch
-    {
-        ReportStatus.Partial => "partial",
-        ReportStatus.Final => "final",
-        _ => "",
-    };
+    /// <summary>"partial" or "final"; "" when not set.</summary>
+    public static string Status(ReportStatus status) => EnumWords.Word(status);
 }

@@ -41,7 +41,7 @@ public sealed class ServiceRequestApi(
     public override async Task<GetServiceRequestResponse> GetServiceRequest(GetServiceRequestRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id, "id");
+        var id = Ids.Require(request.Id, "id");
         var record = await store.GetAsync(caller.TeamId, id, context.CancellationToken);
         return record is not null && Visible(record, caller)
             ? new GetServiceRequestResponse { ServiceRequest = Map(record) }
@@ -71,7 +71,7 @@ public sealed class ServiceRequestApi(
     public override async Task<UpdateTaskStatusResponse> UpdateTaskStatus(UpdateTaskStatusRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id, "id");
+        var id = Ids.Require(request.Id, "id");
         if (request.TaskBusinessStatus == TaskBusinessStatus.Unspecified)
         {
             throw new InvalidArgumentException("task_business_status", "is required: one of ORDER_CONFIRMED, APPOINTMENT_ATTENDED, PARTIAL_RESULTS_READY, FULL_RESULTS_READY, APPOINTMENT_ISSUE, RESULTS_ISSUE, ORDER_ISSUE.");
@@ -91,7 +91,7 @@ public sealed class ServiceRequestApi(
     public override async Task<RevokeServiceRequestResponse> RevokeServiceRequest(RevokeServiceRequestRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var id = RequireId(request.Id, "id");
+        var id = Ids.Require(request.Id, "id");
         var change = await store.RevokeAsync(caller.TeamId, id, request.Etag, Truncate(request.Reason), caller.Actor, context.CancellationToken);
         await AfterCommitAsync([change]);
         return new RevokeServiceRequestResponse { ServiceRequest = Map(change.Record), Changed = change.Changed };
@@ -105,7 +105,7 @@ public sealed class ServiceRequestApi(
             throw new InvalidArgumentException("ids", $"must hold 1 to {MaxBatch} ids.");
         }
 
-        var ids = request.Ids.Select((id, i) => RequireId(id, $"ids[{i}]")).ToList();
+        var ids = request.Ids.Select((id, i) => Ids.Require(id, $"ids[{i}]")).ToList();
         var found = new Dictionary<string, ServiceRequestStatusView>(StringComparer.Ordinal);
         var cached = await cache.GetManyAsync(CacheKind, ids, context.CancellationToken);
         var misses = new List<string>();
@@ -154,7 +154,7 @@ public sealed class ServiceRequestApi(
         var caller = context.GetCaller();
         // The page size first: a List RPC's page_size above its cap is INVALID_ARGUMENT naming it whatever else is wrong.
         var size = PageToken.Size(request.PageSize);
-        var id = RequireId(request.Id, "id");
+        var id = Ids.Require(request.Id, "id");
         var after = PageToken.Decode(request.PageToken) is { } token
             ? long.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) ? sequence
                 : throw new InvalidArgumentException("page_token", "is not a page token returned by GetServiceRequestHistory.")
@@ -184,7 +184,7 @@ public sealed class ServiceRequestApi(
     public override async Task<CreateServiceRequestsResponse> CreateServiceRequests(CreateServiceRequestsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var requisitionId = Ids.Require(request.RequisitionId, "requisition_id");
         var violations = new List<FieldViolation>();
         if (request.ServiceRequests.Count is 0 or > 50)
         {
@@ -224,7 +224,7 @@ public sealed class ServiceRequestApi(
     public override async Task<ConfirmServiceRequestsResponse> ConfirmServiceRequests(ConfirmServiceRequestsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var requisitionId = Ids.Require(request.RequisitionId, "requisition_id");
         var changes = await store.ConfirmAsync(caller.TeamId, requisitionId, caller.Actor, context.CancellationToken);
         await AfterCommitAsync(changes);
         var response = new ConfirmServiceRequestsResponse();
@@ -235,7 +235,7 @@ public sealed class ServiceRequestApi(
     public override async Task<ApplyOrderEventResponse> ApplyOrderEvent(ApplyOrderEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var requisitionId = Ids.Require(request.RequisitionId, "requisition_id");
         if (string.IsNullOrEmpty(request.OrderStatus) || request.OrderStatus.Count(c => c == '.') != 2)
         {
             throw new InvalidArgumentException("order_status", "must be a namespaced order status, e.g. \"completed.testkit.completed\".");
@@ -257,7 +257,7 @@ public sealed class ServiceRequestApi(
     public override async Task<RecordResultsResponse> RecordResults(RecordResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var requisitionId = Ids.Require(request.RequisitionId, "requisition_id");
         if (request.ServiceRequestIds.Count is 0 or > MaxBatch)
         {
             throw new InvalidArgumentException("service_request_ids", $"must name 1 to {MaxBatch} service requests.");
@@ -277,7 +277,7 @@ public sealed class ServiceRequestApi(
         RescheduleServiceRequestsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        var requisitionId = RequireId(request.RequisitionId, "requisition_id");
+        var requisitionId = Ids.Require(request.RequisitionId, "requisition_id");
         if (string.IsNullOrWhiteSpace(request.Reason))
         {
             throw new InvalidArgumentException("reason", "is required: why the owner reschedules (kept in the history).");
@@ -336,11 +336,6 @@ public sealed class ServiceRequestApi(
         TeamId = record.TeamId,
         PartnerId = record.PartnerId,
     };
-
-    private static string RequireId(string id, string field) =>
-        string.IsNullOrWhiteSpace(id) ? throw new InvalidArgumentException(field, "is required.")
-        : id.Length > 64 ? throw new InvalidArgumentException(field, "must be at most 64 characters.")
-        : id;
 
     private static string Truncate(string text) => text.Length <= 1024 ? text : text[..1024];
 }

@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Requisition.Domain;
 
@@ -82,26 +83,12 @@ public static class Modalities
 
     /// <summary>The modality's word in namespaced statuses: <c>testkit</c>, <c>walk_in_test</c>, <c>at_home_phlebotomy</c>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">UNSPECIFIED or unknown.</exception>
-    public static string Word(TestModality modality) => modality switch
-    {
-        TestModality.Testkit => "testkit",
-        TestModality.WalkInTest => "walk_in_test",
-        TestModality.AtHomePhlebotomy => "at_home_phlebotomy",
-        _ => throw new ArgumentOutOfRangeException(nameof(modality), modality, "A namespaced status needs a test modality."),
-    };
+    public static string Word(TestModality modality) =>
+        EnumWords.Word(modality) is { Length: > 0 } word ? word
+        : throw new ArgumentOutOfRangeException(nameof(modality), modality, "A namespaced status needs a test modality.");
 
     /// <summary>The modality a word names.</summary>
-    public static bool TryParseModality(string? word, out TestModality modality)
-    {
-        modality = word switch
-        {
-            "testkit" => TestModality.Testkit,
-            "walk_in_test" => TestModality.WalkInTest,
-            "at_home_phlebotomy" => TestModality.AtHomePhlebotomy,
-            _ => TestModality.Unspecified,
-        };
-        return modality != TestModality.Unspecified;
-    }
+    public static bool TryParseModality(string? word, out TestModality modality) => EnumWords.TryParse(word, out modality);
 
     /// <summary>Every namespaced status of the modality, as seed 004 lists them.</summary>
     /// <exception cref="ArgumentOutOfRangeException">UNSPECIFIED or unknown.</exception>

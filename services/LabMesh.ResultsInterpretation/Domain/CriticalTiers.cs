@@ -1,4 +1,5 @@
 using LabMesh.Contracts.Results.V1;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation.Domain;
 
@@ -14,12 +15,7 @@ public static class CriticalTiers
     public const string SignificantRiskWord = "significant_risk";
 
     /// <summary>"critical_risk", "significant_risk", or "" when not critical.</summary>
-    public static string Word(CriticalTier tier) => tier switch
-    {
-        CriticalTier.CriticalRisk => CriticalRiskWord,
-        CriticalTier.SignificantRisk => SignificantRiskWord,
-        _ => "",
-    };
+    public static string Word(CriticalTier tier) => EnumWords.Word(tier);
 
     /// <summary>A configured tier word; <see cref="ArgumentException"/> naming <paramref name="path"/> otherwise.</summary>
     public static CriticalTier Parse(string? word, string path) => (word ?? "").Trim().ToLowerInvariant() switch

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Threading.Channels;
 using LabMesh.Contracts.Common.V1;
+using LabMesh.ServiceDefaults.Redis;
 using Microsoft.Extensions.Logging;
 
 namespace LabMesh.ServiceDefaults.Events;
@@ -93,8 +94,7 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     public bool SurvivesRestart => false;
 
     /// <inheritdoc/>
-    public bool IsPosition(string position) =>
-        long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) && sequence < long.MaxValue;
+    public bool IsPosition(string position) => BusPosition.TryParseSequence(position, out _);
 
     // The position of the oldest event the log still holds (one past _last when it is empty); read under _gate.
     private long OldestKept => Math.Max(_before + 1, _last - _log.Length + 1);
@@ -102,7 +102,7 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     /// <inheritdoc/>
     public Task<bool> RetainsAfterAsync(string position, CancellationToken cancellationToken)
     {
-        if (!long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out var after))
+        if (!BusPosition.TryParseSequence(position, out var after))
         {
             throw new ArgumentException($"'{position}' is not a position of this bus.", nameof(position));
         }
@@ -119,7 +119,7 @@ public sealed partial class InProcessEventBus : IEventBus, IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
         var after = 0L;
-        if (afterPosition is not null && !long.TryParse(afterPosition, NumberStyles.None, CultureInfo.InvariantCulture, out after))
+        if (afterPosition is not null && !BusPosition.TryParseSequence(afterPosition, out after))
         {
             throw new ArgumentException($"'{afterPosition}' is not a position of this bus.", nameof(afterPosition));
         }

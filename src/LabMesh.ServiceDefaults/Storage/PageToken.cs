@@ -47,10 +47,29 @@ public static class PageToken
         rows.Count > pageSize ? Encode(id(rows[pageSize - 1])) : "";
 
     /// <summary>The page size to use: 0 means the default; above the cap or negative is INVALID_ARGUMENT.</summary>
-    public static int Size(int requested, string field = "page_size") => requested switch
+    public static int Size(int requested, string field = "page_size")
     {
-        0 => DefaultPageSize,
-        < 0 or > MaxPageSize => throw new InvalidArgumentException(field, $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})."),
-        _ => requested,
-    };
+        var violations = new List<FieldViolation>();
+        var size = CheckSize(requested, field, violations);
+        return violations.Count == 0 ? size : throw new InvalidArgumentException(violations);
+    }
+
+    /// <summary>
+    /// The page size to use, as <see cref="Size"/>, with a field violation added instead of thrown, for a
+    /// request that reports every problem at once.
+    /// </summary>
+    public static int CheckSize(int requested, string field, List<FieldViolation> violations)
+    {
+        ArgumentNullException.ThrowIfNull(violations);
+        switch (requested)
+        {
+            case 0:
+                return DefaultPageSize;
+            case < 0 or > MaxPageSize:
+                violations.Add(new FieldViolation(field, $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})."));
+                return DefaultPageSize;
+            default:
+                return requested;
+        }
+    }
 }

@@ -258,6 +258,42 @@ public sealed class RedisConnectionTests
     }
 
     [Fact]
+    public async Task ReadEvents_PositionRule_AcceptsWhatRedisReadsAsAStreamId_AndNothingElse()
+    {
+        using var log = new TestLog();
+        await using var redis = new RedisServer();
+        await redis.StartAsync().Within();
+        await using var connection = await ConnectAsync(redis, log);
+        await AppendAsync(connection, "evt-1", 1, critical: false);
+
+        // Nineteen digits a part: every such id is one Redis reads, and one an exclusive read can start after.
+        Assert.Single(await connection.ReadEventsAsync("0", 10, CancellationToken.None).Within());
+        Assert.Single(await connection.ReadEventsAsync("0-0", 10, CancellationToken.None).Within());
+        Assert.Single(await connection.ReadEventsAsync("0000000000000000001-1", 10, CancellationToken.None).Within());
+        foreach (var valid in new[] { "9999999999999999999", "9999999999999999999-9999999999999999999" })
+        {
+            Assert.True(BusPosition.IsValid(valid), valid);
+            Assert.Empty(await connection.ReadEventsAsync(valid, 10, CancellationToken.None).Within());
+        }
+
+        // Twenty digits may be the largest id (18446744073709551615-18446744073709551615), after which Redis cannot read.
+        foreach (var invalid in new[] { "", "-", "1-", "-1", "18446744073709551615", "1-18446744073709551615", "1-2-3", "+1", " 1", "1a" })
+        {
+            Assert.False(BusPosition.IsValid(invalid), invalid);
+            await Assert.ThrowsAsync<ArgumentException>(() => connection.ReadEventsAsync(invalid, 10, CancellationToken.None)).Within();
+        }
+
+        // The in-process bus's sequence numbers: plain, and one below long.MaxValue so the next one is a number too.
+        Assert.True(BusPosition.TryParseSequence("9223372036854775806", out var last));
+        Assert.Equal(long.MaxValue - 1, last);
+        Assert.False(BusPosition.TryParseSequence("9223372036854775807", out _));
+        Assert.False(BusPosition.TryParseSequence("1-0", out _));
+        Assert.True(BusPosition.Compare("9999999999999999999-0", "9999999999999999998-9999999999999999999") > 0);
+        Assert.Throws<ArgumentException>(() => BusPosition.Compare("18446744073709551615-0", "1-0"));
+        log.AssertNoErrors();
+    }
+
+    [Fact]
     public async Task TakeToken_OneBucketForEveryConnection_RefillsAtTheRate()
     {
         using var log = new TestLog();
