@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Threading.Channels;
-using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
@@ -8,6 +7,7 @@ using LabMesh.Contracts.Notification.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Redis;
+using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
 using Microsoft.Extensions.Options;
 
@@ -176,7 +176,7 @@ public sealed partial class EventStreams(
         var response = new ListEventsResponse();
         var position = after;
         var scanned = 0;
-        long bytes = 0;
+        var budget = new PageBudget(maxBytes);
         var full = false;
         while (!full && scanned < MaxScan)
         {
@@ -186,15 +186,12 @@ public sealed partial class EventStreams(
                 if (selection.Matches(entry.Event))
                 {
                     var item = new StreamEvent { Event = entry.Event, Cursor = entry.Position };
-                    // Its field tag (1 byte), its length prefix and its body.
-                    var encoded = 1 + (long)CodedOutputStream.ComputeMessageSize(item);
-                    if (response.Events.Count > 0 && bytes + encoded > maxBytes)
+                    if (!budget.TryAdd(item))
                     {
                         full = true;
                         break;
                     }
 
-                    bytes += encoded;
                     response.Events.Add(item);
                 }
 

@@ -30,9 +30,6 @@ public sealed class NotificationApi(
     TimeProvider time,
     [FromKeyedServices(NotificationStore.ServiceName)] OutboxRelay relay) : NotificationService.NotificationServiceBase
 {
-    /// <summary>The most bytes of items one ListEvents or ListUnacknowledgedCriticalResults page holds (under the 4 MiB message limit).</summary>
-    public const int MaxPageBytes = 3 * 1024 * 1024;
-
     private const int MaxListEvents = 1_000;
     private const int DefaultListEvents = 100;
     private static readonly TimeSpan MaxRotationOverlap = TimeSpan.FromDays(7);
@@ -67,7 +64,7 @@ public sealed class NotificationApi(
             _ => request.PageSize,
         };
         var after = await streams.ResolveAsync(request.After, "after", context.CancellationToken);
-        return await streams.ListAsync(selection, after, size, MaxPageBytes, context.CancellationToken);
+        return await streams.ListAsync(selection, after, size, PageBudget.MaxBytes, context.CancellationToken);
     }
 
     public override async Task<CreateWebhookEndpointResponse> CreateWebhookEndpoint(CreateWebhookEndpointRequest request, ServerCallContext context)
@@ -373,19 +370,17 @@ public sealed class NotificationApi(
         var after = PageToken.Decode(request.PageToken);
         var rows = await store.ListOpenCriticalAsync(caller.TeamId, NullIfEmpty(request.RequisitionId), after, size + 1, context.CancellationToken);
         var response = new ListUnacknowledgedCriticalResultsResponse();
-        // A critical result may name up to 500 analytes (about 35 KB): a page also stops at MaxPageBytes, so it stays
+        // A critical result may name up to 500 analytes (about 35 KB): a page also stops at PageBudget.MaxBytes, so it stays
         // under the 4 MiB message limit whatever its page size.
-        var bytes = 0;
+        var budget = new PageBudget();
         foreach (var row in rows.Take(size))
         {
             var critical = ToProto(row, includeReadBack: false);
-            var encoded = Google.Protobuf.CodedOutputStream.ComputeMessageSize(critical) + 1;
-            if (response.CriticalResults.Count > 0 && bytes + encoded > MaxPageBytes)
+            if (!budget.TryAdd(critical))
             {
                 break;
             }
 
-            bytes += encoded;
             response.CriticalResults.Add(critical);
         }
 

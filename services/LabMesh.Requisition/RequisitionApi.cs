@@ -1,5 +1,4 @@
 using System.Globalization;
-using Google.Protobuf;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
@@ -24,9 +23,6 @@ public sealed class RequisitionApi(
     ServiceRequestSync sync)
     : RequisitionService.RequisitionServiceBase
 {
-    /// <summary>The most bytes of requisitions one ListRequisitions page holds (under the 4 MiB message limit).</summary>
-    public const int MaxPageBytes = 3 * 1024 * 1024;
-
     private static readonly TimeSpan MaxStepDelay = TimeSpan.FromSeconds(60);
 
     public override async Task<CreateRequisitionResponse> CreateRequisition(CreateRequisitionRequest request, ServerCallContext context)
@@ -63,18 +59,16 @@ public sealed class RequisitionApi(
         var records = await store.ListAsync(caller.TeamId, filter, after, pageSize, context.CancellationToken);
         var response = new ListRequisitionsResponse();
         // A requisition may hold 50 tests with 1 KB descriptions, its order events and service requests: a page also
-        // stops at MaxPageBytes, so it stays under the 4 MiB message limit whatever its page size.
-        long bytes = 0;
+        // stops at PageBudget.MaxBytes, so it stays under the 4 MiB message limit whatever its page size.
+        var budget = new PageBudget();
         foreach (var record in records.Take(pageSize))
         {
             var requisition = RequisitionWorkflow.Map(record, null);
-            var encoded = 1 + (long)CodedOutputStream.ComputeMessageSize(requisition);
-            if (response.Requisitions.Count > 0 && bytes + encoded > MaxPageBytes)
+            if (!budget.TryAdd(requisition))
             {
                 break;
             }
 
-            bytes += encoded;
             response.Requisitions.Add(requisition);
         }
 

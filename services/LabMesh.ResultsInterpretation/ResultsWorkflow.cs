@@ -36,13 +36,6 @@ public sealed partial class ResultsWorkflow(
     ResultsEffects effects,
     ILogger<ResultsWorkflow> logger)
 {
-    /// <summary>
-    /// The most report bytes one GetResults page holds: with a report at most about 1.1 MiB encoded
-    /// (<see cref="ResultsValidation.MaxReportBytes"/> of request plus its readings) a page stays under the
-    /// 4 MiB message limit whatever it holds, with room for its other fields.
-    /// </summary>
-    public const int MaxPageBytes = 3 * 1024 * 1024;
-
     public async Task<(Report Report, bool Created)> SubmitAsync(
         Caller caller, SubmitResultsRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
@@ -176,7 +169,7 @@ public sealed partial class ResultsWorkflow(
             return new ResultsView([], Interpretation.Unspecified, false, "", null, 0);
         }
 
-        var page = await store.ListReportPageAsync(caller.TeamId, requisitionId, includeHistory, after, pageSize, MaxPageBytes, cancellationToken);
+        var page = await store.ListReportPageAsync(caller.TeamId, requisitionId, includeHistory, after, pageSize, PageBudget.MaxBytes, cancellationToken);
         var progress = await store.GetProgressAsync(caller.TeamId, requisitionId, cancellationToken);
         var overall = MarkerReader.Overall(latest.Select(r => r.Interpretation));
         return new ResultsView(page.Reports, overall, progress?.AllReceived ?? false, LifecycleWords.Word(progress?.Stage ?? LifecycleStatus.Unspecified),

@@ -25,9 +25,6 @@ public sealed class ServiceRequestApi(
     /// <summary>The status cache kind: keys are <c>labmesh:status:servicerequest:{id}</c>.</summary>
     public const string CacheKind = "servicerequest";
 
-    /// <summary>The most bytes of changes one GetServiceRequestHistory page holds (under the 4 MiB message limit).</summary>
-    public const int MaxPageBytes = 3 * 1024 * 1024;
-
     private const int MaxBatch = 500;
 
     // The authorization interceptor refuses a partner another partner's service request (SECURITY.md), but it cannot
@@ -161,18 +158,16 @@ public sealed class ServiceRequestApi(
             : 0;
         var changes = await store.GetHistoryAsync(caller.TeamId, id, PartnerScope(caller), after, size + 1, context.CancellationToken);
         var response = new GetServiceRequestHistoryResponse();
-        // Reschedules make a history grow without end: a page also stops at MaxPageBytes (at least one change), so it
+        // Reschedules make a history grow without end: a page also stops at PageBudget.MaxBytes (at least one change), so it
         // stays under the 4 MiB message limit whatever its page size.
-        long bytes = 0;
+        var budget = new PageBudget();
         foreach (var change in changes.Take(size))
         {
-            var encoded = 1 + (long)CodedOutputStream.ComputeMessageSize(change);
-            if (response.Changes.Count > 0 && bytes + encoded > MaxPageBytes)
+            if (!budget.TryAdd(change))
             {
                 break;
             }
 
-            bytes += encoded;
             response.Changes.Add(change);
         }
 

@@ -95,7 +95,7 @@ public abstract class RequisitionServiceTests(Mesh mesh)
             var page = await Client.ListRequisitionsAsync(request, deadline: Deadline);
             pages++;
             Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
-            Assert.True(page.Requisitions.Count <= 1 || page.Requisitions.Sum(r => r.CalculateSize()) <= RequisitionApi.MaxPageBytes);
+            Assert.True(page.Requisitions.Count <= 1 || page.Requisitions.Sum(r => r.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
             Assert.True(page.Requisitions.Count > 0 || page.NextPageToken.Length == 0, "an empty page that says there is more");
             seen.AddRange(page.Requisitions.Select(r => r.Id));
             request.PageToken = page.NextPageToken;

@@ -417,7 +417,7 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
             var page = await Owner.GetServiceRequestHistoryAsync(request, deadline: Deadline);
             pages++;
             Assert.InRange(page.Changes.Count, 1, 7);
-            Assert.True(page.Changes.Sum(c => c.CalculateSize()) <= ServiceRequestApi.MaxPageBytes);
+            Assert.True(page.Changes.Sum(c => c.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
             sequences.AddRange(page.Changes.Select(c => c.Sequence));
             request.PageToken = page.NextPageToken;
         }

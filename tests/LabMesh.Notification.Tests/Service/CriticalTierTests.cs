@@ -214,7 +214,7 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
             var page = await client.ListUnacknowledgedCriticalResultsAsync(request2, deadline: Deadline);
             pages++;
             Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
-            Assert.True(page.CriticalResults.Count <= 1 || page.CriticalResults.Sum(c => c.CalculateSize()) <= NotificationApi.MaxPageBytes);
+            Assert.True(page.CriticalResults.Count <= 1 || page.CriticalResults.Sum(c => c.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
             seen.AddRange(page.CriticalResults.Select(c => c.Id));
             // Ingest may still be opening the last ones: continue from the last id seen.
             request2.PageToken = page.NextPageToken.Length > 0 || seen.Count == 0 ? page.NextPageToken : ServiceDefaults.Storage.PageToken.Encode(seen[^1]);
@@ -245,7 +245,7 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
             var page = await client.ListEventsAsync(request, deadline: Deadline);
             pages++;
             Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
-            Assert.True(page.Events.Count <= 1 || page.Events.Sum(e => e.CalculateSize()) <= NotificationApi.MaxPageBytes);
+            Assert.True(page.Events.Count <= 1 || page.Events.Sum(e => e.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
             events.AddRange(page.Events);
             if (page.NextCursor.Length == 0 || page.NextCursor == request.After)
             {
