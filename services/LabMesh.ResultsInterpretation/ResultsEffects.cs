@@ -117,8 +117,9 @@ public sealed partial class ResultsEffects(
                 await ApplyAsync(null, DateTime.UtcNow + PassTimeout, stoppingToken);
                 await work.CountParkedAsync(stoppingToken);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
             {
+                // Stopping: a peer call cancelled by the stopping token ends as gRPC's CANCELLED, not as an OperationCanceledException.
                 return;
             }
             catch (Exception ex)
