@@ -58,7 +58,7 @@ public sealed class ResultsApi(
         Ids.Check(request.RequisitionId, "requisition_id", violations);
         var size = PageToken.CheckSize(request.PageSize, "page_size", violations);
         ResultsValidation.Throw(violations);
-        var after = ReportKey.FromToken(request.PageToken);
+        var after = ReportKey.FromToken(request.PageToken, "GetResults");
         var view = await workflow.GetResultsAsync(caller, request.RequisitionId, request.IncludeHistory, after, size, context.Deadline, context.CancellationToken);
         var response = new GetResultsResponse
         {
@@ -142,9 +142,18 @@ public sealed class ResultsApi(
     public override async Task<GetFhirBundleResponse> GetFhirBundle(GetFhirBundleRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
-        Ids.Require(request.RequisitionId, "requisition_id");
-        var json = await fhir.GetBundleJsonAsync(caller, request.RequisitionId, context.Deadline, context.CancellationToken);
-        return new GetFhirBundleResponse { BundleJson = json, ContentType = FhirBundleWriter.ContentType };
+        var violations = new List<FieldViolation>();
+        Ids.Check(request.RequisitionId, "requisition_id", violations);
+        var size = PageToken.CheckSize(request.PageSize, "page_size", violations);
+        ResultsValidation.Throw(violations);
+        var after = ReportKey.FromToken(request.PageToken, "GetFhirBundle");
+        var page = await fhir.GetBundleAsync(caller, request.RequisitionId, after, size, context.Deadline, context.CancellationToken);
+        return new GetFhirBundleResponse
+        {
+            BundleJson = System.Text.Encoding.UTF8.GetString(page.Json),
+            ContentType = FhirBundleWriter.ContentType,
+            NextPageToken = page.Next?.ToToken() ?? "",
+        };
     }
 
     public override Task<ListParkedWorkResponse> ListParkedWork(ListParkedWorkRequest request, ServerCallContext context) =>

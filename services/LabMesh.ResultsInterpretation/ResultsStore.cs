@@ -43,8 +43,8 @@ public sealed record ReportKey(string Id, int Version)
     /// <summary>As a page token (opaque to callers).</summary>
     public string ToToken() => PageToken.Encode($"{Id}/{Version.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
 
-    /// <summary>The key in a page token, null for none; INVALID_ARGUMENT for a token GetResults did not make.</summary>
-    public static ReportKey? FromToken(string token)
+    /// <summary>The key in a page token, null for none; INVALID_ARGUMENT for a token <paramref name="method"/> did not make.</summary>
+    public static ReportKey? FromToken(string token, string method)
     {
         if (PageToken.Decode(token) is not { } text)
         {
@@ -57,7 +57,7 @@ public sealed record ReportKey(string Id, int Version)
             return new ReportKey(text[..slash], version);
         }
 
-        throw new InvalidArgumentException("page_token", "is not a page token returned by GetResults.");
+        throw new InvalidArgumentException("page_token", $"is not a page token returned by {method}.");
     }
 }
 

@@ -203,6 +203,94 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
         Assert.Contains("requisition_id", empty.Status.Detail + string.Join(",", empty.Trailers.Select(t => t.Key)), StringComparison.Ordinal);
     }
 
+    // 500 markers a report, each a few dozen bytes stored and several hundred as an Observation: the store's page
+    // (1 MiB stored) would be far over 4 MiB as JSON, so the first Bundle is cut by its JSON budget.
+    [Fact]
+    public async Task GetFhirBundle_ManyLargeReports_ComeInBundlesUnderTheMessageLimit_EachVersionOnce()
+    {
+        var draft = Draft();
+        draft.Place = true;
+        var placed = (await Requisitions.CreateRequisitionAsync(draft, deadline: Deadline)).Requisition;
+        var panel = placed.ServiceRequests.Single(s => s.Code == "BMP").Id;
+        for (var i = 0; i < 12; i++)
+        {
+            var report = new SubmitResultsRequest
+            {
+                RequestId = Guid.NewGuid().ToString(),
+                RequisitionId = placed.Id,
+                ServiceRequestIds = { panel },
+                Metadata = new ReportMetadata { Laboratory = "LabMesh Demo Lab", Status = ReportStatus.Partial, DateCollected = "2026-12-01" },
+            };
+            report.Results.AddRange(Enumerable.Range(0, 500).Select(m => Marker($"analyte_{m}", "mg/dL", 1, 0, 2, panel)));
+            await Results.SubmitResultsAsync(report, deadline: Deadline);
+        }
+
+        var versions = new List<string>();
+        var sizes = new List<int>();
+        var token = "";
+        do
+        {
+            var response = await Results.GetFhirBundleAsync(new GetFhirBundleRequest { RequisitionId = placed.Id, PageToken = token }, deadline: Deadline);
+            sizes.Add(response.CalculateSize());
+            var bundle = ParseAndValidate(response.BundleJson, $"page {sizes.Count}");
+            Assert.InRange(System.Text.Encoding.UTF8.GetByteCount(response.BundleJson), 1, FhirExport.MaxJsonBytes);
+            // Each Bundle resolves on its own: the order's resources are on every page.
+            Assert.Equal(2, Resources<FhirServiceRequest>(bundle).Count);
+            Assert.Single(Resources<FhirPatient>(bundle));
+            var fullUrls = bundle.Entry.Select(e => e.FullUrl).ToHashSet();
+            Assert.All(bundle.Entry.SelectMany(e => References(e.Resource)).Where(r => r.Reference is not null), r => Assert.Contains(r.Reference, fullUrls));
+            var next = bundle.Link.SingleOrDefault(l => l.Relation == "next");
+            Assert.Equal(response.NextPageToken.Length > 0, next is not null);
+            if (next is not null)
+            {
+                Assert.Equal($"/v1/results/requisitions/{placed.Id}/fhir?pageToken={Uri.EscapeDataString(response.NextPageToken)}", next.Url);
+            }
+            versions.AddRange(Reports(bundle).Select(r => r.Identifier.Single(i => i.System == FhirBundleWriter.ReportVersionSystem).Value));
+            token = response.NextPageToken;
+        }
+        while (token.Length > 0 && sizes.Count < 20);
+
+        Assert.Equal(12, versions.Count);
+        Assert.Equal(12, versions.Distinct().Count());
+        Assert.True(sizes.Count >= 2, $"{sizes.Count} Bundles for 12 reports of 500 markers");
+        Assert.All(sizes, size => Assert.InRange(size, 1, 4 * 1024 * 1024 - 1));
+
+        var bad = await Assert.ThrowsAsync<RpcException>(() => Results.GetFhirBundleAsync(
+            new GetFhirBundleRequest { RequisitionId = placed.Id, PageToken = "not-a-token" }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Equal(["page_token"], bad.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations.Select(v => v.Field));
+        var tooMany = await Assert.ThrowsAsync<RpcException>(() => Results.GetFhirBundleAsync(
+            new GetFhirBundleRequest { RequisitionId = placed.Id, PageSize = 501 }, deadline: Deadline).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
+    }
+
+    // One version a Bundle: an amendment on its own page still reads as corrected against the version before it.
+    [Fact]
+    public async Task GetFhirBundle_OneVersionAPage_AmendmentIsStillCorrected()
+    {
+        var draft = Draft();
+        draft.Place = true;
+        var placed = (await Requisitions.CreateRequisitionAsync(draft, deadline: Deadline)).Requisition;
+        var panel = placed.ServiceRequests.Single(s => s.Code == "BMP").Id;
+        var bloodCount = placed.ServiceRequests.Single(s => s.Code == "CBC").Id;
+        var final = (await Results.SubmitResultsAsync(Final(placed.Id, panel, bloodCount, glucoseHigh: 99), deadline: Deadline)).Report;
+        var amendment = Amendment(final.Id, panel, bloodCount);
+        await Results.AmendResultsAsync(amendment, deadline: Deadline);
+
+        var statuses = new List<DiagnosticReport.DiagnosticReportStatus?>();
+        var token = "";
+        do
+        {
+            var response = await Results.GetFhirBundleAsync(new GetFhirBundleRequest { RequisitionId = placed.Id, PageSize = 1, PageToken = token }, deadline: Deadline);
+            var bundle = ParseAndValidate(response.BundleJson, $"version {statuses.Count + 1}");
+            statuses.Add(Assert.Single(Reports(bundle)).Status);
+            token = response.NextPageToken;
+        }
+        while (token.Length > 0 && statuses.Count < 5);
+
+        Assert.Equal([DiagnosticReport.DiagnosticReportStatus.Final, DiagnosticReport.DiagnosticReportStatus.Corrected], statuses);
+    }
+
     /// <summary>
     /// Reads the Bundle and the order through the gRPC API until they agree (the results' effects reach
     /// the service requests just after SubmitResults returns), then checks the Bundle against the order.

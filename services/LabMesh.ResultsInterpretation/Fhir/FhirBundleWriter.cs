@@ -66,17 +66,27 @@ public static class FhirBundleWriter
     public const string UcumSystem = "http://unitsofmeasure.org";
     public const string InterpretationSystem = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 
-    private static readonly Lazy<JsonSerializerOptions> Json = new(() => new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector).Pretty());
+    // Compact, not indented: the JSON travels in a string field, and indentation would take a third of a page's budget.
+    private static readonly Lazy<JsonSerializerOptions> Json = new(() => new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector));
 
-    /// <summary>The Bundle of <paramref name="requisition"/> (read with its service requests) and every version of its reports, as FHIR JSON.</summary>
-    public static string Write(ContractRequisition requisition, IReadOnlyList<Report> reports, DateTimeOffset now)
+    /// <summary>
+    /// The Bundle of <paramref name="requisition"/> (read with its service requests) and the report versions of one
+    /// page, as FHIR JSON (UTF-8 bytes). <paramref name="before"/> holds, by report id, the version just before the
+    /// first of that report on this page when an earlier page had it (it decides amended or corrected, and is not
+    /// written); <paramref name="next"/> is the Bundle's <c>next</c> link, null on the last page.
+    /// </summary>
+    public static byte[] Write(
+        ContractRequisition requisition, IReadOnlyList<Report> reports, DateTimeOffset now,
+        IReadOnlyDictionary<string, Report>? before = null, string? next = null)
     {
         ArgumentNullException.ThrowIfNull(requisition);
         ArgumentNullException.ThrowIfNull(reports);
-        return JsonSerializer.Serialize(Build(requisition, reports, now), Json.Value);
+        return JsonSerializer.SerializeToUtf8Bytes(Build(requisition, reports, now, before, next), Json.Value);
     }
 
-    private static Bundle Build(ContractRequisition requisition, IReadOnlyList<Report> reports, DateTimeOffset now)
+    private static Bundle Build(
+        ContractRequisition requisition, IReadOnlyList<Report> reports, DateTimeOffset now,
+        IReadOnlyDictionary<string, Report>? before, string? next)
     {
         var bundle = new Bundle
         {
@@ -84,6 +94,10 @@ public static class FhirBundleWriter
             Identifier = new Identifier(RequisitionSystem, requisition.Id),
             Timestamp = now,
         };
+        if (next is not null)
+        {
+            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = next });
+        }
 
         var patient = new Patient { Id = Derived("Patient", requisition.Patient?.Id ?? requisition.Id) };
         if (!string.IsNullOrEmpty(requisition.Patient?.Id))
@@ -122,7 +136,7 @@ public static class FhirBundleWriter
             Add(bundle, TaskOf(sr, resource, subject));
         }
 
-        var previous = new Dictionary<string, Report>(StringComparer.Ordinal);
+        var previous = before is null ? new Dictionary<string, Report>(StringComparer.Ordinal) : new Dictionary<string, Report>(before, StringComparer.Ordinal);
         foreach (var report in reports.OrderBy(r => r.CreateTime?.ToDateTimeOffset()).ThenBy(r => r.Version))
         {
             var status = ReportStatusOf(report, previous.GetValueOrDefault(report.Id));
