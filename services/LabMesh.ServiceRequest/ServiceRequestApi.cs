@@ -190,6 +190,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    // The batch calls of the Requisition and ResultsInterpretation services: services only, and the requisition whose
+    // service requests they change is their audit target.
     [Allow(Roles.Service)]
     [Changes("Requisition", "requisition_id")]
     public override async Task<CreateServiceRequestsResponse> CreateServiceRequests(CreateServiceRequestsRequest request, ServerCallContext context)

@@ -60,8 +60,13 @@ public sealed class AccessMatrixTests
     {
         static AccessRule Row(string method) => LabMeshApis.AccessRules.Single(r => r.Method.EndsWith("/" + method, StringComparison.Ordinal));
 
-        // Only services create service requests and submit results on behalf of labs.
-        foreach (var method in new[] { "CreateServiceRequests", "SubmitResults", "AmendResults", "RecordResults", "ApplyOrderEvent" })
+        // Only services create service requests and submit results on behalf of labs; the internal RPCs the
+        // services call on each other (no REST path) stay service-only.
+        foreach (var method in new[]
+        {
+            "CreateServiceRequests", "ConfirmServiceRequests", "ApplyOrderEvent", "RecordResults", "RescheduleServiceRequests",
+            "RecordOrderEvent", "RecordResultsStage", "SubmitResults", "AmendResults",
+        })
         {
             Assert.Equal(Roles.Service, Row(method).Allowed);
         }

@@ -17,7 +17,8 @@ namespace LabMesh.ServiceDefaults.Identity;
 ///   <see cref="Caller.ForActorHeader"/>); from any other role that is PERMISSION_DENIED;</item>
 /// <item>the method's <see cref="AllowAttribute"/> (<see cref="AccessMatrix"/>) must allow the role (PERMISSION_DENIED
 ///   otherwise; a method without one is refused too), and a partner is held to its own service requests by
-///   the attribute's <see cref="PartnerRule"/>, here and nowhere else (another's is NOT_FOUND, as if it did not exist);</item>
+///   the attribute's <see cref="PartnerRule"/>, enforced here for every method that names one (another's is
+///   NOT_FOUND, as if it did not exist; the ServiceRequest handlers scope their reads too, as a backstop);</item>
 /// <item>the <see cref="Caller"/> is left for the handler (<see cref="CallerExtensions.GetCaller"/>),
 ///   which scopes every read and write to the caller's team.</item>
 /// </list>

@@ -4,7 +4,6 @@ using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Testing;
 using LabMesh.Contracts.Audit.V1;
-using LabMesh.ServiceDefaults.Audit;
 
 namespace LabMesh.ServiceDefaults.Tests.Audit;
 
