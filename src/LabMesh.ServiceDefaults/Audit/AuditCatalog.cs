@@ -71,20 +71,25 @@ public sealed class AuditStoreAttribute(string store) : Attribute
 public static class AuditCatalog
 {
     /// <summary>
-    /// The classification of the method <paramref name="context"/> calls, from its endpoint's metadata; null
-    /// for a method outside LabMesh's contracts (gRPC health, reflection). UNIMPLEMENTED for a LabMesh
-    /// method nobody classified, and for a mutation of a service class that names no store.
+    /// What the method <paramref name="context"/> calls changes, and the store that records it, from its
+    /// endpoint's metadata; null for a read and for a method outside LabMesh's contracts (gRPC health,
+    /// reflection). UNIMPLEMENTED for a LabMesh method nobody classified, and for a mutation of a service
+    /// class that names no store.
     /// </summary>
-    public static AuditedMethod? Classify(ServerCallContext context)
+    public static (AuditTarget Target, string Store)? MutationOf(ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var metadata = context.GetHttpContext().GetEndpoint()?.Metadata;
         if (metadata?.GetMetadata<AuditedAttribute>() is { } audited)
         {
-            var store = metadata.GetMetadata<AuditStoreAttribute>()?.Store;
-            if (audited.Target is null || store is not null)
+            if (audited.Target is not { } target)
             {
-                return new AuditedMethod(context.Method, store, audited.Target);
+                return null;
+            }
+
+            if (metadata.GetMetadata<AuditStoreAttribute>()?.Store is { } store)
+            {
+                return (target, store);
             }
         }
 

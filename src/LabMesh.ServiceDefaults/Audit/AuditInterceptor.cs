@@ -36,7 +36,7 @@ public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        if (AuditCatalog.Classify(context) is not { Target: { } target, Store: { } storeName })
+        if (AuditCatalog.MutationOf(context) is not var (target, storeName))
         {
             return await continuation(request, context);
         }

@@ -149,7 +149,24 @@ public static class AccessMatrix
 public static class RpcHandlers
 {
     /// <summary>The contract of <paramref name="implementation"/>: the service of the generated base class it derives from.</summary>
-    public static ServiceDescriptor Service(Type implementation)
+    public static ServiceDescriptor Service(Type implementation) => Contract(implementation).Service;
+
+    /// <summary>
+    /// Each RPC of <paramref name="implementation"/>'s contract, in the order of its proto, with the method that
+    /// answers it as grpc-dotnet binds it (so its attributes are the endpoint's metadata): the class's override of
+    /// the generated virtual method, or that method itself (which answers UNIMPLEMENTED) when not overridden.
+    /// </summary>
+    public static IEnumerable<(string FullName, MethodDescriptor Method, MethodInfo Handler)> Of(Type implementation)
+    {
+        var (service, serviceBase) = Contract(implementation);
+        var handlers = implementation.GetMethods(BindingFlags.Public | BindingFlags.Instance)
+            .Where(method => method.IsVirtual && method.GetBaseDefinition().DeclaringType == serviceBase)
+            .ToDictionary(method => method.Name, StringComparer.Ordinal);
+        return service.Methods.Select(method => ($"/{service.FullName}/{method.Name}", method,
+            handlers.GetValueOrDefault(method.Name) ?? throw new InvalidOperationException($"{implementation} has no method {method.Name}.")));
+    }
+
+    private static (ServiceDescriptor Service, Type ServiceBase) Contract(Type implementation)
     {
         ArgumentNullException.ThrowIfNull(implementation);
         for (var type = implementation; type is not null; type = type.BaseType)
@@ -157,22 +174,10 @@ public static class RpcHandlers
             if (type.GetCustomAttribute<BindServiceMethodAttribute>(inherit: false) is { } bind
                 && bind.BindType.GetProperty("Descriptor", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) is ServiceDescriptor service)
             {
-                return service;
+                return (service, type);
             }
         }
 
         throw new ArgumentException($"{implementation} does not derive from a generated gRPC service base class.", nameof(implementation));
-    }
-
-    /// <summary>
-    /// Each RPC of <paramref name="implementation"/>'s contract, in the order of its proto, with the public method
-    /// answering it: the class's override, or the generated base class's (which answers UNIMPLEMENTED).
-    /// </summary>
-    public static IEnumerable<(string FullName, MethodDescriptor Method, MethodInfo Handler)> Of(Type implementation)
-    {
-        var service = Service(implementation);
-        return service.Methods.Select(method => ($"/{service.FullName}/{method.Name}", method,
-            implementation.GetMethod(method.Name, BindingFlags.Public | BindingFlags.Instance)
-            ?? throw new InvalidOperationException($"{implementation} has no method {method.Name}.")));
     }
 }
