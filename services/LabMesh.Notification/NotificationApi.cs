@@ -5,6 +5,7 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
@@ -20,6 +21,7 @@ namespace LabMesh.Notification;
 /// team, and hands the work to <see cref="EventStreams"/> and the <see cref="NotificationStore"/>.
 /// Domain errors become gRPC statuses in <see cref="DomainExceptionInterceptor"/>.
 /// </summary>
+[AuditStore(NotificationStore.ServiceName)]
 public sealed class NotificationApi(
     NotificationStore store,
     EventStreams streams,
@@ -34,6 +36,8 @@ public sealed class NotificationApi(
     private const int DefaultListEvents = 100;
     private static readonly TimeSpan MaxRotationOverlap = TimeSpan.FromDays(7);
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task Subscribe(SubscribeRequest request, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -53,6 +57,8 @@ public sealed class NotificationApi(
         await streams.RunAsync(selection, caller.Subject, start, heartbeat, responseStream, context);
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<ListEventsResponse> ListEvents(ListEventsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -67,6 +73,8 @@ public sealed class NotificationApi(
         return await streams.ListAsync(selection, after, size, PageBudget.MaxBytes, context.CancellationToken);
     }
 
+    [Allow(Roles.Admin)]
+    [Creates("WebhookEndpoint", "endpoint.id")]
     public override async Task<CreateWebhookEndpointResponse> CreateWebhookEndpoint(CreateWebhookEndpointRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -92,6 +100,8 @@ public sealed class NotificationApi(
         return new CreateWebhookEndpointResponse { Endpoint = ToProto(stored), Secret = created ? stored.Secret : "" };
     }
 
+    [Allow(Roles.Admin)]
+    [Reads]
     public override async Task<GetWebhookEndpointResponse> GetWebhookEndpoint(GetWebhookEndpointRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -99,6 +109,8 @@ public sealed class NotificationApi(
         return new GetWebhookEndpointResponse { Endpoint = ToProto(await store.GetEndpointAsync(caller.TeamId, request.Id, context.CancellationToken)) };
     }
 
+    [Allow(Roles.Admin)]
+    [Reads]
     public override async Task<ListWebhookEndpointsResponse> ListWebhookEndpoints(ListWebhookEndpointsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -111,6 +123,8 @@ public sealed class NotificationApi(
         return response;
     }
 
+    [Allow(Roles.Admin)]
+    [Changes("WebhookEndpoint", "id")]
     public override async Task<UpdateWebhookEndpointResponse> UpdateWebhookEndpoint(UpdateWebhookEndpointRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -177,6 +191,8 @@ public sealed class NotificationApi(
         return new UpdateWebhookEndpointResponse { Endpoint = ToProto(updated) };
     }
 
+    [Allow(Roles.Admin)]
+    [Changes("WebhookEndpoint", "id")]
     public override async Task<DeleteWebhookEndpointResponse> DeleteWebhookEndpoint(DeleteWebhookEndpointRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -185,6 +201,8 @@ public sealed class NotificationApi(
         return new DeleteWebhookEndpointResponse();
     }
 
+    [Allow(Roles.Admin)]
+    [Changes("WebhookEndpoint", "id")]
     public override async Task<RotateWebhookSecretResponse> RotateWebhookSecret(RotateWebhookSecretRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -206,6 +224,8 @@ public sealed class NotificationApi(
         return new RotateWebhookSecretResponse { Endpoint = ToProto(updated), Secret = secret };
     }
 
+    [Allow(Roles.Admin)]
+    [Changes("WebhookEndpoint", "endpoint_id")]
     public override async Task<SendTestEventResponse> SendTestEvent(SendTestEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -230,6 +250,8 @@ public sealed class NotificationApi(
         return new SendTestEventResponse { Delivery = ToProto(delivery) };
     }
 
+    [Allow(Roles.Admin)]
+    [Reads]
     public override async Task<ListDeliveriesResponse> ListDeliveries(ListDeliveriesRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -248,6 +270,8 @@ public sealed class NotificationApi(
         return response;
     }
 
+    [Allow(Roles.Admin)]
+    [Creates("Delivery", "delivery.id")]
     public override async Task<RedeliverEventResponse> RedeliverEvent(RedeliverEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -286,6 +310,8 @@ public sealed class NotificationApi(
         return new RedeliverEventResponse { Delivery = ToProto(delivery) };
     }
 
+    [Allow(Roles.Clinician)]
+    [Changes("CriticalResult", "id")]
     public override async Task<AcknowledgeCriticalResultResponse> AcknowledgeCriticalResult(AcknowledgeCriticalResultRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -331,6 +357,8 @@ public sealed class NotificationApi(
         return new AcknowledgeCriticalResultResponse { CriticalResult = ToProto(acknowledged, includeReadBack: true) };
     }
 
+    [Allow(Roles.Clinician)]
+    [Changes("CriticalResult", "id")]
     public override async Task<DeclineCriticalResultResponse> DeclineCriticalResult(DeclineCriticalResultRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -362,6 +390,8 @@ public sealed class NotificationApi(
         return new DeclineCriticalResultResponse { CriticalResult = ToProto(escalated, includeReadBack: false) };
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<ListUnacknowledgedCriticalResultsResponse> ListUnacknowledgedCriticalResults(
         ListUnacknowledgedCriticalResultsRequest request, ServerCallContext context)
     {
@@ -388,6 +418,8 @@ public sealed class NotificationApi(
         return response;
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<GetCriticalResultResponse> GetCriticalResult(GetCriticalResultRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();

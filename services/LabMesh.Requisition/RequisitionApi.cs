@@ -3,6 +3,7 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
@@ -15,6 +16,7 @@ namespace LabMesh.Requisition;
 /// <c>labmesh.requisition.v1.RequisitionService</c>: validates and maps; the work is in
 /// <see cref="RequisitionWorkflow"/>, the rules in <see cref="Domain"/>.
 /// </summary>
+[AuditStore(RequisitionStore.ServiceName)]
 public sealed class RequisitionApi(
     RequisitionWorkflow workflow,
     RequisitionStore store,
@@ -25,6 +27,8 @@ public sealed class RequisitionApi(
 {
     private static readonly TimeSpan MaxStepDelay = TimeSpan.FromSeconds(60);
 
+    [Allow(Roles.Service | Roles.Clinician)]
+    [Creates("Requisition", "requisition.id")]
     public override async Task<CreateRequisitionResponse> CreateRequisition(CreateRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -33,6 +37,8 @@ public sealed class RequisitionApi(
         return new CreateRequisitionResponse { Requisition = requisition, Created = created };
     }
 
+    [Allow(Roles.Service | Roles.Clinician)]
+    [Changes("Requisition", "id")]
     public override async Task<PlaceRequisitionResponse> PlaceRequisition(PlaceRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -40,6 +46,8 @@ public sealed class RequisitionApi(
         return new PlaceRequisitionResponse { Requisition = requisition };
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<GetRequisitionResponse> GetRequisition(GetRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -49,6 +57,8 @@ public sealed class RequisitionApi(
         };
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<ListRequisitionsResponse> ListRequisitions(ListRequisitionsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -77,6 +87,8 @@ public sealed class RequisitionApi(
         return response;
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "id")]
     public override async Task<RecordOrderEventResponse> RecordOrderEvent(RecordOrderEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -91,6 +103,8 @@ public sealed class RequisitionApi(
         return new RecordOrderEventResponse { Requisition = requisition };
     }
 
+    [Allow(Roles.Service | Roles.Clinician)]
+    [Changes("Requisition", "id")]
     public override async Task<CancelRequisitionResponse> CancelRequisition(CancelRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -113,6 +127,8 @@ public sealed class RequisitionApi(
         return new CancelRequisitionResponse { Requisition = requisition };
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<GetRequisitionStatusResponse> GetRequisitionStatus(GetRequisitionStatusRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -122,6 +138,8 @@ public sealed class RequisitionApi(
         };
     }
 
+    [Allow(Roles.Service | Roles.Admin)]
+    [Changes("Requisition", "id")]
     public override async Task<SimulateOrderResponse> SimulateOrder(SimulateOrderRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -146,6 +164,8 @@ public sealed class RequisitionApi(
         return response;
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "id")]
     public override async Task<RecordResultsStageResponse> RecordResultsStage(RecordResultsStageRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -173,9 +193,13 @@ public sealed class RequisitionApi(
         return new RecordResultsStageResponse { Status = status, Changed = changed };
     }
 
+    [Allow(Roles.Admin)]
+    [Reads]
     public override Task<ListParkedWorkResponse> ListParkedWork(ListParkedWorkRequest request, ServerCallContext context) =>
         work.ListAsync(context.GetCaller(), request, context.CancellationToken);
 
+    [Allow(Roles.Admin)]
+    [Changes("ParkedWork", "item_id")]
     public override async Task<RetryParkedWorkResponse> RetryParkedWork(RetryParkedWorkRequest request, ServerCallContext context)
     {
         await work.RetryAsync(context.GetCaller(), request, [ServiceRequestSync.WorkKind], context.CancellationToken);
@@ -183,6 +207,8 @@ public sealed class RequisitionApi(
         return new RetryParkedWorkResponse();
     }
 
+    [Allow(Roles.Service | Roles.Clinician)]
+    [Changes("Requisition", "id")]
     public override async Task<RescheduleRequisitionResponse> RescheduleRequisition(RescheduleRequisitionRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();

@@ -3,6 +3,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ResultsInterpretation.Fhir;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
@@ -17,6 +18,7 @@ namespace LabMesh.ResultsInterpretation;
 /// <c>labmesh.results.v1.ResultsInterpretationService</c>: validates and maps; the work is in
 /// <see cref="ResultsWorkflow"/>, the reading in <see cref="MarkerReader"/>.
 /// </summary>
+[AuditStore(ResultsStore.ServiceName)]
 public sealed class ResultsApi(
     ResultsWorkflow workflow,
     ResultsStore store,
@@ -26,6 +28,8 @@ public sealed class ResultsApi(
     FhirExport fhir)
     : ResultsInterpretationService.ResultsInterpretationServiceBase
 {
+    [Allow(Roles.Service)]
+    [Creates("Report", "report.id")]
     public override async Task<SubmitResultsResponse> SubmitResults(SubmitResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -43,6 +47,8 @@ public sealed class ResultsApi(
         return new SubmitResultsResponse { Report = report, Created = created };
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Report", "report_id")]
     public override async Task<AmendResultsResponse> AmendResults(AmendResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -51,6 +57,8 @@ public sealed class ResultsApi(
         return new AmendResultsResponse { Report = report, Created = created };
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<GetResultsResponse> GetResults(GetResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -72,6 +80,8 @@ public sealed class ResultsApi(
         return response;
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<GetReportResponse> GetReport(GetReportRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -86,6 +96,8 @@ public sealed class ResultsApi(
         return new GetReportResponse { Report = record.Report };
     }
 
+    [Allow(Roles.Everyone)]
+    [Reads]
     public override Task<InterpretMarkersResponse> InterpretMarkers(InterpretMarkersRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -103,6 +115,8 @@ public sealed class ResultsApi(
         return Task.FromResult(response);
     }
 
+    [Allow(Roles.Everyone)]
+    [Reads]
     public override Task<GetCriticalLimitsResponse> GetCriticalLimits(GetCriticalLimitsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -118,6 +132,8 @@ public sealed class ResultsApi(
         return Task.FromResult(response);
     }
 
+    [Allow(Roles.Clinician)]
+    [Changes("Requisition", "requisition_id")]
     public override async Task<ShareInterpretationResponse> ShareInterpretation(ShareInterpretationRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -139,6 +155,8 @@ public sealed class ResultsApi(
         return response;
     }
 
+    [Allow(Roles.TeamMembers)]
+    [Reads]
     public override async Task<GetFhirBundleResponse> GetFhirBundle(GetFhirBundleRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -156,9 +174,13 @@ public sealed class ResultsApi(
         };
     }
 
+    [Allow(Roles.Admin)]
+    [Reads]
     public override Task<ListParkedWorkResponse> ListParkedWork(ListParkedWorkRequest request, ServerCallContext context) =>
         work.ListAsync(context.GetCaller(), request, context.CancellationToken);
 
+    [Allow(Roles.Admin)]
+    [Changes("ParkedWork", "item_id")]
     public override async Task<RetryParkedWorkResponse> RetryParkedWork(RetryParkedWorkRequest request, ServerCallContext context)
     {
         await work.RetryAsync(context.GetCaller(), request, [ResultsEffects.StatusesKind, ResultsEffects.StageKind], context.CancellationToken);

@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.ServiceRequest.V1;
+using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Caching;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
@@ -17,6 +18,7 @@ namespace LabMesh.ServiceRequest;
 /// rules live in <see cref="Domain.TaskStatusMachine"/>; errors are domain exceptions that the
 /// service-wide interceptor turns into statuses.
 /// </summary>
+[AuditStore(ServiceRequestStore.ServiceName)]
 public sealed class ServiceRequestApi(
     ServiceRequestStore store,
     IStatusCache cache,
@@ -35,6 +37,8 @@ public sealed class ServiceRequestApi(
     private static bool Visible(ServiceRequestRecord record, Caller caller) =>
         PartnerScope(caller) is not { } partner || record.PartnerId == partner;
 
+    [Allow(Roles.Everyone, Partner = PartnerRule.AssignedServiceRequest)]
+    [Reads]
     public override async Task<GetServiceRequestResponse> GetServiceRequest(GetServiceRequestRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -45,6 +49,8 @@ public sealed class ServiceRequestApi(
             : throw new NotFoundException("service request", id);
     }
 
+    [Allow(Roles.Everyone, Partner = PartnerRule.OwnServiceRequestList)]
+    [Reads]
     public override async Task<ListServiceRequestsResponse> ListServiceRequests(ListServiceRequestsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -65,6 +71,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    [Allow(Roles.Service | Roles.Partner, Partner = PartnerRule.AssignedServiceRequest)]
+    [Changes("ServiceRequest", "id")]
     public override async Task<UpdateTaskStatusResponse> UpdateTaskStatus(UpdateTaskStatusRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -85,6 +93,8 @@ public sealed class ServiceRequestApi(
         return new UpdateTaskStatusResponse { ServiceRequest = Map(change.Record), Changed = change.Changed };
     }
 
+    [Allow(Roles.Service | Roles.Clinician | Roles.Admin)]
+    [Changes("ServiceRequest", "id")]
     public override async Task<RevokeServiceRequestResponse> RevokeServiceRequest(RevokeServiceRequestRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -94,6 +104,8 @@ public sealed class ServiceRequestApi(
         return new RevokeServiceRequestResponse { ServiceRequest = Map(change.Record), Changed = change.Changed };
     }
 
+    [Allow(Roles.Everyone, Partner = PartnerRule.OwnServiceRequestBatch)]
+    [Reads]
     public override async Task<BatchGetStatusResponse> BatchGetStatus(BatchGetStatusRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -146,6 +158,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    [Allow(Roles.Everyone, Partner = PartnerRule.AssignedServiceRequest)]
+    [Reads]
     public override async Task<GetServiceRequestHistoryResponse> GetServiceRequestHistory(GetServiceRequestHistoryRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -176,6 +190,10 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    // The batch calls of the Requisition and ResultsInterpretation services: services only, and the requisition whose
+    // service requests they change is their audit target.
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "requisition_id")]
     public override async Task<CreateServiceRequestsResponse> CreateServiceRequests(CreateServiceRequestsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -216,6 +234,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "requisition_id")]
     public override async Task<ConfirmServiceRequestsResponse> ConfirmServiceRequests(ConfirmServiceRequestsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -227,6 +247,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "requisition_id")]
     public override async Task<ApplyOrderEventResponse> ApplyOrderEvent(ApplyOrderEventRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -249,6 +271,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "requisition_id")]
     public override async Task<RecordResultsResponse> RecordResults(RecordResultsRequest request, ServerCallContext context)
     {
         var caller = context.GetCaller();
@@ -268,6 +292,8 @@ public sealed class ServiceRequestApi(
         return response;
     }
 
+    [Allow(Roles.Service)]
+    [Changes("Requisition", "requisition_id")]
     public override async Task<RescheduleServiceRequestsResponse> RescheduleServiceRequests(
         RescheduleServiceRequestsRequest request, ServerCallContext context)
     {

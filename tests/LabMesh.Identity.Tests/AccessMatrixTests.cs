@@ -1,10 +1,14 @@
 using System.Reflection;
 using Google.Protobuf.Reflection;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Testing;
 
 namespace LabMesh.Identity.Tests;
 
-/// <summary>The matrix covers every RPC of every LabMesh service, and SECURITY.md shows exactly the matrix.</summary>
+/// <summary>
+/// The matrix, read from the <see cref="AllowAttribute"/> on each RPC's method in the services' classes, covers every
+/// RPC of every LabMesh service, and SECURITY.md shows exactly that matrix.
+/// </summary>
 public sealed class AccessMatrixTests
 {
     private const string Begin = "<!-- access-matrix:begin -->";
@@ -18,12 +22,12 @@ public sealed class AccessMatrixTests
             .OfType<ServiceDescriptor>()
             .Where(s => s.FullName.StartsWith("labmesh.", StringComparison.Ordinal))
             .ToList();
-        Assert.Equal(services.Select(s => s.FullName).Order(), AccessMatrix.Services.Select(s => s.FullName).Order());
+        Assert.Equal(services.Select(s => s.FullName).Order(), LabMeshApis.All.Select(api => RpcHandlers.Service(api).FullName).Order());
 
         var methods = services.SelectMany(s => s.Methods.Select(m => $"/{s.FullName}/{m.Name}")).ToList();
-        Assert.All(methods, method => Assert.NotNull(AccessMatrix.Find(method)));
-        Assert.Equal(methods.Order(), AccessMatrix.Rules.Select(r => r.Method).Order());
-        Assert.Equal(AccessMatrix.Rules.Count, AccessMatrix.Rules.Select(r => r.Method).Distinct().Count());
+        Assert.All(methods, method => Assert.True(LabMeshApis.Find(method) is not null, $"{method}: its method in the service's class has no [Allow]."));
+        Assert.Equal(methods.Order(), LabMeshApis.AccessRules.Select(r => r.Method).Order());
+        Assert.Equal(LabMeshApis.AccessRules.Count, LabMeshApis.AccessRules.Select(r => r.Method).Distinct().Count());
     }
 
     [Fact]
@@ -35,8 +39,9 @@ public sealed class AccessMatrixTests
         Assert.True(start >= 0 && end > start, $"SECURITY.md has no {Begin} ... {End} block.");
 
         var documented = text[(start + Begin.Length)..end].Trim('\n');
-        Assert.True(documented == AccessMatrix.ToMarkdown().Trim('\n'),
-            "SECURITY.md's access matrix differs from AccessMatrix. Replace the block with:\n" + AccessMatrix.ToMarkdown());
+        var code = AccessMatrix.ToMarkdown(LabMeshApis.AccessRules);
+        Assert.True(documented == code.Trim('\n'),
+            "SECURITY.md's access matrix differs from the [Allow] attributes of the services' methods. Replace the block with:\n" + code);
     }
 
     [Fact]
@@ -47,29 +52,34 @@ public sealed class AccessMatrixTests
         Assert.True(AccessMatrix.IsOpen("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
         Assert.False(AccessMatrix.IsOpen("/grpc.health.v1.HealthX/Check"));
         Assert.False(AccessMatrix.IsOpen("/grpc.health.v1.Health"));
-        Assert.All(AccessMatrix.Rules, rule => Assert.False(AccessMatrix.IsOpen(rule.Method)));
+        Assert.All(LabMeshApis.AccessRules, rule => Assert.False(AccessMatrix.IsOpen(rule.Method)));
     }
 
     [Fact]
     public void IssueRules_HoldInTheMatrix()
     {
-        static AccessRule Row(string method) => AccessMatrix.Rules.Single(r => r.Method.EndsWith("/" + method, StringComparison.Ordinal));
+        static AccessRule Row(string method) => LabMeshApis.AccessRules.Single(r => r.Method.EndsWith("/" + method, StringComparison.Ordinal));
 
-        // Only services create service requests and submit results on behalf of labs.
-        foreach (var method in new[] { "CreateServiceRequests", "SubmitResults", "AmendResults", "RecordResults", "ApplyOrderEvent" })
+        // Only services create service requests and submit results on behalf of labs; the internal RPCs the
+        // services call on each other (no REST path) stay service-only.
+        foreach (var method in new[]
+        {
+            "CreateServiceRequests", "ConfirmServiceRequests", "ApplyOrderEvent", "RecordResults", "RescheduleServiceRequests",
+            "RecordOrderEvent", "RecordResultsStage", "SubmitResults", "AmendResults",
+        })
         {
             Assert.Equal(Roles.Service, Row(method).Allowed);
         }
 
         // Only admins manage webhook endpoints.
-        Assert.All(AccessMatrix.Rules.Where(r => r.Method.Contains("Webhook", StringComparison.Ordinal)), r => Assert.Equal(Roles.Admin, r.Allowed));
+        Assert.All(LabMeshApis.AccessRules.Where(r => r.Method.Contains("Webhook", StringComparison.Ordinal)), r => Assert.Equal(Roles.Admin, r.Allowed));
 
         // Clinicians acknowledge critical results and share interpretations.
         Assert.Equal(Roles.Clinician, Row("AcknowledgeCriticalResult").Allowed);
         Assert.Equal(Roles.Clinician, Row("ShareInterpretation").Allowed);
 
         // A partner touches only service requests assigned to it.
-        Assert.All(AccessMatrix.Rules.Where(r => r.Allows(CallerRole.Partner) && r.Method.Contains("ServiceRequestService", StringComparison.Ordinal)),
+        Assert.All(LabMeshApis.AccessRules.Where(r => r.Allows(CallerRole.Partner) && r.Method.Contains("ServiceRequestService", StringComparison.Ordinal)),
             r => Assert.NotEqual(PartnerRule.None, r.Partner));
     }
 

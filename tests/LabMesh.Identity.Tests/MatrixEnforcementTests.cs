@@ -1,5 +1,6 @@
 using Grpc.Core;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Testing;
 
 namespace LabMesh.Identity.Tests;
 
@@ -17,7 +18,7 @@ public sealed class MatrixEnforcementTests(Mesh mesh)
     public static TheoryData<string, CallerRole> DenyingCells()
     {
         var data = new TheoryData<string, CallerRole>();
-        foreach (var rule in AccessMatrix.Rules)
+        foreach (var rule in LabMeshApis.AccessRules)
         {
             foreach (var role in Enum.GetValues<CallerRole>().Where(role => !rule.Allows(role)))
             {
@@ -31,7 +32,7 @@ public sealed class MatrixEnforcementTests(Mesh mesh)
     public static TheoryData<string, CallerRole> AllowingCells()
     {
         var data = new TheoryData<string, CallerRole>();
-        foreach (var rule in AccessMatrix.Rules)
+        foreach (var rule in LabMeshApis.AccessRules)
         {
             foreach (var role in Enum.GetValues<CallerRole>().Where(rule.Allows))
             {
@@ -66,7 +67,7 @@ public sealed class MatrixEnforcementTests(Mesh mesh)
         }
     }
 
-    public static TheoryData<string> Methods() => [.. AccessMatrix.Rules.Select(r => r.Method)];
+    public static TheoryData<string> Methods() => [.. LabMeshApis.AccessRules.Select(r => r.Method)];
 
     [Theory]
     [MemberData(nameof(Methods))]
@@ -87,7 +88,7 @@ public sealed class MatrixEnforcementTests(Mesh mesh)
     {
         var service = fullName[1..fullName.LastIndexOf('/')];
         var name = fullName[(fullName.LastIndexOf('/') + 1)..];
-        var descriptor = AccessMatrix.Services.Single(s => s.FullName == service).FindMethodByName(name);
+        var descriptor = LabMeshApis.All.Select(RpcHandlers.Service).Single(s => s.FullName == service).FindMethodByName(name);
         var deadline = DateTime.UtcNow.AddSeconds(descriptor.IsServerStreaming ? 1 : 30);
         if (descriptor.IsServerStreaming)
         {

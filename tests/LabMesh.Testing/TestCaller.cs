@@ -85,7 +85,7 @@ public static class TestCaller
     /// <summary>The role a test caller without a partner takes for <paramref name="method"/>.</summary>
     public static CallerRole RoleFor(string method)
     {
-        var rule = AccessMatrix.Find(method);
+        var rule = LabMeshApis.Find(method);
         foreach (var role in new[] { CallerRole.Service, CallerRole.Clinician, CallerRole.Admin })
         {
             if (rule is null || rule.Allows(role))

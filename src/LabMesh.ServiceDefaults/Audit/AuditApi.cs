@@ -4,13 +4,14 @@ using LabMesh.Contracts.Audit.V1;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.ServiceDefaults.Audit;
 
 /// <summary>
 /// <c>labmesh.audit.v1.AuditService</c>: the audit records of the services this process hosts (the
-/// stores of <see cref="AuditCatalog.Stores"/> registered here), for the caller's team's admins.
+/// stores their classes name, <see cref="AuditStoreAttribute"/>), for the caller's team's admins.
 /// Read-only: the contract has no RPC that changes or deletes a record.
 /// </summary>
 public sealed class AuditApi(IServiceProvider services) : AuditService.AuditServiceBase
@@ -21,9 +22,18 @@ public sealed class AuditApi(IServiceProvider services) : AuditService.AuditServ
     private const long MinSeconds = -62_135_596_800;
     private const long MaxSeconds = 253_402_300_799;
 
+    // The stores named by the services mapped in this process (their endpoints carry their class's attribute).
     private readonly Lazy<IReadOnlyList<Database>> _stores = new(() =>
-        [.. AuditCatalog.Stores.Select(store => services.GetKeyedService<Database>(store)).OfType<Database>()]);
+        [.. services.GetRequiredService<EndpointDataSource>().Endpoints
+            .Select(endpoint => endpoint.Metadata.GetMetadata<AuditStoreAttribute>()?.Store)
+            .OfType<string>()
+            .Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal)
+            .Select(store => services.GetKeyedService<Database>(store))
+            .OfType<Database>()]);
 
+    [Allow(Roles.Admin)]
+    [Reads]
     public override async Task<GetAuditLogResponse> GetAuditLog(GetAuditLogRequest request, ServerCallContext context)
     {
         // Admins only: the access matrix (AuthorizationInterceptor) lets no one else in.

@@ -1,5 +1,7 @@
-using System.Collections.Frozen;
+using System.Reflection;
 using Grpc.Core;
+using LabMesh.ServiceDefaults.Identity;
+using Microsoft.AspNetCore.Http;
 
 namespace LabMesh.ServiceDefaults.Audit;
 
@@ -19,102 +21,93 @@ public sealed record AuditedMethod(string Method, string? Store, AuditTarget? Ta
 }
 
 /// <summary>
-/// Every RPC of LabMesh's services, each classified as a mutation (recorded, with its target) or a
-/// read (not recorded). Explicit on purpose: a test enumerates every method of the generated
-/// descriptors and fails on one missing here, and at run time a LabMesh method missing here is
-/// refused (fail closed) rather than run unaudited.
+/// How the audit log treats the RPC a method answers, written on the method that overrides the generated
+/// base class's: <see cref="ReadsAttribute"/>, <see cref="ChangesAttribute"/> or <see cref="CreatesAttribute"/>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method, Inherited = false)]
+public abstract class AuditedAttribute : Attribute
+{
+    /// <summary>What a mutation changes; null for a read.</summary>
+    public abstract AuditTarget? Target { get; }
+}
+
+/// <summary>A read: not recorded.</summary>
+public sealed class ReadsAttribute : AuditedAttribute
+{
+    public override AuditTarget? Target => null;
+}
+
+/// <summary>A mutation of an existing target, whose id is the request's field <paramref name="idPath"/>.</summary>
+/// <param name="type">The target type, e.g. <c>Requisition</c>.</param>
+/// <param name="idPath">The id's field path in the request, e.g. <c>id</c>.</param>
+public sealed class ChangesAttribute(string type, string idPath) : AuditedAttribute
+{
+    public override AuditTarget? Target { get; } = new(type, idPath, InResponse: false);
+}
+
+/// <summary>A create: the new target's id is the response's field <paramref name="idPath"/>, given by the service.</summary>
+/// <param name="type">The target type, e.g. <c>Requisition</c>.</param>
+/// <param name="idPath">The id's field path in the response, e.g. <c>requisition.id</c>.</param>
+public sealed class CreatesAttribute(string type, string idPath) : AuditedAttribute
+{
+    public override AuditTarget? Target { get; } = new(type, idPath, InResponse: true);
+}
+
+/// <summary>The store (keyed <c>Database</c>) that keeps the audit records of a gRPC service class's mutations.</summary>
+/// <param name="store">The store's name.</param>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+public sealed class AuditStoreAttribute(string store) : Attribute
+{
+    public string Store { get; } = store;
+}
+
+/// <summary>
+/// How each RPC of LabMesh's services is audited: the <see cref="AuditedAttribute"/> on its method (a
+/// mutation, recorded with its target, or a read, not recorded) and the <see cref="AuditStoreAttribute"/>
+/// of its service class. Explicit on purpose: a test enumerates every method of the generated descriptors
+/// and fails on one not classified, and at run time a LabMesh method without a classification is refused
+/// (fail closed) rather than run unaudited.
 /// </summary>
 public static class AuditCatalog
 {
-    /// <summary>A read: not recorded.</summary>
-    private const AuditTarget? Reads = null;
-
-    /// <summary>Every classified method by its full name.</summary>
-    public static FrozenDictionary<string, AuditedMethod> Methods { get; } = Build(
-        Service("labmesh.requisition.v1.RequisitionService", "requisition",
-            ("CreateRequisition", Creates("Requisition", "requisition.id")),
-            ("PlaceRequisition", Changes("Requisition", "id")),
-            ("GetRequisition", Reads),
-            ("ListRequisitions", Reads),
-            ("RecordOrderEvent", Changes("Requisition", "id")),
-            ("CancelRequisition", Changes("Requisition", "id")),
-            ("GetRequisitionStatus", Reads),
-            ("SimulateOrder", Changes("Requisition", "id")),
-            ("RecordResultsStage", Changes("Requisition", "id")),
-            ("ListParkedWork", Reads),
-            ("RetryParkedWork", Changes("ParkedWork", "item_id")),
-            ("RescheduleRequisition", Changes("Requisition", "id"))),
-        Service("labmesh.servicerequest.v1.ServiceRequestService", "servicerequest",
-            ("GetServiceRequest", Reads),
-            ("ListServiceRequests", Reads),
-            ("UpdateTaskStatus", Changes("ServiceRequest", "id")),
-            ("RevokeServiceRequest", Changes("ServiceRequest", "id")),
-            ("BatchGetStatus", Reads),
-            ("GetServiceRequestHistory", Reads),
-            // The batch calls of the Requisition and ResultsInterpretation services change the
-            // service requests of one requisition: the requisition is their target.
-            ("CreateServiceRequests", Changes("Requisition", "requisition_id")),
-            ("ConfirmServiceRequests", Changes("Requisition", "requisition_id")),
-            ("ApplyOrderEvent", Changes("Requisition", "requisition_id")),
-            ("RecordResults", Changes("Requisition", "requisition_id")),
-            ("RescheduleServiceRequests", Changes("Requisition", "requisition_id"))),
-        Service("labmesh.results.v1.ResultsInterpretationService", "results",
-            ("SubmitResults", Creates("Report", "report.id")),
-            ("AmendResults", Changes("Report", "report_id")),
-            ("GetResults", Reads),
-            ("GetReport", Reads),
-            ("InterpretMarkers", Reads),
-            ("GetCriticalLimits", Reads),
-            ("ShareInterpretation", Changes("Requisition", "requisition_id")),
-            ("GetFhirBundle", Reads),
-            ("ListParkedWork", Reads),
-            ("RetryParkedWork", Changes("ParkedWork", "item_id"))),
-        Service("labmesh.notification.v1.NotificationService", "notification",
-            ("Subscribe", Reads),
-            ("ListEvents", Reads),
-            ("CreateWebhookEndpoint", Creates("WebhookEndpoint", "endpoint.id")),
-            ("GetWebhookEndpoint", Reads),
-            ("ListWebhookEndpoints", Reads),
-            ("UpdateWebhookEndpoint", Changes("WebhookEndpoint", "id")),
-            ("DeleteWebhookEndpoint", Changes("WebhookEndpoint", "id")),
-            ("RotateWebhookSecret", Changes("WebhookEndpoint", "id")),
-            ("SendTestEvent", Changes("WebhookEndpoint", "endpoint_id")),
-            ("ListDeliveries", Reads),
-            ("RedeliverEvent", Creates("Delivery", "delivery.id")),
-            ("AcknowledgeCriticalResult", Changes("CriticalResult", "id")),
-            ("DeclineCriticalResult", Changes("CriticalResult", "id")),
-            ("ListUnacknowledgedCriticalResults", Reads),
-            ("GetCriticalResult", Reads)),
-        Service("labmesh.audit.v1.AuditService", null,
-            ("GetAuditLog", Reads)));
-
-    /// <summary>The stores that keep audit records, one per service.</summary>
-    public static IReadOnlyList<string> Stores { get; } =
-        [.. Methods.Values.Select(m => m.Store).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
-
     /// <summary>
-    /// The classification of <paramref name="method"/>; null for a method outside LabMesh's contracts
-    /// (gRPC health, reflection). UNIMPLEMENTED for a LabMesh method nobody classified.
+    /// What the method <paramref name="context"/> calls changes, and the store that records it, from its
+    /// endpoint's metadata; null for a read and for a method outside LabMesh's contracts (gRPC health,
+    /// reflection). UNIMPLEMENTED for a LabMesh method nobody classified, and for a mutation of a service
+    /// class that names no store.
     /// </summary>
-    public static AuditedMethod? Classify(string method)
+    public static (AuditTarget Target, string Store)? MutationOf(ServerCallContext context)
     {
-        if (Methods.TryGetValue(method, out var audited))
+        ArgumentNullException.ThrowIfNull(context);
+        var metadata = context.GetHttpContext().GetEndpoint()?.Metadata;
+        if (metadata?.GetMetadata<AuditedAttribute>() is { } audited)
         {
-            return audited;
+            if (audited.Target is not { } target)
+            {
+                return null;
+            }
+
+            if (metadata.GetMetadata<AuditStoreAttribute>()?.Store is { } store)
+            {
+                return (target, store);
+            }
         }
 
-        return method.StartsWith("/labmesh.", StringComparison.Ordinal)
+        return context.Method.StartsWith("/labmesh.", StringComparison.Ordinal)
             ? throw new RpcException(new Status(StatusCode.Unimplemented, "This method is not classified for the audit log, so it is not served."))
             : null;
     }
 
-    private static AuditTarget Changes(string type, string idPath) => new(type, idPath, InResponse: false);
-
-    private static AuditTarget Creates(string type, string idPath) => new(type, idPath, InResponse: true);
-
-    private static IEnumerable<AuditedMethod> Service(string service, string? store, params (string Name, AuditTarget? Target)[] methods) =>
-        methods.Select(m => new AuditedMethod($"/{service}/{m.Name}", store, m.Target));
-
-    private static FrozenDictionary<string, AuditedMethod> Build(params IEnumerable<AuditedMethod>[] services) =>
-        services.SelectMany(s => s).ToFrozenDictionary(m => m.Method, StringComparer.Ordinal);
+    /// <summary>
+    /// The classification of each RPC of the gRPC service class <paramref name="implementation"/>, in the
+    /// order of its proto. A method without an <see cref="AuditedAttribute"/> is left out (and refused when called).
+    /// </summary>
+    public static IEnumerable<AuditedMethod> Methods(Type implementation)
+    {
+        var store = implementation.GetCustomAttribute<AuditStoreAttribute>(inherit: false)?.Store;
+        return from rpc in RpcHandlers.Of(implementation)
+               let audited = rpc.Handler.GetCustomAttribute<AuditedAttribute>()
+               where audited is not null
+               select new AuditedMethod(rpc.FullName, store, audited.Target);
+    }
 }

@@ -11,10 +11,11 @@ using Microsoft.Extensions.Logging;
 namespace LabMesh.ServiceDefaults.Audit;
 
 /// <summary>
-/// The one place mutations are recorded. For every RPC <see cref="AuditCatalog"/> classifies as a
-/// mutation, it prepares a record (actor, role, team, method, target, the request's field paths) and
-/// hands it to the service's store through <see cref="AuditScope"/>: the first write transaction the
-/// handler commits on that store inserts it, so the change and its record commit together.
+/// The one place mutations are recorded. For every RPC whose method is marked a mutation
+/// (<see cref="ChangesAttribute"/>, <see cref="CreatesAttribute"/>: <see cref="AuditCatalog"/>), it
+/// prepares a record (actor, role, team, method, target, the request's field paths) and hands it
+/// to the service's store through <see cref="AuditScope"/>: the first write transaction the handler
+/// commits on that store inserts it, so the change and its record commit together.
 /// <list type="bullet">
 /// <item>A handler that succeeds without writing its store (a repeat answered from what is stored,
 /// a simulation started) is recorded after it returns, in a transaction of its own.</item>
@@ -23,7 +24,7 @@ namespace LabMesh.ServiceDefaults.Audit;
 /// that fails after committing part of its change keeps its record, with the failure's status
 /// code as the outcome.</item>
 /// </list>
-/// Reads are not recorded. A LabMesh method the catalog does not know is refused (fail closed).
+/// Reads are not recorded. A LabMesh method marked neither a read nor a mutation is refused (fail closed).
 /// Mutations are unary (a test checks it), so only unary calls are intercepted.
 /// </summary>
 public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<AuditInterceptor> logger) : Interceptor
@@ -35,7 +36,7 @@ public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        if (AuditCatalog.Classify(context.Method) is not { Target: { } target, Store: { } storeName })
+        if (AuditCatalog.MutationOf(context) is not var (target, storeName))
         {
             return await continuation(request, context);
         }
@@ -49,7 +50,7 @@ public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<
             TeamId = caller.TeamId,
             At = _time.GetUtcNow(),
             Actor = caller.Actor,
-            Role = RoleName(caller.Role),
+            Role = TokenIdentity.RoleName(caller.Role),
             OnBehalfOf = caller.OnBehalfOf ?? "",
             Method = context.Method,
             TargetType = target.Type,
@@ -126,14 +127,6 @@ public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<
 
         return outcome.ToString();
     }
-
-    private static string RoleName(CallerRole role) => role switch
-    {
-        CallerRole.Partner => "partner",
-        CallerRole.Clinician => "clinician",
-        CallerRole.Admin => "admin",
-        _ => "service",
-    };
 
     private async Task MarkFailedAsync(Database database, AuditRow row, Exception failure)
     {

@@ -1,10 +1,8 @@
+using System.Reflection;
 using System.Text;
 using Google.Protobuf.Reflection;
-using LabMesh.Contracts.Audit.V1;
-using LabMesh.Contracts.Notification.V1;
-using LabMesh.Contracts.Requisition.V1;
-using LabMesh.Contracts.Results.V1;
-using LabMesh.Contracts.ServiceRequest.V1;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http;
 
 namespace LabMesh.ServiceDefaults.Identity;
 
@@ -37,26 +35,40 @@ public enum PartnerRule
     OwnServiceRequestBatch,
 }
 
-/// <summary>One row: who may call one RPC, and the partner rule.</summary>
+/// <summary>
+/// Who may call the RPC a method answers, and what holds a partner: written on the method that overrides
+/// the generated base class's, so the rule stands next to the RPC it governs. grpc-dotnet puts the
+/// method's attributes in the metadata of its endpoint, where <see cref="AuthorizationInterceptor"/>
+/// reads it; a method without one is refused to every role (fail closed).
+/// </summary>
+/// <param name="roles">The roles that may call it.</param>
+[AttributeUsage(AttributeTargets.Method, Inherited = false)]
+public sealed class AllowAttribute(Roles roles) : Attribute
+{
+    /// <summary>The roles that may call it.</summary>
+    public Roles Roles { get; } = roles;
+
+    /// <summary>What holds a partner, when <see cref="Roles"/> holds <see cref="Roles.Partner"/>.</summary>
+    public PartnerRule Partner { get; set; }
+
+    public bool Allows(CallerRole role) => AccessMatrix.Includes(Roles, role);
+}
+
+/// <summary>One row of the matrix: who may call one RPC, and the partner rule.</summary>
 /// <param name="Method">The full method name, <c>/package.Service/Method</c>.</param>
 /// <param name="Allowed">The roles that may call it.</param>
 /// <param name="Partner">What holds a partner, when partners are allowed.</param>
 public sealed record AccessRule(string Method, Roles Allowed, PartnerRule Partner = PartnerRule.None)
 {
-    public bool Allows(CallerRole role) => (Allowed & role switch
-    {
-        CallerRole.Partner => Roles.Partner,
-        CallerRole.Clinician => Roles.Clinician,
-        CallerRole.Admin => Roles.Admin,
-        _ => Roles.Service,
-    }) != 0;
+    public bool Allows(CallerRole role) => AccessMatrix.Includes(Allowed, role);
 }
 
 /// <summary>
-/// Who may call what: one row per LabMesh RPC, enforced by <see cref="AuthorizationInterceptor"/> and
-/// printed as the table of SECURITY.md (a test checks both ways). Every RPC reads and writes only the
-/// caller's team (the handlers scope by team; another team's resource is NOT_FOUND). Health and
-/// reflection are open; any other method without a row is refused.
+/// Who may call what: the <see cref="AllowAttribute"/> on the method of each RPC, enforced by
+/// <see cref="AuthorizationInterceptor"/> and printed as the table of SECURITY.md (a test reads the
+/// services' classes and checks both ways). Every RPC reads and writes only the caller's team (the
+/// handlers scope by team; another team's resource is NOT_FOUND). Health and reflection are open; any
+/// other method without a rule is refused.
 /// </summary>
 public static class AccessMatrix
 {
@@ -68,79 +80,19 @@ public static class AccessMatrix
         "grpc.reflection.v1alpha.ServerReflection",
     ];
 
-    /// <summary>The rows, in the order of the services' protos.</summary>
-    public static readonly IReadOnlyList<AccessRule> Rules =
-    [
-        .. Service(ServiceRequestService.Descriptor,
-            ("GetServiceRequest", Roles.Everyone, PartnerRule.AssignedServiceRequest),
-            ("ListServiceRequests", Roles.Everyone, PartnerRule.OwnServiceRequestList),
-            ("UpdateTaskStatus", Roles.Service | Roles.Partner, PartnerRule.AssignedServiceRequest),
-            ("RevokeServiceRequest", Roles.Service | Roles.Clinician | Roles.Admin, PartnerRule.None),
-            ("BatchGetStatus", Roles.Everyone, PartnerRule.OwnServiceRequestBatch),
-            ("GetServiceRequestHistory", Roles.Everyone, PartnerRule.AssignedServiceRequest),
-            ("CreateServiceRequests", Roles.Service, PartnerRule.None),
-            ("ConfirmServiceRequests", Roles.Service, PartnerRule.None),
-            ("ApplyOrderEvent", Roles.Service, PartnerRule.None),
-            ("RecordResults", Roles.Service, PartnerRule.None),
-            ("RescheduleServiceRequests", Roles.Service, PartnerRule.None)),
-        .. Service(RequisitionService.Descriptor,
-            ("CreateRequisition", Roles.Service | Roles.Clinician, PartnerRule.None),
-            ("PlaceRequisition", Roles.Service | Roles.Clinician, PartnerRule.None),
-            ("GetRequisition", Roles.TeamMembers, PartnerRule.None),
-            ("ListRequisitions", Roles.TeamMembers, PartnerRule.None),
-            ("RecordOrderEvent", Roles.Service, PartnerRule.None),
-            ("CancelRequisition", Roles.Service | Roles.Clinician, PartnerRule.None),
-            ("GetRequisitionStatus", Roles.TeamMembers, PartnerRule.None),
-            ("SimulateOrder", Roles.Service | Roles.Admin, PartnerRule.None),
-            ("RecordResultsStage", Roles.Service, PartnerRule.None),
-            ("ListParkedWork", Roles.Admin, PartnerRule.None),
-            ("RetryParkedWork", Roles.Admin, PartnerRule.None),
-            ("RescheduleRequisition", Roles.Service | Roles.Clinician, PartnerRule.None)),
-        .. Service(ResultsInterpretationService.Descriptor,
-            ("SubmitResults", Roles.Service, PartnerRule.None),
-            ("AmendResults", Roles.Service, PartnerRule.None),
-            ("GetResults", Roles.TeamMembers, PartnerRule.None),
-            ("GetReport", Roles.TeamMembers, PartnerRule.None),
-            ("InterpretMarkers", Roles.Everyone, PartnerRule.None),
-            ("GetCriticalLimits", Roles.Everyone, PartnerRule.None),
-            ("ShareInterpretation", Roles.Clinician, PartnerRule.None),
-            ("GetFhirBundle", Roles.TeamMembers, PartnerRule.None),
-            ("ListParkedWork", Roles.Admin, PartnerRule.None),
-            ("RetryParkedWork", Roles.Admin, PartnerRule.None)),
-        .. Service(NotificationService.Descriptor,
-            ("Subscribe", Roles.TeamMembers, PartnerRule.None),
-            ("ListEvents", Roles.TeamMembers, PartnerRule.None),
-            ("CreateWebhookEndpoint", Roles.Admin, PartnerRule.None),
-            ("GetWebhookEndpoint", Roles.Admin, PartnerRule.None),
-            ("ListWebhookEndpoints", Roles.Admin, PartnerRule.None),
-            ("UpdateWebhookEndpoint", Roles.Admin, PartnerRule.None),
-            ("DeleteWebhookEndpoint", Roles.Admin, PartnerRule.None),
-            ("RotateWebhookSecret", Roles.Admin, PartnerRule.None),
-            ("SendTestEvent", Roles.Admin, PartnerRule.None),
-            ("ListDeliveries", Roles.Admin, PartnerRule.None),
-            ("RedeliverEvent", Roles.Admin, PartnerRule.None),
-            ("AcknowledgeCriticalResult", Roles.Clinician, PartnerRule.None),
-            ("DeclineCriticalResult", Roles.Clinician, PartnerRule.None),
-            ("ListUnacknowledgedCriticalResults", Roles.TeamMembers, PartnerRule.None),
-            ("GetCriticalResult", Roles.TeamMembers, PartnerRule.None)),
-        .. Service(AuditService.Descriptor,
-            ("GetAuditLog", Roles.Admin, PartnerRule.None)),
-    ];
+    /// <summary>The rule of the method <paramref name="context"/> calls: its <see cref="AllowAttribute"/>, or null when it has none.</summary>
+    public static AllowAttribute? Of(ServerCallContext context) =>
+        context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<AllowAttribute>();
 
-    private static readonly Dictionary<string, AccessRule> ByMethod = Rules.ToDictionary(r => r.Method, StringComparer.Ordinal);
-
-    /// <summary>The LabMesh services the matrix covers.</summary>
-    public static readonly IReadOnlyList<ServiceDescriptor> Services =
-    [
-        ServiceRequestService.Descriptor,
-        RequisitionService.Descriptor,
-        ResultsInterpretationService.Descriptor,
-        NotificationService.Descriptor,
-        AuditService.Descriptor,
-    ];
-
-    /// <summary>The row of <paramref name="method"/> (<c>/package.Service/Method</c>), or null when it has none.</summary>
-    public static AccessRule? Find(string method) => ByMethod.GetValueOrDefault(method);
+    /// <summary>
+    /// The rows of the gRPC service class <paramref name="implementation"/>, in the order of its proto. A
+    /// method without an <see cref="AllowAttribute"/> has no row (and is refused to every role).
+    /// </summary>
+    public static IEnumerable<AccessRule> Rules(Type implementation) =>
+        from rpc in RpcHandlers.Of(implementation)
+        let allow = rpc.Handler.GetCustomAttribute<AllowAttribute>()
+        where allow is not null
+        select new AccessRule(rpc.FullName, allow.Roles, allow.Partner);
 
     /// <summary>True for the methods of <see cref="OpenServices"/>.</summary>
     public static bool IsOpen(string method)
@@ -157,13 +109,13 @@ public static class AccessMatrix
         return false;
     }
 
-    /// <summary>The matrix as the Markdown table of SECURITY.md.</summary>
-    public static string ToMarkdown()
+    /// <summary>The rows as the Markdown table of SECURITY.md.</summary>
+    public static string ToMarkdown(IEnumerable<AccessRule> rules)
     {
         var text = new StringBuilder();
         text.Append("| RPC | service | partner | clinician | admin |\n");
         text.Append("|---|:-:|:-:|:-:|:-:|\n");
-        foreach (var rule in Rules)
+        foreach (var rule in rules)
         {
             var partner = !rule.Allows(CallerRole.Partner) ? "-" : rule.Partner switch
             {
@@ -182,9 +134,50 @@ public static class AccessMatrix
         return text.ToString();
     }
 
-    private static string Cell(AccessRule rule, CallerRole role) => rule.Allows(role) ? "yes" : "-";
+    internal static bool Includes(Roles roles, CallerRole role) => (roles & role switch
+    {
+        CallerRole.Partner => Roles.Partner,
+        CallerRole.Clinician => Roles.Clinician,
+        CallerRole.Admin => Roles.Admin,
+        _ => Roles.Service,
+    }) != 0;
 
-    private static IEnumerable<AccessRule> Service(ServiceDescriptor service, params (string Method, Roles Allowed, PartnerRule Partner)[] rows) =>
-        rows.Select(row => new AccessRule($"/{service.FullName}/{service.FindMethodByName(row.Method)?.Name
-            ?? throw new InvalidOperationException($"{service.FullName} has no method {row.Method}.")}", row.Allowed, row.Partner));
+    private static string Cell(AccessRule rule, CallerRole role) => rule.Allows(role) ? "yes" : "-";
+}
+
+/// <summary>The RPCs a gRPC service class implements, each with the method that answers it.</summary>
+public static class RpcHandlers
+{
+    /// <summary>The contract of <paramref name="implementation"/>: the service of the generated base class it derives from.</summary>
+    public static ServiceDescriptor Service(Type implementation) => Contract(implementation).Service;
+
+    /// <summary>
+    /// Each RPC of <paramref name="implementation"/>'s contract, in the order of its proto, with the method that
+    /// answers it as grpc-dotnet binds it (so its attributes are the endpoint's metadata): the class's override of
+    /// the generated virtual method, or that method itself (which answers UNIMPLEMENTED) when not overridden.
+    /// </summary>
+    public static IEnumerable<(string FullName, MethodDescriptor Method, MethodInfo Handler)> Of(Type implementation)
+    {
+        var (service, serviceBase) = Contract(implementation);
+        var handlers = implementation.GetMethods(BindingFlags.Public | BindingFlags.Instance)
+            .Where(method => method.IsVirtual && method.GetBaseDefinition().DeclaringType == serviceBase)
+            .ToDictionary(method => method.Name, StringComparer.Ordinal);
+        return service.Methods.Select(method => ($"/{service.FullName}/{method.Name}", method,
+            handlers.GetValueOrDefault(method.Name) ?? throw new InvalidOperationException($"{implementation} has no method {method.Name}.")));
+    }
+
+    private static (ServiceDescriptor Service, Type ServiceBase) Contract(Type implementation)
+    {
+        ArgumentNullException.ThrowIfNull(implementation);
+        for (var type = implementation; type is not null; type = type.BaseType)
+        {
+            if (type.GetCustomAttribute<BindServiceMethodAttribute>(inherit: false) is { } bind
+                && bind.BindType.GetProperty("Descriptor", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) is ServiceDescriptor service)
+            {
+                return (service, type);
+            }
+        }
+
+        throw new ArgumentException($"{implementation} does not derive from a generated gRPC service base class.", nameof(implementation));
+    }
 }

@@ -15,9 +15,10 @@ namespace LabMesh.ServiceDefaults.Identity;
 ///   bad is UNAUTHENTICATED with one terse message, whatever was wrong;</item>
 /// <item>a service token may name the team and actor it calls for (<see cref="Caller.ForTeamHeader"/>,
 ///   <see cref="Caller.ForActorHeader"/>); from any other role that is PERMISSION_DENIED;</item>
-/// <item>the method's <see cref="AccessMatrix"/> row must allow the role (PERMISSION_DENIED otherwise;
-///   a method without a row is refused too), and a partner is held to its own service requests
-///   (another's is NOT_FOUND, as if it did not exist);</item>
+/// <item>the method's <see cref="AllowAttribute"/> (<see cref="AccessMatrix"/>) must allow the role (PERMISSION_DENIED
+///   otherwise; a method without one is refused too), and a partner is held to its own service requests by
+///   the attribute's <see cref="PartnerRule"/>, enforced here for every method that names one (another's is
+///   NOT_FOUND, as if it did not exist; the ServiceRequest handlers scope their reads too, as a backstop);</item>
 /// <item>the <see cref="Caller"/> is left for the handler (<see cref="CallerExtensions.GetCaller"/>),
 ///   which scopes every read and write to the caller's team.</item>
 /// </list>
@@ -79,7 +80,7 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
         if (!AccessMatrix.IsOpen(context.Method))
         {
             var (caller, rule) = await AuthorizeAsync(context);
-            RefuseStreamedPartnerRule(caller, rule);
+            RefuseStreamedPartnerRule(caller, rule, context);
         }
 
         return await continuation(requestStream, context);
@@ -92,13 +93,13 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
         if (!AccessMatrix.IsOpen(context.Method))
         {
             var (caller, rule) = await AuthorizeAsync(context);
-            RefuseStreamedPartnerRule(caller, rule);
+            RefuseStreamedPartnerRule(caller, rule, context);
         }
 
         await continuation(requestStream, responseStream, context);
     }
 
-    private async Task<(Caller Caller, AccessRule Rule)> AuthorizeAsync(ServerCallContext context)
+    private async Task<(Caller Caller, AllowAttribute Rule)> AuthorizeAsync(ServerCallContext context)
     {
         var identity = await AuthenticateAsync(context);
         var forTeam = context.RequestHeaders.GetValue(Caller.ForTeamHeader);
@@ -136,7 +137,7 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
             Relayed = identity.Team is null && (forTeam is not null || forActor is not null),
         };
 
-        var rule = AccessMatrix.Find(context.Method);
+        var rule = AccessMatrix.Of(context);
         if (rule is null || !rule.Allows(caller.Role))
         {
             var role = TokenIdentity.RoleName(caller.Role);
@@ -169,7 +170,7 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
         return identity;
     }
 
-    private static async Task HoldPartnerAsync(AccessRule rule, Caller caller, object request, ServerCallContext context)
+    private static async Task HoldPartnerAsync(AllowAttribute rule, Caller caller, object request, ServerCallContext context)
     {
         switch (rule.Partner)
         {
@@ -218,11 +219,11 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
         }
     }
 
-    private static void RefuseStreamedPartnerRule(Caller caller, AccessRule rule)
+    private static void RefuseStreamedPartnerRule(Caller caller, AllowAttribute rule, ServerCallContext context)
     {
         if (caller.Role == CallerRole.Partner && rule.Partner != PartnerRule.None)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {rule.Method}."));
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method}."));
         }
     }
 

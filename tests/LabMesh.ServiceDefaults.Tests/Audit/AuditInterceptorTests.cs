@@ -118,6 +118,16 @@ public sealed class AuditInterceptorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AMethodNotClassified_IsRefusedUnimplemented_BeforeItsHandlerRuns()
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(
+            () => Client().GetRequisitionAsync(new GetRequisitionRequest { Id = "g1" }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+        Assert.Equal(0, await ScratchRowsAsync("get-g1"));
+    }
+
+    [Fact]
     public async Task AStandaloneService_AnswersForItsOwnStore()
     {
         await using var host = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite));
@@ -152,29 +162,50 @@ public sealed class AuditInterceptorTests : IAsyncLifetime
         return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM scratch WHERE id LIKE @prefix", new { prefix = prefix + "%" });
     }
 
-    /// <summary>Handlers that write the store (or not) and fail (or not) in each way the recording rule distinguishes.</summary>
+    /// <summary>
+    /// Handlers that write the store (or not) and fail (or not) in each way the recording rule distinguishes,
+    /// classified as the real service's are; and one that nobody classified.
+    /// </summary>
+    [AuditStore("requisition")]
     private sealed class StandInRequisitions(IServiceProvider services) : RequisitionService.RequisitionServiceBase
     {
         private Database Store => services.GetRequiredKeyedService<Database>("requisition");
 
+        [Allow(Roles.TeamMembers)]
+        public override async Task<GetRequisitionResponse> GetRequisition(GetRequisitionRequest request, ServerCallContext context)
+        {
+            await WriteAsync("get-" + request.Id);
+            return new GetRequisitionResponse();
+        }
+
+        [Allow(Roles.Service | Roles.Clinician)]
+        [Creates("Requisition", "requisition.id")]
         public override async Task<CreateRequisitionResponse> CreateRequisition(CreateRequisitionRequest request, ServerCallContext context)
         {
             await WriteAsync("create-" + request.RequestId);
             return new CreateRequisitionResponse { Requisition = new Contracts.Requisition.V1.Requisition { Id = "made-" + request.RequestId }, Created = true };
         }
 
+        [Allow(Roles.Service | Roles.Clinician)]
+        [Changes("Requisition", "id")]
         public override async Task<PlaceRequisitionResponse> PlaceRequisition(PlaceRequisitionRequest request, ServerCallContext context)
         {
             await WriteAsync("place-" + request.Id);
             throw new IllegalTransitionException("requisition", "received", "received", []);
         }
 
+        [Allow(Roles.Service | Roles.Clinician)]
+        [Changes("Requisition", "id")]
         public override Task<CancelRequisitionResponse> CancelRequisition(CancelRequisitionRequest request, ServerCallContext context) =>
             throw new NotFoundException("requisition", request.Id);
 
+        [Allow(Roles.Service | Roles.Admin)]
+        [Changes("Requisition", "id")]
         public override Task<SimulateOrderResponse> SimulateOrder(SimulateOrderRequest request, ServerCallContext context) =>
             Task.FromResult(new SimulateOrderResponse());
 
+        [Allow(Roles.Service)]
+        [Changes("Requisition", "id")]
         public override async Task<RecordOrderEventResponse> RecordOrderEvent(RecordOrderEventRequest request, ServerCallContext context)
         {
             await WriteAsync($"event-{request.Id}-1");
@@ -188,6 +219,8 @@ public sealed class AuditInterceptorTests : IAsyncLifetime
             return new RecordOrderEventResponse();
         }
 
+        [Allow(Roles.Service)]
+        [Changes("Requisition", "id")]
         public override async Task<RecordResultsStageResponse> RecordResultsStage(RecordResultsStageRequest request, ServerCallContext context)
         {
             try

@@ -4,7 +4,6 @@ using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Testing;
 using LabMesh.Contracts.Audit.V1;
-using LabMesh.ServiceDefaults.Audit;
 
 namespace LabMesh.ServiceDefaults.Tests.Audit;
 
@@ -94,7 +93,7 @@ public abstract class AuditLogTests(AuditedMesh mesh)
         var records = await mesh.RecordsAsync();
 
         Assert.DoesNotContain(records, r => r.Actor == AuditedMesh.Reader);
-        Assert.All(records, r => Assert.True(AuditCatalog.Methods[r.Method].Mutates, $"{r.Method} is a read, yet recorded."));
+        Assert.All(records, r => Assert.True(LabMeshApis.AuditedMethods.Single(m => m.Method == r.Method).Mutates, $"{r.Method} is a read, yet recorded."));
     }
 
     [Fact]
