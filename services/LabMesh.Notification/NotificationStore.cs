@@ -9,6 +9,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.ServiceDefaults.Validation;
 using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Notification;
@@ -145,10 +146,6 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
     // ---- Webhook endpoints -------------------------------------------------------------------
 
     /// <summary>
-    /// Stores a new endpoint, or returns the one <paramref name="requestId"/> created before (ALREADY_EXISTS
-    /// when that one was made from a different request).
-    /// </summary>
-    /// <summary>
     /// Creates the endpoint, or answers the one an earlier call with the same <paramref name="requestId"/> created
     /// (<c>Created</c> false): NOT_FOUND once that one is deleted, ALREADY_EXISTS when the request differs.
     /// </summary>
@@ -161,11 +158,10 @@ public sealed class NotificationStore(Database database, TimeProvider time, Crit
                 new { endpoint.TeamId, requestId }, transaction, cancellationToken: cancellationToken));
             if (existing is not null)
             {
-                return existing.RequestHash != requestHash
-                    ? throw new AlreadyExistsException("WebhookEndpoint", existing.Id, $"request_id '{requestId}' already created endpoint '{existing.Id}' from a different request.")
-                    : existing.Deleted != 0
-                        ? throw new NotFoundException("WebhookEndpoint", existing.Id)
-                        : (existing.ToRecord(), false);
+                RepeatRequests.EnsureSame(existing.RequestHash, requestHash, "WebhookEndpoint", existing.Id, "webhook endpoint", requestId);
+                return existing.Deleted != 0
+                    ? throw new NotFoundException("WebhookEndpoint", existing.Id)
+                    : (existing.ToRecord(), false);
             }
 
             await connection.ExecuteAsync(new CommandDefinition(
