@@ -1,5 +1,6 @@
 using LabMesh.Contracts.Common.V1;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Requisition.Domain;
 
