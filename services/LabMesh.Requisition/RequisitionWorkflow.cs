@@ -306,7 +306,6 @@ public sealed partial class RequisitionWorkflow(
     private static List<LineItem> LineItems(IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
         serviceRequests.Select(s => new LineItem { ServiceRequestId = s.Id, Code = s.Code, Type = "labs" }).ToList();
 
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: the ServiceRequest service did not take the change ({Status}); the sync worker will retry")]
     private static partial void LogSyncDeferred(ILogger logger, string requisitionId, StatusCode status);
 

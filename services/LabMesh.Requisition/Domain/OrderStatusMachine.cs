@@ -13,9 +13,9 @@ namespace LabMesh.Requisition.Domain;
 /// <remarks>
 /// <para>Each table has one row per status of the modality's vocabulary (<see cref="Modalities.Statuses"/>, seed 004's
 /// list in its order, a draft first) with the statuses that may be recorded next, by their low-level word; every
-/// other move is illegal. A row that repeats its own status is a no-op, not a move. The table is built from the
-/// vocabulary: a row or a move that is not a status of the modality, or a status without a row, stops the service
-/// at start (<see cref="Table"/>). The rows follow these rules:</para>
+/// other move is illegal. Recording a row's own status again is a no-op, not a move. The table is built from the
+/// vocabulary: a row or a move that is not a status of the modality, or a status without a row, makes the first use
+/// of the machine throw (<see cref="Table"/>), so every test of it fails. The rows follow these rules:</para>
 /// <code>
 ///  1  draft (no status)            → only received.[m].ordered (what placing records)
 ///  2  terminal (completed,         → nothing (the high-level stage only moves forward and
