@@ -501,7 +501,8 @@ public sealed class NotificationApi(
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 
-    // What makes a repeated create "the same request": every field, the secret by its hash only.
+    // What makes a repeated create "the same request" (RepeatRequests): every field but request_id, the secret by its
+    // hash only. Not RepeatRequests.Hash: stored endpoints hold this hash, so a retry across an upgrade still matches.
     private static string RequestHash(CreateWebhookEndpointRequest request)
     {
         var text = string.Join('\n', request.Url, request.Description, string.Join(' ', request.EventTypes), request.Escalation ? "1" : "0", request.Secret);

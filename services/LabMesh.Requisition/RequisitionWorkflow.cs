@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
@@ -10,6 +9,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Peers;
+using LabMesh.ServiceDefaults.Validation;
 
 namespace LabMesh.Requisition;
 
@@ -43,7 +43,7 @@ public sealed partial class RequisitionWorkflow(
     public async Task<(Contracts.Requisition.V1.Requisition Requisition, bool Created)> CreateAsync(
         Caller caller, CreateRequisitionRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
-        var hash = RequestHash(request);
+        var hash = RepeatRequests.Hash(request);
         var record = await store.FindByRequestAsync(caller.TeamId, request.RequestId, cancellationToken);
         if (record is not null)
         {
@@ -300,21 +300,11 @@ public sealed partial class RequisitionWorkflow(
         TeamId = record.TeamId,
     };
 
-    private static void EnsureSameOrder(RequisitionRecord record, string requestId, string hash)
-    {
-        if (record.RequestHash != hash)
-        {
-            throw new AlreadyExistsException("requisition", record.Id,
-                $"request_id '{requestId}' was used for a different requisition; use a new request_id for a new order.");
-        }
-    }
+    private static void EnsureSameOrder(RequisitionRecord record, string requestId, string hash) =>
+        RepeatRequests.EnsureSame(record.RequestHash, hash, "requisition", record.Id, "requisition", requestId);
 
     private static List<LineItem> LineItems(IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests) =>
         serviceRequests.Select(s => new LineItem { ServiceRequestId = s.Id, Code = s.Code, Type = "labs" }).ToList();
-
-    /// <summary>What makes two CreateRequisition requests "the same order": everything but nothing else.</summary>
-    private static string RequestHash(CreateRequisitionRequest request) =>
-        Convert.ToHexString(SHA256.HashData(request.ToByteArray()));
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Requisition {RequisitionId}: the ServiceRequest service did not take the change ({Status}); the sync worker will retry")]
     private static partial void LogSyncDeferred(ILogger logger, string requisitionId, StatusCode status);

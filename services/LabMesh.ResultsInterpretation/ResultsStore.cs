@@ -4,12 +4,12 @@ using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
+using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ServiceDefaults.Audit;
 using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 
@@ -22,20 +22,6 @@ public sealed record ReportRecord(Report Report, string RequestHash, bool Effect
 
     public bool IsFinal => Report.Metadata.Status == ReportStatus.Final;
 }
-
-/// <summary>
-/// Where a requisition's results stand: the latest results milestone (<see cref="Stage"/>, numbered
-/// <see cref="Sequence"/>) and how far the Requisition service has heard of it.
-/// </summary>
-public sealed record ResultsProgress(
-    string RequisitionId,
-    string TeamId,
-    string PatientId,
-    LifecycleStatus Stage,
-    long Sequence,
-    long SyncedSequence,
-    bool AllReceived,
-    DateTimeOffset? SharedTime);
 
 /// <summary>Where a page of reports ends: a report version.</summary>
 public sealed record ReportKey(string Id, int Version)
@@ -258,11 +244,10 @@ public sealed class ResultsStore(Database database, TimeProvider time)
 
             var progress = await LockProgressAsync(connection, transaction, report.TeamId, report.RequisitionId, context.PatientId, now);
             var covered = await FinalServiceRequestIdsAsync(connection, transaction, report.TeamId, report.RequisitionId);
-            var allReceived = context.ActiveServiceRequestIds.Count > 0 && context.ActiveServiceRequestIds.All(covered.Contains);
-            var next = await AdvanceAsync(connection, transaction, progress,
-                allReceived ? LifecycleStatus.InterpretationReady : LifecycleStatus.PartialResults, allReceived, now);
+            var next = progress.Submitted(context.ActiveServiceRequestIds, covered);
+            await SaveProgressAsync(connection, transaction, next, now);
 
-            var critical = await AddEventsAsync(transaction, report, next, allReceived ? "all_results_received" : "results_received", now, cancellationToken);
+            var critical = await AddEventsAsync(transaction, report, next, now, cancellationToken);
             return (new ReportRecord(report, context.RequestHash, report.ServiceRequestIds.Count == 0), next, critical);
         }, cancellationToken);
 
@@ -306,8 +291,9 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             await InsertReportAsync(connection, transaction, corrected, requestHash, effectsApplied: true, now);
 
             var progress = await LockProgressAsync(connection, transaction, teamId, corrected.RequisitionId, patientId: "", now);
-            var next = await AdvanceAsync(connection, transaction, progress, LifecycleStatus.ResultsAmended, progress.AllReceived, now);
-            var critical = await AddEventsAsync(transaction, corrected, next, "results_amended", now, cancellationToken);
+            var next = progress.Amended();
+            await SaveProgressAsync(connection, transaction, next, now);
+            var critical = await AddEventsAsync(transaction, corrected, next, now, cancellationToken);
             return (new ReportRecord(corrected, requestHash, true), next, critical);
         }, cancellationToken);
 
@@ -323,23 +309,18 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             var progress = (await connection.QuerySingleOrDefaultAsync<ProgressRow>(
                 $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId{lockClause}",
                 new { requisitionId, teamId }, transaction))?.ToRecord();
-            if (progress is null || !progress.AllReceived)
-            {
-                throw new IllegalTransitionException("results", progress is null ? "no_results" : LifecycleWords.Word(progress.Stage),
-                    "interpretation_shared", ["SubmitResults (a final report for every ordered test)"]);
-            }
-
-            if (progress.Stage == LifecycleStatus.InterpretationShared)
-            {
-                return (progress, false);
-            }
-
             var now = time.GetUtcNow();
-            var next = await AdvanceAsync(connection, transaction, progress, LifecycleStatus.InterpretationShared, true, now);
+            var (next, changed) = ResultsProgress.Share(progress, now);
+            if (!changed)
+            {
+                return (next, false);
+            }
+
+            await SaveProgressAsync(connection, transaction, next, now);
             await connection.ExecuteAsync(
                 "UPDATE requisition_results SET shared_time = @now, share_note = @note WHERE requisition_id = @requisitionId",
                 new { now = DbTime.ToDb(now), note, requisitionId }, transaction);
-            return (next with { SharedTime = now }, true);
+            return (next, true);
         }, cancellationToken);
 
     /// <summary>
@@ -441,28 +422,24 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         return lists.SelectMany(l => l.Split(',', StringSplitOptions.RemoveEmptyEntries)).ToHashSet(StringComparer.Ordinal);
     }
 
-    private static async Task<ResultsProgress> AdvanceAsync(
-        DbConnection connection, DbTransaction transaction, ResultsProgress progress, LifecycleStatus stage, bool allReceived, DateTimeOffset now)
-    {
-        var next = progress with { Stage = stage, Sequence = progress.Sequence + 1, AllReceived = allReceived };
+    /// <summary>Writes the milestone the domain moved the progress to (<see cref="ResultsProgress"/>).</summary>
+    private static async Task SaveProgressAsync(DbConnection connection, DbTransaction transaction, ResultsProgress next, DateTimeOffset now) =>
         await connection.ExecuteAsync(
             "UPDATE requisition_results SET stage = @Stage, stage_seq = @Sequence, all_received = @AllReceived, update_time = @now " +
             "WHERE requisition_id = @RequisitionId",
             new { Stage = (int)next.Stage, next.Sequence, AllReceived = next.AllReceived ? 1 : 0, now = DbTime.ToDb(now), next.RequisitionId },
             transaction);
-        return next;
-    }
 
     /// <summary>Adds the report's events to the outbox; returns the <c>labtest.result.critical</c> one, if any, for the fast path.</summary>
     private static async Task<Event?> AddEventsAsync(
-        DbTransaction transaction, Report report, ResultsProgress progress, string labOrderStatus, DateTimeOffset now, CancellationToken cancellationToken)
+        DbTransaction transaction, Report report, ResultsProgress progress, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await AddUnsolicitedEventAsync(transaction, report, now, cancellationToken);
         var interpretation = ResultsWords.Interpretation(report.Metadata.Interpretation);
         var updated = NewEvent(report, EventTypes.LabOrderUpdated, now);
         updated.LabOrderUpdated = new LabOrderUpdated
         {
-            Status = labOrderStatus,
+            Status = progress.LabOrderStatus,
             ReportId = report.Id,
             ReportVersion = report.Version,
             Interpretation = interpretation,

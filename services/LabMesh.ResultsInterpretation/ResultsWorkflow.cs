@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
@@ -9,6 +7,7 @@ using LabMesh.ServiceDefaults.Errors;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Validation;
 using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
@@ -39,7 +38,7 @@ public sealed partial class ResultsWorkflow(
     public async Task<(Report Report, bool Created)> SubmitAsync(
         Caller caller, SubmitResultsRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
-        var hash = Hash(request);
+        var hash = RepeatRequests.Hash(request);
         var existing = await store.FindByRequestAsync(caller.TeamId, request.RequestId, cancellationToken);
         if (existing is not null)
         {
@@ -84,7 +83,7 @@ public sealed partial class ResultsWorkflow(
     public async Task<(Report Report, bool Created)> AmendAsync(
         Caller caller, AmendResultsRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
-        var hash = Hash(request);
+        var hash = RepeatRequests.Hash(request);
         var existing = await store.FindByRequestAsync(caller.TeamId, request.RequestId, cancellationToken);
         if (existing is not null)
         {
@@ -240,18 +239,12 @@ public sealed partial class ResultsWorkflow(
 
     private async Task<Report> RepeatAsync(ReportRecord existing, string requestId, string hash, DateTime deadline, CancellationToken cancellationToken)
     {
-        if (existing.RequestHash != hash)
-        {
-            throw new AlreadyExistsException("report", existing.Id,
-                $"request_id '{requestId}' was used for a different report; use a new request_id for a new report.");
-        }
+        RepeatRequests.EnsureSame(existing.RequestHash, hash, "report", existing.Id, "report", requestId);
 
         // The first attempt may have stopped before its effects landed: push them now.
         await effects.ApplyAsync(existing.Report.RequisitionId, deadline, cancellationToken);
         return existing.Report;
     }
-
-    private static string Hash(IMessage request) => Convert.ToHexString(SHA256.HashData(request.ToByteArray()));
 
     [LoggerMessage(Level = LogLevel.Information,
         Message = "Report {ReportId} v{Version} stored: {Status}, {Interpretation}, {MarkerCount} markers")]

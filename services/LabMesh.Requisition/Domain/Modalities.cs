@@ -7,19 +7,6 @@ using LabMesh.ServiceDefaults.Vocabulary;
 namespace LabMesh.Requisition.Domain;
 
 /// <summary>
-/// One order status of seed 004, <c>[high].[modality].[low]</c>, e.g.
-/// <c>collecting_sample.testkit.transit_customer</c>. <see cref="ToString"/> gives that form.
-/// </summary>
-public sealed record NamespacedStatus(OrderStatus High, TestModality Modality, string Low)
-{
-    /// <summary>completed, cancelled and failed end the order.</summary>
-    public bool IsTerminal => Modalities.IsTerminal(High);
-
-    /// <summary>The namespaced form, <c>[high].[modality].[low]</c>.</summary>
-    public override string ToString() => $"{Modalities.HighWord(High)}.{Modalities.Word(Modality)}.{Low}";
-}
-
-/// <summary>
 /// Seed 004's vocabularies: the high-level order statuses and, per test modality, the namespaced
 /// sub-statuses exactly as the seed lists them (and in its order).
 /// </summary>
@@ -71,16 +58,6 @@ public static class Modalities
         "cancelled.at_home_phlebotomy.cancelled",
     ];
 
-    private static readonly (OrderStatus Status, string Word)[] HighWords =
-    [
-        (OrderStatus.Received, "received"),
-        (OrderStatus.CollectingSample, "collecting_sample"),
-        (OrderStatus.SampleWithLab, "sample_with_lab"),
-        (OrderStatus.Completed, "completed"),
-        (OrderStatus.Cancelled, "cancelled"),
-        (OrderStatus.Failed, "failed"),
-    ];
-
     /// <summary>The modality's word in namespaced statuses: <c>testkit</c>, <c>walk_in_test</c>, <c>at_home_phlebotomy</c>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">UNSPECIFIED or unknown.</exception>
     public static string Word(TestModality modality) =>
@@ -102,54 +79,22 @@ public static class Modalities
 
     /// <summary>The high-level word: <c>received</c>, <c>collecting_sample</c>, ... (order.status in seed 004).</summary>
     /// <exception cref="ArgumentOutOfRangeException">UNSPECIFIED (a draft has no status) or unknown.</exception>
-    public static string HighWord(OrderStatus status)
-    {
-        foreach (var (s, word) in HighWords)
-        {
-            if (s == status)
-            {
-                return word;
-            }
-        }
-        throw new ArgumentOutOfRangeException(nameof(status), status, "A draft has no high-level status word.");
-    }
+    public static string HighWord(OrderStatus status) =>
+        EnumWords.Word(status) is { Length: > 0 } word ? word
+        : throw new ArgumentOutOfRangeException(nameof(status), status, "A draft has no high-level status word.");
 
     /// <summary>The high-level status a word names.</summary>
-    public static bool TryParseHigh(string? word, out OrderStatus status)
-    {
-        foreach (var (s, w) in HighWords)
-        {
-            if (w == word)
-            {
-                status = s;
-                return true;
-            }
-        }
-        status = OrderStatus.Unspecified;
-        return false;
-    }
+    public static bool TryParseHigh(string? word, out OrderStatus status) => EnumWords.TryParse(word, out status);
 
     /// <summary>completed, cancelled and failed end the order.</summary>
-    public static bool IsTerminal(OrderStatus status) =>
-        status is OrderStatus.Completed or OrderStatus.Cancelled or OrderStatus.Failed;
+    public static bool IsTerminal(OrderStatus status) => NamespacedStatus.IsTerminalHigh(status);
 
     /// <summary>
-    /// Reads <c>[high].[modality].[low]</c> with a known high-level word and modality word and a
-    /// non-empty low-level word. It does not check the low-level word against the modality's list:
-    /// <see cref="IsKnown"/> and <see cref="Parse"/> do.
+    /// Reads <c>[high].[modality].[low]</c> (<see cref="NamespacedStatus.TryParse"/>, the one parser of that form).
+    /// It does not check the low-level word against the modality's list: <see cref="IsKnown"/> and <see cref="Parse"/> do.
     /// </summary>
-    public static bool TryParse(string? value, [NotNullWhen(true)] out NamespacedStatus? status)
-    {
-        status = null;
-        var parts = (value ?? "").Split('.');
-        if (parts.Length != 3 || parts[2].Length == 0
-            || !TryParseHigh(parts[0], out var high) || !TryParseModality(parts[1], out var modality))
-        {
-            return false;
-        }
-        status = new NamespacedStatus(high, modality, parts[2]);
-        return true;
-    }
+    public static bool TryParse(string? value, [NotNullWhen(true)] out NamespacedStatus? status) =>
+        NamespacedStatus.TryParse(value, out status);
 
     /// <summary>True when the status is in its modality's list.</summary>
     public static bool IsKnown(NamespacedStatus status) =>

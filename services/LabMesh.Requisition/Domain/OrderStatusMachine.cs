@@ -1,191 +1,171 @@
 using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Requisition.Domain;
 
 /// <summary>
-/// Seed 004's order status per modality: which namespaced status may be recorded after which.
-/// Pure rules: no I/O. An illegal move always throws; recording the current status again is a
-/// no-op that returns the current status.
+/// Seed 004's order status per modality: which namespaced status may be recorded after which, as one move table
+/// per modality (<see cref="Table"/>). Pure rules: no I/O. An illegal move always throws; recording the current
+/// status again is a no-op that returns the current status.
 /// </summary>
 /// <remarks>
-/// <para>Each modality has a <b>normal path</b>, the seed's order without failures, cancellations and
-/// appointment_cancelled:</para>
-/// <code>
-/// testkit             ordered, awaiting_registration, testkit_registered, requisition_created,
-///                     transit_customer, out_for_delivery, with_customer, transit_lab,
-///                     delivered_to_lab, completed
-/// walk_in_test        ordered, requisition_created, partial_results, completed
-/// at_home_phlebotomy  ordered, requisition_created, appointment_scheduled, draw_completed,
-///                     partial_results, completed
-/// </code>
-/// <para>Rules, applied in this order:</para>
+/// <para>Each table has one row per status of the modality's vocabulary (<see cref="Modalities.Statuses"/>, seed 004's
+/// list in its order, a draft first) with the statuses that may be recorded next, by their low-level word; every
+/// other move is illegal. Recording a row's own status again is a no-op, not a move. The table is built from the
+/// vocabulary: a row or a move that is not a status of the modality, or a status without a row, makes the first use
+/// of the machine throw (<see cref="Table"/>), so every test of it fails. The rows follow these rules:</para>
 /// <code>
 ///  1  draft (no status)            → only received.[m].ordered (what placing records)
 ///  2  terminal (completed,         → nothing (the high-level stage only moves forward and
 ///     cancelled, failed)              terminal stays terminal)
-///  3  the current status again     → no-op, returns the current status
-///  4  cancelled.[m].*              → only from the statuses the cancellation table allows
-///                                   (<see cref="Cancellations"/>: until the lab has the sample; a test kit's
-///                                   sample on its way to or at the lab is do_not_process instead)
-///  5  failed.[m].*                 → only from the statuses where that failure can happen:
+///  3  cancelled.[m].*              → only until the lab has the sample; a test kit's sample on its way to or at
+///                                   the lab is do_not_process instead (<see cref="Cancellations"/>)
+///  4  failed.[m].*                 → only from the statuses where that failure can happen:
 ///       testkit failure_to_deliver_to_customer  ordered … out_for_delivery (the kit is not with the patient yet)
 ///       testkit failure_to_deliver_to_lab       with_customer, transit_lab
 ///       testkit sample_error                    transit_lab, delivered_to_lab (the lab has the sample)
 ///       testkit lost                            transit_customer, out_for_delivery, transit_lab, delivered_to_lab
 ///       walk_in_test sample_error               requisition_created, partial_results
 ///       (at_home_phlebotomy has no failed status in seed 004)
-///  6  at_home_phlebotomy            appointment_scheduled → appointment_cancelled (besides the path);
+///  5  at_home_phlebotomy            appointment_scheduled → appointment_cancelled (besides the path);
 ///                                   appointment_cancelled → only appointment_scheduled (reschedule)
 ///                                   or a cancellation
-///  7  testkit awaiting_registration → only testkit_registered on the path (no requisition, so no
+///  6  testkit awaiting_registration → only testkit_registered on the path (no requisition, so no
 ///                                   progress, until the kit is registered)
-///  8  on the normal path            → any later status on the path: forward only, skips allowed
+///  7  on the normal path            → any later status on the path: forward only, skips allowed
 ///                                   (carriers and labs do not report every step)
 /// </code>
-/// <para>The normal path is sorted by high-level stage (received &lt; collecting_sample &lt;
-/// sample_with_lab &lt; terminal), so rule 8 never moves the stage backwards; rule 6 stays within
+/// <para>The <b>normal path</b> of a modality is the seed's order without failures, cancellations and
+/// appointment_cancelled. It is sorted by high-level stage (received &lt; collecting_sample &lt;
+/// sample_with_lab &lt; terminal), so rule 7 never moves the stage backwards; rule 5 stays within
 /// collecting_sample. Walk-in tests have no collecting_sample status, so they never pass it.</para>
 /// </remarks>
 public static class OrderStatusMachine
 {
-    private sealed record Rules(
+    /// <summary>
+    /// One modality's moves: each status (and <see cref="Draft"/>) to the statuses that may be recorded next;
+    /// the normal path a simulator walks; and where a failure or cancellation usually happens.
+    /// </summary>
+    private sealed record Table(
+        IReadOnlyList<(string From, IReadOnlyList<string> To)> Rows,
+        IReadOnlyDictionary<string, string[]> Moves,
         string[] NormalPath,
-        Dictionary<string, string[]> FailureSources,
-        Dictionary<string, string> PreferredStop)
+        IReadOnlyDictionary<string, string> PreferredStop)
     {
-        /// <summary>Each status from which a cancellation may be recorded, and which ones (<see cref="Cancellations"/>).</summary>
-        public required Dictionary<string, string[]> Cancellable { get; init; }
+        /// <summary>
+        /// Builds the table from rows of low-level words (<see cref="Draft"/> for the draft), checked against the
+        /// modality's vocabulary: every row and move a status of the modality, every status and the draft a row, in
+        /// the vocabulary's order.
+        /// </summary>
+        public static Table Build(
+            TestModality modality,
+            (string From, string[] To)[] rows,
+            string[] normalPath,
+            (string Final, string Stop)[] preferredStops)
+        {
+            var vocabulary = Modalities.Statuses(modality);
+            var byLow = vocabulary.ToDictionary(s => Modalities.Parse(modality, s, "status").Low, StringComparer.Ordinal);
+            string Status(string low) => byLow.TryGetValue(low, out var status)
+                ? status
+                : throw new InvalidOperationException($"'{low}' is not a status of modality {Modalities.Word(modality)} (seed 004).");
+            string Key(string low) => low == Draft ? Draft : Status(low);
+
+            var keys = rows.Select(r => Key(r.From)).ToList();
+            if (!keys.SequenceEqual(new[] { Draft }.Concat(vocabulary)))
+            {
+                throw new InvalidOperationException(
+                    $"The move table of {Modalities.Word(modality)} must have one row per status of seed 004, in its order, a draft first.");
+            }
+
+            var moves = rows.Select(r => (From: Key(r.From), To: r.To.Select(Status).ToArray())).ToList();
+            return new Table(
+                [.. moves.Select(m => (m.From, (IReadOnlyList<string>)m.To))],
+                moves.ToDictionary(m => m.From, m => m.To, StringComparer.Ordinal),
+                [.. normalPath.Select(Status)],
+                preferredStops.ToDictionary(p => Status(p.Final), p => Status(p.Stop), StringComparer.Ordinal));
+        }
     }
 
-    private static readonly Rules TestkitRules = new(
+    // The move tables, by low-level word. Check a row against seed 004's list (Modalities) and the rules above.
+    private static readonly Table Testkit = Table.Build(TestModality.Testkit,
         [
-            "received.testkit.ordered",
-            "received.testkit.awaiting_registration",
-            "received.testkit.testkit_registered",
-            "received.testkit.requisition_created",
-            "collecting_sample.testkit.transit_customer",
-            "collecting_sample.testkit.out_for_delivery",
-            "collecting_sample.testkit.with_customer",
-            "collecting_sample.testkit.transit_lab",
-            "sample_with_lab.testkit.delivered_to_lab",
-            "completed.testkit.completed",
+            (Draft,                             ["ordered"]),
+            ("ordered",                         ["awaiting_registration", "testkit_registered", "requisition_created", "transit_customer", "out_for_delivery", "with_customer", "transit_lab", "delivered_to_lab", "completed", "failure_to_deliver_to_customer", "cancelled"]),
+            ("awaiting_registration",           ["testkit_registered", "failure_to_deliver_to_customer", "cancelled"]),
+            ("testkit_registered",              ["requisition_created", "transit_customer", "out_for_delivery", "with_customer", "transit_lab", "delivered_to_lab", "completed", "failure_to_deliver_to_customer", "cancelled"]),
+            ("requisition_created",             ["transit_customer", "out_for_delivery", "with_customer", "transit_lab", "delivered_to_lab", "completed", "failure_to_deliver_to_customer", "cancelled"]),
+            ("transit_customer",                ["out_for_delivery", "with_customer", "transit_lab", "delivered_to_lab", "completed", "failure_to_deliver_to_customer", "lost", "cancelled"]),
+            ("out_for_delivery",                ["with_customer", "transit_lab", "delivered_to_lab", "completed", "failure_to_deliver_to_customer", "lost", "cancelled"]),
+            ("with_customer",                   ["transit_lab", "delivered_to_lab", "completed", "failure_to_deliver_to_lab", "cancelled"]),
+            ("transit_lab",                     ["delivered_to_lab", "completed", "failure_to_deliver_to_lab", "sample_error", "lost", "do_not_process"]),
+            ("delivered_to_lab",                ["completed", "sample_error", "lost", "do_not_process"]),
+            ("completed",                       []),
+            ("failure_to_deliver_to_customer",  []),
+            ("failure_to_deliver_to_lab",       []),
+            ("sample_error",                    []),
+            ("lost",                            []),
+            ("cancelled",                       []),
+            ("do_not_process",                  []),
         ],
-        new(StringComparer.Ordinal)
-        {
-            ["failed.testkit.failure_to_deliver_to_customer"] =
-            [
-                "received.testkit.ordered",
-                "received.testkit.awaiting_registration",
-                "received.testkit.testkit_registered",
-                "received.testkit.requisition_created",
-                "collecting_sample.testkit.transit_customer",
-                "collecting_sample.testkit.out_for_delivery",
-            ],
-            ["failed.testkit.failure_to_deliver_to_lab"] =
-            [
-                "collecting_sample.testkit.with_customer",
-                "collecting_sample.testkit.transit_lab",
-            ],
-            ["failed.testkit.sample_error"] =
-            [
-                "collecting_sample.testkit.transit_lab",
-                "sample_with_lab.testkit.delivered_to_lab",
-            ],
-            ["failed.testkit.lost"] =
-            [
-                "collecting_sample.testkit.transit_customer",
-                "collecting_sample.testkit.out_for_delivery",
-                "collecting_sample.testkit.transit_lab",
-                "sample_with_lab.testkit.delivered_to_lab",
-            ],
-        },
-        new(StringComparer.Ordinal)
-        {
-            ["failed.testkit.failure_to_deliver_to_customer"] = "collecting_sample.testkit.out_for_delivery",
-            ["failed.testkit.failure_to_deliver_to_lab"] = "collecting_sample.testkit.transit_lab",
-            ["failed.testkit.sample_error"] = "sample_with_lab.testkit.delivered_to_lab",
-            ["failed.testkit.lost"] = "collecting_sample.testkit.transit_lab",
-            ["cancelled.testkit.cancelled"] = "received.testkit.requisition_created",
-            ["cancelled.testkit.do_not_process"] = "sample_with_lab.testkit.delivered_to_lab",
-        })
-    {
-        Cancellable = new(StringComparer.Ordinal)
-        {
-            [Draft] = ["cancelled.testkit.cancelled"],
-            ["received.testkit.ordered"] = ["cancelled.testkit.cancelled"],
-            ["received.testkit.awaiting_registration"] = ["cancelled.testkit.cancelled"],
-            ["received.testkit.testkit_registered"] = ["cancelled.testkit.cancelled"],
-            ["received.testkit.requisition_created"] = ["cancelled.testkit.cancelled"],
-            ["collecting_sample.testkit.transit_customer"] = ["cancelled.testkit.cancelled"],
-            ["collecting_sample.testkit.out_for_delivery"] = ["cancelled.testkit.cancelled"],
-            ["collecting_sample.testkit.with_customer"] = ["cancelled.testkit.cancelled"],
-            ["collecting_sample.testkit.transit_lab"] = ["cancelled.testkit.do_not_process"],
-            ["sample_with_lab.testkit.delivered_to_lab"] = ["cancelled.testkit.do_not_process"],
-        },
-    };
-
-    private static readonly Rules WalkInRules = new(
+        ["ordered", "awaiting_registration", "testkit_registered", "requisition_created", "transit_customer", "out_for_delivery",
+            "with_customer", "transit_lab", "delivered_to_lab", "completed"],
         [
-            "received.walk_in_test.ordered",
-            "received.walk_in_test.requisition_created",
-            "sample_with_lab.walk_in_test.partial_results",
-            "completed.walk_in_test.completed",
-        ],
-        new(StringComparer.Ordinal)
-        {
-            ["failed.walk_in_test.sample_error"] =
-            [
-                "received.walk_in_test.requisition_created",
-                "sample_with_lab.walk_in_test.partial_results",
-            ],
-        },
-        new(StringComparer.Ordinal)
-        {
-            ["failed.walk_in_test.sample_error"] = "received.walk_in_test.requisition_created",
-            ["cancelled.walk_in_test.cancelled"] = "received.walk_in_test.requisition_created",
-        })
-    {
-        Cancellable = new(StringComparer.Ordinal)
-        {
-            [Draft] = ["cancelled.walk_in_test.cancelled"],
-            ["received.walk_in_test.ordered"] = ["cancelled.walk_in_test.cancelled"],
-            ["received.walk_in_test.requisition_created"] = ["cancelled.walk_in_test.cancelled"],
-        },
-    };
+            ("failure_to_deliver_to_customer", "out_for_delivery"),
+            ("failure_to_deliver_to_lab", "transit_lab"),
+            ("sample_error", "delivered_to_lab"),
+            ("lost", "transit_lab"),
+            ("cancelled", "requisition_created"),
+            ("do_not_process", "delivered_to_lab"),
+        ]);
 
-    private static readonly Rules AtHomeRules = new(
+    private static readonly Table WalkInTest = Table.Build(TestModality.WalkInTest,
         [
-            "received.at_home_phlebotomy.ordered",
-            "received.at_home_phlebotomy.requisition_created",
-            "collecting_sample.at_home_phlebotomy.appointment_scheduled",
-            "collecting_sample.at_home_phlebotomy.draw_completed",
-            "sample_with_lab.at_home_phlebotomy.partial_results",
-            "completed.at_home_phlebotomy.completed",
+            (Draft,                             ["ordered"]),
+            ("ordered",                         ["requisition_created", "partial_results", "completed", "cancelled"]),
+            ("requisition_created",             ["partial_results", "completed", "sample_error", "cancelled"]),
+            ("partial_results",                 ["completed", "sample_error"]),
+            ("completed",                       []),
+            ("sample_error",                    []),
+            ("cancelled",                       []),
         ],
-        new(StringComparer.Ordinal),
-        new(StringComparer.Ordinal)
-        {
-            ["cancelled.at_home_phlebotomy.cancelled"] = "received.at_home_phlebotomy.requisition_created",
-        })
-    {
-        Cancellable = new(StringComparer.Ordinal)
-        {
-            [Draft] = ["cancelled.at_home_phlebotomy.cancelled"],
-            ["received.at_home_phlebotomy.ordered"] = ["cancelled.at_home_phlebotomy.cancelled"],
-            ["received.at_home_phlebotomy.requisition_created"] = ["cancelled.at_home_phlebotomy.cancelled"],
-            ["collecting_sample.at_home_phlebotomy.appointment_scheduled"] = ["cancelled.at_home_phlebotomy.cancelled"],
-            ["collecting_sample.at_home_phlebotomy.appointment_cancelled"] = ["cancelled.at_home_phlebotomy.cancelled"],
-        },
-    };
+        ["ordered", "requisition_created", "partial_results", "completed"],
+        [
+            ("sample_error", "requisition_created"),
+            ("cancelled", "requisition_created"),
+        ]);
 
-    /// <summary>The key of a draft (no status yet) in the cancellation table.</summary>
+    private static readonly Table AtHomePhlebotomy = Table.Build(TestModality.AtHomePhlebotomy,
+        [
+            (Draft,                             ["ordered"]),
+            ("ordered",                         ["requisition_created", "appointment_scheduled", "draw_completed", "partial_results", "completed", "cancelled"]),
+            ("requisition_created",             ["appointment_scheduled", "draw_completed", "partial_results", "completed", "cancelled"]),
+            ("appointment_scheduled",           ["draw_completed", "appointment_cancelled", "partial_results", "completed", "cancelled"]),
+            ("draw_completed",                  ["partial_results", "completed"]),
+            ("appointment_cancelled",           ["appointment_scheduled", "cancelled"]),
+            ("partial_results",                 ["completed"]),
+            ("completed",                       []),
+            ("cancelled",                       []),
+        ],
+        ["ordered", "requisition_created", "appointment_scheduled", "draw_completed", "partial_results", "completed"],
+        [
+            ("cancelled", "requisition_created"),
+        ]);
+
+    /// <summary>The key of a draft (no status yet) in the move and cancellation tables.</summary>
     private const string Draft = "draft";
 
-    private const string AppointmentScheduled = "collecting_sample.at_home_phlebotomy.appointment_scheduled";
-    private const string AppointmentCancelled = "collecting_sample.at_home_phlebotomy.appointment_cancelled";
-    private const string AwaitingRegistration = "received.testkit.awaiting_registration";
-    private const string TestkitRegistered = "received.testkit.testkit_registered";
+    /// <summary>
+    /// The modality's move table, row by row: <c>draft</c> and then every status of seed 004 in its order, each with
+    /// the statuses that may be recorded after it (in the table's order; <see cref="AllowedNext"/> gives the seed's).
+    /// </summary>
+    /// <exception cref="InvalidArgumentException">the modality is UNSPECIFIED (field <c>modality</c>).</exception>
+    public static IReadOnlyList<(string From, IReadOnlyList<string> To)> MoveTable(TestModality modality)
+    {
+        Modalities.RequireModality(modality);
+        return For(modality).Rows;
+    }
 
     /// <summary>
     /// Records <paramref name="next"/> after <paramref name="current"/> (null for a draft) and returns
@@ -216,9 +196,9 @@ public static class OrderStatusMachine
     {
         Modalities.RequireModality(modality);
         CheckCurrent(modality, current);
-        var rules = For(modality);
+        var table = For(modality);
         var from = current?.ToString();
-        return [.. Modalities.Statuses(modality).Where(s => IsAllowed(rules, from, s))];
+        return [.. Modalities.Statuses(modality).Where(s => IsAllowed(table, from, s))];
     }
 
     /// <summary>
@@ -270,13 +250,14 @@ public static class OrderStatusMachine
             throw Unreachable(finalText, current);
         }
 
-        var rules = For(modality);
+        var table = For(modality);
         var from = current?.ToString();
-        // The normal path after the current status; appointment_cancelled resumes at appointment_scheduled.
+        // The normal path after the current status; off the path (appointment_cancelled) it resumes at the first
+        // status of the path the table allows from there (appointment_scheduled).
         var start = from is null ? 0
-            : from == AppointmentCancelled ? Array.IndexOf(rules.NormalPath, AppointmentScheduled)
-            : Array.IndexOf(rules.NormalPath, from) + 1;
-        var ahead = rules.NormalPath[start..];
+            : Array.IndexOf(table.NormalPath, from) is >= 0 and var at ? at + 1
+            : Array.FindIndex(table.NormalPath, s => IsAllowed(table, from, s));
+        var ahead = table.NormalPath[start..];
 
         var finalIndex = Array.IndexOf(ahead, finalText);
         if (finalIndex >= 0)
@@ -294,12 +275,12 @@ public static class OrderStatusMachine
         {
             candidates.Add((ahead[i], i + 1));
         }
-        var usable = candidates.Where(c => IsAllowed(rules, c.Status, finalText)).ToList();
+        var usable = candidates.Where(c => IsAllowed(table, c.Status, finalText)).ToList();
         if (usable.Count == 0)
         {
             throw Unreachable(finalText, current);
         }
-        var stop = rules.PreferredStop.TryGetValue(finalText, out var preferred) && usable.Exists(c => c.Status == preferred)
+        var stop = table.PreferredStop.TryGetValue(finalText, out var preferred) && usable.Exists(c => c.Status == preferred)
             ? usable.First(c => c.Status == preferred)
             : usable[0];
         return [.. ahead[..stop.Walked], finalText];
@@ -319,7 +300,7 @@ public static class OrderStatusMachine
     /// </remarks>
     public static IReadOnlyList<(TestModality Modality, string From, IReadOnlyList<string> Cancels)> Cancellations { get; } =
         [.. Modalities.All.SelectMany(m => new[] { Draft }.Concat(Modalities.Statuses(m))
-            .Select(from => (m, from, (IReadOnlyList<string>)(For(m).Cancellable.TryGetValue(from, out var c) ? c : []))))];
+            .Select(from => (m, from, CancellationsOf(For(m), from))))];
 
     /// <summary>The cancellations that may be recorded after <paramref name="current"/> (null for a draft).</summary>
     /// <exception cref="InvalidArgumentException">the modality is UNSPECIFIED (field <c>modality</c>).</exception>
@@ -327,7 +308,7 @@ public static class OrderStatusMachine
     {
         Modalities.RequireModality(modality);
         CheckCurrent(modality, current);
-        return For(modality).Cancellable.TryGetValue(current?.ToString() ?? Draft, out var cancels) ? cancels : [];
+        return CancellationsOf(For(modality), current?.ToString() ?? Draft);
     }
 
     /// <summary>The cancellation table as Markdown, one row per modality and status (the Requisition README's table).</summary>
@@ -344,52 +325,24 @@ public static class OrderStatusMachine
         return table.ToString();
     }
 
-    private static bool IsAllowed(Rules rules, string? from, string to)
-    {
-        if (from is null)
-        {
-            return to == rules.NormalPath[0];
-        }
-        if (from == to || IsTerminalText(from))
-        {
-            return false;
-        }
-        if (to.StartsWith("cancelled.", StringComparison.Ordinal))
-        {
-            return rules.Cancellable.TryGetValue(from, out var cancels) && cancels.Contains(to);
-        }
-        if (to.StartsWith("failed.", StringComparison.Ordinal))
-        {
-            return rules.FailureSources.TryGetValue(to, out var sources) && sources.Contains(from);
-        }
-        if (from == AppointmentCancelled)
-        {
-            return to == AppointmentScheduled;
-        }
-        if (to == AppointmentCancelled)
-        {
-            return from == AppointmentScheduled;
-        }
-        if (from == AwaitingRegistration)
-        {
-            return to == TestkitRegistered;
-        }
-        var fromIndex = Array.IndexOf(rules.NormalPath, from);
-        var toIndex = Array.IndexOf(rules.NormalPath, to);
-        return fromIndex >= 0 && toIndex > fromIndex;
-    }
+    private static bool IsAllowed(Table table, string? from, string to) =>
+        table.Moves.TryGetValue(from ?? Draft, out var moves) && moves.Contains(to);
 
-    private static bool IsTerminalText(string status) =>
-        status.StartsWith("completed.", StringComparison.Ordinal)
-        || status.StartsWith("cancelled.", StringComparison.Ordinal)
-        || status.StartsWith("failed.", StringComparison.Ordinal);
+    /// <summary>
+    /// The cancellations in a row of the move table (<paramref name="from"/> is a status or <see cref="Draft"/>). A draft
+    /// records no cancellation (only placing), but the owner may cancel it as it may cancel the order just placed: a
+    /// draft's cancellations are those of the first status of the normal path.
+    /// </summary>
+    private static IReadOnlyList<string> CancellationsOf(Table table, string from) =>
+        [.. table.Moves[from == Draft ? table.NormalPath[0] : from]
+            .Where(s => NamespacedStatus.TryParse(s, out var status) && status.High == OrderStatus.Cancelled)];
 
-    private static Rules For(TestModality modality) => modality switch
+    private static Table For(TestModality modality) => modality switch
     {
-        TestModality.Testkit => TestkitRules,
-        TestModality.WalkInTest => WalkInRules,
-        TestModality.AtHomePhlebotomy => AtHomeRules,
-        _ => throw new ArgumentOutOfRangeException(nameof(modality), modality, "No rules for this modality."),
+        TestModality.Testkit => Testkit,
+        TestModality.WalkInTest => WalkInTest,
+        TestModality.AtHomePhlebotomy => AtHomePhlebotomy,
+        _ => throw new ArgumentOutOfRangeException(nameof(modality), modality, "No move table for this modality."),
     };
 
     private static void CheckCurrent(TestModality modality, NamespacedStatus? current)

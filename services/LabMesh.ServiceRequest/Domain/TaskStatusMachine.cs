@@ -1,5 +1,6 @@
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.ServiceRequest.Domain;
 
@@ -275,21 +276,15 @@ public static class TaskStatusMachine
     private static TaskState Advance(TaskState current, TaskBusinessStatus target) =>
         AllowedNext(current).Contains(target) ? UpdateBusinessStatus(current, target) : current;
 
-    private static readonly string[] HighLevelWords =
-        ["received", "collecting_sample", "sample_with_lab", "completed", "cancelled", "failed"];
-
-    private static readonly string[] ModalityWords = ["testkit", "walk_in_test", "at_home_phlebotomy"];
-
     private static (string High, string Low) ParseOrderStatus(string? orderStatus)
     {
-        var parts = (orderStatus ?? "").Split('.');
-        if (parts.Length != 3 || parts[2].Length == 0 || !HighLevelWords.Contains(parts[0]) || !ModalityWords.Contains(parts[1]))
+        if (!NamespacedStatus.TryParse(orderStatus, out var status))
         {
             throw new InvalidArgumentException(
                 "order_status",
                 $"'{orderStatus}' is not a namespaced order status [high].[modality].[low] with high one of "
-                + $"{string.Join(", ", HighLevelWords)} and modality one of {string.Join(", ", ModalityWords)}.");
+                + $"{string.Join(", ", NamespacedStatus.HighWords)} and modality one of {string.Join(", ", NamespacedStatus.ModalityWords)}.");
         }
-        return (parts[0], parts[2]);
+        return (EnumWords.Word(status.High), status.Low);
     }
 }

@@ -2,6 +2,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
 using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Requisition.Tests.Domain;
 
@@ -185,6 +186,40 @@ public class OrderStatusMachineTests
         var b = Status(modality, to)!;
         Assert.False(a.IsTerminal);
         Assert.True(Stage(b.High) >= Stage(a.High), $"{a} -> {b} moves the stage back.");
+    }
+
+    [Theory]
+    [InlineData(TestModality.Testkit)]
+    [InlineData(TestModality.WalkInTest)]
+    [InlineData(TestModality.AtHomePhlebotomy)]
+    public void MoveTable_RowByRow_IsSeed004sListAndTheMatrix(TestModality modality)
+    {
+        // The code's table, read as a reader would against seed 004: one row per status the seed lists for the
+        // modality, in the seed's order (a draft first); every move a status of that modality, never to an earlier
+        // high-level stage (the seed's order received, collecting_sample, sample_with_lab, then the end), nothing
+        // after completed, cancelled or failed; and each row the '+' cells of the hand-written matrix.
+        var table = OrderStatusMachine.MoveTable(modality);
+        Assert.Equal(["draft", .. Seed[modality]], table.Select(r => r.From));
+        for (var from = -1; from < Seed[modality].Length; from++)
+        {
+            var (row, moves) = table[from + 1];
+            Assert.All(moves, to => Assert.Contains(to, Seed[modality]));
+            Assert.Equal(moves.Count, moves.Distinct().Count());
+            Assert.Equal(Allowed(modality, from), Seed[modality].Where(moves.Contains));
+            if (from < 0)
+            {
+                continue;
+            }
+
+            var current = Status(modality, from)!;
+            if (current.IsTerminal)
+            {
+                Assert.Empty(moves);
+            }
+
+            Assert.All(moves, to => Assert.True(Stage(Modalities.Parse(modality, to, "status").High) >= Stage(current.High),
+                $"{row} -> {to} moves the stage back."));
+        }
     }
 
     public static TheoryData<TestModality, int> EveryState()

@@ -4,6 +4,7 @@ using LabMesh.Cli.Mesh;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
+using LabMesh.ServiceDefaults.Vocabulary;
 
 namespace LabMesh.Cli.Demo;
 
@@ -106,7 +107,7 @@ internal sealed class DemoScenario(MeshClient mesh, ITimeline timeline, Cancella
     }
 
     private Task<bool> OrderEventStepAsync(string status) =>
-        StepAsync("order_event." + status[(status.LastIndexOf('.') + 1)..], async () =>
+        StepAsync("order_event." + (NamespacedStatus.TryParse(status, out var parsed) ? parsed.Low : status), async () =>
         {
             var response = await mesh.CallAsync("RequisitionService/RecordOrderEvent",
                 o => mesh.Requisitions.RecordOrderEventAsync(new RecordOrderEventRequest { Id = _requisition.Id, Status = status }, o),

@@ -1,0 +1,266 @@
+using System.Data.Common;
+using Dapper;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Notification.V1;
+using LabMesh.Notification.Webhooks;
+using LabMesh.ServiceDefaults.Errors;
+using LabMesh.ServiceDefaults.Storage;
+using LabMesh.ServiceDefaults.Vocabulary;
+
+namespace LabMesh.Notification;
+
+/// <summary>
+/// The deliveries aggregate: one per event and endpoint, claimed under a lease by the replica attempting it, its
+/// attempts recorded (with a critical result's "notified" audit line and a 410's endpoint disable in the same
+/// transaction), listed and queued again.
+/// </summary>
+public sealed partial class NotificationStore
+{
+    private const string DeliveryColumns =
+        "id AS Id, endpoint_id AS EndpointId, team_id AS TeamId, event_id AS EventId, event_type AS EventType, critical_id AS CriticalId, " +
+        "body AS Body, state AS State, attempts AS Attempts, created_at AS CreatedAt, next_attempt_at AS NextAttemptAt, " +
+        "delivered_at AS DeliveredAt, last_attempt_at AS LastAttemptAt, last_status_code AS LastStatusCode, last_error AS LastError, " +
+        "traceparent AS Traceparent";
+
+    /// <summary>Queues a <c>webhook.test</c> event for one endpoint.</summary>
+    public async Task<DeliveryRecord> CreateTestDeliveryAsync(EndpointRecord endpoint, Event evt, RetrySchedule schedule, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var body = WebhookPayload.Create(evt);
+        await database.WriteAsync(
+            (connection, transaction) => InsertDeliveryAsync(connection, transaction, endpoint, evt, null, body, schedule.FirstAttemptAt(now), now, cancellationToken),
+            cancellationToken);
+        return await GetDeliveryAsync(endpoint.TeamId, endpoint.Id, evt.Id, cancellationToken);
+    }
+
+    /// <summary>
+    /// Takes up to <paramref name="limit"/> due deliveries of enabled endpoints for <paramref name="owner"/>
+    /// until <paramref name="leaseUntil"/>, each with its endpoint as of the claim: no other replica attempts
+    /// them meanwhile, and if this one dies they are due again when the lease ends. One statement picks and
+    /// leases the rows (<see cref="ClaimSql"/>); PostgreSQL replicas skip each other's locked rows, SQLite's
+    /// write lock serialises the claims. The endpoints are read once per claim, not once per attempt.
+    /// </summary>
+    public Task<IReadOnlyList<ClaimedDelivery>> ClaimDueAsync(string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var rows = (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+                ClaimSql(database.Provider),
+                new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
+            if (rows.Count == 0)
+            {
+                return (IReadOnlyList<ClaimedDelivery>)[];
+            }
+
+            var endpointIds = rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal).ToArray();
+            var endpoints = (await connection.QueryAsync<EndpointRow>(new CommandDefinition(
+                // Dapper expands the list for SQLite; Npgsql takes it as one array parameter.
+                $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id {(database.Provider == StorageProvider.Postgres ? "= ANY(@endpointIds)" : "IN @endpointIds")}",
+                new { endpointIds }, transaction, cancellationToken: cancellationToken))).ToDictionary(e => e.Id, e => e.ToRecord(), StringComparer.Ordinal);
+            return (IReadOnlyList<ClaimedDelivery>)[.. rows
+                .OrderBy(r => r.NextAttemptAt, StringComparer.Ordinal)
+                .Select(r => new ClaimedDelivery(r.ToRecord(), endpoints[r.EndpointId]))];
+        }, cancellationToken);
+
+    /// <summary>
+    /// The claim: picks the due rows along <c>ix_deliveries_due</c> (a partial index of the pending rows by
+    /// due time, so the work per claim does not grow with the backlog: the literal <c>state = 1</c> matches
+    /// the index's predicate, and on SQLite the unary <c>+</c> keeps the planner off <c>ix_deliveries_endpoint</c>,
+    /// which reads and sorts every pending row of the endpoint) and leases them in the same statement.
+    /// Internal for the query-plan tests.
+    /// </summary>
+    internal static string ClaimSql(StorageProvider provider) => provider == StorageProvider.Postgres
+        ? $"""
+           UPDATE deliveries SET lease_owner = @owner, lease_until = @until
+           FROM (SELECT d.id AS claim_id FROM deliveries d
+                 WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
+                   AND d.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
+                 ORDER BY d.next_attempt_at LIMIT @limit FOR UPDATE OF d SKIP LOCKED) claim
+           WHERE deliveries.id = claim.claim_id
+           RETURNING {DeliveryColumns}
+           """
+        : $"""
+           UPDATE deliveries SET lease_owner = @owner, lease_until = @until
+           WHERE id IN (SELECT d.id FROM deliveries d
+                        WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
+                          AND +d.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled = 1 AND e.deleted = 0)
+                        ORDER BY d.next_attempt_at LIMIT @limit)
+           RETURNING {DeliveryColumns}
+           """;
+
+    /// <summary>
+    /// Records attempts by <paramref name="owner"/>, each with what comes next, and releases their leases, all
+    /// in one transaction (the delivery worker gathers the attempts that finish together). For each attempt,
+    /// false when its lease was lost meanwhile (another replica took the delivery over): nothing is written
+    /// for it. A successful critical delivery adds a "notified" line to its critical result's audit trail; a
+    /// decision to disable the endpoint (410 Gone) disables it in the same transaction.
+    /// </summary>
+    public Task<bool[]> RecordAttemptsAsync(IReadOnlyList<AttemptRecord> attempts, string owner, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var recorded = new bool[attempts.Count];
+            for (var i = 0; i < attempts.Count; i++)
+            {
+                var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
+                var state = decision.Kind switch
+                {
+                    WebhookDecisionKind.Delivered => DeliveryState.Delivered,
+                    WebhookDecisionKind.Retry => DeliveryState.Pending,
+                    _ => DeliveryState.DeadLetter,
+                };
+                var at = DbTime.ToDb(attemptedAt);
+                var updated = await connection.ExecuteAsync(new CommandDefinition(
+                    """
+                    UPDATE deliveries SET attempts = attempts + 1, state = @state, next_attempt_at = @next, delivered_at = @delivered,
+                        last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, lease_owner = NULL, lease_until = NULL
+                    WHERE id = @Id AND lease_owner = @owner AND state = @pending
+                    """,
+                    new
+                    {
+                        state = (int)state,
+                        next = decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null,
+                        delivered = state == DeliveryState.Delivered ? at : null,
+                        at, statusCode, error = Truncate(error, 1000), delivery.Id, owner, pending = (int)DeliveryState.Pending,
+                    },
+                    transaction, cancellationToken: cancellationToken));
+                if (updated == 0)
+                {
+                    continue;
+                }
+
+                recorded[i] = true;
+                if (state == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
+                {
+                    await InsertAuditAsync(connection, transaction, new AuditRecord(
+                        criticalId, attemptedAt, AuditActions.Notified, "webhook:" + delivery.EndpointId, "webhook",
+                        $"{delivery.EventType} delivered as {delivery.Id} (attempt {delivery.Attempts + 1})"), cancellationToken);
+                }
+
+                if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
+                {
+                    await connection.ExecuteAsync(new CommandDefinition(
+                        "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0 AND enabled = 1",
+                        new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(time.GetUtcNow()) },
+                        transaction, cancellationToken: cancellationToken));
+                }
+            }
+
+            return recorded;
+        }, cancellationToken);
+
+    public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM deliveries WHERE id = @id AND team_id = @teamId", new { id, teamId }, cancellationToken: cancellationToken));
+        return row?.ToRecord() ?? throw new NotFoundException("Delivery", id);
+    }
+
+    public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string endpointId, string eventId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+            $"SELECT {DeliveryColumns} FROM deliveries WHERE endpoint_id = @endpointId AND event_id = @eventId AND team_id = @teamId",
+            new { endpointId, eventId, teamId }, cancellationToken: cancellationToken));
+        return row?.ToRecord() ?? throw new NotFoundException("Delivery", $"{endpointId}/{eventId}");
+    }
+
+    /// <summary>The team's deliveries, newest first.</summary>
+    public async Task<IReadOnlyList<DeliveryRecord>> ListDeliveriesAsync(
+        string teamId, string? endpointId, string? eventId, DeliveryState state, string? before, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+            $"""
+            SELECT {DeliveryColumns} FROM deliveries
+            WHERE team_id = @teamId AND (@endpointId IS NULL OR endpoint_id = @endpointId) AND (@eventId IS NULL OR event_id = @eventId)
+              AND (@state = 0 OR state = @state) AND (@before IS NULL OR id < @before)
+            ORDER BY id DESC LIMIT @limit
+            """,
+            new { teamId, endpointId, eventId, state = (int)state, before, limit }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    /// <summary>
+    /// Queues a dead-lettered, delivered or cancelled delivery again with a fresh schedule (same id, so
+    /// the same <c>webhook-id</c>). FAILED_PRECONDITION while it is still pending or its endpoint is disabled.
+    /// </summary>
+    public Task<DeliveryRecord> RedeliverAsync(string teamId, string id, RetrySchedule schedule, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+                $"SELECT {DeliveryColumns} FROM deliveries WHERE id = @id AND team_id = @teamId", new { id, teamId }, transaction, cancellationToken: cancellationToken))
+                ?? throw new NotFoundException("Delivery", id);
+            var delivery = row.ToRecord();
+            var endpoint = await FindEndpointAsync(connection, transaction, teamId, delivery.EndpointId, cancellationToken)
+                ?? throw new NotFoundException("WebhookEndpoint", delivery.EndpointId);
+            if (delivery.State == DeliveryState.Pending)
+            {
+                throw new IllegalTransitionException($"Delivery {id}", "pending", "pending", ["dead_letter -> pending", "delivered -> pending", "cancelled -> pending"]);
+            }
+
+            if (!endpoint.Enabled)
+            {
+                throw new IllegalTransitionException(
+                    $"Delivery {id}", WordOf(delivery.State), "pending", ["enable the endpoint first (UpdateWebhookEndpoint enabled=true)"]);
+            }
+
+            var now = time.GetUtcNow();
+            var next = schedule.FirstAttemptAt(now);
+            var updated = await connection.QuerySingleAsync<DeliveryRow>(new CommandDefinition(
+                $"""
+                UPDATE deliveries SET state = @pending, attempts = 0, next_attempt_at = @next, lease_owner = NULL, lease_until = NULL,
+                    delivered_at = NULL, last_error = 'redelivery requested'
+                WHERE id = @id RETURNING {DeliveryColumns}
+                """,
+                new { pending = (int)DeliveryState.Pending, next = DbTime.ToDb(next), id }, transaction, cancellationToken: cancellationToken));
+            return updated.ToRecord();
+        }, cancellationToken);
+
+    internal static string WordOf(DeliveryState state) => EnumWords.Word(state) is { Length: > 0 } word ? word : "unspecified";
+
+    private static Task<int> InsertDeliveryAsync(
+        DbConnection connection, DbTransaction transaction, EndpointRecord endpoint, Event evt, string? criticalId,
+        byte[] body, DateTimeOffset firstAttempt, DateTimeOffset now, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO deliveries (id, endpoint_id, team_id, event_id, event_type, critical_id, body, state, attempts, created_at, next_attempt_at,
+                last_status_code, last_error, traceparent)
+            VALUES (@id, @endpointId, @teamId, @eventId, @eventType, @criticalId, @body, @pending, 0, @now, @next, 0, '', @traceparent)
+            ON CONFLICT (event_id, endpoint_id) DO NOTHING
+            """,
+            new
+            {
+                id = NewDeliveryId(), endpointId = endpoint.Id, teamId = endpoint.TeamId, eventId = evt.Id, eventType = evt.Type, criticalId, body,
+                traceparent = string.IsNullOrEmpty(evt.Traceparent) ? null : evt.Traceparent,
+                pending = (int)DeliveryState.Pending, now = DbTime.ToDb(now), next = DbTime.ToDb(firstAttempt),
+            },
+            transaction, cancellationToken: cancellationToken));
+
+    /// <summary>A Standard Webhooks message id: <c>msg_</c> and a version 7 GUID, so ids order by creation time.</summary>
+    internal static string NewDeliveryId() => "msg_" + Guid.CreateVersion7().ToString("N");
+
+    private sealed class DeliveryRow
+    {
+        public string Id { get; set; } = "";
+        public string EndpointId { get; set; } = "";
+        public string TeamId { get; set; } = "";
+        public string EventId { get; set; } = "";
+        public string EventType { get; set; } = "";
+        public string? CriticalId { get; set; }
+        public byte[] Body { get; set; } = [];
+        public int State { get; set; }
+        public int Attempts { get; set; }
+        public string CreatedAt { get; set; } = "";
+        public string? NextAttemptAt { get; set; }
+        public string? DeliveredAt { get; set; }
+        public string? LastAttemptAt { get; set; }
+        public int LastStatusCode { get; set; }
+        public string LastError { get; set; } = "";
+        public string? Traceparent { get; set; }
+
+        public DeliveryRecord ToRecord() => new(
+            Id, EndpointId, TeamId, EventId, EventType, CriticalId, Body, (DeliveryState)State, Attempts, DbTime.FromDb(CreatedAt),
+            NextAttemptAt is null ? null : DbTime.FromDb(NextAttemptAt), DeliveredAt is null ? null : DbTime.FromDb(DeliveredAt),
+            LastAttemptAt is null ? null : DbTime.FromDb(LastAttemptAt), LastStatusCode, LastError, Traceparent);
+    }
+}
