@@ -5,10 +5,11 @@ using Microsoft.Extensions.Logging;
 namespace LabMesh.ServiceDefaults.Hosting;
 
 /// <summary>
-/// Gives memory back to the machine when a replica goes quiet (issue 22 item 3): once per quiet spell, a full
-/// compacting GC in the runtime's aggressive mode (it decommits the free regions and the gen0 budget the load grew)
-/// and glibc's <c>malloc_trim</c> (the runtime's and the JIT's native allocations freed during the load stay in
-/// glibc's arenas otherwise).
+/// Gives memory back to the machine when a replica goes quiet (issue 22 item 3): a full compacting GC in the runtime's
+/// aggressive mode (it decommits the free regions and the gen0 budget a load grew) and glibc's <c>malloc_trim</c> (the
+/// runtime's and the JIT's native allocations freed during the load stay in glibc's arenas otherwise), once when a
+/// replica goes quiet and again while it stays quiet only if the GC's committed memory grew back by
+/// <see cref="RegrowBytes"/> (a trickle of events, each window quiet, can fill the budget a trim emptied).
 /// </summary>
 /// <remarks>
 /// Why: after a load a replica held 180 MB resident with 6 MB of live managed objects: about 29 MB was the GC's
@@ -27,37 +28,41 @@ internal sealed partial class IdleMemoryTrimmer : BackgroundService
     /// <summary>Fewer bytes allocated than this in a <see cref="Window"/> is quiet.</summary>
     public const long QuietBytes = 4 * 1024 * 1024;
 
+    /// <summary>While quiet, trim again once the GC's committed memory is this much above what the last trim left.</summary>
+    public const long RegrowBytes = 16 * 1024 * 1024;
+
     private readonly TimeProvider _time;
     private readonly ILogger<IdleMemoryTrimmer> _logger;
     private readonly TimeSpan _window;
     private readonly QuietSpells _spells;
 
     public IdleMemoryTrimmer(TimeProvider time, ILogger<IdleMemoryTrimmer> logger)
-        : this(time, logger, Window, QuietBytes)
+        : this(time, logger, Window, QuietBytes, RegrowBytes)
     {
     }
 
-    internal IdleMemoryTrimmer(TimeProvider time, ILogger<IdleMemoryTrimmer> logger, TimeSpan window, long quietBytes)
+    internal IdleMemoryTrimmer(TimeProvider time, ILogger<IdleMemoryTrimmer> logger, TimeSpan window, long quietBytes, long regrowBytes)
     {
         _time = time;
         _logger = logger;
         _window = window;
-        _spells = new QuietSpells(quietBytes);
+        _spells = new QuietSpells(quietBytes, regrowBytes);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_window, _time);
-        _spells.WentQuiet(GC.GetTotalAllocatedBytes());
+        _spells.ShouldTrim(GC.GetTotalAllocatedBytes(), GC.GetGCMemoryInfo().TotalCommittedBytes);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                if (_spells.WentQuiet(GC.GetTotalAllocatedBytes()))
+                var before = GC.GetGCMemoryInfo().TotalCommittedBytes;
+                if (_spells.ShouldTrim(GC.GetTotalAllocatedBytes(), before))
                 {
-                    var before = GC.GetGCMemoryInfo().TotalCommittedBytes;
                     Trim();
                     var after = GC.GetGCMemoryInfo().TotalCommittedBytes;
+                    _spells.Trimmed(after);
                     LogTrimmed(_logger, before / 1_000_000.0, after / 1_000_000.0);
                 }
             }
@@ -96,19 +101,20 @@ internal sealed partial class IdleMemoryTrimmer : BackgroundService
 }
 
 /// <summary>
-/// When a process went quiet, from the bytes it allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>), read once per
-/// window: true for the first quiet window after a busy one (or after the first reading), false otherwise, so a
-/// process that stays quiet is trimmed once, and again only after it was busy.
+/// When to trim, from the bytes a process allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>) and the GC's
+/// committed memory, read once per window: in the first quiet window after a busy one (or after the first reading),
+/// and in a later quiet window only if the committed memory grew by <c>regrowBytes</c> since the last trim.
 /// </summary>
-internal sealed class QuietSpells(long quietBytes)
+internal sealed class QuietSpells(long quietBytes, long regrowBytes)
 {
-    private long? _last;
-    private bool _trimmed;
+    private long? _lastAllocated;
+    private bool _armed = true;
+    private long _committedAfterTrim;
 
-    public bool WentQuiet(long allocatedSoFar)
+    public bool ShouldTrim(long allocatedSoFar, long committed)
     {
-        var last = _last;
-        _last = allocatedSoFar;
+        var last = _lastAllocated;
+        _lastAllocated = allocatedSoFar;
         if (last is null)
         {
             return false;
@@ -116,16 +122,17 @@ internal sealed class QuietSpells(long quietBytes)
 
         if (allocatedSoFar - last.Value >= quietBytes)
         {
-            _trimmed = false;
+            _armed = true;
             return false;
         }
 
-        if (_trimmed)
-        {
-            return false;
-        }
+        return _armed || committed - _committedAfterTrim >= regrowBytes;
+    }
 
-        _trimmed = true;
-        return true;
+    /// <summary>A trim ran and left this much committed.</summary>
+    public void Trimmed(long committedAfter)
+    {
+        _armed = false;
+        _committedAfterTrim = committedAfter;
     }
 }
