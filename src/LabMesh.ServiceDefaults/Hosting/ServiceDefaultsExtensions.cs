@@ -103,6 +103,8 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddGrpcReflectionWithErrorDetails();
         builder.Services.AddLabMeshStorageOptions(builder.Configuration);
         builder.Services.AddLabMeshEventsAndCache(builder.Configuration);
+        // Memory the GC and glibc hold after a load goes back to the machine once the replica is quiet (IdleMemory).
+        builder.Services.AddHostedService<IdleMemoryTrimmer>();
         return builder;
     }
 

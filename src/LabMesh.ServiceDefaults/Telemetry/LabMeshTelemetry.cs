@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using LabMesh.Contracts.Common.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -82,11 +83,22 @@ public static class LabMeshTelemetry
     public static WebApplicationBuilder AddLabMeshTelemetry(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        if (!IsEnabled(builder.Configuration))
+        if (IsEnabled(builder.Configuration))
         {
-            return builder;
+            AddOtlpExport(builder);
         }
 
+        return builder;
+    }
+
+    /// <summary>
+    /// The SDK's registration, in a method of its own that is never inlined: the JIT loads the assemblies of every type a
+    /// method names when it compiles it, so with this in <see cref="AddLabMeshTelemetry"/> a process exporting nothing
+    /// loaded five OpenTelemetry assemblies all the same (bench/README.md, idle memory).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void AddOtlpExport(WebApplicationBuilder builder)
+    {
         var serviceName = ServiceName(builder.Configuration, builder.Environment.ApplicationName);
         builder.Services.AddSingleton<RpcTelemetryInterceptor>();
         builder.Services.AddOpenTelemetry()
@@ -132,7 +144,6 @@ public static class LabMeshTelemetry
                 .AddMeter("Microsoft.AspNetCore.Server.Kestrel"))
             .WithLogging()
             .UseOtlpExporter();
-        return builder;
     }
 
     /// <summary>
