@@ -130,14 +130,18 @@ public sealed partial class Database : IAsyncDisposable
             // The settings hold for the life of the SQLite connection, and Microsoft.Data.Sqlite pools those: they are
             // set once per connection it makes, not on every open (four statements each time, about twenty opens per
             // SubmitResults across the three stores).
-            if (connection.Handle is { } handle && !Configured.TryGetValue(handle, out _))
+            var handle = connection.Handle;
+            if (handle is null || !Configured.TryGetValue(handle, out _))
             {
                 using var pragma = connection.CreateCommand();
                 // WAL lets readers run beside the one writer; NORMAL sync is durable across process
                 // crashes in WAL mode. busy_timeout makes a second writer wait instead of failing.
                 pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;";
                 await pragma.ExecuteNonQueryAsync(cancellationToken);
-                Configured.AddOrUpdate(handle, Marker);
+                if (handle is not null)
+                {
+                    Configured.AddOrUpdate(handle, Marker);
+                }
             }
 
             return connection;
