@@ -87,7 +87,6 @@ public static class AuditLog
             return 0;
         }, CancellationToken.None);
 
-    /// <summary>Fills in the target id of a create, known only from its response.</summary>
     /// <summary>
     /// For a create (a method whose target id is in its response): names the id the call in progress is creating on
     /// <paramref name="storeName"/>, before the write transaction that creates it commits, so its audit record is
@@ -102,6 +101,7 @@ public static class AuditLog
         }
     }
 
+    /// <summary>Fills in the target id of a create, known only from its response.</summary>
     internal static Task SetTargetAsync(Database database, string id, string targetId) =>
         database.WriteAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
             "UPDATE audit_log SET target_id = @targetid WHERE id = @id", new { id, targetid = targetId }, transaction)), CancellationToken.None);
