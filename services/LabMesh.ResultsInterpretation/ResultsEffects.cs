@@ -49,8 +49,7 @@ public sealed partial class ResultsEffects(
             {
                 await peers.RecordResultsAsync(ServiceCaller(report.TeamId), report.RequisitionId, report.ServiceRequestIds,
                     pending.IsFinal, $"results report {report.Id} v{report.Version}", deadline, cancellationToken);
-                await store.MarkEffectsAppliedAsync(report.Id, report.Version, CancellationToken.None);
-                await work.SucceededAsync(StatusesKind, report.Id, report.Version, CancellationToken.None);
+                await store.MarkEffectsAppliedAsync(report.Id, report.Version, StatusesKind, CancellationToken.None);
                 done++;
             }
             catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
@@ -68,8 +67,7 @@ public sealed partial class ResultsEffects(
             {
                 await peers.RecordResultsStageAsync(ServiceCaller(progress.TeamId), progress.RequisitionId, progress.Stage, progress.Sequence,
                     deadline, cancellationToken);
-                await store.MarkProgressSyncedAsync(progress.RequisitionId, progress.Sequence, CancellationToken.None);
-                await work.SucceededAsync(StageKind, progress.RequisitionId, progress.Sequence, CancellationToken.None);
+                await store.MarkProgressSyncedAsync(progress.RequisitionId, progress.Sequence, StageKind, CancellationToken.None);
                 done++;
             }
             catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)

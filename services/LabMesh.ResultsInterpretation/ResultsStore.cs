@@ -238,6 +238,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         {
             var now = time.GetUtcNow();
             report.Id = Guid.CreateVersion7().ToString();
+            AuditLog.NameCreated(ServiceName, report.Id);
             report.Version = 1;
             report.CreateTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now);
             await InsertReportAsync(connection, transaction, report, context.RequestHash, effectsApplied: report.ServiceRequestIds.Count == 0, now);
@@ -359,20 +360,34 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
-    public async Task MarkEffectsAppliedAsync(string id, int version, CancellationToken cancellationToken)
+    /// <summary>
+    /// Notes that the report version's service requests have it, and forgets its <paramref name="workKind"/> attempts
+    /// (<see cref="PeerWork"/>), in one write.
+    /// </summary>
+    public async Task MarkEffectsAppliedAsync(string id, int version, string workKind, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version }, cancellationToken: cancellationToken));
+            "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version }, transaction,
+            cancellationToken: cancellationToken));
+        await PeerWork.SucceededAsync(connection, transaction, workKind, id, version, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Notes that the Requisition service has milestone <paramref name="sequence"/> (never moves back).</summary>
-    public async Task MarkProgressSyncedAsync(string requisitionId, long sequence, CancellationToken cancellationToken)
+    /// <summary>
+    /// Notes that the Requisition service has milestone <paramref name="sequence"/> (never moves back), and forgets its
+    /// <paramref name="workKind"/> attempts (<see cref="PeerWork"/>), in one write.
+    /// </summary>
+    public async Task MarkProgressSyncedAsync(string requisitionId, long sequence, string workKind, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE requisition_results SET stage_synced_seq = @sequence WHERE requisition_id = @requisitionId AND stage_synced_seq < @sequence",
-            new { requisitionId, sequence }, cancellationToken: cancellationToken));
+            new { requisitionId, sequence }, transaction, cancellationToken: cancellationToken));
+        await PeerWork.SucceededAsync(connection, transaction, workKind, requisitionId, sequence, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
     }
 
     private static async Task InsertReportAsync(

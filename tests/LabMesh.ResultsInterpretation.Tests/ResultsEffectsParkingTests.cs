@@ -1,7 +1,10 @@
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.Common.V1;
+using Dapper;
+using LabMesh.ServiceDefaults.Storage;
 using LabMesh.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.ResultsInterpretation.Tests;
 
@@ -75,6 +78,14 @@ public sealed class ResultsEffectsParkingTests
             async () => (await requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = refused.Id }, deadline: Deadline)).Status,
             s => s.LifecycleStatus == LifecycleStatus.ResultsAmended, Timeout, "the retried milestone to land");
         Assert.Empty((await client.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline)).ParkedWork);
+
+        // Landed, its attempts are forgotten in the write that notes the milestone heard.
+        var store = mesh.Results.Services.GetRequiredKeyedService<Database>(ResultsStore.ServiceName);
+        await Eventually.HoldsAsync(async () =>
+        {
+            await using var connection = await store.OpenAsync(CancellationToken.None);
+            return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM peer_work WHERE item_id = @id", new { id = refused.Id }) == 0;
+        }, Timeout, "the milestone's attempts to be forgotten");
         mesh.Results.Logs.AssertNoErrors();
     }
 

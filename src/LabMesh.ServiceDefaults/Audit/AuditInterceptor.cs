@@ -87,7 +87,7 @@ public sealed partial class AuditInterceptor(IServiceProvider services, ILogger<
             row.At = _time.GetUtcNow();
             await AuditLog.RecordAsync(database, row);
         }
-        else if (target.InResponse)
+        else if (target.InResponse && row.TargetId != scope.ClaimedTargetId)
         {
             try
             {

@@ -87,6 +87,20 @@ public static class AuditLog
             return 0;
         }, CancellationToken.None);
 
+    /// <summary>
+    /// For a create (a method whose target id is in its response): names the id the call in progress is creating on
+    /// <paramref name="storeName"/>, before the write transaction that creates it commits, so its audit record is
+    /// written with the id in that transaction instead of being completed by a second write after the call.
+    /// Nothing happens outside such a call or once its record is written.
+    /// </summary>
+    public static void NameCreated(string storeName, string id)
+    {
+        if (AuditScope.Current is { } scope && scope.Store == storeName)
+        {
+            scope.NameTarget(id);
+        }
+    }
+
     /// <summary>Fills in the target id of a create, known only from its response.</summary>
     internal static Task SetTargetAsync(Database database, string id, string targetId) =>
         database.WriteAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(

@@ -38,6 +38,24 @@ internal sealed class AuditScope(string store, AuditRow row, TimeProvider time)
 
     public AuditRow Row { get; } = row;
 
+    /// <summary>The target id the record was inserted with by the last claim (set with <see cref="Claim"/>).</summary>
+    public string ClaimedTargetId { get; private set; } = "";
+
+    /// <summary>
+    /// Names the id a create is making, while its record is not written yet, so the record carries it from the start;
+    /// only for a record without a target (a create's) and only before a transaction has claimed it.
+    /// </summary>
+    public void NameTarget(string id)
+    {
+        lock (_gate)
+        {
+            if (_state == State.Open && Row.TargetId.Length == 0)
+            {
+                Row.TargetId = id;
+            }
+        }
+    }
+
     /// <summary>
     /// The scope whose record a transaction on <paramref name="storeName"/> must insert, stamped with
     /// the time; null when there is none (no call in progress, another service's store, recorded or
@@ -61,6 +79,7 @@ internal sealed class AuditScope(string store, AuditRow row, TimeProvider time)
             scope._state = State.Writing;
             scope._writing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             scope.Row.At = scope._time.GetUtcNow();
+            scope.ClaimedTargetId = scope.Row.TargetId;
         }
 
         return scope;

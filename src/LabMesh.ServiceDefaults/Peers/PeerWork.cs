@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Diagnostics.Metrics;
 using Dapper;
 using Google.Protobuf.WellKnownTypes;
@@ -132,10 +133,18 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     public async Task SucceededAsync(string kind, string itemId, long itemVersion, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM peer_work WHERE kind = @kind AND item_id = @itemId AND item_version <= @itemVersion",
-            new { kind, itemId, itemVersion }, cancellationToken: cancellationToken));
+        await SucceededAsync(connection, null, kind, itemId, itemVersion, cancellationToken);
     }
+
+    /// <summary>
+    /// As <see cref="SucceededAsync(string, string, long, CancellationToken)"/>, in the caller's transaction on this store: a
+    /// worker that notes the item done in its own rows forgets the attempts in the same write.
+    /// </summary>
+    public static Task SucceededAsync(
+        DbConnection connection, DbTransaction? transaction, string kind, string itemId, long itemVersion, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM peer_work WHERE kind = @kind AND item_id = @itemId AND item_version <= @itemVersion",
+            new { kind, itemId, itemVersion }, transaction, cancellationToken: cancellationToken));
 
     /// <summary>Counts a failed attempt and sets the next one; returns true when this refusal parked the item.</summary>
     public async Task<bool> FailedAsync(string kind, string itemId, long itemVersion, string teamId, StatusCode status, CancellationToken cancellationToken)

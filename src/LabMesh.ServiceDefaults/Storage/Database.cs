@@ -1,6 +1,7 @@
 using System.Data;
 using System.Data.Common;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -16,6 +17,11 @@ namespace LabMesh.ServiceDefaults.Storage;
 public sealed partial class Database : IAsyncDisposable
 {
     private const int MaxWriteAttempts = 5;
+
+    // The SQLite connections (native handles, which the pool keeps across opens) whose PRAGMAs are set; an entry goes
+    // with its handle once the pool has closed it.
+    private static readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> Configured = new();
+    private static readonly object Marker = new();
 
     private readonly string _connectionString;
     private readonly NpgsqlDataSource? _postgres;
@@ -121,11 +127,23 @@ public sealed partial class Database : IAsyncDisposable
         try
         {
             await connection.OpenAsync(cancellationToken);
-            using var pragma = connection.CreateCommand();
-            // WAL lets readers run beside the one writer; NORMAL sync is durable across process
-            // crashes in WAL mode. busy_timeout makes a second writer wait instead of failing.
-            pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;";
-            await pragma.ExecuteNonQueryAsync(cancellationToken);
+            // The settings hold for the life of the SQLite connection, and Microsoft.Data.Sqlite pools those: they are
+            // set once per connection it makes, not on every open (four statements each time, about twenty opens per
+            // SubmitResults across the three stores).
+            var handle = connection.Handle;
+            if (handle is null || !Configured.TryGetValue(handle, out _))
+            {
+                using var pragma = connection.CreateCommand();
+                // WAL lets readers run beside the one writer; NORMAL sync is durable across process
+                // crashes in WAL mode. busy_timeout makes a second writer wait instead of failing.
+                pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;";
+                await pragma.ExecuteNonQueryAsync(cancellationToken);
+                if (handle is not null)
+                {
+                    Configured.AddOrUpdate(handle, Marker);
+                }
+            }
+
             return connection;
         }
         catch

@@ -37,7 +37,12 @@ public sealed class AuditInterceptorTests : IAsyncLifetime
                 builder.Services.AddLabMeshStore("requisition",
                 [
                     AuditLog.Migration(1),
-                    new Migration(2, "scratch", "CREATE TABLE scratch (id TEXT PRIMARY KEY);"),
+                    // The trigger counts the writes that complete a record after its call (a create's target id).
+                    new Migration(2, "scratch", """
+                        CREATE TABLE scratch (id TEXT PRIMARY KEY);
+                        CREATE TRIGGER audit_target_set AFTER UPDATE OF target_id ON audit_log
+                        BEGIN INSERT INTO scratch (id) VALUES ('target-set-' || NEW.id); END;
+                        """),
                 ]);
             },
             app =>
@@ -66,6 +71,28 @@ public sealed class AuditInterceptorTests : IAsyncLifetime
         Assert.Equal(["lab"], record.ChangedFields);
         Assert.Equal("OK", record.Outcome);
         Assert.Equal(1, await ScratchRowsAsync("create-r1"));
+        Assert.Equal(1, await ScratchRowsAsync("target-set-"));
+    }
+
+    [Fact]
+    public async Task ACreateWhoseStoreNamesItsIdBeforeTheCommit_IsRecordedWithIt_AndNotWrittenAgain()
+    {
+        await Client().CreateRequisitionAsync(new CreateRequisitionRequest { RequestId = "named-r2", Lab = "named:made-named-r2" }, deadline: Deadline);
+
+        var record = Assert.Single(await RecordsAsync("CreateRequisition"));
+        Assert.Equal("made-named-r2", record.TargetId);
+        Assert.Equal("OK", record.Outcome);
+        Assert.Equal(0, await ScratchRowsAsync("target-set-"));
+    }
+
+    [Fact]
+    public async Task ACreateAnsweringAnotherIdThanItNamed_IsRecordedWithTheAnsweredOne()
+    {
+        // As a repeat answered with a stored report after the new one's insert failed on a unique violation.
+        await Client().CreateRequisitionAsync(new CreateRequisitionRequest { RequestId = "r3", Lab = "named:lost-r3" }, deadline: Deadline);
+
+        Assert.Equal("made-r3", Assert.Single(await RecordsAsync("CreateRequisition")).TargetId);
+        Assert.Equal(1, await ScratchRowsAsync("target-set-"));
     }
 
     [Fact]
@@ -182,7 +209,16 @@ public sealed class AuditInterceptorTests : IAsyncLifetime
         [Creates("Requisition", "requisition.id")]
         public override async Task<CreateRequisitionResponse> CreateRequisition(CreateRequisitionRequest request, ServerCallContext context)
         {
-            await WriteAsync("create-" + request.RequestId);
+            // lab "named:ID": the store names ID as the id it creates, inside its transaction (as ResultsStore does).
+            await Store.WriteAsync((connection, transaction) =>
+            {
+                if (request.Lab.StartsWith("named:", StringComparison.Ordinal))
+                {
+                    AuditLog.NameCreated("requisition", request.Lab["named:".Length..]);
+                }
+
+                return connection.ExecuteAsync("INSERT INTO scratch (id) VALUES (@id)", new { id = "create-" + request.RequestId }, transaction);
+            }, CancellationToken.None);
             return new CreateRequisitionResponse { Requisition = new Contracts.Requisition.V1.Requisition { Id = "made-" + request.RequestId }, Created = true };
         }
 

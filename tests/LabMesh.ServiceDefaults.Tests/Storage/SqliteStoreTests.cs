@@ -37,6 +37,32 @@ public sealed class SqliteStoreTests : StoreContractTests
     }
 
     [Fact]
+    public async Task Sqlite_SettingsHold_OnEveryOpen_OfAPooledConnection()
+    {
+        // The PRAGMAs run once per SQLite connection the pool makes, not on every open: a connection handed out
+        // again, and one made new after the pool was cleared, still has them.
+        var store = await OutboxStoreAsync();
+        for (var round = 0; round < 2; round++)
+        {
+            for (var open = 0; open < 3; open++)
+            {
+                await using var connection = await store.OpenAsync(CancellationToken.None).WaitAsync(Timeout);
+                Assert.Equal((1L, 1L, 30000L), (await ScalarAsync(connection, "PRAGMA foreign_keys;"),
+                    await ScalarAsync(connection, "PRAGMA synchronous;"), await ScalarAsync(connection, "PRAGMA busy_timeout;")));
+            }
+
+            SqliteConnection.ClearAllPools();
+        }
+    }
+
+    private static async Task<long> ScalarAsync(System.Data.Common.DbConnection connection, string sql)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync().WaitAsync(Timeout), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task Sqlite_DirectoryAndFiles_AreOwnerOnly()
     {
