@@ -64,7 +64,7 @@ public sealed class TelemetryTests : IAsyncLifetime
             environment[key] = value!;
         }
 
-        _host = new AllInOneProcess(environment);
+        _host = AllInOneProcess.WithEnvironment(environment);
         await _host.InitializeAsync();
         _channel = GrpcChannel.ForAddress(_host.Address);
     }

@@ -20,7 +20,10 @@ public class AllInOneProcess : IAsyncLifetime
     }
 
     /// <param name="environment">Environment variables of the host (a subclass may override <see cref="Environment"/> instead).</param>
-    public AllInOneProcess(IReadOnlyDictionary<string, string> environment) => _environment = environment;
+    protected AllInOneProcess(IReadOnlyDictionary<string, string> environment) => _environment = environment;
+
+    /// <summary>One that is given <paramref name="environment"/> (not started yet: <see cref="InitializeAsync"/>).</summary>
+    public static AllInOneProcess WithEnvironment(IReadOnlyDictionary<string, string> environment) => new(environment);
 
     public string WorkingDirectory { get; } = Directory.CreateTempSubdirectory("labmesh-aio-").FullName;
 

@@ -79,14 +79,20 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
-    public static ChildProcess Start(string fileName, IEnumerable<string> arguments, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts <paramref name="fileName"/> with <paramref name="arguments"/> in <paramref name="workingDirectory"/>, with
+    /// <paramref name="environment"/> added to this process's; <paramref name="standardInput"/>: whether its stdin is a
+    /// pipe from this process (else it inherits this process's; a script that leaves daemons running, as deploy/local's
+    /// do, must not hand them a pipe to the test).
+    /// </summary>
+    public static ChildProcess Start(string fileName, IEnumerable<string> arguments, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null, bool standardInput = true)
     {
         var start = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = true,
+            RedirectStandardInput = standardInput,
             UseShellExecute = false,
         };
         foreach (var argument in arguments)

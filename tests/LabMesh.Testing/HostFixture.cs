@@ -4,11 +4,12 @@ using Xunit;
 namespace LabMesh.Testing;
 
 /// <summary>
-/// One in-process host (<see cref="MeshHosts"/>) shared by the tests of a class or collection: a fresh store, started
-/// once; when they are done its channels are closed, the host stopped, its SQLite data directory deleted, and the
-/// class fails if the host logged an error. A test that needs a fresh host or store of its own starts one itself.
+/// One in-process host (<see cref="MeshHosts"/>) shared by the tests of a class or collection: a fresh store on
+/// <paramref name="backend"/>, started once; when they are done its channels are closed, the host stopped, its data
+/// directory deleted, and the class fails if the host logged an error. A test that needs a fresh host or store of its
+/// own starts one itself.
 /// </summary>
-public abstract class HostFixture : IAsyncLifetime
+public abstract class HostFixture(Backend backend = Backend.Sqlite) : IAsyncLifetime
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -22,7 +23,7 @@ public abstract class HostFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
+        var settings = await TestSettings.CreateAsync(backend);
         Configure(settings);
         _dataDirectory = settings["LabMesh:Storage:DataDirectory"]!;
         Host = await StartAsync(settings).WaitAsync(TimeSpan.FromSeconds(120));

@@ -176,7 +176,7 @@ public class LocalTopology
             environment[key] = value;
         }
 
-        await using var process = ChildProcess.Start("bash", [Path.Combine(Root, "deploy", "local", script), .. args], Root, environment);
+        await using var process = ChildProcess.Start("bash", [Path.Combine(Root, "deploy", "local", script), .. args], Root, environment, standardInput: false);
         var commandLine = $"{script} {string.Join(' ', args)}";
         try
         {
