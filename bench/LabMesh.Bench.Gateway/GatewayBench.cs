@@ -4,6 +4,7 @@ using Grpc.Net.Client;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Testing;
 using static LabMesh.Bench.Gateway.Report;
 
 namespace LabMesh.Bench.Gateway;
@@ -38,7 +39,7 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
         log(F("  deploy/local: state {0}, port base {1}, LabMesh__Limits__PermitsPerSecond=0 (per-caller rate limit off), {2}; scripts' output in {3}",
             topology.State, topology.PortBase, options.Build ? "built by up.sh" : "LABMESH_LOCAL_NO_BUILD=1", scriptLog));
         var started = Stopwatch.StartNew();
-        if (await topology.UpAsync(scriptLog, cancellationToken) != 0)
+        if ((await topology.UpAsync(cancellationToken)).ExitCode != 0)
         {
             throw new BenchFailedException($"up.sh failed; see {scriptLog}");
         }
@@ -306,6 +307,13 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
 
     private bool _variantApplied;
 
+    /// <summary>Stops a replica (graceful) and starts it again with <paramref name="extra"/> added to its environment; the exit code.</summary>
+    private async Task<int> RestartAsync(string replica, IEnumerable<KeyValuePair<string, string>> extra, CancellationToken cancellationToken)
+    {
+        var stopped = await topology.CtlRunAsync("stop", replica, null, cancellationToken);
+        return stopped.ExitCode != 0 ? stopped.ExitCode : (await topology.CtlRunAsync("start", replica, extra, cancellationToken)).ExitCode;
+    }
+
     private async Task VariantAsync(CancellationToken cancellationToken)
     {
         var variant = string.Join(",", options.Variant.Select(v => v.Key + "=" + v.Value));
@@ -314,8 +322,8 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
         var started = Stopwatch.StartNew();
         var restarts = LocalTopology.Services.SelectMany(s => new[]
         {
-            topology.RestartAsync(LocalTopology.Replica(s, 1), [], scriptLog, cancellationToken),
-            topology.RestartAsync(LocalTopology.Replica(s, 2), options.Variant, scriptLog, cancellationToken),
+            RestartAsync(LocalTopology.Replica(s, 1), [], cancellationToken),
+            RestartAsync(LocalTopology.Replica(s, 2), options.Variant, cancellationToken),
         });
         if ((await Task.WhenAll(restarts)).Any(code => code != 0))
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LabMesh.Testing;
 
 namespace LabMesh.Bench.Gateway;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using LabMesh.Bench.Gateway;
+using LabMesh.Testing;
 using static LabMesh.Bench.Gateway.Report;
 
 if (args is [BareHost.Mode, var port])
@@ -32,16 +33,21 @@ catch (Exception ex) when (ex is ArgumentException or FormatException or Overflo
 }
 
 var state = options.State ?? Path.Combine(Path.GetTempPath(), $"labmesh-bench-gateway-{Environment.ProcessId}");
-var topology = new LocalTopology(LocalTopology.FindRoot(), state, options.PortBase, options.Build);
 // Outside the state directory, which down.sh --purge deletes: the scripts' output stays for a failed run.
 var scriptLog = Path.Combine(Path.GetTempPath(), $"labmesh-bench-gateway-{Environment.ProcessId}.log");
+// The replicas inherit the scripts' environment: the per-caller token bucket would otherwise answer
+// RESOURCE_EXHAUSTED to a closed loop.
+var topology = new LocalTopology(state, options.PortBase, options.Build, environment: new Dictionary<string, string> { ["LabMesh__Limits__PermitsPerSecond"] = "0" })
+{
+    ScriptLog = scriptLog,
+};
 
 Console.WriteLine($"LabMesh.Bench.Gateway  {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}");
 Console.WriteLine("  machine: " + Machine());
 Console.WriteLine("  load average (1, 5, 15 min): " + LoadAverage());
 Console.WriteLine($"  args: {(options.CommandLine.Length == 0 ? "(defaults)" : options.CommandLine)}");
 
-var busy = topology.BusyPorts().Concat(GatewayBench.BarePorts(options).Where(p => !LocalTopology.IsFree(p))).ToList();
+var busy = topology.Ports().Concat(GatewayBench.BarePorts(options)).Where(p => !FreePort.IsFree(p)).ToList();
 if (busy.Count > 0)
 {
     Console.Error.WriteLine($"Ports already in use: {string.Join(", ", busy)}. Pick another --port-base.");
@@ -79,7 +85,7 @@ finally
 {
     await bench.StopBareHostsAsync();
     Console.WriteLine($"  down.sh --purge ({state}) ...");
-    var down = await topology.DownAsync(scriptLog);
+    var down = (await topology.DownAsync()).ExitCode;
     Console.WriteLine(down == 0 ? "  the topology is stopped and its state deleted" : $"  down.sh exited {down}: see {scriptLog}");
     Console.WriteLine("  load average now: " + LoadAverage());
 }

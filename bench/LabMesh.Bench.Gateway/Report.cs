@@ -1,4 +1,5 @@
 using System.Globalization;
+using LabMesh.Testing;
 
 namespace LabMesh.Bench.Gateway;
 
@@ -30,11 +31,33 @@ internal sealed record CacheCounters(long Hits, long Misses, long MgetCalls, lon
 {
     public static async Task<CacheCounters> ReadAsync(LocalTopology topology)
     {
-        var info = await topology.RedisInfoAsync("stats", "commandstats");
+        var info = await RedisInfoAsync(topology, "stats", "commandstats");
         return new CacheCounters(Long(info, "keyspace_hits"), Long(info, "keyspace_misses"), Calls(info, "cmdstat_mget"), Long(info, "total_commands_processed"));
     }
 
     public static CacheCounters operator -(CacheCounters a, CacheCounters b) => new(a.Hits - b.Hits, a.Misses - b.Misses, a.MgetCalls - b.MgetCalls, a.Commands - b.Commands);
+
+    /// <summary>Redis INFO fields (name -> value) of the given sections, through redis-cli.</summary>
+    private static async Task<Dictionary<string, string>> RedisInfoAsync(LocalTopology topology, params string[] sections)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var section in sections)
+        {
+            await using var cli = ChildProcess.Start("redis-cli",
+                ["--no-auth-warning", "-a", LocalTopology.RedisPassword, "-p", topology.RedisPort.ToString(CultureInfo.InvariantCulture), "INFO", section],
+                LocalTopology.Root);
+            await cli.WaitForExitAsync(TimeSpan.FromSeconds(30));
+            foreach (var line in cli.StandardOutput.Select(l => l.Trim()))
+            {
+                if (line.Split(':', 2) is [var name, var value] && !name.StartsWith('#'))
+                {
+                    fields[name] = value;
+                }
+            }
+        }
+
+        return fields;
+    }
 
     private static long Long(Dictionary<string, string> info, string name) =>
         info.TryGetValue(name, out var value) ? long.Parse(value, CultureInfo.InvariantCulture) : 0;

@@ -1,10 +1,9 @@
-using System.Net;
-using System.Net.Sockets;
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceDefaults.Identity;
 using LabMesh.ServiceRequest;
+using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Data.Sqlite;
@@ -44,7 +43,7 @@ internal sealed class MeshHost : IAsyncDisposable
     public static async Task<MeshHost> StartAsync()
     {
         var dataDirectory = Path.Combine(Path.GetTempPath(), $"labmesh-bench-results-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        var address = $"http://127.0.0.1:{FreeLoopbackPort()}";
+        var address = $"http://127.0.0.1:{FreePort.Next()}";
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(address);
@@ -91,13 +90,5 @@ internal sealed class MeshHost : IAsyncDisposable
         {
             // Left in the temp directory: harmless.
         }
-    }
-
-    /// <summary>A free loopback port (bound and released; another process taking it first makes the start fail loudly).</summary>
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

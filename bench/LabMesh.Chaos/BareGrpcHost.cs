@@ -63,7 +63,7 @@ internal static class BareGrpcHost
         process.BeginErrorReadLine();
         try
         {
-            return await Topology.TimeToServingAsync($"http://127.0.0.1:{port}", process.Id.ToString(CultureInfo.InvariantCulture), cancellationToken);
+            return await StartTimes.TimeToServingAsync($"http://127.0.0.1:{port}", process.Id, cancellationToken);
         }
         finally
         {

@@ -6,6 +6,7 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ServiceDefaults.Events;
 using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Testing;
 
 namespace LabMesh.Chaos;
 
@@ -13,7 +14,7 @@ namespace LabMesh.Chaos;
 internal sealed class ChaosFailedException(string message) : Exception(message);
 
 /// <summary>One run: start-up times at idle, the load under a fault schedule, the verification and the table.</summary>
-internal sealed class ChaosRun(Topology topology, Options options, Action<string> log)
+internal sealed class ChaosRun(LocalTopology topology, Options options, Action<string> log)
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(120);
 
@@ -26,7 +27,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
     public async Task<bool> RunAsync(CancellationToken cancellationToken)
     {
         var up = Stopwatch.StartNew();
-        if (await topology.UpAsync(cancellationToken) != 0)
+        if ((await topology.UpAsync(cancellationToken)).ExitCode != 0)
         {
             throw new ChaosFailedException("up.sh failed (its output is in the scripts' log)");
         }
@@ -39,9 +40,9 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
             log(F($"   {"bare grpc-dotnet host",-24} {Seconds(_bareStarts[^1])}"));
         }
 
-        foreach (var part in Topology.ReplicaNames)
+        foreach (var part in LocalTopology.ReplicaNames)
         {
-            await topology.CtlAsync("stop", part, cancellationToken);
+            await topology.CtlRunAsync("stop", part, null, cancellationToken);
             _idleStarts[part] = await topology.StartTimedAsync(part, cancellationToken);
             log(F($"   {part,-24} {Seconds(_idleStarts[part])}"));
         }
@@ -102,7 +103,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
     {
         List<(string Action, string Part)> schedule =
         [
-            .. Topology.ReplicaNames.Select(p => ("kill", p)),
+            .. LocalTopology.ReplicaNames.Select(p => ("kill", p)),
             ("stop", "redis"), ("kill", "redis"), ("stop", "postgres"), ("kill", "postgres"),
         ];
         var interval = TimeSpan.FromSeconds(options.DurationSeconds / (schedule.Count + 1));
@@ -117,13 +118,13 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
 
             var (action, part) = schedule[i];
             var at = drive.Elapsed;
-            await topology.CtlAsync(action, part, cancellationToken);
+            await topology.CtlRunAsync(action, part, null, cancellationToken);
             await Task.Delay(down, cancellationToken);
             string back;
             if (part is "redis" or "postgres")
             {
                 var timer = Stopwatch.StartNew();
-                var code = await topology.CtlAsync("start", part, cancellationToken);
+                var code = (await topology.CtlRunAsync("start", part, null, cancellationToken)).ExitCode;
                 back = code == 0 ? F($"answering {timer.Elapsed.TotalSeconds:0.0} s after ctl.sh start") : F($"ctl.sh start exited {code}");
             }
             else
@@ -218,7 +219,7 @@ internal sealed class ChaosRun(Topology topology, Options options, Action<string
         log("| process | start -> SERVING, idle | after SIGKILL, under load |");
         log("|---|---:|---:|");
         log($"| bare grpc-dotnet host (3 starts) | {string.Join(" / ", _bareStarts.Select(Seconds))} | |");
-        foreach (var part in Topology.ReplicaNames)
+        foreach (var part in LocalTopology.ReplicaNames)
         {
             log($"| {part} | {Seconds(_idleStarts.GetValueOrDefault(part))} | {Seconds(_loadedStarts.GetValueOrDefault(part))} |");
         }

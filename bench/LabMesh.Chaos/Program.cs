@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Globalization;
 using LabMesh.Chaos;
+using LabMesh.Testing;
 
 if (args is [BareGrpcHost.Mode, var port])
 {
@@ -28,13 +29,23 @@ catch (Exception ex) when (ex is ArgumentException or FormatException or Overflo
 var state = options.State ?? Path.Combine(Path.GetTempPath(), $"labmesh-chaos-{Environment.ProcessId}");
 // Outside the state directory, which down.sh --purge deletes: the scripts' output stays for a failed run.
 var scriptLog = Path.Combine(Path.GetTempPath(), $"labmesh-chaos-{Environment.ProcessId}.log");
-var topology = new Topology(Topology.FindRoot(), state, options.PortBase, options.Build, scriptLog);
+var topology = new LocalTopology(state, options.PortBase, options.Build, environment: new Dictionary<string, string>
+{
+    // The receiver of this tool is on loopback, which the services' webhook allow-list refuses by default.
+    ["LabMesh__Notification__Webhooks__AllowedNetworks__0"] = "127.0.0.0/8",
+    // A handful of callers at full speed: the per-caller rate limit is not what is tested.
+    ["LabMesh__Limits__PermitsPerSecond"] = "0",
+})
+{
+    ScriptLog = scriptLog,
+};
 
 Console.WriteLine($"LabMesh.Chaos  {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}");
 Console.WriteLine($"  args: {(options.CommandLine.Length == 0 ? "(defaults)" : options.CommandLine)}");
 Console.WriteLine($"  load average: {File.ReadAllText("/proc/loadavg").Trim()}");
 Console.WriteLine($"  deploy/local: state {state}, port base {options.PortBase}; scripts' output in {scriptLog}");
-var busy = topology.Ports().Where(p => !Topology.IsFree(p)).ToList();
+// BASE+95: the bare grpc-dotnet host the start-up times are compared with.
+var busy = topology.Ports().Append(options.PortBase + 95).Where(p => !FreePort.IsFree(p)).ToList();
 if (busy.Count > 0)
 {
     Console.Error.WriteLine($"Ports already in use: {string.Join(", ", busy)}. Pick another --port-base.");
@@ -71,6 +82,6 @@ catch (ChaosFailedException ex)
 finally
 {
     Console.WriteLine($"  down.sh --purge ({state}) ...");
-    var down = await topology.DownAsync();
+    var down = (await topology.DownAsync()).ExitCode;
     Console.WriteLine(down == 0 ? "  the topology is stopped and its state deleted" : $"  down.sh exited {down}: see {scriptLog}");
 }

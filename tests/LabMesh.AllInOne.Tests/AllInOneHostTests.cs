@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
@@ -15,64 +14,22 @@ namespace LabMesh.AllInOne.Tests;
 /// The README's run command: the all-in-one host as its own process, with nothing but its embedded
 /// defaults (SQLite under the working directory, in-process cache and bus), on a chosen port.
 /// </summary>
-public sealed class AllInOneHostTests : IAsyncLifetime
+public sealed class AllInOneHostTests(AllInOneProcess host) : IClassFixture<AllInOneProcess>
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private readonly string _workingDirectory = Directory.CreateTempSubdirectory("labmesh-aio-").FullName;
-    private readonly TaskCompletionSource<string> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly List<string> _output = [];
-    private Process _process = null!;
-    private int _port;
-
-    public async Task InitializeAsync()
-    {
-        _port = FreePort.Next();
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = _workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Repository.AllInOneAssembly());
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add($"http://127.0.0.1:{_port}");
-        _process = Process.Start(start)!;
-        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
-        _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        await _listening.Task.WaitAsync(Timeout);
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-        }
-
-        await _process.WaitForExitAsync().WaitAsync(Timeout);
-        _process.Dispose();
-        Directory.Delete(_workingDirectory, recursive: true);
-    }
 
     [Fact]
     public async Task RunCommand_ServesAnOrderEndToEndAndSaysHowToTryIt()
     {
-        string[] output;
-        lock (_output)
-        {
-            output = [.. _output];
-        }
-
-        Assert.Contains(output, line => line.Contains($"grpcurl -plaintext 127.0.0.1:{_port} list", StringComparison.Ordinal));
-        Assert.Contains(output, line => line.Contains($"127.0.0.1:{_port} labmesh.notification.v1.NotificationService/Subscribe", StringComparison.Ordinal));
-        Assert.Contains(output, line => line.Contains($"demo --target http://127.0.0.1:{_port}", StringComparison.Ordinal));
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_port}");
+        var output = host.Output;
+        var port = host.Port;
+        Assert.Contains(output, line => line.Contains($"grpcurl -plaintext 127.0.0.1:{port} list", StringComparison.Ordinal));
+        Assert.Contains(output, line => line.Contains($"127.0.0.1:{port} labmesh.notification.v1.NotificationService/Subscribe", StringComparison.Ordinal));
+        Assert.Contains(output, line => line.Contains($"demo --target http://127.0.0.1:{port}", StringComparison.Ordinal));
+        using var channel = GrpcChannel.ForAddress(host.Address);
         // No key configured, on loopback: the host made a development key under its data directory and
         // printed tokens signed with it. The test signs a service token with that key (as the CLI does).
-        var keyFile = Path.Combine(_workingDirectory, "data", SecurityKeys.DevelopmentKeyFileName);
+        var keyFile = Path.Combine(host.WorkingDirectory, "data", SecurityKeys.DevelopmentKeyFileName);
         Assert.Contains(output, line => line.Contains(keyFile, StringComparison.Ordinal));
         if (!OperatingSystem.IsWindows())
         {
@@ -106,7 +63,7 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         var statuses = await new ServiceRequestService.ServiceRequestServiceClient(invoker).BatchGetStatusAsync(
             new BatchGetStatusRequest { Ids = { created.Requisition.ServiceRequests.Select(s => s.Id) } }, deadline: DateTime.UtcNow.Add(Timeout));
         Assert.Equal(2, statuses.Statuses.Count);
-        Assert.True(File.Exists(Path.Combine(_workingDirectory, "data", "requisition.db")));
+        Assert.True(File.Exists(Path.Combine(host.WorkingDirectory, "data", "requisition.db")));
 
         var results = new ResultsInterpretationService.ResultsInterpretationServiceClient(invoker);
         var report = new SubmitResultsRequest
@@ -121,9 +78,9 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         Assert.Equal(Interpretation.Critical, submitted.Report.Metadata.Interpretation);
         var requisition = await requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = created.Requisition.Id }, deadline: DateTime.UtcNow.Add(Timeout));
         Assert.Equal(LifecycleStatus.PartialResults, requisition.Requisition.LifecycleStatus);
-        Assert.True(File.Exists(Path.Combine(_workingDirectory, "data", "results.db")));
+        Assert.True(File.Exists(Path.Combine(host.WorkingDirectory, "data", "results.db")));
         // The clinician token of the welcome works as printed, for the team demo.
-        var printed = output.Single(line => line.TrimStart().StartsWith("clinician: ", StringComparison.Ordinal)).Trim()["clinician: ".Length..];
+        var printed = host.Welcome("clinician: ");
         var listed = await new RequisitionService.RequisitionServiceClient(Bearer(channel, printed))
             .ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: DateTime.UtcNow.Add(Timeout));
         Assert.Contains(listed.Requisitions, r => r.Id == created.Requisition.Id);
@@ -141,23 +98,4 @@ public sealed class AllInOneHostTests : IAsyncLifetime
         m.Add("authorization", "Bearer " + token);
         return m;
     });
-
-    private void OnLine(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_output)
-        {
-            _output.Add(line);
-        }
-
-        // The welcome is printed once started; its last line is the ListRequisitions example.
-        if (line.Contains("RequisitionService/ListRequisitions", StringComparison.Ordinal))
-        {
-            _listening.TrySetResult(line);
-        }
-    }
 }

@@ -22,7 +22,7 @@ namespace LabMesh.AllInOne.Tests;
 /// <c>grpc.reflection.v1.ServerReflection</c>, grpcurl's <c>file_containing_symbol</c> request), then decode
 /// the detail with that file alone (<c>buf convert</c>).
 /// </remarks>
-public sealed class BufCurlTests(ReflectionHost mesh) : IClassFixture<ReflectionHost>
+public sealed class BufCurlTests(AllInOneHost mesh) : IClassFixture<AllInOneHost>
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 

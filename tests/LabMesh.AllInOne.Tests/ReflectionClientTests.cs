@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Net.Client;
+using LabMesh.Testing;
 using V1 = Grpc.Reflection.V1;
 using V1Alpha = Grpc.Reflection.V1Alpha;
 
@@ -12,7 +13,7 @@ namespace LabMesh.AllInOne.Tests;
 /// asks for <c>describe</c> (the file containing a symbol) and for decoding an error detail. buf has no
 /// <c>describe</c>, so this is where describe is proved.
 /// </summary>
-public sealed class ReflectionClientTests(ReflectionHost mesh) : IClassFixture<ReflectionHost>, IDisposable
+public sealed class ReflectionClientTests(AllInOneHost mesh) : IClassFixture<AllInOneHost>, IDisposable
 {
     private readonly GrpcChannel _channel = mesh.Host.CreateChannel();
 
@@ -77,7 +78,7 @@ public sealed class ReflectionClientTests(ReflectionHost mesh) : IClassFixture<R
     /// </summary>
     private async Task<IReadOnlyList<FileDescriptorProto>> FileContainingSymbolAsync(string version, string symbol)
     {
-        var deadline = DateTime.UtcNow + ReflectionHost.Timeout;
+        var deadline = DateTime.UtcNow + HostFixture.Timeout;
         var files = version == "v1"
             ? (await OnlyResponseAsync(new V1.ServerReflection.ServerReflectionClient(_channel).ServerReflectionInfo(deadline: deadline),
                 new V1.ServerReflectionRequest { FileContainingSymbol = symbol }, r => r.FileDescriptorResponse?.FileDescriptorProto))
@@ -93,11 +94,11 @@ public sealed class ReflectionClientTests(ReflectionHost mesh) : IClassFixture<R
     {
         using (call)
         {
-            await call.RequestStream.WriteAsync(request).WaitAsync(ReflectionHost.Timeout);
-            await call.RequestStream.CompleteAsync().WaitAsync(ReflectionHost.Timeout);
-            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
+            await call.RequestStream.WriteAsync(request).WaitAsync(HostFixture.Timeout);
+            await call.RequestStream.CompleteAsync().WaitAsync(HostFixture.Timeout);
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(HostFixture.Timeout));
             var response = call.ResponseStream.Current;
-            Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout));
+            Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(HostFixture.Timeout));
             return files(response);
         }
     }

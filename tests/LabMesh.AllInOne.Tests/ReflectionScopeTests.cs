@@ -10,7 +10,7 @@ namespace LabMesh.AllInOne.Tests;
 /// <c>x-labmesh-reflection: api</c> (what the gateway sets when no process is named) every LabMesh contract, so that
 /// grpcurl pointed at the gateway sees the whole API (issue 23 item 7; GrpcReflectionDescriptors).
 /// </summary>
-public sealed class ReflectionScopeTests : IAsyncLifetime
+public sealed class ReflectionScopeTests(ServiceRequestHost service) : IClassFixture<ServiceRequestHost>
 {
     private static readonly string[] Api =
     [
@@ -23,16 +23,6 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
         "labmesh.results.v1.ResultsInterpretationService",
         "labmesh.servicerequest.v1.ServiceRequestService",
     ];
-
-    private string _dataDirectory = null!;
-    private ServiceHost _host = null!;
-
-    public async Task InitializeAsync()
-    {
-        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
-        _dataDirectory = settings["LabMesh:Storage:DataDirectory"]!;
-        _host = await MeshHosts.StartServiceRequestsAsync(settings).WaitAsync(TimeSpan.FromSeconds(120));
-    }
 
     [Fact]
     public async Task WithoutTheHeader_ListsThisProcessesOwnServices()
@@ -56,7 +46,7 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
     [Fact]
     public async Task WithTheApiHeader_DescribesAServiceThisProcessDoesNotHost()
     {
-        using var channel = _host.CreateChannel();
+        using var channel = service.Host.CreateChannel();
         using var call = new V1.ServerReflection.ServerReflectionClient(channel)
             .ServerReflectionInfo(new Metadata { { "x-labmesh-reflection", "api" } }, DateTime.UtcNow.AddSeconds(30));
         await call.RequestStream.WriteAsync(new V1.ServerReflectionRequest { FileContainingSymbol = "labmesh.notification.v1.NotificationService" });
@@ -80,7 +70,7 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
 
     private async Task<List<string>> ListV1Async(Metadata headers)
     {
-        using var channel = _host.CreateChannel();
+        using var channel = service.Host.CreateChannel();
         using var call = new V1.ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo(headers, DateTime.UtcNow.AddSeconds(30));
         await call.RequestStream.WriteAsync(new V1.ServerReflectionRequest { ListServices = "" });
         await call.RequestStream.CompleteAsync();
@@ -92,7 +82,7 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
 
     private async Task<List<string>> ListV1AlphaAsync(Metadata headers)
     {
-        using var channel = _host.CreateChannel();
+        using var channel = service.Host.CreateChannel();
         using var call = new V1Alpha.ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo(headers, DateTime.UtcNow.AddSeconds(30));
         await call.RequestStream.WriteAsync(new V1Alpha.ServerReflectionRequest { ListServices = "" });
         await call.RequestStream.CompleteAsync();
@@ -111,13 +101,5 @@ public sealed class ReflectionScopeTests : IAsyncLifetime
         while (await responses.MoveNext(CancellationToken.None))
         {
         }
-    }
-
-    public async Task DisposeAsync()
-    {
-        var logs = _host.Logs;
-        await _host.DisposeAsync();
-        Directory.Delete(_dataDirectory, recursive: true);
-        logs.AssertNoErrors();
     }
 }

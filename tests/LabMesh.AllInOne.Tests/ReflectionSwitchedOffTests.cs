@@ -1,4 +1,5 @@
 using Grpc.Core;
+using LabMesh.Testing;
 using V1 = Grpc.Reflection.V1;
 using V1Alpha = Grpc.Reflection.V1Alpha;
 
@@ -22,7 +23,7 @@ public sealed class ReflectionSwitchedOffTests(ReflectionOffHost mesh) : IClassF
         mesh.Host.Logs.AssertNoErrors();
     }
 
-    private static DateTime Deadline() => DateTime.UtcNow + ReflectionHost.Timeout;
+    private static DateTime Deadline() => DateTime.UtcNow + HostFixture.Timeout;
 
     /// <summary>
     /// One request and a read. The server may answer UNIMPLEMENTED before the request is written, and then the
@@ -32,8 +33,8 @@ public sealed class ReflectionSwitchedOffTests(ReflectionOffHost mesh) : IClassF
     {
         using (call)
         {
-            await call.RequestStream.WriteAsync(request).WaitAsync(ReflectionHost.Timeout);
-            await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(ReflectionHost.Timeout);
+            await call.RequestStream.WriteAsync(request).WaitAsync(HostFixture.Timeout);
+            await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(HostFixture.Timeout);
         }
     }
 }

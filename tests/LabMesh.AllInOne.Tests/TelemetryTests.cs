@@ -24,12 +24,11 @@ public sealed class TelemetryTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private const string Team = "otel";
-    private readonly string _workingDirectory = Directory.CreateTempSubdirectory("labmesh-aio-otel-").FullName;
     private readonly ConcurrentQueue<string?> _webhookTraceparents = new();
     private OtlpReceiver _otlp = null!;
     private WebApplication _webhooks = null!;
     private string _webhookUrl = "";
-    private ChildProcess _host = null!;
+    private AllInOneProcess _host = null!;
     private GrpcChannel _channel = null!;
 
     public async Task InitializeAsync()
@@ -48,7 +47,6 @@ public sealed class TelemetryTests : IAsyncLifetime
         await _webhooks.StartAsync().WaitAsync(Timeout);
         _webhookUrl = $"http://127.0.0.1:{webhookPort}/hook";
 
-        var port = FreePort.Next();
         var environment = new Dictionary<string, string>
         {
             ["LabMesh__Notification__Webhooks__AllowedNetworks__0"] = "127.0.0.0/8",
@@ -66,9 +64,9 @@ public sealed class TelemetryTests : IAsyncLifetime
             environment[key] = value!;
         }
 
-        _host = ChildProcess.Start("dotnet", [Repository.AllInOneAssembly(), "--urls", $"http://127.0.0.1:{port}"], _workingDirectory, environment);
-        await _host.WaitForLineAsync(line => line.Contains("listening on", StringComparison.Ordinal), Timeout, "the host to listen");
-        _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        _host = AllInOneProcess.WithEnvironment(environment);
+        await _host.InitializeAsync();
+        _channel = GrpcChannel.ForAddress(_host.Address);
     }
 
     public async Task DisposeAsync()
@@ -77,7 +75,6 @@ public sealed class TelemetryTests : IAsyncLifetime
         await _host.DisposeAsync();
         await _webhooks.DisposeAsync();
         await _otlp.DisposeAsync();
-        Directory.Delete(_workingDirectory, recursive: true);
     }
 
     [Fact]

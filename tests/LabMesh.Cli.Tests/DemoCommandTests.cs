@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LabMesh.Testing;
 
 namespace LabMesh.Cli.Tests;
 
@@ -6,9 +7,9 @@ namespace LabMesh.Cli.Tests;
 [Collection(MeshCollection.Name)]
 public sealed class DemoCommandTests(MeshHost host) : IDisposable
 {
-    private readonly int _logFrom = host.LogLineCount;
+    private readonly OutputMark _logFrom = host.Mark();
 
-    public void Dispose() => host.AssertNoErrorsLoggedSince(_logFrom);
+    public void Dispose() => host.AssertNoErrors(_logFrom);
 
     [Fact]
     public async Task Demo_Json_RunsAWholeOrderThroughACriticalResultAndItsAcknowledgement()

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using LabMesh.Testing;
 
 namespace LabMesh.Cli.Tests;
 
@@ -72,7 +73,7 @@ internal static class LabMeshCli
         // labmesh signs its calls with the test key, which the mesh host trusts (as it would the all-in-one's development key).
         start.Environment["LABMESH_DEV_KEY"] = TestKeyFile.Path;
         start.Environment.Remove("LABMESH_TOKEN");
-        start.ArgumentList.Add(Built.Assembly("tools/LabMesh.Cli", "labmesh.dll"));
+        start.ArgumentList.Add(Repository.Built("tools/LabMesh.Cli", "labmesh.dll"));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);

@@ -12,9 +12,9 @@ public sealed class MeshCommandTests(MeshHost host) : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private readonly string _team = "cli-" + Guid.NewGuid().ToString("N")[..8];
-    private readonly int _logFrom = host.LogLineCount;
+    private readonly OutputMark _logFrom = host.Mark();
 
-    public void Dispose() => host.AssertNoErrorsLoggedSince(_logFrom);
+    public void Dispose() => host.AssertNoErrors(_logFrom);
 
     [Fact]
     public async Task Status_FreshRequisition_ShowsEveryVocabularyItsTestsAndNoResultsYet()

@@ -17,9 +17,9 @@ public sealed class TokenCommandTests(MeshHost host) : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private readonly string _team = "tok-" + Guid.NewGuid().ToString("N")[..8];
-    private readonly int _logFrom = host.LogLineCount;
+    private readonly OutputMark _logFrom = host.Mark();
 
-    public void Dispose() => host.AssertNoErrorsLoggedSince(_logFrom);
+    public void Dispose() => host.AssertNoErrors(_logFrom);
 
     [Fact]
     public async Task PartnerToken_MovesItsLabsServiceRequest_AndNotAnotherLabs()

@@ -117,11 +117,7 @@ public abstract class ClientTests(AllInOneHostFixture host, ClientScript client,
         return run;
     }
 
-    protected void AssertHostLoggedNoError()
-    {
-        var errors = Host.Errors();
-        Assert.True(errors.Count == 0, "The host logged errors:\n" + string.Join('\n', errors));
-    }
+    protected void AssertHostLoggedNoError() => Host.AssertNoErrors();
 
     protected static string? Text(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

@@ -17,7 +17,7 @@ namespace LabMesh.E2E.Tests;
 /// still the named process's own.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
-public sealed class GatewayReflectionTests(LocalTopology topology) : IDisposable
+public sealed class GatewayReflectionTests(LocalTopologyFixture topology) : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
+using LabMesh.Testing;
 using Xunit.Abstractions;
 
 namespace LabMesh.E2E.Tests;
@@ -12,7 +13,7 @@ namespace LabMesh.E2E.Tests;
 /// leaves the topology whole again.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
-public sealed class GatewayStreamTests(LocalTopology topology, ITestOutputHelper output)
+public sealed class GatewayStreamTests(LocalTopologyFixture topology, ITestOutputHelper output)
 {
     /// <summary>deploy/local's default worker_shutdown_timeout (LABMESH_LOCAL_GATEWAY_SHUTDOWN_TIMEOUT), in seconds.</summary>
     private const int ShutdownTimeout = 5;
@@ -36,7 +37,7 @@ public sealed class GatewayStreamTests(LocalTopology topology, ITestOutputHelper
         try
         {
             var timer = Stopwatch.StartNew();
-            var stop = await topology.RunAsync("ctl.sh", "stop", "gateway");
+            var stop = await topology.CtlRunAsync("stop", "gateway");
             timer.Stop();
             stopped = true;
             output.WriteLine($"{stop}\nin {timer.Elapsed.TotalSeconds:F1}s");
@@ -78,8 +79,8 @@ public sealed class GatewayStreamTests(LocalTopology topology, ITestOutputHelper
                 placed.Add((await mesh.PlaceAsync(Guid.NewGuid().ToString())).Requisition.Id);
             }
 
-            Assert.True(await Mesh.EventuallyAsync(() => Task.FromResult(first.Events.Count >= Before), TimeSpan.FromSeconds(30)),
-                $"the stream saw {first.Events.Count} of {Before} orders before the kill");
+            await Eventually.HoldsAsync(() => Task.FromResult(first.Events.Count >= Before), TimeSpan.FromSeconds(30),
+                () => $"the stream saw {first.Events.Count} of {Before} orders before the kill", Mesh.PollInterval);
 
             // The gateway picked a replica for the stream; kill one and see whether the stream outlives it (a
             // heartbeat a second arrives), and if it does the stream is on the other one.
@@ -115,8 +116,8 @@ public sealed class GatewayStreamTests(LocalTopology topology, ITestOutputHelper
 
             Assert.NotEqual("", first.Cursor);
             await using var resumed = await OpenStream.StartAsync(mesh, first.Cursor, "order.placed");
-            Assert.True(await Mesh.EventuallyAsync(() => Task.FromResult(first.Events.Count + resumed.Events.Count >= placed.Count), TimeSpan.FromSeconds(60)),
-                $"seen {first.Events.Count} + {resumed.Events.Count} of {placed.Count}");
+            await Eventually.HoldsAsync(() => Task.FromResult(first.Events.Count + resumed.Events.Count >= placed.Count), TimeSpan.FromSeconds(60),
+                () => $"seen {first.Events.Count} + {resumed.Events.Count} of {placed.Count}", Mesh.PollInterval);
 
             // Every order once across the two streams: none lost in the gap, none repeated by the resumption.
             var seen = first.Events.Concat(resumed.Events).ToList();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 using LabMesh.Contracts.Results.V1;
+using LabMesh.Testing;
 using Xunit.Abstractions;
 
 namespace LabMesh.E2E.Tests;
@@ -12,7 +13,7 @@ namespace LabMesh.E2E.Tests;
 /// Each test leaves the topology whole again.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
-public sealed class GatewayTests(LocalTopology topology, ITestOutputHelper output)
+public sealed class GatewayTests(LocalTopologyFixture topology, ITestOutputHelper output)
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(60);
 
@@ -107,14 +108,14 @@ public sealed class GatewayTests(LocalTopology topology, ITestOutputHelper outpu
             // No event lost, none twice: one order.placed per order on the event stream and on the live stream,
             // which moved to the surviving Notification replica and resumed from its cursor.
             var placedOnStream = new List<string>();
-            Assert.True(await Mesh.EventuallyAsync(async () =>
+            await Eventually.HoldsAsync(async () =>
             {
                 placedOnStream = [.. (await mesh.AllEventsAsync("order.placed")).Select(e => e.RequisitionId)];
                 return placedOnStream.Count >= Orders;
-            }, Settle), $"{placedOnStream.Count} of {Orders} order.placed events on the stream");
+            }, Settle, () => $"{placedOnStream.Count} of {Orders} order.placed events on the stream", Mesh.PollInterval);
             Assert.Equal(created.Values.Order(), placedOnStream.Order());
-            Assert.True(await Mesh.EventuallyAsync(() => Task.FromResult(follower.Events("order.placed").Count() >= Orders), Settle),
-                $"the subscriber saw {follower.Events("order.placed").Count()} of {Orders}");
+            await Eventually.HoldsAsync(() => Task.FromResult(follower.Events("order.placed").Count() >= Orders), Settle,
+                () => $"the subscriber saw {follower.Events("order.placed").Count()} of {Orders}", Mesh.PollInterval);
             Assert.Equal(created.Values.Order(), follower.Events("order.placed").Select(e => e.RequisitionId).Order());
             Assert.All(follower.Seen.Values, seen => Assert.Equal(1, seen.Times));
         }
@@ -162,23 +163,24 @@ public sealed class GatewayTests(LocalTopology topology, ITestOutputHelper outpu
 
             var expected = orders.Select(o => o.Id).Order().ToList();
             var onStream = new List<string>();
-            Assert.True(await Mesh.EventuallyAsync(async () =>
+            await Eventually.HoldsAsync(async () =>
             {
                 onStream = [.. (await mesh.AllEventsAsync("labtest.result.critical")).Select(e => e.RequisitionId)];
                 return onStream.Count >= Orders;
-            }, Settle), $"{onStream.Count} of {Orders} critical results on the event stream");
+            }, Settle, () => $"{onStream.Count} of {Orders} critical results on the event stream", Mesh.PollInterval);
             Assert.Equal(expected, onStream.Order());
 
             var open = new List<string>();
-            Assert.True(await Mesh.EventuallyAsync(async () =>
+            await Eventually.HoldsAsync(async () =>
             {
                 open = [.. (await mesh.OpenCriticalResultsAsync()).Select(c => c.RequisitionId)];
                 return open.Count >= Orders;
-            }, Settle), $"{open.Count} of {Orders} critical results open for acknowledgement");
+            }, Settle, () => $"{open.Count} of {Orders} critical results open for acknowledgement", Mesh.PollInterval);
             Assert.Equal(expected, open.Order());
 
-            Assert.True(await Mesh.EventuallyAsync(() => Task.FromResult(follower.Events("labtest.result.critical").Count() >= Orders), Settle),
-                $"the subscriber saw {follower.Events("labtest.result.critical").Count()} of {Orders}");
+            await Eventually.HoldsAsync(() => Task.FromResult(follower.Events("labtest.result.critical").Count() >= Orders), Settle,
+
+                () => $"the subscriber saw {follower.Events("labtest.result.critical").Count()} of {Orders}", Mesh.PollInterval);
             Assert.Equal(expected, follower.Events("labtest.result.critical").Select(e => e.RequisitionId).Order());
             Assert.All(follower.Seen.Values, seen => Assert.Equal(1, seen.Times));
         }

@@ -18,6 +18,9 @@ public sealed class Mesh : IDisposable
     /// <summary>How long a client keeps retrying a call the gateway answered UNAVAILABLE.</summary>
     public static readonly TimeSpan RetryFor = TimeSpan.FromSeconds(60);
 
+    /// <summary>How often a test polls the mesh for what it waits on (listing every event is not cheap).</summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+
     private readonly GrpcChannel _channel;
 
     public Mesh(string gateway, string team)
@@ -152,23 +155,6 @@ public sealed class Mesh : IDisposable
         }
         while (request.PageToken.Length > 0);
         return all;
-    }
-
-    /// <summary>Polls <paramref name="probe"/> until it returns true or <paramref name="within"/> passes.</summary>
-    public static async Task<bool> EventuallyAsync(Func<Task<bool>> probe, TimeSpan within)
-    {
-        var timer = Stopwatch.StartNew();
-        while (timer.Elapsed < within)
-        {
-            if (await probe())
-            {
-                return true;
-            }
-
-            await Task.Delay(250);
-        }
-
-        return await probe();
     }
 
     public void Dispose() => _channel.Dispose();

@@ -16,7 +16,7 @@ namespace LabMesh.E2E.Tests;
 /// same store as gRPC through the gateway's h2c port.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
-public sealed class RestGatewayTests(LocalTopology topology)
+public sealed class RestGatewayTests(LocalTopologyFixture topology)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 

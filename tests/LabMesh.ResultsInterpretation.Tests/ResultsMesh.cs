@@ -1,11 +1,8 @@
-using Grpc.Net.Client;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Events;
 using LabMesh.Testing;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.ResultsInterpretation.Tests;
 
@@ -17,33 +14,26 @@ namespace LabMesh.ResultsInterpretation.Tests;
 public sealed class ResultsMesh : IAsyncDisposable
 {
     private readonly Backend _backend;
-    private readonly List<GrpcChannel> _channels = [];
-    private readonly Dictionary<string, string?> _serviceRequestSettings;
+    private readonly MeshChannelSet _channels = new();
+    private readonly MeshService _serviceRequests;
+    private readonly MeshService _requisitions;
+    private readonly MeshService _results;
     private readonly Dictionary<string, string?> _firstRequisitionSettings;
-    private Dictionary<string, string?> _requisitionSettings;
 
-    private ResultsMesh(
-        Backend backend,
-        Dictionary<string, string?> serviceRequestSettings,
-        Dictionary<string, string?> requisitionSettings,
-        ServiceHost serviceRequests,
-        ServiceHost requisitions,
-        ServiceHost results)
+    private ResultsMesh(Backend backend, MeshService serviceRequests, MeshService requisitions, MeshService results)
     {
         _backend = backend;
-        _serviceRequestSettings = serviceRequestSettings;
-        _requisitionSettings = requisitionSettings;
-        _firstRequisitionSettings = requisitionSettings;
-        ServiceRequests = serviceRequests;
-        Requisitions = requisitions;
-        Results = results;
+        _serviceRequests = serviceRequests;
+        _requisitions = requisitions;
+        _results = results;
+        _firstRequisitionSettings = requisitions.Settings;
     }
 
-    public ServiceHost ServiceRequests { get; private set; }
+    public ServiceHost ServiceRequests => _serviceRequests.Host;
 
-    public ServiceHost Requisitions { get; private set; }
+    public ServiceHost Requisitions => _requisitions.Host;
 
-    public ServiceHost Results { get; }
+    public ServiceHost Results => _results.Host;
 
     public IEnumerable<LogCapture> Logs => [ServiceRequests.Logs, Requisitions.Logs, Results.Logs];
 
@@ -52,39 +42,35 @@ public sealed class ResultsMesh : IAsyncDisposable
     /// <param name="resultsSettings">More settings of the ResultsInterpretation service (e.g. <c>LabMesh:PeerWork:*</c>).</param>
     public static async Task<ResultsMesh> StartAsync(Backend backend, string? redis = null, IReadOnlyDictionary<string, string?>? resultsSettings = null)
     {
-        var serviceRequestSettings = await TestSettings.CreateAsync(backend, redis);
-        var serviceRequests = await MeshHosts.StartServiceRequestsAsync(serviceRequestSettings, port: 0);
+        var serviceRequests = await MeshService.StartAsync(MeshHosts.StartServiceRequestsAsync, await TestSettings.CreateAsync(backend, redis));
 
         var requisitionSettings = await TestSettings.CreateAsync(backend, redis);
-        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
+        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Host.Address;
+        var requisitions = await MeshService.StartAsync(MeshHosts.StartRequisitionsAsync, requisitionSettings);
 
         var settings = await TestSettings.CreateAsync(backend, redis);
-        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        settings["LabMesh:Services:Requisition"] = requisitions.Address;
+        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Host.Address;
+        settings["LabMesh:Services:Requisition"] = requisitions.Host.Address;
         settings["LabMesh:Services:CallTimeout"] = "00:00:02";
         foreach (var (key, value) in resultsSettings ?? new Dictionary<string, string?>())
         {
             settings[key] = value;
         }
 
-        var results = await MeshHosts.StartResultsAsync(settings);
-        return new ResultsMesh(backend, serviceRequestSettings, requisitionSettings, serviceRequests, requisitions, results);
+        return new ResultsMesh(backend, serviceRequests, requisitions, await MeshService.StartAsync(MeshHosts.StartResultsAsync, settings));
     }
 
     /// <summary>Stops the ServiceRequest service (its port refuses connections until restarted).</summary>
-    public Task StopServiceRequestsAsync() => ServiceRequests.DisposeAsync().AsTask();
+    public Task StopServiceRequestsAsync() => _serviceRequests.StopAsync();
 
     /// <summary>Starts the ServiceRequest service again on the same port with the same store.</summary>
-    public async Task RestartServiceRequestsAsync() =>
-        ServiceRequests = await MeshHosts.StartServiceRequestsAsync(_serviceRequestSettings, ServiceRequests.Port);
+    public Task RestartServiceRequestsAsync() => _serviceRequests.RestartAsync();
 
     /// <summary>Stops the Requisition service (its port refuses connections until restarted).</summary>
-    public Task StopRequisitionsAsync() => Requisitions.DisposeAsync().AsTask();
+    public Task StopRequisitionsAsync() => _requisitions.StopAsync();
 
     /// <summary>Starts the Requisition service again on the same port with the same store.</summary>
-    public async Task RestartRequisitionsAsync() =>
-        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, Requisitions.Port);
+    public Task RestartRequisitionsAsync() => _requisitions.RestartAsync();
 
     /// <summary>
     /// Replaces the Requisition service by one on the same port with a fresh, empty store: it knows none of the
@@ -92,33 +78,22 @@ public sealed class ResultsMesh : IAsyncDisposable
     /// </summary>
     public async Task RestartRequisitionsWithNewStoreAsync()
     {
-        var port = Requisitions.Port;
-        await Requisitions.DisposeAsync();
         var fresh = await TestSettings.CreateAsync(_backend);
         fresh["LabMesh:Services:ServiceRequest"] = ServiceRequests.Address;
-        _requisitionSettings = fresh;
-        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, port);
+        await _requisitions.ReplaceAsync(fresh);
     }
 
     /// <summary>Replaces the Requisition service by one on the same port with the store it started with.</summary>
-    public async Task RestartRequisitionsWithFirstStoreAsync()
-    {
-        var port = Requisitions.Port;
-        await Requisitions.DisposeAsync();
-        _requisitionSettings = _firstRequisitionSettings;
-        Requisitions = await MeshHosts.StartRequisitionsAsync(_requisitionSettings, port);
-    }
+    public Task RestartRequisitionsWithFirstStoreAsync() => _requisitions.ReplaceAsync(_firstRequisitionSettings);
 
-    public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(Invoker(Results, team));
+    public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(_channels.Invoker(Results, team));
 
-    public RequisitionService.RequisitionServiceClient RequisitionClient(string team) => new(Invoker(Requisitions, team));
+    public RequisitionService.RequisitionServiceClient RequisitionClient(string team) => new(_channels.Invoker(Requisitions, team));
 
-    public ServiceRequestService.ServiceRequestServiceClient ServiceRequestClient(string team) => new(Invoker(ServiceRequests, team));
+    public ServiceRequestService.ServiceRequestServiceClient ServiceRequestClient(string team) => new(_channels.Invoker(ServiceRequests, team));
 
     /// <summary>Events the ResultsInterpretation service has published (its bus), for one requisition.</summary>
-    public async Task<IReadOnlyList<Event>> ResultsEventsAsync(string requisitionId) =>
-        (await Results.Services.GetRequiredService<IEventBus>().ReadAsync(null, 10_000, CancellationToken.None))
-        .Select(e => e.Event).Where(e => e.RequisitionId == requisitionId).ToList();
+    public Task<IReadOnlyList<Event>> ResultsEventsAsync(string requisitionId) => _results.EventsAsync(requisitionId);
 
     /// <summary>A placed test-kit requisition of <paramref name="tests"/> test codes, returned with its service requests.</summary>
     public async Task<Contracts.Requisition.V1.Requisition> PlaceOrderAsync(string team, params string[] tests)
@@ -139,21 +114,9 @@ public sealed class ResultsMesh : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-
-        await Results.DisposeAsync();
-        await Requisitions.DisposeAsync();
-        await ServiceRequests.DisposeAsync();
+        _channels.Dispose();
+        await _results.DisposeAsync();
+        await _requisitions.DisposeAsync();
+        await _serviceRequests.DisposeAsync();
     }
-
-    private Grpc.Core.CallInvoker Invoker(ServiceHost host, string team)
-    {
-        var channel = host.CreateChannel();
-        _channels.Add(channel);
-        return TestCaller.Invoker(channel, team);
-    }
-
 }

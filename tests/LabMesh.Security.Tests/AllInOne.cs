@@ -92,3 +92,24 @@ public sealed class AllInOne : IAsyncDisposable
         public CallInvoker Invoker { get; } = invoker;
     }
 }
+
+/// <summary>
+/// One all-in-one host shared by the tests of a class, for tests that write nothing, or under teams of their own:
+/// a host started per test case costs seconds and shows nothing more.
+/// </summary>
+public class AllInOneFixture : IAsyncLifetime
+{
+    public AllInOne Mesh { get; private set; } = null!;
+
+    protected virtual Backend Backend => Backend.Sqlite;
+
+    public async Task InitializeAsync() => Mesh = await AllInOne.StartAsync(backend: Backend);
+
+    public async Task DisposeAsync() => await Mesh.DisposeAsync();
+}
+
+/// <summary>The shared all-in-one host on PostgreSQL (a fresh database).</summary>
+public sealed class PostgresAllInOneFixture : AllInOneFixture
+{
+    protected override Backend Backend => Backend.Postgres;
+}

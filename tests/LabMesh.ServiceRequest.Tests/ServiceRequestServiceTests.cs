@@ -9,50 +9,14 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LabMesh.ServiceRequest.Tests;
 
 /// <summary>The ServiceRequest service alone, as a host on a loopback port, with its store on <c>Backend</c>.</summary>
-public abstract class ServiceRequestHostFixture(Backend backend) : IAsyncLifetime
+public abstract class ServiceRequestHostFixture(Backend backend) : HostFixture(backend)
 {
-    private readonly List<Grpc.Net.Client.GrpcChannel> _channels = [];
-
-    public ServiceHost Host { get; private set; } = null!;
-
-    public static Task<ServiceHost> StartAsync(Dictionary<string, string?> settings, int port = 0) =>
-        ServiceHost.StartAsync(settings,
-            builder =>
-            {
-                builder.AddServiceDefaults();
-                builder.Services.AddServiceRequestService();
-            },
-            app =>
-            {
-                app.MapServiceRequestService();
-                app.MapDefaultEndpoints();
-            },
-            port);
-
-    public virtual async Task InitializeAsync() =>
-        Host = await StartAsync(await TestSettings.CreateAsync(backend)).WaitAsync(TimeSpan.FromSeconds(120));
-
-    public ServiceRequestService.ServiceRequestServiceClient Client(string team, string? partner = null)
-    {
-        var channel = Host.CreateChannel();
-        _channels.Add(channel);
-        return Client(channel, team, partner);
-    }
+    public ServiceRequestService.ServiceRequestServiceClient Client(string team, string? partner = null) => Client(Channel(), team, partner);
 
     public static ServiceRequestService.ServiceRequestServiceClient Client(Grpc.Net.Client.GrpcChannel channel, string team, string? partner = null) =>
         new(TestCaller.Invoker(channel, team, partner, partner is null ? "service:requisition" : "partner-user"));
 
-    public async Task DisposeAsync()
-    {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-
-        var logs = Host.Logs;
-        await Host.DisposeAsync();
-        logs.AssertNoErrors();
-    }
+    protected override Task<ServiceHost> StartAsync(IReadOnlyDictionary<string, string?> settings) => MeshHosts.StartServiceRequestsAsync(settings);
 }
 
 public sealed class SqliteHost() : ServiceRequestHostFixture(Backend.Sqlite);

@@ -57,7 +57,7 @@ public sealed class SharedRateLimitTests
         var settings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration + ",syncTimeout=1000");
         settings["LabMesh:Limits:PermitsPerSecond"] = PermitsPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture);
         settings["LabMesh:Limits:Burst"] = Burst.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return await ServiceRequestHostFixture.StartAsync(settings).WaitAsync(Timeout);
+        return await MeshHosts.StartServiceRequestsAsync(settings).WaitAsync(Timeout);
     }
 
     /// <summary>Calls the replicas in turn; every answer is OK or RESOURCE_EXHAUSTED.</summary>

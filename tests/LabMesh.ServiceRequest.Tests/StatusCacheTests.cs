@@ -26,7 +26,7 @@ public sealed class StatusCacheTests : IAsyncLifetime
     {
         _redis = await RedisServer.StartNewAsync().WaitAsync(Timeout);
         var settings = await TestSettings.CreateAsync(Backend.Sqlite, _redis.Configuration + ",syncTimeout=1000");
-        _host = await ServiceRequestHostFixture.StartAsync(settings).WaitAsync(Timeout);
+        _host = await MeshHosts.StartServiceRequestsAsync(settings).WaitAsync(Timeout);
         _channel = _host.CreateChannel();
     }
 
@@ -106,7 +106,7 @@ public sealed class StatusCacheTests : IAsyncLifetime
         // A Redis that keeps its data (AOF), as in production: it comes back holding the old status.
         await using var redis = await RedisServer.StartNewAsync(appendOnly: true).WaitAsync(Timeout);
         var settings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration + ",syncTimeout=1000");
-        var first = await ServiceRequestHostFixture.StartAsync(settings).WaitAsync(Timeout);
+        var first = await MeshHosts.StartServiceRequestsAsync(settings).WaitAsync(Timeout);
         string id;
         LabMesh.Contracts.ServiceRequest.V1.ServiceRequest before, whileDown;
         using (var channel = first.CreateChannel())
@@ -133,7 +133,7 @@ public sealed class StatusCacheTests : IAsyncLifetime
         var versions = new List<long?> { CachedVersion(await CachedAsync(redis, id)) };
         Assert.Equal(long.Parse(before.Etag, CultureInfo.InvariantCulture), versions[0]);
 
-        await using var second = await ServiceRequestHostFixture.StartAsync(settings).WaitAsync(Timeout);
+        await using var second = await MeshHosts.StartServiceRequestsAsync(settings).WaitAsync(Timeout);
         var newest = long.Parse(whileDown.Etag, CultureInfo.InvariantCulture);
         await Eventually.MatchAsync(
             async () =>

@@ -9,11 +9,14 @@ public static class Repository
     public static string Root { get; } = Find();
 
     /// <summary>The all-in-one host built beside this test assembly's configuration (bin/Release or bin/Debug).</summary>
-    public static string AllInOneAssembly()
+    public static string AllInOneAssembly() => Built("services/LabMesh.AllInOne", "LabMesh.AllInOne.dll");
+
+    /// <summary>A project's <paramref name="fileName"/> built beside this test assembly's configuration and framework.</summary>
+    public static string Built(string project, string fileName)
     {
         var testDirectory = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var path = Path.Combine(Root, "services", "LabMesh.AllInOne", "bin", testDirectory.Parent!.Name, testDirectory.Name, "LabMesh.AllInOne.dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException("Build services/LabMesh.AllInOne first.", path);
+        var path = Path.Combine(Root, project, "bin", testDirectory.Parent!.Name, testDirectory.Name, fileName);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"Build {project} first.", path);
     }
 
     private static string Find()
@@ -76,14 +79,20 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
-    public static ChildProcess Start(string fileName, IEnumerable<string> arguments, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts <paramref name="fileName"/> with <paramref name="arguments"/> in <paramref name="workingDirectory"/>, with
+    /// <paramref name="environment"/> added to this process's; <paramref name="standardInput"/>: whether its stdin is a
+    /// pipe from this process (else it inherits this process's; a script that leaves daemons running, as deploy/local's
+    /// do, must not hand them a pipe to the test).
+    /// </summary>
+    public static ChildProcess Start(string fileName, IEnumerable<string> arguments, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null, bool standardInput = true)
     {
         var start = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = true,
+            RedirectStandardInput = standardInput,
             UseShellExecute = false,
         };
         foreach (var argument in arguments)
@@ -139,21 +148,30 @@ public sealed class ChildProcess : IAsyncDisposable
         throw new InvalidOperationException($"{CommandLine} {why}.\n{Describe()}");
     }
 
-    /// <summary>Waits for the process to exit and for its output to be read; kills it and fails on timeout.</summary>
-    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    /// <summary>
+    /// Waits for the process to exit and for its output to be read; kills it (and what it started in the
+    /// foreground) and fails on timeout, or when <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         try
         {
-            await _process.WaitForExitAsync().WaitAsync(timeout);
+            await _process.WaitForExitAsync(cancellationToken).WaitAsync(timeout, CancellationToken.None);
         }
         catch (TimeoutException)
         {
             Kill();
             throw new TimeoutException($"{CommandLine} did not exit within {timeout.TotalSeconds:0} s (killed).\n{Describe()}");
         }
+        catch (OperationCanceledException)
+        {
+            Kill();
+            await _process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+            throw;
+        }
 
         // Both streams end with a null line once the process is gone.
-        await Task.WhenAll(_stdoutClosed.Task, _stderrClosed.Task).WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(_stdoutClosed.Task, _stderrClosed.Task).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
         return _process.ExitCode;
     }
 

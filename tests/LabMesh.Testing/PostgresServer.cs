@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Npgsql;
 
@@ -73,7 +71,7 @@ public sealed class PostgresServer : IAsyncDisposable
         for (var attempt = 1; attempt <= 3; attempt++)
         {
             var root = Path.Combine(TempRoot, DirectoryPrefix + Guid.NewGuid().ToString("N")[..12]);
-            var server = new PostgresServer(bin, root, asPostgresUser, FreePort());
+            var server = new PostgresServer(bin, root, asPostgresUser, FreePort.Next());
             try
             {
                 await server.InitializeAndStartAsync(cancellationToken);
@@ -287,13 +285,6 @@ public sealed class PostgresServer : IAsyncDisposable
             : throw new InvalidOperationException(
                 "PostgreSQL server binaries (initdb, pg_ctl) were not found under /usr/lib/postgresql/*/bin. "
                 + "Install them with: apt-get update && apt-get install -y postgresql");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static void TryDelete(string directory)

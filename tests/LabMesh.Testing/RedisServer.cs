@@ -32,7 +32,7 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
     {
         _appendOnly = appendOnly;
         _arguments = arguments ?? [];
-        Port = FreeLoopbackPort();
+        Port = FreePort.Next();
         _directory = Directory.CreateTempSubdirectory("labmesh-redis-").FullName;
     }
 
@@ -263,13 +263,6 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
 
             line.Add(one[0]);
         }
-    }
-
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static string? FindExecutable()

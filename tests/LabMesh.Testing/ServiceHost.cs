@@ -70,14 +70,3 @@ public sealed class ServiceHost : IAsyncDisposable
         await _app.DisposeAsync();
     }
 }
-
-/// <summary>A free loopback TCP port (bound and released, so another process could take it first: rare, and then the start fails loudly).</summary>
-public static class FreePort
-{
-    public static int Next()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}

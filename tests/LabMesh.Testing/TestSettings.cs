@@ -39,9 +39,17 @@ public static class TestSettings
 /// <summary>Polling for what happens asynchronously (an outbox relay, a sync worker), with a bound.</summary>
 public static class Eventually
 {
-    public static async Task<T> MatchAsync<T>(Func<Task<T>> probe, Func<T, bool> done, TimeSpan? timeout = null, string? what = null)
+    public static Task<T> MatchAsync<T>(Func<Task<T>> probe, Func<T, bool> done, TimeSpan? timeout = null, string? what = null) =>
+        MatchAsync(probe, done, timeout ?? TimeSpan.FromSeconds(15), () => what ?? "a condition", TimeSpan.FromMilliseconds(20));
+
+    /// <summary>
+    /// Polls <paramref name="probe"/> every <paramref name="interval"/> until <paramref name="done"/> holds for its value;
+    /// TimeoutException after <paramref name="timeout"/>, naming <paramref name="what"/> (made when it fails, so it can
+    /// say what was seen) and the last value.
+    /// </summary>
+    public static async Task<T> MatchAsync<T>(Func<Task<T>> probe, Func<T, bool> done, TimeSpan timeout, Func<string> what, TimeSpan interval)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
+        var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var value = await probe().WaitAsync(deadline - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
@@ -52,10 +60,10 @@ public static class Eventually
 
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"Timed out waiting for {what ?? "a condition"}; last value: {value}");
+                throw new TimeoutException($"Timed out waiting for {what()}; last value: {value}");
             }
 
-            await Task.Delay(20);
+            await Task.Delay(interval);
         }
     }
 
@@ -63,6 +71,42 @@ public static class Eventually
     public static Task HoldsAsync(Func<Task<bool>> condition, TimeSpan timeout, string what) =>
         MatchAsync(condition, held => held, timeout, what);
 
+    /// <summary>
+    /// Polls <paramref name="condition"/> every <paramref name="interval"/> until it holds; TimeoutException after
+    /// <paramref name="timeout"/> with <paramref name="what"/>, made when it fails (so it can say what was seen by then).
+    /// </summary>
+    public static Task HoldsAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> what, TimeSpan interval) =>
+        MatchAsync(condition, held => held, timeout, what, interval);
+
     public static Task HoldsAsync(Func<bool> condition, TimeSpan timeout, string what) =>
         MatchAsync(() => Task.FromResult(condition()), held => held, timeout, what);
+
+    /// <summary>
+    /// For what must not happen (nothing more arrives, nothing is sent twice): polls <paramref name="condition"/> for
+    /// the whole of <paramref name="during"/> and fails at the first poll where it no longer holds, naming
+    /// <paramref name="what"/>. An absence can only be watched for a while; what should have arrived is waited for
+    /// with <see cref="HoldsAsync(Func{Task{bool}}, TimeSpan, string)"/> first.
+    /// </summary>
+    public static async Task StaysAsync(Func<Task<bool>> condition, TimeSpan during, string what)
+    {
+        var end = DateTime.UtcNow + during;
+        do
+        {
+            if (!await condition())
+            {
+                throw new InvalidOperationException($"No longer true: {what}");
+            }
+
+            await Task.Delay(20);
+        }
+        while (DateTime.UtcNow < end);
+
+        if (!await condition())
+        {
+            throw new InvalidOperationException($"No longer true: {what}");
+        }
+    }
+
+    public static Task StaysAsync(Func<bool> condition, TimeSpan during, string what) =>
+        StaysAsync(() => Task.FromResult(condition()), during, what);
 }

@@ -40,8 +40,7 @@ public sealed class FailoverAndEscalationTests
 
         // a never recorded its attempt: the one on record is b's.
         Assert.Equal(1, delivery[0].Attempts);
-        await Task.Delay(1500);
-        Assert.Equal(2, receiver.Received.Count);
+        await Eventually.StaysAsync(() => receiver.Received.Count == 2, TimeSpan.FromMilliseconds(1500), "no third attempt once b delivered it");
         Assert.Contains(mesh.Replicas["b"].Logs.Records, r => r.Message.Contains(received[0].Id, StringComparison.Ordinal) && r.Message.Contains("Delivered", StringComparison.Ordinal));
     }
 
@@ -109,9 +108,9 @@ public sealed class FailoverAndEscalationTests
         // No escalation after the acknowledgement, however many windows pass.
         var detail = await clinician.GetCriticalResultAsync(new GetCriticalResultRequest { Id = critical.Id }, deadline: Deadline);
         var escalatedBefore = detail.CriticalResult.Escalations;
-        await Task.Delay(2500);
-        detail = await clinician.GetCriticalResultAsync(new GetCriticalResultRequest { Id = critical.Id }, deadline: Deadline);
-        Assert.Equal(escalatedBefore, detail.CriticalResult.Escalations);
+        await Eventually.StaysAsync(
+            async () => (await clinician.GetCriticalResultAsync(new GetCriticalResultRequest { Id = critical.Id }, deadline: Deadline)).CriticalResult.Escalations == escalatedBefore,
+            TimeSpan.FromMilliseconds(2500), "no escalation after the acknowledgement");
         Assert.Empty((await clinician.ListUnacknowledgedCriticalResultsAsync(new ListUnacknowledgedCriticalResultsRequest(), deadline: Deadline)).CriticalResults);
         var again = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => clinician.AcknowledgeCriticalResultAsync(new AcknowledgeCriticalResultRequest
         {

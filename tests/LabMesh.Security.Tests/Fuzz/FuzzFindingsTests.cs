@@ -9,14 +9,10 @@ using LabMesh.ServiceDefaults.Errors;
 namespace LabMesh.Security.Tests.Fuzz;
 
 /// <summary>What the fuzz test found, each pinned as a plain case: all were UNKNOWN or a reset stream before the fix.</summary>
-public sealed class FuzzFindingsTests : IAsyncLifetime
+public sealed class FuzzFindingsTests(AllInOneFixture host) : IClassFixture<AllInOneFixture>
 {
     private const string Team = "team-findings";
-    private AllInOne _mesh = null!;
-
-    public async Task InitializeAsync() => _mesh = await AllInOne.StartAsync();
-
-    public async Task DisposeAsync() => await _mesh.DisposeAsync();
+    private readonly AllInOne _mesh = host.Mesh;
 
     public static TheoryData<long, int> InvalidDurations => new()
     {

@@ -12,14 +12,10 @@ namespace LabMesh.Security.Tests.Fuzz;
 /// such a request failed in the store as UNKNOWN), and invalid UTF-8 (decoded to U+FFFD, so two different ids
 /// were one): INVALID_ARGUMENT naming the field, and nothing stored.
 /// </summary>
-public sealed class NulTextTests : IAsyncLifetime
+public sealed class NulTextTests(PostgresAllInOneFixture host) : IClassFixture<PostgresAllInOneFixture>
 {
     private const string Team = "team-nul";
-    private AllInOne _mesh = null!;
-
-    public async Task InitializeAsync() => _mesh = await AllInOne.StartAsync(backend: Backend.Postgres);
-
-    public async Task DisposeAsync() => await _mesh.DisposeAsync();
+    private readonly AllInOne _mesh = host.Mesh;
 
     public static TheoryData<string> Fields => new() { "request_id", "patient.given_name", "tests[0].code", "tests[1].partner_id" };
 

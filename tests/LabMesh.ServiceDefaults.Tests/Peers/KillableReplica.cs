@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Grpc.HealthCheck;
+using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -54,7 +55,7 @@ internal sealed class KillableReplica : IAsyncDisposable
         var app = builder.Build();
         app.MapGrpcService<HealthServiceImpl>();
         await app.StartAsync().WaitAsync(Timeout);
-        var replica = new KillableReplica(app, new Uri(app.Urls.Single()).Port, FreePort());
+        var replica = new KillableReplica(app, new Uri(app.Urls.Single()).Port, FreePort.Next());
         replica.Restart();
         return replica;
     }
@@ -189,12 +190,5 @@ internal sealed class KillableReplica : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
         {
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -113,7 +113,7 @@ public sealed class MeshChannelsTests
     [Fact]
     public async Task PeerRestartedUnderLoad_NoCallFailsOnceItIsBack()
     {
-        var port = FreePortOnLoopback();
+        var port = FreePort.Next();
         var replica = await Replica.StartAsync("a", port);
         using var channel = MeshChannels.Create($"http://127.0.0.1:{port}", MeshChannels.RetryIdempotent(Health.Descriptor.FullName));
         var client = new Health.HealthClient(channel);
@@ -178,13 +178,6 @@ public sealed class MeshChannelsTests
 
         Assert.InRange(served.Count(s => s == "a"), 5, 15);
         Assert.InRange(served.Count(s => s == "b"), 5, 15);
-    }
-
-    private static int FreePortOnLoopback()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>A bare grpc-dotnet server whose health service says which replica it is (service "who").</summary>

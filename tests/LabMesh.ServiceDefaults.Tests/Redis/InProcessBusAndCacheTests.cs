@@ -182,7 +182,7 @@ public sealed class InProcessBusAndCacheTests
         }
 
         await Eventually(() => received.Count >= events.Count, "every event arrives");
-        await Task.Delay(100);
+        await Stays(() => received.Count == events.Count, "no event arrives twice", TimeSpan.FromMilliseconds(100));
         Assert.Equal(events.Select(e => e.Id), received.Select(e => e.Event.Id));
         Assert.Equal(Enumerable.Range(2, 200).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), received.Select(e => e.Position));
         log.AssertNoErrors();
@@ -228,7 +228,7 @@ public sealed class InProcessBusAndCacheTests
 
         subscription.Dispose();
         await bus.PublishAsync(NewEvent(Ordinary, "evt_2"), CancellationToken.None).Within();
-        await Task.Delay(100);
+        await Stays(() => received.Count == 1, "nothing arrives after the subscription is disposed", TimeSpan.FromMilliseconds(100));
 
         Assert.Equal(["evt_1"], received);
         log.AssertNoErrors();

@@ -144,7 +144,7 @@ public sealed class RedisEventBusTests
         }
 
         await Eventually(() => received.Count >= events.Count, "every event arrives");
-        await Task.Delay(300);
+        await Stays(() => received.Count == events.Count, "no event arrives twice", TimeSpan.FromMilliseconds(300));
 
         Assert.Equal(events.Count, received.Count);
         Assert.Equal(events.Select(e => e.Id).Order(), received.Select(e => e.Event.Id).Order());
@@ -182,7 +182,7 @@ public sealed class RedisEventBusTests
         await bus.PublishAsync(NewEvent(Ordinary, "after_3"), CancellationToken.None).Within();
 
         await Eventually(() => first.Count >= 3 && second.Count >= 2, "the later events arrive");
-        await Task.Delay(200);
+        await Stays(() => first.Count == 3 && second.Count == 2, "no earlier or repeated event arrives", TimeSpan.FromMilliseconds(200));
         Assert.Equal(["after_1", "after_2", "after_3"], first.Order());
         Assert.Equal(["after_2", "after_3"], second.Order());
         log.AssertNoErrors();
@@ -285,7 +285,7 @@ public sealed class RedisEventBusTests
         await publisher.PublishAsync(NewEvent(Ordinary, "evt_after"), CancellationToken.None).Within();
 
         await Eventually(() => received.Contains("evt_after") && received.Contains("evt_after_critical"), "events after the restart arrive");
-        await Task.Delay(200);
+        await Stays(() => received.Count == 3, "no event arrives twice across the restart", TimeSpan.FromMilliseconds(200));
         Assert.Equal(["evt_after", "evt_after_critical", "evt_before"], received.Order());
         log.AssertNoErrors();
     }
@@ -309,7 +309,7 @@ public sealed class RedisEventBusTests
         subscription.Dispose();
         await bus.PublishAsync(NewEvent(Critical, "evt_2"), CancellationToken.None).Within();
         await bus.PublishAsync(NewEvent(Ordinary, "evt_3"), CancellationToken.None).Within();
-        await Task.Delay(300);
+        await Stays(() => received.Count == 1, "nothing arrives after the subscription is disposed", TimeSpan.FromMilliseconds(300));
 
         Assert.Equal(["evt_1"], received);
         log.AssertNoErrors();

@@ -25,6 +25,10 @@ internal static class RedisTestSupport
     public static Task Eventually(Func<bool> condition, string what, TimeSpan? timeout = null) =>
         LabMesh.Testing.Eventually.HoldsAsync(condition, timeout ?? Timeout, what);
 
+    /// <summary>Fails if <paramref name="condition"/> stops holding within <paramref name="during"/> (nothing more, nothing twice).</summary>
+    public static Task Stays(Func<bool> condition, string what, TimeSpan during) =>
+        LabMesh.Testing.Eventually.StaysAsync(condition, during, what);
+
     public static Event NewEvent(string type, string? id = null) => new()
     {
         Id = id ?? "evt_" + Guid.NewGuid().ToString("N"),
