@@ -44,10 +44,10 @@ public sealed class LocalTopology : IAsyncLifetime
 
     public string State { get; }
 
-    /// <summary>The gateway (nginx), where every call of these tests goes.</summary>
+    /// <summary>The gateway (services/LabMesh.Gateway), where every call of these tests goes.</summary>
     public string Gateway => $"http://127.0.0.1:{PortBase.ToString(CultureInfo.InvariantCulture)}";
 
-    /// <summary>The gateway's REST listener (HTTP/1.1; deploy/compose/nginx/rest-routes.conf).</summary>
+    /// <summary>The gateway's REST listener (HTTP/1.1).</summary>
     public string RestGateway => $"http://127.0.0.1:{(PortBase + 1).ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>The topology's key file (made by up.sh), with which the <c>labmesh</c> command signs its tokens.</summary>
