@@ -50,7 +50,8 @@ internal sealed class Candidate : IAsyncDisposable
         }
         else if (spec == "gateway" || spec.StartsWith("gateway:", StringComparison.Ordinal))
         {
-            name = spec;
+            // Not "gateway": that is the topology's own in the comparison and in the CPU readings.
+            name = spec == "gateway" ? "gateway (a second one)" : spec;
             var dll = Path.Combine(topology.Root, "services", "LabMesh.Gateway", "bin", "Release", "net10.0", "LabMesh.Gateway.dll");
             start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
             foreach (var arg in new[]
