@@ -2,7 +2,7 @@
 # Runs every LabMesh test. On a fresh machine it first installs what the tests need from Debian's
 # packages (when run as root; otherwise it says what is missing). Servers the tests need (Python
 # and Node gRPC peers, Redis, a throw-away PostgreSQL cluster, and deploy/local's whole topology behind
-# nginx for the end-to-end tests) are started by the tests' own fixtures on free loopback ports, so
+# its gateway for the end-to-end tests) are started by the tests' own fixtures on free loopback ports, so
 # nothing here is left running. The cross-language tests run `npm ci` in
 # tests/LabMesh.CrossLanguage.Tests/node once (it needs the npm registry, or an npm cache that holds the pins).
 set -euo pipefail
@@ -22,7 +22,6 @@ packages=(
   "redis-server:/usr/bin/redis-server"
   "postgresql:/usr/lib/postgresql/*/bin/initdb"
   "kubernetes-client:/usr/bin/kubectl"
-  "nginx:/usr/sbin/nginx"
   "openssl:/usr/bin/openssl"
 )
 # Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
@@ -44,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Packages install their servers (nginx, redis-server, postgresql) without starting them: the
+    # Packages install their servers (redis-server, postgresql) without starting them: the
     # tests start their own on free ports. policy-rc.d is how Debian lets an installer say so.
     policy=/usr/sbin/policy-rc.d
     if [ ! -e "$policy" ]; then

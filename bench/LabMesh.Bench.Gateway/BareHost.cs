@@ -47,7 +47,7 @@ internal sealed class BareHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts a bare host (or another mode of this executable that answers GET / on h2c, <see cref="YarpCandidate"/>)
+    /// Starts a bare host (or another mode of this executable that answers GET / on h2c)
     /// with the given environment and waits until it has answered one h2c request.
     /// </summary>
     public static async Task<BareHost> StartAsync(string name, int port, IEnumerable<KeyValuePair<string, string>> environment, CancellationToken cancellationToken,

@@ -27,6 +27,7 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
     private static readonly KeyValuePair<string, string>[] ServicesGc = [KeyValuePair.Create("DOTNET_gcServer", "1")];
 
     private readonly List<BareHost> _bareHosts = [];
+    private Candidate? _candidate;
     private readonly List<GrpcChannel> _channels = [];
     private readonly List<string> _summary = [];
     private Metadata _headers = [];
@@ -68,7 +69,7 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
         log(F("2. GetRequisitionStatus, closed loop: {0} in flight on one HTTP/2 connection, {1} requisitions in turn; {2} rounds of {3:0.#} s warm-up + {4:0.#} s measured per side, alternating which side goes first",
             options.Concurrency, options.Requisitions, options.Rounds, options.WarmupSeconds, options.DurationSeconds));
         await CompareAsync(
-            ("gateway (nginx -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency)),
+            ("gateway (YARP -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency)),
             ("direct (requisition-1)", new StatusLoad(direct, _headers, _ids, options.Concurrency)),
             "gateway/direct",
             verdict: F("closed loop, {0} in flight", options.Concurrency),
@@ -80,39 +81,33 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
             log(F("2b. GetRequisitionStatus, open loop: {0:N0} calls/s whatever the answers do (paced by a 1 ms timer; latency from issuing each call), one HTTP/2 connection; same rounds",
                 options.Rate));
             await CompareAsync(
-                ("gateway (nginx -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency, options.Rate)),
+                ("gateway (YARP -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency, options.Rate)),
                 ("direct (requisition-1)", new StatusLoad(direct, _headers, _ids, options.Concurrency, options.Rate)),
                 "gateway/direct at a fixed rate",
                 verdict: F("open loop, {0:N0} calls/s", options.Rate),
                 cancellationToken);
         }
 
-        if (options.Candidate is { } candidateAddress)
+        if (options.Candidate is { } spec)
         {
-            if (candidateAddress == "yarp")
-            {
-                var port = options.PortBase + 93;
-                var replicas = string.Join(",", LocalTopology.Replicas.Select(r => new Uri(topology.Address("requisition", r)).Authority));
-                _bareHosts.Add(await BareHost.StartAsync("yarp candidate", port, YarpCandidate.Environment, cancellationToken, YarpCandidate.Mode, replicas));
-                candidateAddress = F("http://127.0.0.1:{0}", port);
-                log(F("  the candidate: YARP 2.3.0 (this executable, {0} mode) on {1}, in front of {2}", YarpCandidate.Mode, candidateAddress, replicas));
-            }
-
-            var candidate = Client(candidateAddress);
+            _candidate = await Candidate.StartAsync(spec, topology, options.PortBase + 93, cancellationToken);
+            var candidate = Client(_candidate.Address);
+            var name = _candidate.Name;
             log("");
-            log(F("2c. The candidate gateway {0} against nginx, closed loop then open loop at {1:N0} calls/s, same rounds", candidateAddress, options.Rate));
+            log(F("2c. The candidate {0} ({1}, in front of requisition-1 and -2) against the gateway, closed loop then open loop at {2:N0} calls/s, same rounds",
+                name, _candidate.Address, options.Rate));
             await CompareAsync(
-                ("candidate -> 2 replicas", new StatusLoad(candidate, _headers, _ids, options.Concurrency)),
-                ("gateway (nginx -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency)),
-                "candidate/nginx",
+                (F("{0} -> 2 replicas", name), new StatusLoad(candidate, _headers, _ids, options.Concurrency)),
+                ("gateway (YARP -> 2 replicas)", new StatusLoad(gateway, _headers, _ids, options.Concurrency)),
+                F("{0}/gateway", name),
                 verdict: null,
                 cancellationToken);
             if (options.Rate > 0)
             {
                 await CompareAsync(
-                    ("candidate, open loop", new StatusLoad(candidate, _headers, _ids, options.Concurrency, options.Rate)),
-                    ("nginx, open loop", new StatusLoad(gateway, _headers, _ids, options.Concurrency, options.Rate)),
-                    "candidate/nginx at a fixed rate",
+                    (F("{0}, open loop", name), new StatusLoad(candidate, _headers, _ids, options.Concurrency, options.Rate)),
+                    ("gateway, open loop", new StatusLoad(gateway, _headers, _ids, options.Concurrency, options.Rate)),
+                    F("{0}/gateway at a fixed rate", name),
                     verdict: null,
                     cancellationToken);
             }
@@ -135,6 +130,12 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
 
     public async Task StopBareHostsAsync()
     {
+        if (_candidate is not null)
+        {
+            await _candidate.DisposeAsync();
+            _candidate = null;
+        }
+
         foreach (var host in _bareHosts)
         {
             await host.DisposeAsync();
@@ -208,7 +209,7 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
     /// <summary>Rounds of A and B, alternating which goes first; per window the Redis counters around it.</summary>
     private async Task CompareAsync((string Name, StatusLoad Load) a, (string Name, StatusLoad Load) b, string ratioName, string? verdict, CancellationToken cancellationToken)
     {
-        // Priming: both paths warm (JIT, connections, nginx keepalive) before the first window.
+        // Priming: both paths warm (JIT, connections) before the first window.
         foreach (var side in new[] { a, b })
         {
             await side.Load.RunAsync(side.Name, TimeSpan.Zero, TimeSpan.FromSeconds(2), cancellationToken);
@@ -221,7 +222,7 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
             foreach (var side in round % 2 == 1 ? new[] { a, b } : [b, a])
             {
                 var before = await CacheCounters.ReadAsync(topology);
-                var cpu = ProcessCpu.Start(topology);
+                var cpu = ProcessCpu.Start(topology, _candidate);
                 var window = await side.Load.RunAsync(side.Name, options.Warmup, options.Duration, cancellationToken);
                 var cores = cpu.Stop();
                 var cache = await CacheCounters.ReadAsync(topology) - before;

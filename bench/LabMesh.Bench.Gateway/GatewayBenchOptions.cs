@@ -28,8 +28,8 @@ internal sealed record GatewayBenchOptions
     public IReadOnlyList<KeyValuePair<string, string>> Variant { get; init; } = [];
 
     /// <summary>
-    /// Another gateway in front of the same replicas (started by the caller, e.g. a candidate to replace nginx),
-    /// compared against nginx in the same rounds, closed and open loop; null leaves it out.
+    /// A second gateway in front of the same Requisition replicas (nginx, gateway:N=V,... or a URL; Candidate.cs),
+    /// compared against the topology's gateway in the same rounds, closed and open loop; null leaves it out.
     /// </summary>
     public string? Candidate { get; init; }
 
@@ -95,10 +95,11 @@ internal sealed record GatewayBenchOptions
           --variant N=V[,N=V]   after the main run, restart replica 2 of every service with this environment
                                 (e.g. DOTNET_gcServer=0), start a second bare host with it, and compare
                                 memory and direct GetRequisitionStatus against replica 1
-          --candidate URL|yarp  another gateway in front of the topology's Requisition replicas (BASE+11, BASE+12),
-                                e.g. one evaluated to replace nginx, compared against nginx in the same rounds,
-                                closed and open loop: a URL already running, or yarp (this executable starts
-                                YARP 2.3.0 multiplexing its upstream HTTP/2 connections, on BASE+93)
+          --candidate C         a second gateway in front of the topology's Requisition replicas (BASE+11, BASE+12),
+                                compared against the topology's gateway (services/LabMesh.Gateway) in the same
+                                rounds, closed and open loop, on BASE+93: nginx (deploy/local's gateway before
+                                YARP, its configuration as it was), gateway:N=V[,N=V] (another LabMesh.Gateway
+                                with that environment, e.g. gateway:DOTNET_gcServer=0), or a URL already running
           --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
           --help                this text
 

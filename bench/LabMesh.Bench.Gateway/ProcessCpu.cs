@@ -5,7 +5,7 @@ using LabMesh.Testing;
 namespace LabMesh.Bench.Gateway;
 
 /// <summary>
-/// CPU time of the processes on a call's path (nginx's master and workers, the two Requisition replicas,
+/// CPU time of the processes on a call's path (the gateway, a candidate gateway with its workers, the two Requisition replicas,
 /// Redis, this bench) and of the whole machine, from /proc, so a window can say where its cores went.
 /// </summary>
 internal sealed class ProcessCpu
@@ -23,12 +23,17 @@ internal sealed class ProcessCpu
         _machine = Machine();
     }
 
-    public static ProcessCpu Start(LocalTopology topology)
+    public static ProcessCpu Start(LocalTopology topology, Candidate? candidate = null)
     {
         var groups = new Dictionary<string, int[]>(StringComparer.Ordinal);
-        if (topology.Pid("gateway") is { } nginx)
+        if (topology.Pid("gateway") is { } gateway)
         {
-            groups["nginx"] = [nginx, .. Children(nginx)];
+            groups["gateway"] = [gateway, .. Children(gateway)];
+        }
+
+        if (candidate?.Pid is { } other)
+        {
+            groups[candidate.Name] = [other, .. Children(other)];
         }
 
         foreach (var replica in LocalTopology.Replicas)

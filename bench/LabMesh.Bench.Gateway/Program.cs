@@ -9,11 +9,6 @@ if (args is [BareHost.Mode, var port])
     return await BareHost.ServeAsync(int.Parse(port, CultureInfo.InvariantCulture));
 }
 
-if (args is [YarpCandidate.Mode, var candidatePort, var replicas])
-{
-    return await YarpCandidate.ServeAsync(int.Parse(candidatePort, CultureInfo.InvariantCulture), replicas);
-}
-
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(GatewayBenchOptions.Usage);

@@ -14,7 +14,7 @@ namespace LabMesh.Chaos;
 /// The callers: each worker places an order (CreateRequisition, place, as a clinician) and submits one report on it
 /// (SubmitResults, as the lab's integration: a service caller, the only role SECURITY.md lets submit), every
 /// <c>criticalEvery</c>-th with a critical potassium, through the gateway. A call that fails UNAVAILABLE, INTERNAL
-/// (nginx resetting a stream whose replica died), DEADLINE_EXCEEDED or ABORTED is sent again unchanged, with the
+/// (a stream reset as its replica died), DEADLINE_EXCEEDED or ABORTED is sent again unchanged, with the
 /// same request_id, for up to <see cref="RetryFor"/>; any other answer is final. What returned OK is kept to be
 /// read back.
 /// </summary>

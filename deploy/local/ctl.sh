@@ -56,7 +56,7 @@ case "$part" in
     case "$action" in
       stop|kill) stop_gateway ;;
       start) start_gateway ;;
-      logs) exec tail -F "$STATE/logs/gateway-error.log" "$STATE/logs/gateway-access.log" ;;
+      logs) exec tail -F "$STATE/logs/gateway.log" ;;
       *) usage ;;
     esac ;;
   *-[0-9]*)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts LabMesh's distributed topology on this machine: PostgreSQL, Redis, two replicas of each of the
-# four services (separate processes on their own loopback ports) and nginx as the gRPC gateway.
+# four services (separate processes on their own loopback ports) and the gateway (services/LabMesh.Gateway,
+# YARP) in front of them for gRPC and REST.
 # Waits until every part answers, then prints where the gateway is. See README.md here.
 #
 #   up.sh               the topology; the replicas export telemetry only if OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -19,7 +20,6 @@ done
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-command -v nginx >/dev/null || missing+=(nginx)
 command -v dotnet >/dev/null || die "the .NET SDK is not on PATH"
 command -v openssl >/dev/null || missing+=(openssl)
 [ "$dashboard" != 1 ] || command -v curl >/dev/null || missing+=(curl)
@@ -27,11 +27,12 @@ command -v openssl >/dev/null || missing+=(openssl)
 
 mkdir -p "$STATE/run" "$STATE/logs"
 if [ "${LABMESH_LOCAL_NO_BUILD:-0}" != 1 ]; then
-  say "building the services and the labmesh command ($CONFIGURATION)"
+  say "building the services, the gateway and the labmesh command ($CONFIGURATION)"
   for service in "${SERVICES[@]}"; do
     dotnet build "$LABMESH_ROOT/services/${PROJECT[$service]}" -c "$CONFIGURATION" -v q -nologo >/dev/null \
       || die "building ${PROJECT[$service]} failed (run: dotnet build services/${PROJECT[$service]})"
   done
+  dotnet build "$LABMESH_ROOT/services/LabMesh.Gateway" -c "$CONFIGURATION" -v q -nologo >/dev/null || die "building the gateway failed (run: dotnet build services/LabMesh.Gateway)"
   dotnet build "$LABMESH_ROOT/tools/LabMesh.Cli" -c "$CONFIGURATION" -v q -nologo >/dev/null || die "building the labmesh command failed"
 fi
 

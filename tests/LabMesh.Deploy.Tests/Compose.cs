@@ -123,7 +123,7 @@ internal static class Compose
         Services.SingleOrDefault(s => s.Project == project)
         ?? throw new Xunit.Sdk.XunitException($"{FilePath} builds no service from {Dockerfile.PathFor(project)}.");
 
-    /// <summary>The service whose image is <paramref name="repository"/> (any tag), e.g. the nginx gateway.</summary>
+    /// <summary>The service whose image is <paramref name="repository"/> (any tag), e.g. postgres.</summary>
     public static ComposeService ServiceWithImage(string repository) =>
         Services.SingleOrDefault(s => s.Image is { } image && image.Split(':')[0] == repository)
         ?? throw new Xunit.Sdk.XunitException($"{FilePath} has no service with image {repository}.");

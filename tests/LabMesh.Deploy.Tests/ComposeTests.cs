@@ -2,7 +2,7 @@ using System.Data.Common;
 
 namespace LabMesh.Deploy.Tests;
 
-/// <summary>docker-compose.yml: the four services as built images with PostgreSQL, Redis and the nginx gateway.</summary>
+/// <summary>docker-compose.yml: the four services as built images with PostgreSQL, Redis and the gateway (services/LabMesh.Gateway).</summary>
 public sealed class ComposeTests
 {
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
@@ -17,7 +17,7 @@ public sealed class ComposeTests
 
         Compose.ServiceWithImage("postgres");
         Compose.ServiceWithImage("redis");
-        Compose.ServiceWithImage("nginx");
+        Compose.ServiceOf(Repository.Gateway);
     }
 
     [Fact]

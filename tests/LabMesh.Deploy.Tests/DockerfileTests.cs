@@ -9,6 +9,9 @@ public sealed class DockerfileTests
 
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
 
+    /// <summary>Every image compose builds: the services and the gateway.</summary>
+    public static TheoryData<string> Images => new([.. Repository.DeployableProjects, Repository.Gateway]);
+
     [Fact]
     public void DeployableProjects_AreTheFourServices()
     {
@@ -19,7 +22,7 @@ public sealed class DockerfileTests
     }
 
     [Theory]
-    [MemberData(nameof(Projects))]
+    [MemberData(nameof(Images))]
     public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime(string project)
     {
         var dockerfile = Load(project);
@@ -33,7 +36,7 @@ public sealed class DockerfileTests
     }
 
     [Theory]
-    [MemberData(nameof(Projects))]
+    [MemberData(nameof(Images))]
     public void Dockerfile_RunsAsANumericNonRootUser(string project)
     {
         var dockerfile = Load(project);
@@ -44,7 +47,7 @@ public sealed class DockerfileTests
     }
 
     [Theory]
-    [MemberData(nameof(Projects))]
+    [MemberData(nameof(Images))]
     public void Dockerfile_PublishesItsOwnProject_AndStartsItsAssembly(string project)
     {
         var dockerfile = Load(project);
@@ -61,7 +64,7 @@ public sealed class DockerfileTests
     }
 
     [Theory]
-    [MemberData(nameof(Projects))]
+    [MemberData(nameof(Images))]
     public void Dockerfile_CopiesEverythingTheBuildReads(string project)
     {
         var dockerfile = Load(project);
@@ -125,7 +128,7 @@ public sealed class DockerfileTests
         // Host obj/ folders hold project.assets.json with host paths, which would break the image's restore.
         Assert.Contains("**/bin", patterns);
         Assert.Contains("**/obj", patterns);
-        foreach (var project in Repository.DeployableProjects)
+        foreach (var project in Repository.DeployableProjects.Append(Repository.Gateway))
         {
             var dockerfile = Load(project);
             foreach (var source in dockerfile.Stages[0].All("COPY").SelectMany(c => c.Words).Where(w => Repository.Exists(w.TrimEnd('/'))))

@@ -8,6 +8,9 @@ internal static class Repository
     /// <summary>services/ holds it but it is not deployed: it is the laptop and demo host.</summary>
     private const string AllInOne = "LabMesh.AllInOne";
 
+    /// <summary>services/ holds it but it is no service: the gateway of deploy/local and compose (Kubernetes has its Gateway API).</summary>
+    public const string Gateway = "LabMesh.Gateway";
+
     public static string Root { get; } = FindRoot();
 
     /// <summary>Every project under services/ that runs as a service of its own, e.g. <c>LabMesh.Requisition</c>.</summary>
@@ -15,7 +18,7 @@ internal static class Repository
         [.. Directory.GetDirectories(PathOf("services"))
             .Select(Path.GetFileName)
             .OfType<string>()
-            .Where(name => name != AllInOne && File.Exists(PathOf($"services/{name}/{name}.csproj")))
+            .Where(name => name is not AllInOne and not Gateway && File.Exists(PathOf($"services/{name}/{name}.csproj")))
             .Order(StringComparer.Ordinal)];
 
     /// <summary>An absolute path from a repository-relative one written with '/'.</summary>

@@ -4,13 +4,11 @@ namespace LabMesh.Deploy.Tests;
 
 /// <summary>
 /// REST (issue 19): every path of a <c>google.api.http</c> option in protos/ reaches the service that owns it, through
-/// the Kubernetes HTTPRoutes (k8s/base/rest-routes.yaml) and through nginx's REST routes
-/// (deploy/compose/nginx/rest-routes.conf, which deploy/local's gateway includes).
+/// the Kubernetes HTTPRoutes (k8s/base/rest-routes.yaml) and through the REST routes of deploy/local's and compose's
+/// gateway (services/LabMesh.Gateway/appsettings.json).
 /// </summary>
 public sealed partial class RestRouteTests
 {
-    private const string NginxRoutes = "deploy/compose/nginx/rest-routes.conf";
-
     public static TheoryData<string> Overlays => Kustomize.OverlayData;
 
     /// <summary>Every HTTP path of the protos (variables as <c>x</c>) and the project that serves it.</summary>
@@ -68,57 +66,30 @@ public sealed partial class RestRouteTests
 
     [Theory]
     [MemberData(nameof(Paths))]
-    public void NginxRestRoutes_SendEveryPath_ToItsServicesRestUpstream(string path, string project)
+    public void GatewayRestRoutes_SendEveryPath_ToItsServicesRestCluster(string path, string project)
     {
-        var locations = Nginx.Load(NginxRoutes, _ => null).Where(d => d.Name == "location").ToList();
-        Assert.All(locations, l => Assert.True(l.Args.Count == 1, $"{l}: only prefix locations are expected."));
+        var route = GatewayConfig.Match(path);
 
-        var location = locations.Where(l => path.StartsWith(l.Args[0], StringComparison.Ordinal)).MaxBy(l => l.Args[0].Length);
-
-        Assert.False(location is null, $"No location of {NginxRoutes} matches {path}.");
-        Assert.Equal($"http://{Repository.ShortName(project)}_rest", location.Child("proxy_pass")?.Args.Single());
+        Assert.False(route is null, $"No route of {GatewayConfig.File} takes {path}.");
+        Assert.Equal(GatewayConfig.RestCluster(project), route.Cluster);
     }
 
     [Fact]
-    public void NginxRestRoutes_AnswerNoOtherPath()
+    public void GatewayRestRoutes_TakeNoOtherPath()
     {
-        var locations = Nginx.Load(NginxRoutes, _ => null).Where(d => d.Name == "location").ToList();
-
-        var other = locations.Where(l => "/labmesh.requisition.v1.RequisitionService/GetRequisition".StartsWith(l.Args[0], StringComparison.Ordinal)).MaxBy(l => l.Args[0].Length)!;
-
-        Assert.Equal(["404"], other.Child("return")?.Args);
+        Assert.Null(GatewayConfig.Match("/v1/nothing-here"));
+        Assert.Null(GatewayConfig.Match("/v2/other/thing"));
+        // A gRPC path is no REST route's.
+        Assert.DoesNotContain("-rest", GatewayConfig.Match("/labmesh.requisition.v1.RequisitionService/GetRequisition")!.Cluster, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void DeployLocal_GatewayIncludesTheRestRoutes_WithAnUpstreamPerService()
+    public void GatewayRestCluster_OfNotifications_KeepsTheEventStreamOpenAnHour()
     {
-        var lib = Repository.Read("deploy/local/lib.sh");
+        // GET /v1/notifications/events:subscribe stays open and may be quiet for long.
+        var request = GatewayConfig.Cluster(GatewayConfig.RestCluster("LabMesh.Notification")).GetProperty("HttpRequest");
 
-        Assert.Contains("include $LABMESH_ROOT/" + NginxRoutes, lib, StringComparison.Ordinal);
-        Assert.Contains("upstream ${service}_rest {", lib, StringComparison.Ordinal);
-        Assert.Contains("--LabMesh:Rest:Url", lib, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void ComposeGateway_ServesTheRestRoutes_OnAPublishedPort_ToEachServicesRestListener()
-    {
-        var gateway = Compose.ServiceWithImage("nginx");
-        var config = gateway.Volumes.Where(v => v.Target.StartsWith("/etc/nginx/conf.d/", StringComparison.Ordinal))
-            .Select(v => Repository.Relative(Repository.PathOf(v.Source))).Single();
-        var http = Nginx.Load(config, gateway.HostPathOf);
-
-        var rest = Assert.Single(http, d => d.Name == "server" && d.Children("location").Any(l => l.Args[0] == "/v2/partner/"));
-        Assert.Null(rest.Child("http2"));
-        var listen = Assert.Single(rest.Children("listen")).Args[0];
-        Assert.Contains(gateway.PublishedPorts, port => port.Target == listen);
-        foreach (var project in Repository.DeployableProjects)
-        {
-            var service = Compose.ServiceOf(project);
-            Assert.True(service.Environment.TryGetValue("LabMesh__Rest__Url", out var url), $"{service} has no REST listener (LabMesh__Rest__Url).");
-            var port = new Uri(url.Replace("+", "localhost", StringComparison.Ordinal)).Port;
-            var upstream = Assert.Single(http, d => d.Name == "upstream" && d.Args[0] == $"{Repository.ShortName(project)}_rest");
-            Assert.Equal($"{service.Name}:{port}", Assert.Single(upstream.Children("server")).Args[0]);
-        }
+        Assert.True(TimeSpan.Parse(request.GetProperty("ActivityTimeout").GetString()!, System.Globalization.CultureInfo.InvariantCulture) >= TimeSpan.FromHours(1));
     }
 
     /// <summary>How specifically a Gateway API path match takes <paramref name="path"/>: 0 not at all; an exact match beats any prefix.</summary>

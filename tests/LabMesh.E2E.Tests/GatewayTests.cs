@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace LabMesh.E2E.Tests;
 
 /// <summary>
-/// The topology of deploy/local (PostgreSQL, Redis, two replicas of each service, nginx in front), every
+/// The topology of deploy/local (PostgreSQL, Redis, two replicas of each service, the YARP gateway in front), every
 /// call through the gateway: the demo, a replica of each service killed mid-run, Redis killed mid-run.
 /// Each test leaves the topology whole again.
 /// </summary>
