@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
+using LabMesh.Testing;
 
 namespace LabMesh.Bench.Gateway;
 
@@ -52,7 +53,7 @@ internal sealed class Candidate : IAsyncDisposable
         {
             // Not "gateway": that is the topology's own in the comparison and in the CPU readings.
             name = spec == "gateway" ? "gateway (a second one)" : spec;
-            var dll = Path.Combine(topology.Root, "services", "LabMesh.Gateway", "bin", "Release", "net10.0", "LabMesh.Gateway.dll");
+            var dll = Path.Combine(LocalTopology.Root, "services", "LabMesh.Gateway", "bin", "Release", "net10.0", "LabMesh.Gateway.dll");
             start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
             foreach (var arg in new[]
             {

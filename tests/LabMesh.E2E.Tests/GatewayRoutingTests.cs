@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Testing;
 
 namespace LabMesh.E2E.Tests;
 
@@ -9,7 +10,7 @@ namespace LabMesh.E2E.Tests;
 /// service gets a gRPC status, and a replica that is down is passed over without the caller seeing it.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
-public sealed class GatewayRoutingTests(LocalTopology topology)
+public sealed class GatewayRoutingTests(LocalTopologyFixture topology)
 {
     [Fact]
     public async Task UnknownService_IsAnsweredUnimplemented_ByTheGateway()
