@@ -70,7 +70,7 @@ public static class ServiceDefaultsExtensions
         });
         // Traces, metrics and logs over OTLP when the standard OTEL_* variables name an endpoint (LabMeshTelemetry).
         builder.AddLabMeshTelemetry();
-        var telemetry = LabMeshTelemetry.IsEnabled(builder.Configuration);
+        var telemetry = LabMeshOpenTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
         // The interceptor's record commits with the call's first write: the audit log joins every store's write transactions.

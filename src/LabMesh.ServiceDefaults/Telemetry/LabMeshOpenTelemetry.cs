@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
-using System.Reflection;
-using LabMesh.Contracts.Common.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -23,27 +20,15 @@ namespace LabMesh.ServiceDefaults.Telemetry;
 /// </summary>
 /// <remarks>
 /// What is traced: every gRPC call served (ASP.NET Core) and made (Grpc.Net.Client), webhook POSTs (HttpClient),
-/// SQL (Npgsql), and LabMesh's own <see cref="Source"/>: the outbox relay's publish, Notification's ingest, a
+/// SQL (Npgsql), and LabMesh's own <see cref="LabMeshTelemetry.Source"/>: the outbox relay's publish, Notification's ingest, a
 /// <c>Subscribe</c> delivery, a webhook delivery and an escalation, each the child of the span that caused the
 /// event (its envelope's <c>traceparent</c>), so one lab order is one trace. No attribute holds an id of a
 /// patient, a name, a birth date or a result value: the tags are event types, methods, codes and outcomes.
 /// </remarks>
-public static class LabMeshTelemetry
+public static class LabMeshOpenTelemetry
 {
-    /// <summary>The name of LabMesh's ActivitySource and Meter.</summary>
-    public const string Name = "LabMesh";
-
     /// <summary>The <c>service.namespace</c> of every LabMesh process.</summary>
     public const string ServiceNamespace = "labmesh";
-
-    private static readonly string Version = typeof(LabMeshTelemetry).Assembly
-        .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
-
-    /// <summary>LabMesh's own spans (outbox, bus, ingest, deliveries, escalation).</summary>
-    public static readonly ActivitySource Source = new(Name, Version);
-
-    /// <summary>LabMesh's own metrics (RPC durations and the workflow's figures, see <see cref="LabMeshMetrics"/>).</summary>
-    public static readonly Meter Meter = new(Name, Version);
 
     /// <summary>The variables any one of which turns export on.</summary>
     public static readonly string[] EndpointVariables =
@@ -93,10 +78,10 @@ public static class LabMeshTelemetry
             // An instance id set by the operator (OTEL_RESOURCE_ATTRIBUTES=service.instance.id=...: deploy/local names
             // its replicas) is kept; otherwise each process makes one.
             .ConfigureResource(resource => resource.AddService(
-                serviceName, ServiceNamespace, Version,
+                serviceName, ServiceNamespace, LabMeshTelemetry.Version,
                 autoGenerateServiceInstanceId: !(builder.Configuration["OTEL_RESOURCE_ATTRIBUTES"] ?? "").Contains("service.instance.id=", StringComparison.Ordinal)))
             .WithTracing(tracing => tracing
-                .AddSource(Name)
+                .AddSource(LabMeshTelemetry.Name)
                 .AddAspNetCoreInstrumentation(options =>
                 {
                     // Probes and grpcurl's reflection are not what an operator follows; every other call is.
@@ -125,7 +110,7 @@ public static class LabMeshTelemetry
                     services.GetService<RedisConnection>()?.ObserveConnections(multiplexer => redis.AddConnection(multiplexer))))
             .WithMetrics(metrics => metrics
                 // LabMesh's meter and its components' own (LabMesh.Redis...).
-                .AddMeter(Name, Name + ".*")
+                .AddMeter(LabMeshTelemetry.Name, LabMeshTelemetry.Name + ".*")
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
@@ -133,42 +118,6 @@ public static class LabMeshTelemetry
             .WithLogging()
             .UseOtlpExporter();
         return builder;
-    }
-
-    /// <summary>
-    /// Starts the span <c>{operation} {event type}</c> of <see cref="Source"/> whose parent is the span that caused
-    /// <paramref name="evt"/> (its envelope's <c>traceparent</c>), or the current span when it has none; null, with
-    /// nothing allocated, when nobody listens. It does not become <see cref="Activity.Current"/> unless <paramref name="makeCurrent"/>.
-    /// </summary>
-    public static Activity? StartForEvent(string operation, ActivityKind kind, Event evt, bool makeCurrent = true)
-    {
-        ArgumentNullException.ThrowIfNull(evt);
-        return StartForEvent(operation, kind, evt.Type, evt.Traceparent, evt.Tracestate, makeCurrent);
-    }
-
-    /// <summary>As <see cref="StartForEvent(string, ActivityKind, Event, bool)"/>, from an event's type and trace context as stored.</summary>
-    public static Activity? StartForEvent(string operation, ActivityKind kind, string eventType, string? traceparent, string? tracestate, bool makeCurrent = true)
-    {
-        if (!Source.HasListeners())
-        {
-            return null;
-        }
-
-        var previous = Activity.Current;
-        var name = operation + " " + eventType;
-        var activity = ActivityContext.TryParse(traceparent, tracestate, isRemote: true, out var parent)
-            ? Source.StartActivity(name, kind, parent)
-            : Source.StartActivity(name, kind);
-        if (activity is not null)
-        {
-            activity.SetTag("labmesh.event.type", eventType);
-            if (!makeCurrent)
-            {
-                Activity.Current = previous;
-            }
-        }
-
-        return activity;
     }
 }
 

@@ -7,7 +7,7 @@ namespace LabMesh.ServiceDefaults.Audit;
 /// The audit record of the mutating call in progress (<see cref="AuditScope"/>), if it has none yet, inserted in
 /// the first write transaction the handler commits on the call's store: the change and its record commit together.
 /// </summary>
-internal sealed class AuditWriteParticipant : IWriteParticipant
+public sealed class AuditWriteParticipant : IWriteParticipant
 {
     /// <inheritdoc />
     public async Task<Action<bool>?> JoinAsync(string storeName, DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
