@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceRequest;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;

@@ -5,12 +5,12 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
+using LabMesh.Core.Validation;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;

@@ -4,12 +4,12 @@ using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Notification;
 

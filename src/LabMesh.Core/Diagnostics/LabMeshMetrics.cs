@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 
-namespace LabMesh.ServiceDefaults.Telemetry;
+namespace LabMesh.Core.Diagnostics;
 
 /// <summary>
 /// The workflow's figures an on-call engineer reads, on <see cref="LabMeshTelemetry.Meter"/>. Attribute values

@@ -3,7 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Reflection;
 using LabMesh.Contracts.Common.V1;
 
-namespace LabMesh.ServiceDefaults.Telemetry;
+namespace LabMesh.Core.Diagnostics;
 
 /// <summary>
 /// LabMesh's own instruments: its ActivitySource and Meter, and the span of an event's step whose parent is the span

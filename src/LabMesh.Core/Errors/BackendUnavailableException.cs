@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Errors;
+namespace LabMesh.Core.Errors;
 
 /// <summary>
 /// A backing store LabMesh depends on cannot serve a call right now (not connected, no answer in time, an

@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Errors;
+namespace LabMesh.Core.Errors;
 
 /// <summary>
 /// A caller's mistake found by the domain: the one server interceptor

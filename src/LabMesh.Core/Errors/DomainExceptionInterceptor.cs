@@ -6,7 +6,7 @@ using Grpc.Core.Interceptors;
 using GrpcStatus = Grpc.Core.Status;
 using RpcStatus = Google.Rpc.Status;
 
-namespace LabMesh.ServiceDefaults.Errors;
+namespace LabMesh.Core.Errors;
 
 /// <summary>
 /// The one server interceptor that turns a <see cref="DomainException"/> thrown by a handler (of any

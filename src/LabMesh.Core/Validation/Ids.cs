@@ -1,6 +1,6 @@
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
-namespace LabMesh.ServiceDefaults.Validation;
+namespace LabMesh.Core.Validation;
 
 /// <summary>
 /// What a resource id in a request may look like, the same in every service: present (not blank) and at

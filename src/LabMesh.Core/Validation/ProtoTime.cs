@@ -1,7 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
-namespace LabMesh.ServiceDefaults.Validation;
+namespace LabMesh.Core.Validation;
 
 /// <summary>
 /// A request's <c>Duration</c> and <c>Timestamp</c> fields as .NET values. The wire allows values

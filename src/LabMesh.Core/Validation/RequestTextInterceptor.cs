@@ -2,9 +2,9 @@ using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
-namespace LabMesh.ServiceDefaults.Validation;
+namespace LabMesh.Core.Validation;
 
 /// <summary>
 /// Refuses a request that carries a NUL character (U+0000) in any string, at any depth: INVALID_ARGUMENT

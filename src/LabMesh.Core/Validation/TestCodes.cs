@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Validation;
+namespace LabMesh.Core.Validation;
 
 /// <summary>What a test code may look like: "LIPID_PANEL", "CBC", "HBA1C" (seed 000's <c>code</c>).</summary>
 public static class TestCodes

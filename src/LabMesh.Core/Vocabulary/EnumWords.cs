@@ -2,7 +2,7 @@ using System.Collections.Frozen;
 using System.Reflection;
 using Google.Protobuf.Reflection;
 
-namespace LabMesh.ServiceDefaults.Vocabulary;
+namespace LabMesh.Core.Vocabulary;
 
 /// <summary>
 /// The word of a proto enum value, read from the generated code's original names so the .proto file is

@@ -1,6 +1,6 @@
 using LabMesh.Contracts.Requisition.V1;
 
-namespace LabMesh.ServiceDefaults.Vocabulary;
+namespace LabMesh.Core.Vocabulary;
 
 /// <summary>Seed 003's words for the lifecycle view, as events, webhooks and results statuses carry them.</summary>
 public static class LifecycleWords

@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Caching;
+namespace LabMesh.Messaging.Caching;
 
 /// <summary>
 /// The status cache (Redis <c>labmesh:status:{kind}:{id}</c> when configured, in-process otherwise).

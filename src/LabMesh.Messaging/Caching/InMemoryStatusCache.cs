@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace LabMesh.ServiceDefaults.Caching;
+namespace LabMesh.Messaging.Caching;
 
 /// <summary>
 /// <see cref="IStatusCache"/> inside the process, for the all-in-one host: the same rules as the Redis

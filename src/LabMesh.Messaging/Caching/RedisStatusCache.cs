@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Logging;
 
-namespace LabMesh.ServiceDefaults.Caching;
+namespace LabMesh.Messaging.Caching;
 
 /// <summary>
 /// <see cref="IStatusCache"/> in Redis: one string per status at <c>labmesh:status:{kind}:{id}</c>

@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>The event types of DESIGN.md ("Notification service"), in the seeds' words.</summary>
 public static class EventTypes

@@ -1,7 +1,7 @@
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>
 /// Where outbox relays publish events and consumers read them: a Redis stream

@@ -1,6 +1,6 @@
 using LabMesh.Contracts.Common.V1;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>
 /// Told by a service's <see cref="OutboxRelay"/> about every batch of events it published, before the rows

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Threading.Channels;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Logging;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>
 /// <see cref="IEventBus"/> inside the process, for the all-in-one host: a log of the last

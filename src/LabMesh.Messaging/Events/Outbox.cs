@@ -4,9 +4,9 @@ using System.Globalization;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>
 /// The transactional outbox: a service writes its state change and the event it causes in one

@@ -4,12 +4,12 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>How an <see cref="OutboxRelay"/> paces itself. Bound from <c>LabMesh:Outbox</c>.</summary>
 public sealed class OutboxRelayOptions

@@ -1,10 +1,10 @@
 using System.Threading.Channels;
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Logging;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>
 /// <see cref="IEventBus"/> over Redis: every event is appended to the stream (<see cref="RedisOptions.StreamKey"/>,

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -6,7 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>Registers a service's store, its migrations and its outbox relay.</summary>
 public static class StorageServiceCollectionExtensions

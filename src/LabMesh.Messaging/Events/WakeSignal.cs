@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Events;
+namespace LabMesh.Messaging.Events;
 
 /// <summary>
 /// Wakes a background loop early: the loop waits on <see cref="WaitAsync"/> for its interval, and

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace LabMesh.ServiceDefaults.Redis;
+namespace LabMesh.Messaging.Redis;
 
 /// <summary>
 /// Positions of the bus, the one rule every reader of a cursor follows: a Redis stream id

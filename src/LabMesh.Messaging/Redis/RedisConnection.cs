@@ -2,12 +2,12 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-namespace LabMesh.ServiceDefaults.Redis;
+namespace LabMesh.Messaging.Redis;
 
 /// <summary>
 /// The process's one connection to Redis and the only place that calls StackExchange.Redis. It speaks

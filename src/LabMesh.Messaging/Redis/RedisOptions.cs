@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Redis;
+namespace LabMesh.Messaging.Redis;
 
 /// <summary>
 /// Redis settings. Bound from configuration section <c>LabMesh:Redis</c>; <c>ConnectionStrings:Redis</c>,

@@ -5,7 +5,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.Messaging.Storage;
 
 /// <summary>
 /// One service's store: a SQLite file under the data directory (WAL) by default, or its own schema

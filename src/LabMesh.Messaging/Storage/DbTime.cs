@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.Messaging.Storage;
 
 /// <summary>
 /// Times are stored as fixed-width ISO 8601 UTC text (<c>2026-11-21T09:30:00.123456Z</c>) in both

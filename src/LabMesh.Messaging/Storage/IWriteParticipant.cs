@@ -1,6 +1,6 @@
 using System.Data.Common;
 
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.Messaging.Storage;
 
 /// <summary>
 /// Work that joins a store's write transactions, registered in the container (the audit log's record of the

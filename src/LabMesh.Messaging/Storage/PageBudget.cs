@@ -1,6 +1,6 @@
 using Google.Protobuf;
 
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.Messaging.Storage;
 
 /// <summary>
 /// The byte budget of one list page: items are added while the page stays within <see cref="MaxBytes"/> as encoded in

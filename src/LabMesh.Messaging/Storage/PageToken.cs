@@ -1,8 +1,8 @@
 using System.Buffers.Text;
 using System.Text;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.Messaging.Storage;
 
 /// <summary>
 /// List paging by key: ids are time-ordered (UUID v7), lists run newest first, and a page token is

@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Storage;
+namespace LabMesh.Messaging.Storage;
 
 /// <summary>Where a service keeps its data. Bound from configuration section <c>LabMesh:Storage</c>.</summary>
 public sealed class StorageOptions

@@ -1,12 +1,12 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.Audit.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
+using LabMesh.Messaging.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>
 /// <c>labmesh.audit.v1.AuditService</c>: the audit records of the services this process hosts (the

@@ -1,7 +1,7 @@
 using System.Collections.Frozen;
 using Grpc.Core;
 
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>What a mutating RPC changes: a <see cref="Type"/>, and where the target's id is.</summary>
 /// <param name="Type">The audit record's target type, e.g. <c>Requisition</c>.</param>

@@ -4,7 +4,7 @@ using System.Globalization;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
 
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>
 /// What goes into an audit record from a request or response, by protobuf reflection: field paths

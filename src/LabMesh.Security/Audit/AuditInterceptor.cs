@@ -2,13 +2,13 @@ using System.Text;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
+using LabMesh.Messaging.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>
 /// The one place mutations are recorded. For every RPC <see cref="AuditCatalog"/> classifies as a

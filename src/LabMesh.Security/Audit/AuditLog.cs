@@ -1,9 +1,9 @@
 using System.Data.Common;
 using System.Text;
 using Dapper;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>One audit record as stored (<c>audit_log</c>); the changed fields are paths joined by commas.</summary>
 internal sealed class AuditRow

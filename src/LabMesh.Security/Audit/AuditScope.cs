@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>
 /// The audit record of the mutating call in progress. It flows with the call (an

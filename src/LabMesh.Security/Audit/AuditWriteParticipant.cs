@@ -1,7 +1,7 @@
 using System.Data.Common;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 
-namespace LabMesh.ServiceDefaults.Audit;
+namespace LabMesh.Security.Audit;
 
 /// <summary>
 /// The audit record of the mutating call in progress (<see cref="AuditScope"/>), if it has none yet, inserted in

@@ -6,7 +6,7 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>Roles as a set, for a row of the <see cref="AccessMatrix"/>.</summary>
 [Flags]

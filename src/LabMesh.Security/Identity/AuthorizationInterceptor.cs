@@ -1,11 +1,11 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>
 /// The one place that decides who calls and what they may do, for every LabMesh RPC (SECURITY.md):

@@ -1,6 +1,6 @@
 using Grpc.Core;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>The caller's role (DESIGN.md, "Security"; SECURITY.md).</summary>
 public enum CallerRole

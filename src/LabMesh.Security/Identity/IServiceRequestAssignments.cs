@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>
 /// Which partner a service request is assigned to: what <see cref="AuthorizationInterceptor"/> needs to

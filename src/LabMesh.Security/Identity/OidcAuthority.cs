@@ -3,7 +3,7 @@ using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>
 /// The signing keys of an OpenID Connect issuer (<see cref="SecurityOptions.Authority"/>): its discovery

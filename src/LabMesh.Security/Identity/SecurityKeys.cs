@@ -1,14 +1,14 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>
 /// This process's keys: the trusted public keys and its own signing key, from <see cref="SecurityOptions"/>;

@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>
 /// Bearer-token identity (SECURITY.md). Section <c>LabMesh:Security</c>. A process trusts the

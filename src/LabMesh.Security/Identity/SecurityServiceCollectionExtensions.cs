@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>Registers bearer-token identity (SECURITY.md).</summary>
 public static class SecurityServiceCollectionExtensions

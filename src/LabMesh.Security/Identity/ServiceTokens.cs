@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>
 /// The tokens this process calls its peers with: role <c>service</c>, subject <c>service:{name}</c>, no

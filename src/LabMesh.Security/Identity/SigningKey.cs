@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace LabMesh.ServiceDefaults.Identity;
+namespace LabMesh.Security.Identity;
 
 /// <summary>The claims LabMesh reads from a token, besides <c>iss</c>, <c>aud</c>, <c>exp</c>, <c>nbf</c>.</summary>
 public static class TokenClaims

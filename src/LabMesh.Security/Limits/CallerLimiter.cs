@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Options;
 
-namespace LabMesh.ServiceDefaults.Limits;
+namespace LabMesh.Security.Limits;
 
 /// <summary>
 /// The per-caller state behind <see cref="RateLimitInterceptor"/>: a token bucket per caller

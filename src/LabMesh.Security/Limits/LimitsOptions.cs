@@ -1,4 +1,4 @@
-namespace LabMesh.ServiceDefaults.Limits;
+namespace LabMesh.Security.Limits;
 
 /// <summary>
 /// Per-caller limits every service enforces (bound from <c>LabMesh:Limits</c>). A caller is a team and

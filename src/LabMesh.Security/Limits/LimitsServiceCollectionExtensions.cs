@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
-namespace LabMesh.ServiceDefaults.Limits;
+namespace LabMesh.Security.Limits;
 
 public static class LimitsServiceCollectionExtensions
 {

@@ -4,12 +4,12 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 using GrpcStatus = Grpc.Core.Status;
 using RpcStatus = Google.Rpc.Status;
 
-namespace LabMesh.ServiceDefaults.Limits;
+namespace LabMesh.Security.Limits;
 
 /// <summary>
 /// The one place that enforces per-caller limits (<see cref="LimitsOptions"/>): every call takes a permit

@@ -1,9 +1,10 @@
 using System.Diagnostics;
+using LabMesh.Core.Diagnostics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using LabMesh.Core.Diagnostics;
 
 namespace LabMesh.ServiceDefaults.Telemetry;
 

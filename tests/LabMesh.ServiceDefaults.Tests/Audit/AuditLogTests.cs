@@ -4,7 +4,7 @@ using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Testing;
 using LabMesh.Contracts.Audit.V1;
-using LabMesh.ServiceDefaults.Audit;
+using LabMesh.Security.Audit;
 
 namespace LabMesh.ServiceDefaults.Tests.Audit;
 
