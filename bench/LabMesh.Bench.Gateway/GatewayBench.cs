@@ -3,7 +3,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 using static LabMesh.Bench.Gateway.Report;
 

@@ -4,7 +4,7 @@ using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 
 namespace LabMesh.Bench.Notification;
 

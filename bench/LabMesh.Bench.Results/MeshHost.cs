@@ -1,7 +1,7 @@
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceRequest;
 using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.Bench.Results;
 

@@ -8,7 +8,7 @@ using LabMesh.Bench.Load;
 using LabMesh.Bench.Servers;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
 
 if (args.Length == 2 && args[0] == BareServer.Mode)

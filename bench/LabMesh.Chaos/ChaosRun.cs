@@ -4,8 +4,8 @@ using Grpc.Net.Client;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.Chaos;

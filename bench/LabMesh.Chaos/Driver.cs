@@ -6,7 +6,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 
 namespace LabMesh.Chaos;
 

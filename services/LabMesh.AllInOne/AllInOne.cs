@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.AllInOne;

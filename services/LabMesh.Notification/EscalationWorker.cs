@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Messaging.Events;
+using LabMesh.Core.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;

@@ -3,9 +3,9 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
+using LabMesh.Core.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;

@@ -4,11 +4,11 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;

@@ -25,7 +25,7 @@ public sealed record EndpointRecord(
     /// <summary>Whether an event of <paramref name="eventType"/> is sent to this endpoint.</summary>
     public bool Accepts(string eventType) =>
         EventTypes.Count == 0 || EventTypes.Contains(eventType, StringComparer.Ordinal)
-        || (Escalation && eventType == ServiceDefaults.Events.EventTypes.CriticalResultEscalated);
+        || (Escalation && eventType == Messaging.Events.EventTypes.CriticalResultEscalated);
 
     /// <summary>The secrets an attempt at <paramref name="now"/> is signed with: the current one, and the previous one during its overlap.</summary>
     public IReadOnlyList<string> SigningSecrets(DateTimeOffset now) =>
@@ -100,9 +100,9 @@ public static class CriticalSource
     /// <summary>The critical result an event concerns: the critical event itself, or the one an escalation or acknowledgement names.</summary>
     public static string? CriticalIdOf(LabMesh.Contracts.Common.V1.Event evt) => evt.Type switch
     {
-        ServiceDefaults.Events.EventTypes.LabTestResultCritical => evt.Id,
-        ServiceDefaults.Events.EventTypes.CriticalResultEscalated => evt.CriticalResultEscalated?.CriticalResultId,
-        ServiceDefaults.Events.EventTypes.CriticalResultAcknowledged => evt.CriticalResultAcknowledged?.CriticalResultId,
+        Messaging.Events.EventTypes.LabTestResultCritical => evt.Id,
+        Messaging.Events.EventTypes.CriticalResultEscalated => evt.CriticalResultEscalated?.CriticalResultId,
+        Messaging.Events.EventTypes.CriticalResultAcknowledged => evt.CriticalResultAcknowledged?.CriticalResultId,
         _ => null,
     };
 }

@@ -1,6 +1,6 @@
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 

@@ -3,10 +3,10 @@ using Dapper;
 using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
 
 namespace LabMesh.Notification;
 

@@ -3,9 +3,9 @@ using Dapper;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Notification;
 

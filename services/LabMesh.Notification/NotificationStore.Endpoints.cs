@@ -1,9 +1,9 @@
 using System.Data.Common;
 using Dapper;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Validation;
 
 namespace LabMesh.Notification;
 

@@ -1,9 +1,9 @@
 using Dapper;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Security.Audit;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
 
 namespace LabMesh.Notification;
 

@@ -1,7 +1,7 @@
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.Notification;
 
@@ -37,10 +37,10 @@ public static class NotificationValidation
         var list = types.ToList();
         for (var i = 0; i < list.Count; i++)
         {
-            if (!ServiceDefaults.Events.EventTypes.Published.Contains(list[i], StringComparer.Ordinal))
+            if (!Messaging.Events.EventTypes.Published.Contains(list[i], StringComparer.Ordinal))
             {
                 // The unknown value is not repeated: it may be anything a caller typed, and error messages end up in logs.
-                violations.Add(new FieldViolation($"{field}[{i}]", $"is not an event type; known: {string.Join(", ", ServiceDefaults.Events.EventTypes.Published)}."));
+                violations.Add(new FieldViolation($"{field}[{i}]", $"is not an event type; known: {string.Join(", ", Messaging.Events.EventTypes.Published)}."));
             }
             else if (list.IndexOf(list[i]) != i)
             {

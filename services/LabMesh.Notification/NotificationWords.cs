@@ -1,6 +1,6 @@
 using System.Globalization;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Notification;
 

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Threading.Channels;
 using LabMesh.Notification.Webhooks;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Telemetry;
+using LabMesh.Messaging.Events;
+using LabMesh.Core.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Notification;

@@ -2,7 +2,7 @@ using Google.Protobuf;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.Requisition.Domain;
-using LabMesh.ServiceDefaults.Caching;
+using LabMesh.Messaging.Caching;
 
 namespace LabMesh.Requisition;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.Requisition;
 

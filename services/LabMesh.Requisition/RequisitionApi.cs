@@ -3,12 +3,12 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Validation;
 
 namespace LabMesh.Requisition;
 

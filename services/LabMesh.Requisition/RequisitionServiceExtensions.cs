@@ -1,8 +1,8 @@
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Events;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace LabMesh.Requisition;

@@ -5,13 +5,13 @@ using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Requisition;
 

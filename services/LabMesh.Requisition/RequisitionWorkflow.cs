@@ -4,12 +4,12 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.Requisition.Domain;
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Messaging.Caching;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Core.Validation;
 
 namespace LabMesh.Requisition;
 

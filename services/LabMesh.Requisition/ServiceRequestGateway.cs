@@ -1,5 +1,5 @@
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using Microsoft.Extensions.Options;
 

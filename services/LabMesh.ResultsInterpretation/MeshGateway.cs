@@ -1,8 +1,8 @@
 using Grpc.Core;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using Microsoft.Extensions.Options;
 

@@ -3,14 +3,14 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
 using LabMesh.ResultsInterpretation.Fhir;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Telemetry;
-using LabMesh.ServiceDefaults.Validation;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Diagnostics;
+using LabMesh.Core.Validation;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 

@@ -1,6 +1,6 @@
 using Grpc.Core;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
 
 namespace LabMesh.ResultsInterpretation;

@@ -5,11 +5,11 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 
 namespace LabMesh.ResultsInterpretation;
 

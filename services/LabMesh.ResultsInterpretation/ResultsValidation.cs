@@ -2,8 +2,8 @@ using System.Globalization;
 using Google.Protobuf;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Core.Errors;
+using LabMesh.Core.Validation;
 
 namespace LabMesh.ResultsInterpretation;
 

@@ -3,12 +3,12 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ResultsInterpretation.Domain;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Validation;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Validation;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation;
 

@@ -3,13 +3,13 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Storage;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Security.Audit;
+using LabMesh.Messaging.Caching;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
+using LabMesh.Messaging.Storage;
+using LabMesh.Core.Validation;
 
 namespace LabMesh.ServiceRequest;
 

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.ServiceRequest;
 

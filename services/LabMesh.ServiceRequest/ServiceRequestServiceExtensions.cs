@@ -1,7 +1,7 @@
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
+using LabMesh.Messaging.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace LabMesh.ServiceRequest;

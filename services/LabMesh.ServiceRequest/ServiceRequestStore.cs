@@ -2,10 +2,10 @@ using System.Data.Common;
 using Dapper;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Storage;
 using LabMesh.ServiceRequest.Domain;
 
 namespace LabMesh.ServiceRequest;

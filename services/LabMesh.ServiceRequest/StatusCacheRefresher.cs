@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Events;
 
 namespace LabMesh.ServiceRequest;
 

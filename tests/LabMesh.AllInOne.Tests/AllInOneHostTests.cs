@@ -5,7 +5,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.AllInOne.Tests;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 using NotificationV1 = LabMesh.Contracts.Notification.V1;
 using RequisitionV1 = LabMesh.Contracts.Requisition.V1;

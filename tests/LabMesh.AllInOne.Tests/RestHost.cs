@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.AllInOne.Tests;

@@ -5,7 +5,7 @@ using System.Text.Json;
 using Google.Api;
 using Grpc.Core;
 using Grpc.Net.Client;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using NotificationV1 = LabMesh.Contracts.Notification.V1;
 using RequisitionV1 = LabMesh.Contracts.Requisition.V1;
 using ResultsV1 = LabMesh.Contracts.Results.V1;

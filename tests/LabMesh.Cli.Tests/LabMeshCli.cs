@@ -90,7 +90,7 @@ internal static class TestKeyFile
     private static readonly Lazy<string> File = new(() =>
     {
         var path = System.IO.Path.Combine(Directory.CreateTempSubdirectory("labmesh-cli-key-").FullName, "dev-signing-key.json");
-        System.IO.File.WriteAllText(path, JsonSerializer.Serialize(new LabMesh.ServiceDefaults.Identity.DevelopmentKey
+        System.IO.File.WriteAllText(path, JsonSerializer.Serialize(new LabMesh.Security.Identity.DevelopmentKey
         {
             KeyId = LabMesh.Testing.TestCaller.KeyId,
             Issuer = "labmesh",

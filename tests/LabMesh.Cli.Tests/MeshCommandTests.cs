@@ -80,8 +80,8 @@ public sealed class MeshCommandTests(MeshHost host) : IDisposable
     public async Task Status_WithAServiceToken_ActsForTeamOnlyWhenTheTokenNamesNone()
     {
         var requisition = await CreateAsync(place: true);
-        var meshToken = TestCaller.Token(null, ServiceDefaults.Identity.CallerRole.Service, "service:ops");
-        var integrationToken = TestCaller.Token(_team, ServiceDefaults.Identity.CallerRole.Service, "service:lab-gateway");
+        var meshToken = TestCaller.Token(null, Security.Identity.CallerRole.Service, "service:ops");
+        var integrationToken = TestCaller.Token(_team, Security.Identity.CallerRole.Service, "service:lab-gateway");
 
         // The mesh's kind of service token acts for --team; a team-bound one calls as itself, whatever --team says.
         var asMesh = await LabMeshCli.RunAsync("status", requisition.Id, "--target", host.Address, "--team", _team, "--token", meshToken, "--json");

@@ -1,10 +1,10 @@
 using System.Text.RegularExpressions;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Redis;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Redis;
+using LabMesh.Messaging.Storage;
 
 namespace LabMesh.Deploy.Tests;
 
@@ -14,7 +14,8 @@ namespace LabMesh.Deploy.Tests;
 /// </summary>
 internal static partial class Code
 {
-    private const string ServiceDefaults = "src/LabMesh.ServiceDefaults";
+    /// <summary>The shared libraries every service references through LabMesh.ServiceDefaults (Core, Messaging, Security...).</summary>
+    private const string SharedLibraries = "src";
 
     /// <summary>
     /// Sections every service binds through AddServiceDefaults, with their options classes. "LabMesh:Redis" is
@@ -108,9 +109,9 @@ internal static partial class Code
             : throw new InvalidOperationException($"PeerOptions has no address property for {callee}.");
     }
 
-    /// <summary>The names ServiceDefaults and the project pass to GetConnectionString (ConnectionStrings:&lt;name&gt;).</summary>
+    /// <summary>The names the shared libraries and the project pass to GetConnectionString (ConnectionStrings:&lt;name&gt;).</summary>
     public static IReadOnlySet<string> ConnectionStrings(string project) =>
-        ConnectionStringRead().Matches(Repository.SourceText(ServiceDefaults) + Repository.SourceText($"services/{project}"))
+        ConnectionStringRead().Matches(Repository.SourceText(SharedLibraries) + Repository.SourceText($"services/{project}"))
             .Select(m => m.Groups[1].Value)
             .ToHashSet(StringComparer.OrdinalIgnoreCase);
 
@@ -181,7 +182,7 @@ internal static partial class Code
     /// <summary>True when ServiceDefaults, which every service calls, sets up the OpenTelemetry SDK (and so its OTLP exporter).</summary>
     public static bool WiresOpenTelemetry()
     {
-        var source = Repository.SourceText(ServiceDefaults);
+        var source = Repository.SourceText(SharedLibraries);
         return source.Contains(".AddOpenTelemetry()", StringComparison.Ordinal)
             && (source.Contains("UseOtlpExporter", StringComparison.Ordinal) || source.Contains("AddOtlpExporter", StringComparison.Ordinal));
     }

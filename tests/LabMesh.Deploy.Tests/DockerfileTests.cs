@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 
 namespace LabMesh.Deploy.Tests;
 

@@ -4,7 +4,7 @@ using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.AllInOne.Tests;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 using V1 = Grpc.Reflection.V1;
 

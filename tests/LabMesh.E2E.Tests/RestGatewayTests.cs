@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Grpc.Core;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.Testing;
 

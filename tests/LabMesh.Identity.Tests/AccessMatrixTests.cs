@@ -1,6 +1,6 @@
 using System.Reflection;
 using Google.Protobuf.Reflection;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.Identity.Tests;

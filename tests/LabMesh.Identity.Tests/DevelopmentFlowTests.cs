@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.Identity.Tests;

@@ -1,5 +1,5 @@
 using Grpc.Core;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.Identity.Tests;

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 

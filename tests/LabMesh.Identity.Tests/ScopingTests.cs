@@ -4,7 +4,7 @@ using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.Identity.Tests;
 

@@ -6,7 +6,7 @@ using Grpc.Health.V1;
 using Grpc.Net.Client;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceRequest;
 using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;

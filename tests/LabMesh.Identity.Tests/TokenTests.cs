@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Grpc.Core;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.Identity.Tests;

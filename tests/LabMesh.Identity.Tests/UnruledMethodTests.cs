@@ -1,8 +1,8 @@
 using Grpc.Core;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Audit;
+using LabMesh.Security.Audit;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;
 

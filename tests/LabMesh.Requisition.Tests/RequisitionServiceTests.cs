@@ -4,7 +4,7 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -95,7 +95,7 @@ public abstract class RequisitionServiceTests(Mesh mesh)
             var page = await Client.ListRequisitionsAsync(request, deadline: Deadline);
             pages++;
             Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
-            Assert.True(page.Requisitions.Count <= 1 || page.Requisitions.Sum(r => r.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
+            Assert.True(page.Requisitions.Count <= 1 || page.Requisitions.Sum(r => r.CalculateSize()) <= LabMesh.Messaging.Storage.PageBudget.MaxBytes);
             Assert.True(page.Requisitions.Count > 0 || page.NextPageToken.Length == 0, "an empty page that says there is more");
             seen.AddRange(page.Requisitions.Select(r => r.Id));
             request.PageToken = page.NextPageToken;
@@ -645,7 +645,7 @@ public abstract class RequisitionServiceTests(Mesh mesh)
         Assert.Equal(StatusCode.FailedPrecondition, stuck.StatusCode);
         using var channel = mesh.Requisitions.CreateChannel();
         var partnerRequisitions = new RequisitionService.RequisitionServiceClient(
-            TestCaller.InvokerAs(channel, _team, LabMesh.ServiceDefaults.Identity.CallerRole.Partner, partner: "partner-a"));
+            TestCaller.InvokerAs(channel, _team, LabMesh.Security.Identity.CallerRole.Partner, partner: "partner-a"));
         var denied = await Assert.ThrowsAsync<RpcException>(() => partnerRequisitions.RescheduleRequisitionAsync(
             new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient asked" }, deadline: Deadline).ResponseAsync);
         Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
@@ -655,7 +655,7 @@ public abstract class RequisitionServiceTests(Mesh mesh)
         Assert.Equal("reason", Assert.Single(noReason.GetDetail<BadRequest>()!.FieldViolations).Field);
 
         var owner = new RequisitionService.RequisitionServiceClient(
-            TestCaller.InvokerAs(channel, _team, LabMesh.ServiceDefaults.Identity.CallerRole.Clinician, subject: "dr-hopper"));
+            TestCaller.InvokerAs(channel, _team, LabMesh.Security.Identity.CallerRole.Clinician, subject: "dr-hopper"));
         var rescheduled = await owner.RescheduleRequisitionAsync(
             new RescheduleRequisitionRequest { Id = created.Id, Reason = "patient rebooked for Friday", Etag = cancelled.Etag }, deadline: Deadline);
         var again = await Assert.ThrowsAsync<RpcException>(() => owner.RescheduleRequisitionAsync(

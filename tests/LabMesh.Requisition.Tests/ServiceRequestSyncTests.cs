@@ -138,7 +138,7 @@ public sealed class ServiceRequestSyncTests
         Assert.Equal(StatusCode.InvalidArgument, size.StatusCode);
 
         var channel = mesh.Requisitions.CreateChannel();
-        var clinician = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, team, LabMesh.ServiceDefaults.Identity.CallerRole.Clinician));
+        var clinician = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, team, LabMesh.Security.Identity.CallerRole.Clinician));
         var denied = await Assert.ThrowsAsync<RpcException>(() => clinician.ListParkedWorkAsync(new ListParkedWorkRequest(), deadline: Deadline).ResponseAsync);
         Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
         channel.Dispose();

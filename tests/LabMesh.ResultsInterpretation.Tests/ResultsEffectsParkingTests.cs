@@ -2,7 +2,7 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.Common.V1;
 using Dapper;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 

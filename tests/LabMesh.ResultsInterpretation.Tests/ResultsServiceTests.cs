@@ -2,7 +2,7 @@ using Grpc.Core;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 
 namespace LabMesh.ResultsInterpretation.Tests;
@@ -541,7 +541,7 @@ public abstract class ResultsServiceTests(ResultsMesh mesh)
                 pages++;
                 Assert.NotEmpty(page.Reports);
                 Assert.InRange(page.CalculateSize(), 1, 4 * 1024 * 1024 - 1);
-                Assert.True(page.Reports.Count == 1 || page.Reports.Sum(r => r.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
+                Assert.True(page.Reports.Count == 1 || page.Reports.Sum(r => r.CalculateSize()) <= LabMesh.Messaging.Storage.PageBudget.MaxBytes);
                 Assert.InRange(page.Reports.Count, 1, pageSize == 0 ? 50 : pageSize);
                 Assert.Equal(Interpretation.Normal, page.Interpretation);
                 seen.AddRange(page.Reports.Select(r => (r.Id, r.Version)));

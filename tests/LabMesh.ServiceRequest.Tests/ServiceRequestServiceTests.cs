@@ -2,7 +2,7 @@ using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -381,7 +381,7 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
             var page = await Owner.GetServiceRequestHistoryAsync(request, deadline: Deadline);
             pages++;
             Assert.InRange(page.Changes.Count, 1, 7);
-            Assert.True(page.Changes.Sum(c => c.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
+            Assert.True(page.Changes.Sum(c => c.CalculateSize()) <= LabMesh.Messaging.Storage.PageBudget.MaxBytes);
             sequences.AddRange(page.Changes.Select(c => c.Sequence));
             request.PageToken = page.NextPageToken;
         }
@@ -391,7 +391,7 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
         Assert.Equal((changes + 6) / 7, pages);
 
         var badToken = await Assert.ThrowsAsync<RpcException>(() => Owner.GetServiceRequestHistoryAsync(
-            new GetServiceRequestHistoryRequest { Id = serviceRequest.Id, PageToken = ServiceDefaults.Storage.PageToken.Encode("x") }, deadline: Deadline).ResponseAsync);
+            new GetServiceRequestHistoryRequest { Id = serviceRequest.Id, PageToken = Messaging.Storage.PageToken.Encode("x") }, deadline: Deadline).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, badToken.StatusCode);
         Assert.Equal("page_token", Assert.Single(badToken.GetDetail<BadRequest>()!.FieldViolations).Field);
     }

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using Microsoft.Extensions.DependencyInjection;
 using LabMesh.Testing;
 

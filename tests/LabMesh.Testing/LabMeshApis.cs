@@ -1,8 +1,8 @@
 using LabMesh.Notification;
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Audit;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceRequest;
 
 namespace LabMesh.Testing;

@@ -1,7 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace LabMesh.Testing;

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.Testing;
 

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;

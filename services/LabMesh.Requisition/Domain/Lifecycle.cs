@@ -1,7 +1,7 @@
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Requisition.Domain;
 

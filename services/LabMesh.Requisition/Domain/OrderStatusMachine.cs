@@ -1,7 +1,7 @@
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Errors;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Requisition.Domain;
 

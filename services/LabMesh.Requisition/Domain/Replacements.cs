@@ -1,6 +1,6 @@
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.Requisition.Domain;
 

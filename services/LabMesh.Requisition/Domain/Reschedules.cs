@@ -1,5 +1,5 @@
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.Requisition.Domain;
 

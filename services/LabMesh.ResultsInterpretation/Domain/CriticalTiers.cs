@@ -1,5 +1,5 @@
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.ResultsInterpretation.Domain;
 

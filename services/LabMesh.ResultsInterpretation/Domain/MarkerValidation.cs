@@ -1,5 +1,5 @@
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.ResultsInterpretation.Domain;
 

@@ -1,6 +1,6 @@
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.ResultsInterpretation.Fhir;
 

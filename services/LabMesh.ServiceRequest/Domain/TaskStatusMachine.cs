@@ -1,6 +1,6 @@
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Errors;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.ServiceRequest.Domain;
 

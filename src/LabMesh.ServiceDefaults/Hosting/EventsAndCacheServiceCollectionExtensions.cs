@@ -1,6 +1,6 @@
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;

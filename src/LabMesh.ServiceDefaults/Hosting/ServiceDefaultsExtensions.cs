@@ -1,11 +1,11 @@
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Identity;
-using LabMesh.ServiceDefaults.Limits;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
+using LabMesh.Messaging.Events;
+using LabMesh.Security.Identity;
+using LabMesh.Security.Limits;
+using LabMesh.Messaging.Storage;
 using LabMesh.ServiceDefaults.Telemetry;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Core.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration.Memory;
@@ -68,9 +68,9 @@ public static class ServiceDefaultsExtensions
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(60);
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         });
-        // Traces, metrics and logs over OTLP when the standard OTEL_* variables name an endpoint (LabMeshTelemetry).
+        // Traces, metrics and logs over OTLP when the standard OTEL_* variables name an endpoint (LabMeshOpenTelemetry).
         builder.AddLabMeshTelemetry();
-        var telemetry = LabMeshTelemetry.IsEnabled(builder.Configuration);
+        var telemetry = LabMeshOpenTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
         // The interceptor's record commits with the call's first write: the audit log joins every store's write transactions.

@@ -1,5 +1,5 @@
 using Grpc.Core;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.ServiceDefaults.Peers;
 

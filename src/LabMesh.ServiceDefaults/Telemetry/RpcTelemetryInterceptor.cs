@@ -3,13 +3,14 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using LabMesh.Core.Diagnostics;
 
 namespace LabMesh.ServiceDefaults.Telemetry;
 
 /// <summary>
 /// RPC semantic conventions for the calls a service serves: <c>rpc.server.call.duration</c> (seconds) by
 /// <c>rpc.service</c>, <c>rpc.method</c> and <c>rpc.grpc.status_code</c>, and the same attributes on ASP.NET
-/// Core's span of the call (which <see cref="LabMeshTelemetry"/> then names <c>package.Service/Method</c>). Registered first, so it sees the status the
+/// Core's span of the call (which <see cref="LabMeshOpenTelemetry"/> then names <c>package.Service/Method</c>). Registered first, so it sees the status the
 /// domain-error interceptor gives an exception. Only in a process that exports telemetry.
 /// </summary>
 public sealed class RpcTelemetryInterceptor : Interceptor

@@ -2,7 +2,7 @@ using Grpc.Core;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 
 namespace LabMesh.Notification.Tests.Service;
@@ -214,10 +214,10 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
             var page = await client.ListUnacknowledgedCriticalResultsAsync(request2, deadline: Deadline);
             pages++;
             Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
-            Assert.True(page.CriticalResults.Count <= 1 || page.CriticalResults.Sum(c => c.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
+            Assert.True(page.CriticalResults.Count <= 1 || page.CriticalResults.Sum(c => c.CalculateSize()) <= LabMesh.Messaging.Storage.PageBudget.MaxBytes);
             seen.AddRange(page.CriticalResults.Select(c => c.Id));
             // Ingest may still be opening the last ones: continue from the last id seen.
-            request2.PageToken = page.NextPageToken.Length > 0 || seen.Count == 0 ? page.NextPageToken : ServiceDefaults.Storage.PageToken.Encode(seen[^1]);
+            request2.PageToken = page.NextPageToken.Length > 0 || seen.Count == 0 ? page.NextPageToken : Messaging.Storage.PageToken.Encode(seen[^1]);
         }
 
         Assert.Equal(reports, seen.Count);
@@ -245,7 +245,7 @@ public abstract class CriticalTierTests(Backend backend) : IAsyncLifetime
             var page = await client.ListEventsAsync(request, deadline: Deadline);
             pages++;
             Assert.InRange(page.CalculateSize(), 0, 4 * 1024 * 1024 - 1);
-            Assert.True(page.Events.Count <= 1 || page.Events.Sum(e => e.CalculateSize()) <= LabMesh.ServiceDefaults.Storage.PageBudget.MaxBytes);
+            Assert.True(page.Events.Count <= 1 || page.Events.Sum(e => e.CalculateSize()) <= LabMesh.Messaging.Storage.PageBudget.MaxBytes);
             events.AddRange(page.Events);
             if (page.NextCursor.Length == 0 || page.NextCursor == request.After)
             {

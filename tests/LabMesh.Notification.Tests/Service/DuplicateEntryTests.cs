@@ -1,8 +1,8 @@
 using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,5 @@
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 
 namespace LabMesh.Notification.Tests.Service;

@@ -4,7 +4,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 
 namespace LabMesh.Notification.Tests.Service;

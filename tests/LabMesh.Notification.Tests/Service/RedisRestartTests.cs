@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 using Xunit.Abstractions;
 

@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using LabMesh.Contracts.Notification.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 

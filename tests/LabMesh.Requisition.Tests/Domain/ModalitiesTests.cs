@@ -1,8 +1,8 @@
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Requisition.Domain;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Errors;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Requisition.Tests.Domain;
 

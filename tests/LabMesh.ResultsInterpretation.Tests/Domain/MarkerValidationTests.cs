@@ -1,6 +1,6 @@
 using LabMesh.Contracts.Results.V1;
 using LabMesh.ResultsInterpretation.Domain;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.ResultsInterpretation.Tests.Domain;
 

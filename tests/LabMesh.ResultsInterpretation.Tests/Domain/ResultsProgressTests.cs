@@ -1,6 +1,6 @@
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.ResultsInterpretation.Domain;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.ResultsInterpretation.Tests.Domain;
 

@@ -4,7 +4,7 @@ using Grpc.Core;
 using LabMesh.Testing;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.Security.Tests.Fuzz;
 

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Limits;
+using LabMesh.Security.Limits;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.Security.Tests.Limits;

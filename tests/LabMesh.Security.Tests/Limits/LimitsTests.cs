@@ -7,8 +7,8 @@ using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Security.Tests.Fuzz;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Limits;
+using LabMesh.Core.Errors;
+using LabMesh.Security.Limits;
 using LabMesh.Testing;
 
 namespace LabMesh.Security.Tests.Limits;
@@ -75,7 +75,7 @@ public sealed class LimitsTests
 
         // A service's own calls, not relayed for anyone, are a caller like any other.
         var service = new RequisitionService.RequisitionServiceClient(
-            TestCaller.InvokerAs(mesh.Host.CreateChannel(), Team, ServiceDefaults.Identity.CallerRole.Service, "service:integration"));
+            TestCaller.InvokerAs(mesh.Host.CreateChannel(), Team, Security.Identity.CallerRole.Service, "service:integration"));
         for (var i = 0; i < 3; i++)
         {
             await service.ListRequisitionsAsync(new ListRequisitionsRequest(), deadline: Deadline());
@@ -87,8 +87,8 @@ public sealed class LimitsTests
         // An integration's team-bound service token does not escape its limit by naming an actor it acts for.
         var integration = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerWithHeaders(mesh.Host.CreateChannel(), new Metadata
         {
-            { "authorization", "Bearer " + TestCaller.Token(Team, ServiceDefaults.Identity.CallerRole.Service, "service:lab-gateway") },
-            { ServiceDefaults.Identity.Caller.ForActorHeader, "partner:lab-a" },
+            { "authorization", "Bearer " + TestCaller.Token(Team, Security.Identity.CallerRole.Service, "service:lab-gateway") },
+            { Security.Identity.Caller.ForActorHeader, "partner:lab-a" },
         }));
         for (var i = 0; i < 3; i++)
         {

@@ -7,8 +7,8 @@ using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Notification;
 using LabMesh.Requisition;
 using LabMesh.ResultsInterpretation;
-using LabMesh.ServiceDefaults.Audit;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Security.Audit;
+using LabMesh.Core.Errors;
 using LabMesh.ServiceRequest;
 using LabMesh.Testing;
 

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using Grpc.Core;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Audit.V1;

@@ -3,7 +3,7 @@ using Google.Protobuf.Reflection;
 using Google.Rpc;
 using Grpc.Core;
 using LabMesh.Testing;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 
 namespace LabMesh.ServiceDefaults.Tests.Errors;
 
@@ -192,7 +192,7 @@ public class DomainExceptionInterceptorTests
     [MemberData(nameof(EveryCallKind))]
     public async Task Intercept_RedisUnavailable_IsUnavailableWithRetryInfo_WithoutTheStoresMessage(CallKind kind)
     {
-        var cause = new LabMesh.ServiceDefaults.Redis.RedisUnavailableException("Redis could not serve the event read: SocketClosed on 10.1.2.3:6379");
+        var cause = new LabMesh.Messaging.Redis.RedisUnavailableException("Redis could not serve the event read: SocketClosed on 10.1.2.3:6379");
         var ex = await Assert.ThrowsAsync<RpcException>(() => Run(kind, cause, throwSynchronously: false)).WaitAsync(Timeout);
 
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);

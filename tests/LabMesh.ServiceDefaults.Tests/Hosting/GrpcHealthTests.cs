@@ -2,7 +2,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;

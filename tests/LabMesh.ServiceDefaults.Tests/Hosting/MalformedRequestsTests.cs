@@ -2,7 +2,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.Testing;
 
 namespace LabMesh.ServiceDefaults.Tests.Hosting;

@@ -49,7 +49,7 @@ public sealed class TelemetryRegistrationTests
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["OTEL_SERVICE_NAME"] = configured }).Build();
 
-        Assert.Equal(expected, LabMeshTelemetry.ServiceName(configuration, application));
+        Assert.Equal(expected, LabMeshOpenTelemetry.ServiceName(configuration, application));
     }
 
     private static WebApplication Build(string application, Dictionary<string, string?> settings)

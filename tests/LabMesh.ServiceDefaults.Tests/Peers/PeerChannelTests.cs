@@ -1,7 +1,7 @@
 using System.Net;
 using Grpc.Core;
 using Grpc.Health.V1;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 using LabMesh.ServiceDefaults.Peers;
 using LabMesh.Testing;
 using Microsoft.AspNetCore.Builder;

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Text;
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
 using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;
 

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
+using LabMesh.Messaging.Storage;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;

@@ -1,7 +1,7 @@
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Events;
 using LabMesh.ServiceDefaults.Hosting;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

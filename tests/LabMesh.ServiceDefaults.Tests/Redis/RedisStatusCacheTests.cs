@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
-using LabMesh.ServiceDefaults.Caching;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Caching;
+using LabMesh.Messaging.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 using static LabMesh.ServiceDefaults.Tests.Redis.RedisTestSupport;

@@ -1,6 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Redis;
+using LabMesh.Messaging.Redis;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 

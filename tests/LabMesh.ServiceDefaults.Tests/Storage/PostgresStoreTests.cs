@@ -1,5 +1,5 @@
-using LabMesh.ServiceDefaults.Events;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Events;
+using LabMesh.Messaging.Storage;
 using LabMesh.Testing;
 
 namespace LabMesh.ServiceDefaults.Tests.Storage;

@@ -1,4 +1,4 @@
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 using Microsoft.Data.Sqlite;
 
 namespace LabMesh.ServiceDefaults.Tests.Storage;

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using Microsoft.Extensions.Logging;
 
 namespace LabMesh.ServiceDefaults.Tests.Storage;
@@ -183,7 +183,7 @@ public sealed class GaugeReader : IDisposable
         _service = service;
         _listener.InstrumentPublished = (published, listener) =>
         {
-            if (published.Meter.Name == LabMesh.ServiceDefaults.Telemetry.LabMeshTelemetry.Name && published.Name == instrument)
+            if (published.Meter.Name == LabMesh.Core.Diagnostics.LabMeshTelemetry.Name && published.Name == instrument)
             {
                 listener.EnableMeasurementEvents(published);
             }

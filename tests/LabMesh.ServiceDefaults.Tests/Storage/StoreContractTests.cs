@@ -2,9 +2,9 @@ using System.Data.Common;
 using System.Diagnostics;
 using System.Globalization;
 using LabMesh.Contracts.Common.V1;
-using LabMesh.ServiceDefaults.Events;
+using LabMesh.Messaging.Events;
 using LabMesh.ServiceDefaults.Peers;
-using LabMesh.ServiceDefaults.Storage;
+using LabMesh.Messaging.Storage;
 using LabMesh.Testing;
 using Microsoft.Extensions.Logging;
 

@@ -1,6 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
-using LabMesh.ServiceDefaults.Errors;
-using LabMesh.ServiceDefaults.Validation;
+using LabMesh.Core.Errors;
+using LabMesh.Core.Validation;
 
 namespace LabMesh.ServiceDefaults.Tests.Validation;
 

@@ -2,7 +2,7 @@ using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.ServiceDefaults.Tests.Vocabulary;
 

@@ -1,5 +1,5 @@
 using LabMesh.Contracts.ServiceRequest.V1;
-using LabMesh.ServiceDefaults.Errors;
+using LabMesh.Core.Errors;
 using LabMesh.ServiceRequest.Domain;
 
 namespace LabMesh.ServiceRequest.Tests.Domain;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using LabMesh.Cli.Mesh;
 using LabMesh.Cli.Output;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.Cli.Commands;
 

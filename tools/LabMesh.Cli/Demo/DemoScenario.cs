@@ -4,7 +4,7 @@ using LabMesh.Cli.Mesh;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
-using LabMesh.ServiceDefaults.Vocabulary;
+using LabMesh.Core.Vocabulary;
 
 namespace LabMesh.Cli.Demo;
 

@@ -2,7 +2,7 @@ using System.Buffers.Text;
 using System.Text.Json;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using LabMesh.ServiceDefaults.Identity;
+using LabMesh.Security.Identity;
 
 namespace LabMesh.Cli.Mesh;
 
