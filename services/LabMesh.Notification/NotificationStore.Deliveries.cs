@@ -89,46 +89,63 @@ public sealed partial class NotificationStore
 
     /// <summary>
     /// Records attempts by <paramref name="owner"/>, each with what comes next, and releases their leases, all
-    /// in one transaction (the delivery worker gathers the attempts that finish together). For each attempt,
-    /// false when its lease was lost meanwhile (another replica took the delivery over): nothing is written
-    /// for it. A successful critical delivery adds a "notified" line to its critical result's audit trail; a
-    /// decision to disable the endpoint (410 Gone) disables it in the same transaction.
+    /// in one transaction (the delivery worker gathers the attempts that finish together) and with one
+    /// <c>UPDATE</c> for the whole batch (<see cref="RecordSql"/>). For each attempt, false when its lease was
+    /// lost meanwhile (another replica took the delivery over): nothing is written for it. A successful critical
+    /// delivery adds a "notified" line to its critical result's audit trail; a decision to disable the endpoint
+    /// (410 Gone) disables it in the same transaction.
     /// </summary>
     public Task<bool[]> RecordAttemptsAsync(IReadOnlyList<AttemptRecord> attempts, string owner, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
             var recorded = new bool[attempts.Count];
+            var start = 0;
+            while (start < attempts.Count)
+            {
+                // One statement per run of distinct deliveries: a delivery twice in one batch is recorded once, as one UPDATE per attempt did.
+                var ids = new HashSet<string>(StringComparer.Ordinal);
+                var end = start;
+                while (end < attempts.Count && end - start < RecordRowsPerStatement && ids.Add(attempts[end].Delivery.Id))
+                {
+                    end++;
+                }
+
+                var parameters = new DynamicParameters();
+                parameters.Add("owner", owner);
+                for (var i = start; i < end; i++)
+                {
+                    var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
+                    var state = StateAfter(decision);
+                    var at = DbTime.ToDb(attemptedAt);
+                    var row = i - start;
+                    parameters.Add($"id{row}", delivery.Id);
+                    parameters.Add($"state{row}", (int)state);
+                    parameters.Add($"next{row}", decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null, System.Data.DbType.String);
+                    parameters.Add($"delivered{row}", state == DeliveryState.Delivered ? at : null, System.Data.DbType.String);
+                    parameters.Add($"at{row}", at);
+                    parameters.Add($"status{row}", statusCode);
+                    parameters.Add($"error{row}", Truncate(error, 1000));
+                }
+
+                var updated = (await connection.QueryAsync<string>(new CommandDefinition(
+                    RecordSql(end - start), parameters, transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+                for (var i = start; i < end; i++)
+                {
+                    recorded[i] = updated.Contains(attempts[i].Delivery.Id);
+                }
+
+                start = end;
+            }
+
             for (var i = 0; i < attempts.Count; i++)
             {
-                var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
-                var state = decision.Kind switch
-                {
-                    WebhookDecisionKind.Delivered => DeliveryState.Delivered,
-                    WebhookDecisionKind.Retry => DeliveryState.Pending,
-                    _ => DeliveryState.DeadLetter,
-                };
-                var at = DbTime.ToDb(attemptedAt);
-                var updated = await connection.ExecuteAsync(new CommandDefinition(
-                    """
-                    UPDATE deliveries SET attempts = attempts + 1, state = @state, next_attempt_at = @next, delivered_at = @delivered,
-                        last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, lease_owner = NULL, lease_until = NULL
-                    WHERE id = @Id AND lease_owner = @owner AND state = @pending
-                    """,
-                    new
-                    {
-                        state = (int)state,
-                        next = decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null,
-                        delivered = state == DeliveryState.Delivered ? at : null,
-                        at, statusCode, error = Truncate(error, 1000), delivery.Id, owner, pending = (int)DeliveryState.Pending,
-                    },
-                    transaction, cancellationToken: cancellationToken));
-                if (updated == 0)
+                if (!recorded[i])
                 {
                     continue;
                 }
 
-                recorded[i] = true;
-                if (state == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
+                var (delivery, decision, _, _, attemptedAt) = attempts[i];
+                if (StateAfter(decision) == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
                 {
                     await InsertAuditAsync(connection, transaction, new AuditRecord(
                         criticalId, attemptedAt, AuditActions.Notified, "webhook:" + delivery.EndpointId, "webhook",
@@ -146,6 +163,43 @@ public sealed partial class NotificationStore
 
             return recorded;
         }, cancellationToken);
+
+    // Attempts recorded by one UPDATE at most: 7 parameters a row, well under SQLite's and PostgreSQL's limits.
+    private const int RecordRowsPerStatement = 256;
+
+    private static DeliveryState StateAfter(WebhookDecision decision) => decision.Kind switch
+    {
+        WebhookDecisionKind.Delivered => DeliveryState.Delivered,
+        WebhookDecisionKind.Retry => DeliveryState.Pending,
+        _ => DeliveryState.DeadLetter,
+    };
+
+    /// <summary>
+    /// Records <paramref name="rows"/> attempts in one statement, the same text for SQLite and PostgreSQL: the
+    /// outcomes as a <c>VALUES</c> list (both name its columns <c>column1</c>, <c>column2</c> ...) joined to the
+    /// deliveries by primary key, each row written only while <c>@owner</c> still holds its lease; answers the ids
+    /// written. Internal for the query-plan tests.
+    /// </summary>
+    internal static string RecordSql(int rows)
+    {
+        var sql = new System.Text.StringBuilder(
+            """
+            UPDATE deliveries SET attempts = attempts + 1, state = v.column2, next_attempt_at = v.column3, delivered_at = v.column4,
+                last_attempt_at = v.column5, last_status_code = v.column6, last_error = v.column7, lease_owner = NULL, lease_until = NULL
+            FROM (VALUES 
+            """);
+        for (var row = 0; row < rows; row++)
+        {
+            sql.Append(row == 0 ? "" : ", ").Append($"(@id{row}, @state{row}, @next{row}, @delivered{row}, @at{row}, @status{row}, @error{row})");
+        }
+
+        return sql.Append(
+            """
+            ) AS v
+            WHERE deliveries.id = v.column1 AND deliveries.lease_owner = @owner AND deliveries.state = 1
+            RETURNING deliveries.id
+            """).ToString();
+    }
 
     public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string id, CancellationToken cancellationToken)
     {

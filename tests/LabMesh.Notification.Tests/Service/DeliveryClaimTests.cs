@@ -67,7 +67,7 @@ public sealed class DeliveryClaimTests(ITestOutputHelper output)
     [Theory]
     [InlineData(Backend.Sqlite)]
     [InlineData(Backend.Postgres)]
-    public async Task ClaimQuery_WithATenThousandDeliveryBacklog_WalksTheDueIndex_NoScanNoSort(Backend backend)
+    public async Task ClaimQuery_WithATenThousandDeliveryBacklog_WalksTheDueIndex_AndTheRecordThePrimaryKey_NoScanNoSort(Backend backend)
     {
         var settings = await TestSettings.CreateAsync(backend);
         await using var database = Database.Create(NotificationStore.ServiceName, new StorageOptions
@@ -126,6 +126,44 @@ public sealed class DeliveryClaimTests(ITestOutputHelper output)
         // And the claim leases the 16 oldest due rows (the first column it returns is the id).
         var leased = (await connection.QueryAsync<string>(claim, parameters)).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(Enumerable.Range(0, 16).Select(i => $"msg_{i:D8}"), leased);
+
+        // The recording of those 16 attempts is one UPDATE that finds each delivery by its primary key.
+        var record = NotificationStore.RecordSql(leased.Count);
+        var outcomes = new DynamicParameters();
+        outcomes.Add("owner", "plan");
+        for (var i = 0; i < leased.Count; i++)
+        {
+            outcomes.Add($"id{i}", leased[i]);
+            outcomes.Add($"state{i}", i == 0 ? 1 : 2);
+            outcomes.Add($"next{i}", i == 0 ? DbTime.ToDb(now.AddMinutes(1)) : null, System.Data.DbType.String);
+            outcomes.Add($"delivered{i}", i == 0 ? null : DbTime.ToDb(now), System.Data.DbType.String);
+            outcomes.Add($"at{i}", DbTime.ToDb(now));
+            outcomes.Add($"status{i}", i == 0 ? 503 : 200);
+            outcomes.Add($"error{i}", i == 0 ? "HTTP 503" : "");
+        }
+
+        var recordPlan = backend == Backend.Postgres
+            ? string.Join('\n', await connection.QueryAsync<string>("EXPLAIN " + record, outcomes))
+            : string.Join('\n', (await connection.QueryAsync("EXPLAIN QUERY PLAN " + record, outcomes)).Select(r => (string)r.detail));
+        output.WriteLine(recordPlan);
+        if (backend == Backend.Postgres)
+        {
+            Assert.Contains("deliveries_pkey", recordPlan, StringComparison.Ordinal);
+            Assert.DoesNotContain("Seq Scan on deliveries", recordPlan, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Contains("SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_1 (id=?)", recordPlan, StringComparison.Ordinal);
+            Assert.DoesNotContain("SCAN deliveries", recordPlan, StringComparison.Ordinal);
+        }
+
+        // It writes the rows this owner leased (the first one due again, the others delivered) and no other.
+        outcomes.Add("id15", "msg_00000999");
+        var written = (await connection.QueryAsync<string>(record, outcomes)).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(leased.Take(15), written);
+        var states = (await connection.QueryAsync<(string Id, int State, int Attempts)>(
+            "SELECT id AS Id, state AS State, attempts AS Attempts FROM deliveries WHERE id IN ('msg_00000000', 'msg_00000001', 'msg_00000015', 'msg_00000999') ORDER BY id")).ToList();
+        Assert.Equal([("msg_00000000", 1, 1), ("msg_00000001", 2, 1), ("msg_00000015", 1, 0), ("msg_00000999", 1, 0)], states);
     }
 
     private static Event StatusChanged(string team, int i) => new()
