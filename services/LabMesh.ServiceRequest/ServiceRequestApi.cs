@@ -29,13 +29,10 @@ public sealed class ServiceRequestApi(
 
     private const int MaxBatch = 500;
 
-    // The authorization interceptor refuses a partner another partner's service request (SECURITY.md), but it cannot
-    // see a pending one: confirmed between its check and this read, it would reach the wrong partner. So the read
-    // itself is scoped to the partner as well, with the same NOT_FOUND.
-    private static string? PartnerScope(Caller caller) => caller.Role == CallerRole.Partner ? caller.PartnerId : null;
-
-    private static bool Visible(ServiceRequestRecord record, Caller caller) =>
-        PartnerScope(caller) is not { } partner || record.PartnerId == partner;
+    // The partner rule is the authorization interceptor's (SECURITY.md): it refuses a partner another's service request,
+    // pending or not, before a handler runs, and hands the handlers that name one (PartnerRule.AssignedServiceRequest)
+    // the partner scope it decided (GetPartnerScope). They read with that scope and decide nothing about partners: an id
+    // unknown at the interceptor's check and confirmed for another partner before the read is still NOT_FOUND.
 
     [Allow(Roles.Everyone, Partner = PartnerRule.AssignedServiceRequest)]
     [Reads]
@@ -43,8 +40,8 @@ public sealed class ServiceRequestApi(
     {
         var caller = context.GetCaller();
         var id = Ids.Require(request.Id, "id");
-        var record = await store.GetAsync(caller.TeamId, id, context.CancellationToken);
-        return record is not null && Visible(record, caller)
+        var record = await store.GetAsync(caller.TeamId, id, context.GetPartnerScope(), context.CancellationToken);
+        return record is not null
             ? new GetServiceRequestResponse { ServiceRequest = Map(record) }
             : throw new NotFoundException("service request", id);
     }
@@ -87,7 +84,7 @@ public sealed class ServiceRequestApi(
             throw new InvalidArgumentException("task_description", "must be at most 1024 characters.");
         }
 
-        var change = await store.UpdateTaskStatusAsync(caller.TeamId, id, PartnerScope(caller), request.Etag, request.TaskBusinessStatus,
+        var change = await store.UpdateTaskStatusAsync(caller.TeamId, id, context.GetPartnerScope(), request.Etag, request.TaskBusinessStatus,
             request.HasTaskDescription ? request.TaskDescription : null, Truncate(request.Note), caller.Actor, context.CancellationToken);
         await AfterCommitAsync([change]);
         return new UpdateTaskStatusResponse { ServiceRequest = Map(change.Record), Changed = change.Changed };
@@ -170,7 +167,7 @@ public sealed class ServiceRequestApi(
             ? long.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) ? sequence
                 : throw new InvalidArgumentException("page_token", "is not a page token returned by GetServiceRequestHistory.")
             : 0;
-        var changes = await store.GetHistoryAsync(caller.TeamId, id, PartnerScope(caller), after, size + 1, context.CancellationToken);
+        var changes = await store.GetHistoryAsync(caller.TeamId, id, context.GetPartnerScope(), after, size + 1, context.CancellationToken);
         var response = new GetServiceRequestHistoryResponse();
         // Reschedules make a history grow without end: a page also stops at PageBudget.MaxBytes (at least one change), so it
         // stays under the 4 MiB message limit whatever its page size.

@@ -101,13 +101,31 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
 
     public Database Database => database;
 
-    public async Task<ServiceRequestRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
+    /// <summary>
+    /// The team's visible service request <paramref name="id"/>; with <paramref name="partnerId"/> (the partner scope the
+    /// authorization interceptor decided for the call), only one assigned to that partner.
+    /// </summary>
+    public async Task<ServiceRequestRecord?> GetAsync(string teamId, string id, string? partnerId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0",
-            new { id, teamId }, cancellationToken: cancellationToken));
+            $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0" +
+            (partnerId is null ? "" : " AND partner_id = @partnerId"),
+            new { id, teamId, partnerId }, cancellationToken: cancellationToken));
         return row?.ToRecord();
+    }
+
+    /// <summary>
+    /// The partner a service request of the team is assigned to, pending or not; null when the team has none of that id.
+    /// A service request keeps its partner from creation on (nothing updates <c>partner_id</c>), so the answer holds for
+    /// the rest of the call: what the authorization interceptor's partner rule needs (<see cref="ServiceRequestAssignments"/>).
+    /// </summary>
+    public async Task<string?> PartnerOfAsync(string teamId, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
+            "SELECT partner_id FROM service_requests WHERE id = @id AND team_id = @teamId",
+            new { id, teamId }, cancellationToken: cancellationToken));
     }
 
     /// <summary>Newest first; up to <paramref name="pageSize"/> + 1 rows so the caller knows whether another page follows.</summary>
@@ -186,7 +204,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
     public async Task<IReadOnlyList<ServiceRequestChange>> GetHistoryAsync(
         string teamId, string id, string? partnerId, long afterSequence, int limit, CancellationToken cancellationToken)
     {
-        if (await GetAsync(teamId, id, cancellationToken) is not { } record || (partnerId is not null && record.PartnerId != partnerId))
+        if (await GetAsync(teamId, id, partnerId, cancellationToken) is null)
         {
             throw new NotFoundException("service request", id);
         }

@@ -129,10 +129,11 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
     }
 
     [Fact]
-    public async Task Partner_AnotherPartnersServiceRequest_IsNotFound_EvenWhenTheInterceptorsCheckSawNothing()
+    public async Task Partner_AnotherPartnersServiceRequest_IsNotFound_EvenWhenTheInterceptorsLookupSawNothing()
     {
-        // A host whose interceptor check sees no service request at all, as it sees a pending one just before it
-        // is confirmed: the handlers themselves must still keep partner-b out of partner-a's.
+        // A host whose interceptor check sees no service request at all, as it sees one created for partner-a and
+        // confirmed between its check and the handler's read: the partner scope it decided and passed on must still
+        // keep partner-b out of partner-a's (the handlers read with it).
         var settings = await TestSettings.CreateAsync(Backend.Sqlite);
         await using var host = await ServiceHost.StartAsync(settings,
             builder =>
@@ -166,6 +167,53 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
     private sealed class NothingVisibleYet : IServiceRequestAssignments
     {
         public Task<string?> PartnerOfAsync(string teamId, string id, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+    }
+
+    [Fact]
+    public async Task Partner_AnotherPartnersServiceRequest_IsRefusedByTheInterceptor_BeforeTheHandlerRuns_PendingOrNot()
+    {
+        // The partner rule is decided by the authorization interceptor, whose lookup sees pending service requests too.
+        // Requests the handlers answer INVALID_ARGUMENT before reading anything show who answered: NOT_FOUND means the
+        // interceptor refused the call before the handler ran.
+        var requisitionId = Guid.CreateVersion7().ToString();
+        var create = new CreateServiceRequestsRequest { RequisitionId = requisitionId };
+        create.ServiceRequests.Add(new NewServiceRequest { Code = "CBC", PartnerId = "partner-a" });
+        var pending = (await Owner.CreateServiceRequestsAsync(create, deadline: Deadline)).ServiceRequests.Single();
+        var other = fixture.Client(_team, "partner-b");
+
+        async Task<(StatusCode Update, StatusCode History, string Detail)> InvalidCallsAsync(ServiceRequestService.ServiceRequestServiceClient client, string id)
+        {
+            var update = await Assert.ThrowsAsync<RpcException>(() => client.UpdateTaskStatusAsync(
+                new UpdateTaskStatusRequest { Id = id, TaskBusinessStatus = TaskBusinessStatus.Unspecified }, deadline: Deadline).ResponseAsync);
+            var history = await Assert.ThrowsAsync<RpcException>(() => client.GetServiceRequestHistoryAsync(
+                new GetServiceRequestHistoryRequest { Id = id, PageSize = 100_000 }, deadline: Deadline).ResponseAsync);
+            return (update.StatusCode, history.StatusCode, update.Status.Detail.Replace(id, "{id}", StringComparison.Ordinal));
+        }
+
+        var missing = await Assert.ThrowsAsync<RpcException>(() =>
+            other.GetServiceRequestAsync(new GetServiceRequestRequest { Id = "no-such-id" }, deadline: Deadline).ResponseAsync);
+        var missingDetail = missing.Status.Detail.Replace("no-such-id", "{id}", StringComparison.Ordinal);
+        var othersPending = await InvalidCallsAsync(other, pending.Id);
+        var ownPending = await InvalidCallsAsync(Partner, pending.Id);
+        var unknown = await InvalidCallsAsync(other, "no-such-id");
+
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        Assert.Equal((StatusCode.NotFound, StatusCode.NotFound, missingDetail), othersPending);
+        Assert.Equal((StatusCode.InvalidArgument, StatusCode.InvalidArgument), (ownPending.Update, ownPending.History));
+        Assert.Equal((StatusCode.InvalidArgument, StatusCode.InvalidArgument), (unknown.Update, unknown.History));
+
+        await Owner.ConfirmServiceRequestsAsync(new ConfirmServiceRequestsRequest { RequisitionId = requisitionId }, deadline: Deadline);
+
+        Assert.Equal(othersPending, await InvalidCallsAsync(other, pending.Id));
+        var get = await Assert.ThrowsAsync<RpcException>(() =>
+            other.GetServiceRequestAsync(new GetServiceRequestRequest { Id = pending.Id }, deadline: Deadline).ResponseAsync);
+        var update = await Assert.ThrowsAsync<RpcException>(() => other.UpdateTaskStatusAsync(
+            new UpdateTaskStatusRequest { Id = pending.Id, TaskBusinessStatus = TaskBusinessStatus.OrderIssue }, deadline: Deadline).ResponseAsync);
+        Assert.Equal((StatusCode.NotFound, StatusCode.NotFound), (get.StatusCode, update.StatusCode));
+        var mine = (await Partner.GetServiceRequestAsync(new GetServiceRequestRequest { Id = pending.Id }, deadline: Deadline)).ServiceRequest;
+        Assert.Equal(TaskBusinessStatus.Unspecified, mine.TaskBusinessStatus);
+        var history = await Owner.GetServiceRequestHistoryAsync(new GetServiceRequestHistoryRequest { Id = pending.Id }, deadline: Deadline);
+        Assert.DoesNotContain(history.Changes, c => c.Actor.StartsWith("partner:", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Core.Interceptors;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.Core.Errors;
+using LabMesh.Core.Validation;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -17,8 +18,9 @@ namespace LabMesh.Security.Identity;
 ///   <see cref="Caller.ForActorHeader"/>); from any other role that is PERMISSION_DENIED;</item>
 /// <item>the method's <see cref="AllowAttribute"/> (<see cref="AccessMatrix"/>) must allow the role (PERMISSION_DENIED
 ///   otherwise; a method without one is refused too), and a partner is held to its own service requests by
-///   the attribute's <see cref="PartnerRule"/>, enforced here for every method that names one (another's is
-///   NOT_FOUND, as if it did not exist; the ServiceRequest handlers scope their reads too, as a backstop);</item>
+///   the attribute's <see cref="PartnerRule"/>, decided here, and only here, for every method that names one
+///   (another's is NOT_FOUND, as if it did not exist); the handlers of <see cref="PartnerRule.AssignedServiceRequest"/>
+///   read with the partner scope decided here (<see cref="CallerExtensions.GetPartnerScope"/>);</item>
 /// <item>the <see cref="Caller"/> is left for the handler (<see cref="CallerExtensions.GetCaller"/>),
 ///   which scopes every read and write to the caller's team.</item>
 /// </list>
@@ -175,6 +177,9 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
         switch (rule.Partner)
         {
             case PartnerRule.AssignedServiceRequest:
+                // The one decision: this call reads and changes only the caller's service requests. The handler reads with it.
+                context.SetPartnerScope(caller.PartnerId
+                    ?? throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method}.")));
                 var id = request switch
                 {
                     GetServiceRequestRequest r => r.Id,
@@ -182,7 +187,7 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
                     GetServiceRequestHistoryRequest r => r.Id,
                     _ => throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method}.")),
                 };
-                if (string.IsNullOrWhiteSpace(id) || id.Length > 64 || id.Contains('\0'))
+                if (string.IsNullOrWhiteSpace(id) || id.Length > Ids.MaxLength || id.Contains('\0'))
                 {
                     // Not looked up (PostgreSQL's text cannot hold a NUL): RequestTextInterceptor or the handler
                     // answers INVALID_ARGUMENT.
@@ -191,6 +196,9 @@ public sealed partial class AuthorizationInterceptor(SecurityKeys keys, ILogger<
 
                 var assignments = context.GetHttpContext().RequestServices.GetService<IServiceRequestAssignments>()
                     ?? throw new RpcException(new Status(StatusCode.PermissionDenied, $"The partner role may not call {context.Method} here."));
+                // Pending ones included, and a service request never changes partner: another's is refused here, before
+                // the handler validates anything. One the team does not have yet passes (the handler answers INVALID_ARGUMENT
+                // or NOT_FOUND), held by the partner scope set above should it be created for another partner meanwhile.
                 var partner = await assignments.PartnerOfAsync(caller.TeamId, id, context.CancellationToken);
                 if (partner is not null && partner != caller.PartnerId)
                 {

@@ -46,6 +46,7 @@ public sealed record Caller(string TeamId, string Subject, CallerRole Role, stri
 public static class CallerExtensions
 {
     private static readonly object CallerKey = new();
+    private static readonly object PartnerScopeKey = new();
 
     /// <summary>The caller of this call, as <see cref="AuthorizationInterceptor"/> authenticated it; UNAUTHENTICATED when it did not.</summary>
     public static Caller GetCaller(this ServerCallContext context)
@@ -57,4 +58,17 @@ public static class CallerExtensions
     }
 
     internal static void SetCaller(this ServerCallContext context, Caller caller) => context.UserState[CallerKey] = caller;
+
+    /// <summary>
+    /// The partner whose service requests alone this call may read or change, as <see cref="AuthorizationInterceptor"/>
+    /// decided it (a partner calling a method of <see cref="PartnerRule.AssignedServiceRequest"/>); null when the call is
+    /// not held to a partner. The handler reads with it and decides nothing about partners itself (SECURITY.md).
+    /// </summary>
+    public static string? GetPartnerScope(this ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.UserState.TryGetValue(PartnerScopeKey, out var partner) ? partner as string : null;
+    }
+
+    internal static void SetPartnerScope(this ServerCallContext context, string partnerId) => context.UserState[PartnerScopeKey] = partnerId;
 }

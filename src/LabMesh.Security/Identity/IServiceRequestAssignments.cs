@@ -7,6 +7,9 @@ namespace LabMesh.Security.Identity;
 /// </summary>
 public interface IServiceRequestAssignments
 {
-    /// <summary>The partner id of the team's visible service request <paramref name="id"/>; null when there is none.</summary>
+    /// <summary>
+    /// The partner id of the team's service request <paramref name="id"/>, pending (not yet visible) or not; null when
+    /// the team has none. The interceptor's is the only partner check, so it must see every service request a handler could.
+    /// </summary>
     Task<string?> PartnerOfAsync(string teamId, string id, CancellationToken cancellationToken);
 }
