@@ -2,8 +2,8 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
+using LabMesh.Testing;
 using Xunit.Sdk;
 
 namespace LabMesh.Deploy.Tests;
@@ -26,7 +26,7 @@ public sealed class DashboardToolTests
         var path = await RunAsync(Repository.PathOf(Script), ["path"], FetchTimeout);
         Assert.True(File.Exists(path.Trim()), $"dashboard.sh path printed '{path.Trim()}', which is no file.");
 
-        var (ui, grpc, http) = (FreePort(), FreePort(), FreePort());
+        var (ui, grpc, http) = (FreePort.Next(), FreePort.Next(), FreePort.Next());
         var start = new ProcessStartInfo(Repository.PathOf(Script), ["run"])
         {
             RedirectStandardOutput = true,
@@ -172,13 +172,6 @@ public sealed class DashboardToolTests
         return process.ExitCode == 0
             ? await output
             : throw new XunitException($"{file} {string.Join(' ', arguments)} failed ({process.ExitCode}):\n{await error}");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static string RandomHex(int bytes) => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(bytes));

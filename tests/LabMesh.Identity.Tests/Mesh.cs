@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Grpc.Core;
-using Grpc.Net.Client;
 using LabMesh.Contracts.Common.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Security.Identity;
@@ -12,41 +11,9 @@ using LabMesh.Testing;
 namespace LabMesh.Identity.Tests;
 
 /// <summary>The four services in one host on a loopback port, as the all-in-one runs them, trusting TestCaller's key.</summary>
-public sealed class Mesh : IAsyncLifetime
+public sealed class Mesh : AllInOneHost
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    private readonly List<GrpcChannel> _channels = [];
-
-    public ServiceHost Host { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        var settings = await TestSettings.CreateAsync(Backend.Sqlite);
-        Host = await MeshHosts.StartAllInOneAsync(settings, FreePort.Next()).WaitAsync(TimeSpan.FromSeconds(120));
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-
-        var logs = Host.Logs;
-        await Host.DisposeAsync();
-        logs.AssertNoErrors();
-    }
-
-    public GrpcChannel Channel()
-    {
-        var channel = Host.CreateChannel();
-        lock (_channels)
-        {
-            _channels.Add(channel);
-        }
-
-        return channel;
-    }
+    public static new readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     /// <summary>An invoker whose every call has <paramref name="role"/> in <paramref name="team"/>.</summary>
     public CallInvoker As(string team, CallerRole role, string subject = "test-user", string? partner = null) =>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Grpc.Core;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Security.Audit;
@@ -13,31 +14,22 @@ namespace LabMesh.Identity.Tests;
 /// forgot its <see cref="AllowAttribute"/> is PERMISSION_DENIED to every role before its handler runs,
 /// while its neighbour with a rule is served.
 /// </summary>
-public sealed class UnruledMethodTests : IAsyncLifetime
+public sealed class UnruledMethodTests(UnruledMethodTests.StandInHost host) : IClassFixture<UnruledMethodTests.StandInHost>
 {
     private const string Team = "unruled";
-    private ServiceHost _host = null!;
-    private Grpc.Net.Client.GrpcChannel _channel = null!;
+    private readonly Grpc.Net.Client.GrpcChannel _channel = host.Channel();
 
-    public async Task InitializeAsync()
+    /// <summary>A host with <see cref="StandIn"/> as its only gRPC service, shared by the class (each case asks for an id of its own).</summary>
+    public sealed class StandInHost : HostFixture
     {
-        StandIn.Calls = 0;
-        _host = await ServiceHost.StartAsync(await TestSettings.CreateAsync(Backend.Sqlite),
-            builder => builder.AddServiceDefaults(),
-            app =>
-            {
-                app.MapGrpcService<StandIn>();
-                app.MapDefaultEndpoints();
-            });
-        _channel = _host.CreateChannel();
-    }
-
-    public async Task DisposeAsync()
-    {
-        _channel.Dispose();
-        var logs = _host.Logs;
-        await _host.DisposeAsync();
-        logs.AssertNoErrors();
+        protected override Task<ServiceHost> StartAsync(IReadOnlyDictionary<string, string?> settings) =>
+            ServiceHost.StartAsync(settings,
+                builder => builder.AddServiceDefaults(),
+                app =>
+                {
+                    app.MapGrpcService<StandIn>();
+                    app.MapDefaultEndpoints();
+                });
     }
 
     [Theory]
@@ -48,13 +40,14 @@ public sealed class UnruledMethodTests : IAsyncLifetime
     public async Task AMethodWithoutARule_IsRefusedToEveryRole_BeforeItsHandlerRuns(CallerRole role)
     {
         var client = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(_channel, Team, role, partner: role == CallerRole.Partner ? "lab-a" : null));
+        var id = "r-" + Guid.NewGuid().ToString("N");
 
         var error = await Assert.ThrowsAsync<RpcException>(
-            () => client.GetRequisitionAsync(new GetRequisitionRequest { Id = "r1" }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+            () => client.GetRequisitionAsync(new GetRequisitionRequest { Id = id }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
 
         Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
         Assert.Contains(TokenIdentity.RoleName(role), error.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(0, StandIn.Calls);
+        Assert.Equal(0, StandIn.CallsFor(id));
     }
 
     [Fact]
@@ -62,21 +55,26 @@ public sealed class UnruledMethodTests : IAsyncLifetime
     {
         var client = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(_channel, Team, CallerRole.Admin));
 
-        var status = await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = "r1" }, deadline: DateTime.UtcNow.AddSeconds(30));
+        var id = "r-" + Guid.NewGuid().ToString("N");
 
-        Assert.Equal("r1", status.Status.Id);
-        Assert.Equal(1, StandIn.Calls);
+        var status = await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: DateTime.UtcNow.AddSeconds(30));
+
+        Assert.Equal(id, status.Status.Id);
+        Assert.Equal(1, StandIn.CallsFor(id));
     }
 
     /// <summary>A Requisition service whose <c>GetRequisition</c> has an audit classification but no access rule.</summary>
     private sealed class StandIn : RequisitionService.RequisitionServiceBase
     {
-        public static int Calls;
+        private static readonly ConcurrentDictionary<string, int> Calls = new(StringComparer.Ordinal);
+
+        /// <summary>How many times a handler ran for requisition <paramref name="id"/>.</summary>
+        public static int CallsFor(string id) => Calls.GetValueOrDefault(id);
 
         [Reads]
         public override Task<GetRequisitionResponse> GetRequisition(GetRequisitionRequest request, ServerCallContext context)
         {
-            Interlocked.Increment(ref Calls);
+            Calls.AddOrUpdate(request.Id, 1, (_, calls) => calls + 1);
             return Task.FromResult(new GetRequisitionResponse());
         }
 
@@ -84,7 +82,7 @@ public sealed class UnruledMethodTests : IAsyncLifetime
         [Reads]
         public override Task<GetRequisitionStatusResponse> GetRequisitionStatus(GetRequisitionStatusRequest request, ServerCallContext context)
         {
-            Interlocked.Increment(ref Calls);
+            Calls.AddOrUpdate(request.Id, 1, (_, calls) => calls + 1);
             return Task.FromResult(new GetRequisitionStatusResponse { Status = new RequisitionStatusView { Id = request.Id } });
         }
     }

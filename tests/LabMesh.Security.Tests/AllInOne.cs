@@ -15,51 +15,68 @@ public sealed class AllInOne : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private readonly List<GrpcChannel> _channels = [];
+    private readonly MeshChannelSet? _channels;
+    private readonly Func<GrpcChannel> _channel;
 
-    private AllInOne(ServiceHost host) => Host = host;
+    private AllInOne(ServiceHost host, Func<GrpcChannel>? channel)
+    {
+        Host = host;
+        if (channel is null)
+        {
+            _channels = new MeshChannelSet();
+            _channel = () => _channels.Channel(host);
+        }
+        else
+        {
+            _channel = channel;
+        }
+    }
 
     public ServiceHost Host { get; }
 
+    /// <summary>A host of its own, started with <paramref name="extra"/> settings on <paramref name="backend"/>, stopped when disposed.</summary>
     public static async Task<AllInOne> StartAsync(IReadOnlyDictionary<string, string?>? extra = null, Backend backend = Backend.Sqlite)
     {
         var settings = await TestSettings.CreateAsync(backend);
-        settings["LabMesh:Notification:HeartbeatInterval"] = "00:00:00.050";
-        settings["LabMesh:Notification:IngestPollInterval"] = "00:00:00.050";
+        Configure(settings);
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
         {
             settings[key] = value;
         }
 
-        return new AllInOne(await MeshHosts.StartAllInOneAsync(settings, FreePort.Next()).WaitAsync(TimeSpan.FromMinutes(2)));
+        return new AllInOne(await MeshHosts.StartAllInOneAsync(settings, FreePort.Next()).WaitAsync(TimeSpan.FromMinutes(2)), null);
+    }
+
+    /// <summary>Clients of a shared host (<see cref="AllInOneFixture"/>): their channels are the fixture's, and it stops the host.</summary>
+    public static AllInOne Of(HostFixture fixture) => new(fixture.Host, fixture.Channel);
+
+    /// <summary>The settings these tests start every host with: fast Notification timers.</summary>
+    public static void Configure(Dictionary<string, string?> settings)
+    {
+        settings["LabMesh:Notification:HeartbeatInterval"] = "00:00:00.050";
+        settings["LabMesh:Notification:IngestPollInterval"] = "00:00:00.050";
     }
 
     /// <summary>A call invoker acting as <paramref name="subject"/> of <paramref name="team"/> (a partner when given).</summary>
-    public CallInvoker Invoker(string team, string subject = "test-user", string? partner = null)
-    {
-        var channel = Host.CreateChannel();
-        _channels.Add(channel);
-        return TestCaller.Invoker(channel, team, partner, subject);
-    }
+    public CallInvoker Invoker(string team, string subject = "test-user", string? partner = null) => TestCaller.Invoker(_channel(), team, partner, subject);
 
     public Clients For(string team, string subject = "test-user") => new(Invoker(team, subject));
 
     /// <summary>The standard health check of the whole host.</summary>
     public async Task<HealthCheckResponse.Types.ServingStatus> HealthAsync()
     {
-        var channel = Host.CreateChannel();
-        _channels.Add(channel);
-        var response = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + Timeout);
+        var response = await new Health.HealthClient(_channel()).CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + Timeout);
         return response.Status;
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var channel in _channels)
+        if (_channels is null)
         {
-            channel.Dispose();
+            return;
         }
 
+        _channels.Dispose();
         await Host.DisposeAsync();
     }
 
@@ -97,19 +114,22 @@ public sealed class AllInOne : IAsyncDisposable
 /// One all-in-one host shared by the tests of a class, for tests that write nothing, or under teams of their own:
 /// a host started per test case costs seconds and shows nothing more.
 /// </summary>
-public class AllInOneFixture : IAsyncLifetime
+public class AllInOneFixture : AllInOneHost
 {
-    public AllInOne Mesh { get; private set; } = null!;
+    public AllInOneFixture()
+        : this(Backend.Sqlite)
+    {
+    }
 
-    protected virtual Backend Backend => Backend.Sqlite;
+    protected AllInOneFixture(Backend backend)
+        : base(backend)
+    {
+    }
 
-    public async Task InitializeAsync() => Mesh = await AllInOne.StartAsync(backend: Backend);
+    public AllInOne Mesh => AllInOne.Of(this);
 
-    public async Task DisposeAsync() => await Mesh.DisposeAsync();
+    protected override void Configure(Dictionary<string, string?> settings) => AllInOne.Configure(settings);
 }
 
 /// <summary>The shared all-in-one host on PostgreSQL (a fresh database).</summary>
-public sealed class PostgresAllInOneFixture : AllInOneFixture
-{
-    protected override Backend Backend => Backend.Postgres;
-}
+public sealed class PostgresAllInOneFixture() : AllInOneFixture(Backend.Postgres);

@@ -65,6 +65,16 @@ public abstract class HostFixture(Backend backend = Backend.Sqlite) : IAsyncLife
 /// <summary>The four services in one host, as the all-in-one Program.cs wires them, on a free loopback port.</summary>
 public class AllInOneHost : HostFixture
 {
+    public AllInOneHost()
+        : this(Backend.Sqlite)
+    {
+    }
+
+    protected AllInOneHost(Backend backend)
+        : base(backend)
+    {
+    }
+
     protected override Task<ServiceHost> StartAsync(IReadOnlyDictionary<string, string?> settings) => MeshHosts.StartAllInOneAsync(settings, FreePort.Next());
 }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LabMesh.Testing;
 
 namespace LabMesh.Bench.Servers;
 
@@ -43,7 +44,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             throw new InvalidOperationException($"{dll} is missing: build the bench (it builds the host) or pass --host-dll.");
         }
 
-        var port = FreePort();
+        var port = FreePort.Next();
         var workingDirectory = Directory.CreateTempSubdirectory("labmesh-bench-aio-").FullName;
         var start = NewStart(options, "dotnet", [dll, "--urls", $"http://127.0.0.1:{port}"]);
         start.WorkingDirectory = workingDirectory;
@@ -241,13 +242,6 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         return start;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

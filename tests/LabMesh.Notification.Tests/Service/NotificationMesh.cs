@@ -1,4 +1,3 @@
-using Grpc.Net.Client;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
@@ -14,28 +13,32 @@ public sealed class NotificationMesh : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    private readonly List<GrpcChannel> _channels = [];
+    private readonly MeshChannelSet _channels = new();
+    private readonly MeshService _serviceRequests;
+    private readonly MeshService _requisitions;
+    private readonly MeshService _results;
+    private readonly Dictionary<string, MeshService> _replicas = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string?> _notificationSettings;
 
-    private NotificationMesh(RedisServer redis, ServiceHost serviceRequests, ServiceHost requisitions, ServiceHost results, Dictionary<string, string?> notificationSettings)
+    private NotificationMesh(RedisServer redis, MeshService serviceRequests, MeshService requisitions, MeshService results, Dictionary<string, string?> notificationSettings)
     {
         Redis = redis;
-        ServiceRequests = serviceRequests;
-        Requisitions = requisitions;
-        Results = results;
+        _serviceRequests = serviceRequests;
+        _requisitions = requisitions;
+        _results = results;
         _notificationSettings = notificationSettings;
     }
 
     public RedisServer Redis { get; }
 
-    public ServiceHost ServiceRequests { get; }
+    public ServiceHost ServiceRequests => _serviceRequests.Host;
 
-    public ServiceHost Requisitions { get; }
+    public ServiceHost Requisitions => _requisitions.Host;
 
-    public ServiceHost Results { get; }
+    public ServiceHost Results => _results.Host;
 
-    /// <summary>The Notification replicas started so far, by name.</summary>
-    public Dictionary<string, ServiceHost> Replicas { get; } = new(StringComparer.Ordinal);
+    /// <summary>The Notification replicas running now, by name.</summary>
+    public IReadOnlyDictionary<string, ServiceHost> Replicas => _replicas.ToDictionary(r => r.Key, r => r.Value.Host, StringComparer.Ordinal);
 
     public IEnumerable<LogCapture> Logs => [ServiceRequests.Logs, Requisitions.Logs, Results.Logs, .. Replicas.Values.Select(r => r.Logs)];
 
@@ -74,19 +77,19 @@ public sealed class NotificationMesh : IAsyncDisposable
         IReadOnlyDictionary<string, string?>? notificationSettings = null, params string[] replicas)
     {
         var redis = await RedisServer.StartNewAsync();
-        var serviceRequests = await MeshHosts.StartServiceRequestsAsync(await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration));
+        var serviceRequests = await MeshService.StartAsync(MeshHosts.StartServiceRequestsAsync, await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration));
         var requisitionSettings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration);
-        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        var requisitions = await MeshHosts.StartRequisitionsAsync(requisitionSettings);
+        requisitionSettings["LabMesh:Services:ServiceRequest"] = serviceRequests.Host.Address;
+        var requisitions = await MeshService.StartAsync(MeshHosts.StartRequisitionsAsync, requisitionSettings);
         var settings = await TestSettings.CreateAsync(Backend.Sqlite, redis.Configuration);
-        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Address;
-        settings["LabMesh:Services:Requisition"] = requisitions.Address;
+        settings["LabMesh:Services:ServiceRequest"] = serviceRequests.Host.Address;
+        settings["LabMesh:Services:Requisition"] = requisitions.Host.Address;
         foreach (var (key, value) in resultsSettings ?? new Dictionary<string, string?>())
         {
             settings[key] = value;
         }
 
-        var results = await MeshHosts.StartResultsAsync(settings);
+        var results = await MeshService.StartAsync(MeshHosts.StartResultsAsync, settings);
 
         var replicaSettings = NotificationSettings(
             await TestSettings.CreateAsync(backend, redis.Configuration), acknowledgementWindow ?? TimeSpan.FromMinutes(30));
@@ -108,48 +111,37 @@ public sealed class NotificationMesh : IAsyncDisposable
     public async Task<ServiceHost> StartReplicaAsync(string name)
     {
         var settings = new Dictionary<string, string?>(_notificationSettings) { ["LabMesh:Notification:ConsumerName"] = name };
-        var host = await MeshHosts.StartNotificationAsync(settings);
-        Replicas[name] = host;
-        return host;
+        var replica = await MeshService.StartAsync(MeshHosts.StartNotificationAsync, settings);
+        _replicas[name] = replica;
+        return replica.Host;
     }
 
     /// <summary>Stops a replica at once: attempts in flight are abandoned unrecorded, as when a process dies.</summary>
     public async Task StopReplicaAsync(string name)
     {
-        var host = Replicas[name];
-        Replicas.Remove(name);
-        await host.DisposeAsync();
+        var replica = _replicas[name];
+        _replicas.Remove(name);
+        await replica.StopAsync();
     }
 
     public NotificationService.NotificationServiceClient Notifications(string replica, string team, string subject = "test-user") =>
-        new(Invoker(Replicas[replica], team, subject));
+        new(_channels.Invoker(_replicas[replica].Host, team, subject: subject));
 
-    public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(Invoker(Results, team, "lab-service"));
+    public ResultsInterpretationService.ResultsInterpretationServiceClient ResultsClient(string team) => new(_channels.Invoker(Results, team, subject: "lab-service"));
 
-    public RequisitionService.RequisitionServiceClient RequisitionClient(string team) => new(Invoker(Requisitions, team, "ordering-service"));
+    public RequisitionService.RequisitionServiceClient RequisitionClient(string team) => new(_channels.Invoker(Requisitions, team, subject: "ordering-service"));
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-
-        foreach (var replica in Replicas.Values)
+        _channels.Dispose();
+        foreach (var replica in _replicas.Values)
         {
             await replica.DisposeAsync();
         }
 
-        await Results.DisposeAsync();
-        await Requisitions.DisposeAsync();
-        await ServiceRequests.DisposeAsync();
+        await _results.DisposeAsync();
+        await _requisitions.DisposeAsync();
+        await _serviceRequests.DisposeAsync();
         await Redis.DisposeAsync();
-    }
-
-    private Grpc.Core.CallInvoker Invoker(ServiceHost host, string team, string subject)
-    {
-        var channel = host.CreateChannel();
-        _channels.Add(channel);
-        return TestCaller.Invoker(channel, team, subject: subject);
     }
 }

@@ -7,23 +7,12 @@ using LabMesh.Testing;
 
 namespace LabMesh.ServiceDefaults.Tests.Hosting;
 
-/// <summary>The all-in-one host on grpc-dotnet, one per test class.</summary>
-public sealed class AllInOneFixture : IAsyncLifetime
-{
-    public ServiceHost Host { get; private set; } = null!;
-
-    public async Task InitializeAsync() =>
-        Host = await MeshHosts.StartAllInOneAsync(await TestSettings.CreateAsync(Backend.Sqlite), FreePort.Next()).WaitAsync(TimeSpan.FromMinutes(1));
-
-    public async Task DisposeAsync() => await Host.DisposeAsync();
-}
-
 /// <summary>
 /// Requests that are not well-formed gRPC messages get INVALID_ARGUMENT with a BadRequest, never
 /// grpc-dotnet's UNKNOWN (bytes that do not parse) or INTERNAL (broken framing), and no error log.
 /// Each test fails without MalformedRequests (the statuses are upstream's then).
 /// </summary>
-public sealed class MalformedRequestsTests(AllInOneFixture mesh) : IClassFixture<AllInOneFixture>
+public sealed class MalformedRequestsTests(AllInOneHost mesh) : IClassFixture<AllInOneHost>
 {
     private const string Unary = "/labmesh.requisition.v1.RequisitionService/GetRequisition";
     private const string ServerStreaming = "/labmesh.notification.v1.NotificationService/Subscribe";
@@ -104,7 +93,7 @@ public sealed class MalformedRequestsTests(AllInOneFixture mesh) : IClassFixture
 }
 
 /// <summary>The 4 MiB message limits, both ways, and gzip-compressed requests, on grpc-dotnet as LabMesh configures it.</summary>
-public sealed class MessageLimitsAndCompressionTests(AllInOneFixture mesh) : IClassFixture<AllInOneFixture>
+public sealed class MessageLimitsAndCompressionTests(AllInOneHost mesh) : IClassFixture<AllInOneHost>
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
