@@ -32,15 +32,18 @@ public sealed class PeerChannelTests
         var caller = new Caller("team-peer", "user-1", CallerRole.Clinician, null);
 
         // The caller's deadline is the earlier: the peer gets it, give or take the second of grpc-dotnet's
-        // server clock (it reads the time from a clock that ticks once a second).
+        // server clock (it reads the time from a clock that ticks once a second). The deadline travels as a
+        // timeout, so the peer's copy is later by the time the headers took to arrive: at most the call's length.
         var callers = DateTime.UtcNow.AddSeconds(3);
+        var call = System.Diagnostics.Stopwatch.StartNew();
         await client.CheckAsync(new HealthCheckRequest(), PeerChannel.Options(caller, tokens, "requisition", callers, Timeout, CancellationToken.None));
-        Assert.InRange(probe.LastDeadline, callers.AddSeconds(-1.2), callers.AddSeconds(1.2));
+        Assert.InRange(probe.LastDeadline, callers.AddSeconds(-1.2), callers.AddSeconds(1.2) + call.Elapsed);
 
         // The service's own timeout is the earlier: the peer gets that.
         var start = DateTime.UtcNow;
+        call.Restart();
         await client.CheckAsync(new HealthCheckRequest(), PeerChannel.Options(caller, tokens, "requisition", DateTime.UtcNow.AddMinutes(5), TimeSpan.FromSeconds(2), CancellationToken.None));
-        Assert.InRange(probe.LastDeadline, start.AddSeconds(0.8), start.AddSeconds(3.4));
+        Assert.InRange(probe.LastDeadline, start.AddSeconds(0.8), start.AddSeconds(3.2) + call.Elapsed);
 
         Assert.Equal("team-peer", probe.LastHeaders.GetValue(Caller.ForTeamHeader));
         Assert.Equal("user-1", probe.LastHeaders.GetValue(Caller.ForActorHeader));
