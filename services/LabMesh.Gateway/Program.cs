@@ -5,16 +5,18 @@ using Yarp.ReverseProxy.Health;
 // Routes, clusters, transforms, passive health and the upstream HttpClient settings are YARP's own configuration
 // (appsettings.json, section ReverseProxy); each deployment adds the destinations (deploy/local/lib.sh,
 // docker-compose.yml). The code below is what YARP does not do by itself: a refused connection moved to the other
-// replica (RefusedConnectionRetry), the upstream connect timeout (GatewayHttpClientFactory) and a gRPC status for a
+// replica (RefusedConnectionRetry), a cap on the gRPC calls in flight per service (CallsInFlightLimit), the upstream connect timeout (GatewayHttpClientFactory) and a gRPC status for a
 // call no route takes (NoRoute).
 // The configuration is read from beside the assembly, wherever the process is started from.
 var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.WebHost.UseKestrel(kestrel => kestrel.AddServerHeader = false);
 builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
 builder.Services.AddSingleton<IForwarderHttpClientFactory, GatewayHttpClientFactory>();
+builder.Services.AddCallsInFlightLimit(builder.Configuration.GetSection("LabMesh:Gateway:CallsInFlight"));
 builder.Services.Configure<TransportFailureRateHealthPolicyOptions>(builder.Configuration.GetSection("LabMesh:Gateway:PassiveHealth"));
 
 var app = builder.Build();
+app.UseRateLimiter();
 app.MapReverseProxy(proxy =>
 {
     proxy.UseMiddleware<RefusedConnectionRetry>();

@@ -119,6 +119,38 @@ public sealed class GatewayConfigTests
 
     [Theory]
     [MemberData(nameof(Projects))]
+    public void GrpcClusters_CapConnectionsPerReplica_AndShedCallsPastACap_BeforeTheReplicasStreamsRunOut(string project)
+    {
+        // Under an overload the gateway opened ever more HTTP/2 connections to the replicas, the callers' deadlines
+        // reset their streams, and Kestrel closed the connections with every call on them (bench/README.md, "The
+        // gateway under overload"). Now the connections per replica are capped and the calls in flight per cluster
+        // are capped below what those connections carry (Kestrel's 100 streams each), so a call past the cap is
+        // shed at the gateway (RESOURCE_EXHAUSTED) instead of waiting in the HttpClient for a stream until its deadline.
+        var cluster = GatewayConfig.Cluster(GatewayConfig.GrpcCluster(project));
+        var connections = cluster.GetProperty("HttpClient").GetProperty("MaxConnectionsPerServer").GetInt32();
+        var perCluster = GatewayConfig.Root.GetProperty("LabMesh").GetProperty("Gateway").GetProperty("CallsInFlight").GetProperty("PerCluster").GetInt32();
+        const int kestrelStreamsPerConnection = 100;
+
+        Assert.InRange(connections, 1, 4);
+        Assert.InRange(perCluster, 16, connections * kestrelStreamsPerConnection);
+
+        var route = GatewayConfig.Root.GetProperty("ReverseProxy").GetProperty("Routes").GetProperty(GatewayConfig.GrpcCluster(project));
+        var policy = route.TryGetProperty("RateLimiterPolicy", out var p) ? p.GetString() : null;
+        var streams = Protos.LabMesh.Where(s => GatewayConfig.Match(s.PathOf("Any"))?.Cluster == GatewayConfig.GrpcCluster(project))
+            .Any(s => System.Text.RegularExpressions.Regex.IsMatch(Repository.Read(s.File), @"returns\s*\(\s*stream\s"));
+        if (streams)
+        {
+            // A stream (Notification's Subscribe) stays open for an hour: a cap on calls in flight would cap subscribers.
+            Assert.Null(policy);
+        }
+        else
+        {
+            Assert.Equal("grpc-calls-in-flight", policy);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Projects))]
     public void RestClusters_SpeakHttp11_AndPassOverAFailedReplica(string project)
     {
         var cluster = GatewayConfig.Cluster(GatewayConfig.RestCluster(project));
