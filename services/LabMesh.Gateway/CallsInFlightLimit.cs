@@ -7,10 +7,10 @@ namespace LabMesh.Gateway;
 /// <summary>
 /// A cap on the gRPC calls in flight through the gateway to each cluster (routes with <c>RateLimiterPolicy</c>
 /// <see cref="PolicyName"/> in appsettings.json), so an overload is shed at the gateway instead of piling up on the
-/// replicas' HTTP/2 connections. Without it, a backlog let the gateway open ever more connections to the replicas,
-/// the callers' deadlines reset the streams, and Kestrel on the replicas closed those connections with every call on
-/// them (ENHANCE_YOUR_CALM: more streams still running than its 100 per connection; bench/README.md, "The gateway
-/// under overload"). A call over the cap is answered at once, trailers only, <c>RESOURCE_EXHAUSTED</c> with a retry
+/// replicas' HTTP/2 connections. Without it, a backlog let the gateway open a new connection to the replicas for every
+/// 100 streams in flight, with no bound, and once one overload run ended with the gateway at 0 calls/s while the
+/// callers' deadlines reset their streams (Kestrel's stream-reset limit is the suspect; its logs at Debug did not
+/// confirm it in the runs since: bench/README.md, "The gateway under overload"). A call over the cap is answered at once, trailers only, <c>RESOURCE_EXHAUSTED</c> with a retry
 /// hint (<c>grpc-retry-pushback-ms</c>, gRPC's retry design A6), never queued. ASP.NET Core's rate limiting
 /// (ConcurrencyLimiter, one per cluster) does the counting; this class only names the partition and the answer.
 /// </summary>

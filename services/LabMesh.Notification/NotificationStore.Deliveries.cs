@@ -180,7 +180,12 @@ public sealed partial class NotificationStore
     /// deliveries by primary key, each row written only while <c>@owner</c> still holds its lease; answers the ids
     /// written. Internal for the query-plan tests.
     /// </summary>
-    internal static string RecordSql(int rows)
+    internal static string RecordSql(int rows) => RecordSqlTexts[rows] ??= BuildRecordSql(rows);
+
+    // Built once per row count (a batch's size varies from 1 to RecordRowsPerStatement), not once per recorded batch.
+    private static readonly string?[] RecordSqlTexts = new string?[RecordRowsPerStatement + 1];
+
+    private static string BuildRecordSql(int rows)
     {
         var sql = new System.Text.StringBuilder(
             """
