@@ -183,13 +183,23 @@ public sealed class RequisitionApi(
         }
 
         var id = Ids.Require(request.Id);
+        for (var i = 0; i < request.ServiceRequests.Count; i++)
+        {
+            var serviceRequest = request.ServiceRequests[i];
+            if (serviceRequest.RequisitionId != id || serviceRequest.TeamId != caller.TeamId)
+            {
+                violations.Add(new FieldViolation($"service_requests[{i}]",
+                    $"must be a service request of requisition '{id}' of the caller's team, as RecordResults answered it."));
+            }
+        }
+
         if (violations.Count > 0)
         {
             throw new InvalidArgumentException(violations);
         }
 
-        var (status, changed) = await workflow.RecordResultsStageAsync(caller, id, request.Stage, request.Sequence, context.Deadline,
-            context.CancellationToken);
+        var (status, changed) = await workflow.RecordResultsStageAsync(caller, id, request.Stage, request.Sequence,
+            request.ServiceRequests.Count > 0 ? request.ServiceRequests : null, context.Deadline, context.CancellationToken);
         return new RecordResultsStageResponse { Status = status, Changed = changed };
     }
 

@@ -181,12 +181,20 @@ public sealed partial class RequisitionWorkflow(
         return await ReadAsync(caller, record, deadline, cancellationToken);
     }
 
-    /// <summary>Records a results milestone, then refreshes the lifecycle view and the status cache.</summary>
+    /// <summary>
+    /// Records a results milestone, then refreshes the lifecycle view and the status cache. The lifecycle is derived
+    /// from <paramref name="known"/> (every service request of the requisition, as the ServiceRequest service answered the
+    /// results that moved this milestone) when given and this call recorded the milestone; otherwise (none given, or a
+    /// repeat or late milestone, whose statuses may be older than the stored ones) they are read from the ServiceRequest service.
+    /// </summary>
     public async Task<(RequisitionStatusView Status, bool Changed)> RecordResultsStageAsync(
-        Caller caller, string id, LifecycleStatus stage, long sequence, DateTime deadline, CancellationToken cancellationToken)
+        Caller caller, string id, LifecycleStatus stage, long sequence, IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest>? known,
+        DateTime deadline, CancellationToken cancellationToken)
     {
         var (record, changed) = await store.RecordResultsStageAsync(caller.TeamId, id, stage, sequence, cancellationToken);
-        var list = await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
+        var list = changed && known is not null
+            ? known.OrderBy(s => s.Line).ToList()
+            : await serviceRequests.ListForRequisitionAsync(caller, record.Id, deadline, cancellationToken);
         var (refreshed, lifecycleChanged) = await lifecycles.RefreshAsync(record, list, cancellationToken);
         record = refreshed;
         if (changed && !lifecycleChanged)

@@ -61,19 +61,32 @@ public sealed class MeshGateway
         }
     }
 
-    public async Task RecordResultsAsync(
+    /// <summary>
+    /// Records a report's results on its service requests; returns every service request of the requisition as the change
+    /// left them (empty from a ServiceRequest service that does not answer them yet).
+    /// </summary>
+    public async Task<IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>> RecordResultsAsync(
         Caller caller, string requisitionId, IEnumerable<string> serviceRequestIds, bool final, string cause, DateTime deadline,
         CancellationToken cancellationToken)
     {
         var request = new RecordResultsRequest { RequisitionId = requisitionId, Final = final, Cause = cause };
         request.ServiceRequestIds.AddRange(serviceRequestIds);
-        await _serviceRequests.RecordResultsAsync(request, Options(caller, deadline, cancellationToken));
+        var response = await _serviceRequests.RecordResultsAsync(request, Options(caller, deadline, cancellationToken));
+        return response.RequisitionServiceRequests;
     }
 
+    /// <summary>
+    /// Records a results milestone; <paramref name="serviceRequests"/>, when not empty, are every service request of the
+    /// requisition as <see cref="RecordResultsAsync"/> just answered them (so the Requisition service need not read them).
+    /// </summary>
     public async Task RecordResultsStageAsync(
-        Caller caller, string requisitionId, LifecycleStatus stage, long sequence, DateTime deadline, CancellationToken cancellationToken) =>
-        await _requisitions.RecordResultsStageAsync(
-            new RecordResultsStageRequest { Id = requisitionId, Stage = stage, Sequence = sequence }, Options(caller, deadline, cancellationToken));
+        Caller caller, string requisitionId, LifecycleStatus stage, long sequence, IEnumerable<Contracts.ServiceRequest.V1.ServiceRequest> serviceRequests,
+        DateTime deadline, CancellationToken cancellationToken)
+    {
+        var request = new RecordResultsStageRequest { Id = requisitionId, Stage = stage, Sequence = sequence };
+        request.ServiceRequests.AddRange(serviceRequests);
+        await _requisitions.RecordResultsStageAsync(request, Options(caller, deadline, cancellationToken));
+    }
 
     private CallOptions Options(Caller caller, DateTime deadline, CancellationToken cancellationToken) =>
         PeerChannel.Options(caller, _tokens, ResultsStore.ServiceName, deadline, _timeout, cancellationToken);

@@ -42,12 +42,15 @@ public sealed partial class ResultsEffects(
     {
         var done = 0;
         var now = work.Now();
+        // Per requisition, its service requests as the last RecordResults of this pass left them: the milestone below
+        // hands them on, so the Requisition service derives its lifecycle without reading them again.
+        var answered = new Dictionary<string, IReadOnlyList<Contracts.ServiceRequest.V1.ServiceRequest>>(StringComparer.Ordinal);
         foreach (var pending in await store.ListUnappliedReportsAsync(requisitionId, StatusesKind, now, work.Options.BatchSize, cancellationToken))
         {
             var report = pending.Report;
             try
             {
-                await peers.RecordResultsAsync(ServiceCaller(report.TeamId), report.RequisitionId, report.ServiceRequestIds,
+                answered[report.RequisitionId] = await peers.RecordResultsAsync(ServiceCaller(report.TeamId), report.RequisitionId, report.ServiceRequestIds,
                     pending.IsFinal, $"results report {report.Id} v{report.Version}", deadline, cancellationToken);
                 await store.MarkEffectsAppliedAsync(report.Id, report.Version, StatusesKind, CancellationToken.None);
                 done++;
@@ -66,7 +69,7 @@ public sealed partial class ResultsEffects(
             try
             {
                 await peers.RecordResultsStageAsync(ServiceCaller(progress.TeamId), progress.RequisitionId, progress.Stage, progress.Sequence,
-                    deadline, cancellationToken);
+                    answered.GetValueOrDefault(progress.RequisitionId, []), deadline, cancellationToken);
                 await store.MarkProgressSyncedAsync(progress.RequisitionId, progress.Sequence, StageKind, CancellationToken.None);
                 done++;
             }

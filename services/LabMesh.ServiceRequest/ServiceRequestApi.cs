@@ -280,12 +280,13 @@ public sealed class ServiceRequestApi(
         }
 
         var ids = request.ServiceRequestIds.Distinct(StringComparer.Ordinal).ToList();
-        var changes = await store.ApplyResultsAsync(caller.TeamId, requisitionId, ids, request.Final,
+        var (changes, all) = await store.ApplyResultsAsync(caller.TeamId, requisitionId, ids, request.Final,
             string.IsNullOrEmpty(request.Cause) ? "results" : request.Cause, caller.Actor, context.CancellationToken);
         await AfterCommitAsync(changes);
         var byId = changes.ToDictionary(c => c.Record.Id, c => c.Record, StringComparer.Ordinal);
         var response = new RecordResultsResponse();
         response.ServiceRequests.AddRange(request.ServiceRequestIds.Select(id => Map(byId[id])));
+        response.RequisitionServiceRequests.AddRange(all.Select(Map));
         return response;
     }
 

@@ -392,9 +392,10 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
 
     /// <summary>
     /// Applies a result report to the named service requests of one requisition (<see cref="TaskStatusMachine.ApplyResults"/>),
-    /// in one transaction; every id must belong to the requisition.
+    /// in one transaction; every id must belong to the requisition. Returns the change of each id, and every service
+    /// request of the requisition (pending ones included) in line order as the transaction left them.
     /// </summary>
-    public Task<IReadOnlyList<Change>> ApplyResultsAsync(
+    public Task<(IReadOnlyList<Change> Changes, IReadOnlyList<ServiceRequestRecord> All)> ApplyResultsAsync(
         string teamId, string requisitionId, IReadOnlyList<string> ids, bool final, string cause, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
@@ -430,7 +431,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 result.Add(new Change(next, true));
             }
 
-            return (IReadOnlyList<Change>)result;
+            return ((IReadOnlyList<Change>)result, (IReadOnlyList<ServiceRequestRecord>)rows.Select(r => byId[r.Id]).ToList());
         }, cancellationToken);
 
     /// <summary>

@@ -134,6 +134,65 @@ public abstract class RequisitionServiceTests(Mesh mesh)
     }
 
     [Fact]
+    public async Task RecordResultsStage_WithItsServiceRequests_DerivesTheLifecycleFromThem_AndARepeatReadsThemAgain()
+    {
+        var requisition = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        // The statuses as a RecordResults of a final report for both tests would answer them; the ServiceRequest service
+        // still has both at ORDER_CONFIRMED, so a lifecycle of RESULTS_READY can only come from the ones given.
+        var given = requisition.ServiceRequests.Select(s =>
+        {
+            var copy = s.Clone();
+            copy.TaskBusinessStatus = TaskBusinessStatus.FullResultsReady;
+            copy.Status = ServiceRequestStatus.Completed;
+            return copy;
+        }).Reverse().ToList();
+
+        var recorded = await Client.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = requisition.Id, Stage = LifecycleStatus.PartialResults, Sequence = 1, ServiceRequests = { given } },
+            deadline: Deadline);
+        var cached = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = requisition.Id }, deadline: Deadline);
+
+        Assert.True(recorded.Changed);
+        Assert.Equal(LifecycleStatus.ResultsReady, recorded.Status.LifecycleStatus);
+        Assert.Equal(LifecycleStatus.ResultsReady, cached.Status.LifecycleStatus);
+
+        // A repeat records nothing and may carry statuses older than the stored ones: it reads them from the service.
+        var repeat = await Client.RecordResultsStageAsync(
+            new RecordResultsStageRequest { Id = requisition.Id, Stage = LifecycleStatus.PartialResults, Sequence = 1, ServiceRequests = { given } },
+            deadline: Deadline);
+        cached = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = requisition.Id }, deadline: Deadline);
+
+        Assert.False(repeat.Changed);
+        Assert.Equal(LifecycleStatus.PartialResults, repeat.Status.LifecycleStatus);
+        Assert.Equal(LifecycleStatus.PartialResults, cached.Status.LifecycleStatus);
+    }
+
+    [Fact]
+    public async Task RecordResultsStage_WithAnotherRequisitionsServiceRequest_IsInvalidArgument_AndRecordsNothing()
+    {
+        var requisition = (await Client.CreateRequisitionAsync(NewOrder(), deadline: Deadline)).Requisition;
+        var other = (await Client.CreateRequisitionAsync(NewOrder(tests: 1), deadline: Deadline)).Requisition;
+        var before = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = requisition.Id }, deadline: Deadline);
+        var foreignTeam = requisition.ServiceRequests[1].Clone();
+        foreignTeam.TeamId = "team-other";
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Client.RecordResultsStageAsync(new RecordResultsStageRequest
+        {
+            Id = requisition.Id,
+            Stage = LifecycleStatus.PartialResults,
+            Sequence = 1,
+            ServiceRequests = { requisition.ServiceRequests[0], other.ServiceRequests[0], foreignTeam },
+        }, deadline: Deadline).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(["service_requests[1]", "service_requests[2]"], error.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations.Select(v => v.Field));
+        var after = await Client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = requisition.Id }, deadline: Deadline);
+        Assert.Equal(before.Status.Etag, after.Status.Etag);
+        var read = await Client.GetRequisitionAsync(new GetRequisitionRequest { Id = requisition.Id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.Purchased, read.Requisition.LifecycleStatus);
+    }
+
+    [Fact]
     public async Task CreateRequisition_Placed_ReturnsItWithItsServiceRequestsAndFiresOrderPlaced()
     {
         var request = NewOrder();

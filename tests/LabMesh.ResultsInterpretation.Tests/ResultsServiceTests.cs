@@ -182,6 +182,32 @@ public abstract class ResultsServiceTests(ResultsMesh mesh)
     }
 
     [Fact]
+    public async Task SubmitResults_TheStoredLifecycle_FollowsEveryTestOfTheRequisition_NamedOrNot_AsTheResultsLeftThem()
+    {
+        var order = await mesh.PlaceOrderAsync(_team, "BMP", "CBC");
+        var (bmp, cbc) = (order.ServiceRequests[0].Id, order.ServiceRequests[1].Id);
+        var requisitions = mesh.RequisitionClient(_team);
+
+        await Client.SubmitResultsAsync(Report(order.Id, ReportStatus.Final, [bmp], Numeric("glucose", 95, "mg/dL", 70, 99)), deadline: Deadline);
+        var afterBmp = await requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = order.Id }, deadline: Deadline);
+
+        // BMP's results are final, CBC has none: partial results, not RESULTS_READY (which BMP alone would give).
+        Assert.Equal(LifecycleStatus.PartialResults, afterBmp.Status.LifecycleStatus);
+
+        // The lab marks CBC's results ready without a report here; the next report (BMP's again) moves the milestone,
+        // and the stored view takes CBC's status as it is now.
+        await mesh.ServiceRequestClient(_team).UpdateTaskStatusAsync(
+            new UpdateTaskStatusRequest { Id = cbc, TaskBusinessStatus = TaskBusinessStatus.FullResultsReady }, deadline: Deadline);
+        await Client.SubmitResultsAsync(Report(order.Id, ReportStatus.Partial, [bmp], Numeric("sodium", 140, "mmol/L", 135, 145)), deadline: Deadline);
+        var afterCbc = await requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = order.Id }, deadline: Deadline);
+
+        Assert.Equal(LifecycleStatus.ResultsReady, afterCbc.Status.LifecycleStatus);
+        var read = await requisitions.GetRequisitionAsync(new GetRequisitionRequest { Id = order.Id }, deadline: Deadline);
+        Assert.Equal(LifecycleStatus.ResultsReady, read.Requisition.LifecycleStatus);
+        Assert.Equal(afterCbc.Status.Etag, read.Requisition.Etag);
+    }
+
+    [Fact]
     public async Task AmendResults_KeepsBothVersions_PublishesResultsAmended_AndTheLifecycleShowsIt()
     {
         var order = await mesh.PlaceOrderAsync(_team, "BMP");

@@ -340,6 +340,36 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
     }
 
     [Fact]
+    public async Task RecordResults_AnswersEveryServiceRequestOfTheRequisition_AsTheChangeLeftThem_InLineOrder()
+    {
+        var serviceRequests = await CreateConfirmedAsync(Owner, 3);
+        var requisitionId = serviceRequests[0].RequisitionId;
+        await Owner.RevokeServiceRequestAsync(new RevokeServiceRequestRequest { Id = serviceRequests[2].Id }, deadline: Deadline);
+        await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest
+        {
+            Id = serviceRequests[0].Id,
+            TaskBusinessStatus = TaskBusinessStatus.AppointmentAttended,
+        }, deadline: Deadline);
+
+        // Only the second test is named: the answer still holds all three, the unnamed ones as they are.
+        var recorded = await Record(requisitionId, true, serviceRequests[1].Id);
+
+        Assert.Equal([serviceRequests[1].Id], recorded.ServiceRequests.Select(s => s.Id));
+        var listed = await Owner.ListServiceRequestsAsync(
+            new ListServiceRequestsRequest { RequisitionId = requisitionId, IncludePending = true, PageSize = 500 }, deadline: Deadline);
+        // As read back, but for update_time: the change answers it to the tick, the store keeps microseconds.
+        Assert.Equal(listed.ServiceRequests.OrderBy(s => s.Line).Select(WithoutUpdateTime), recorded.RequisitionServiceRequests.Select(WithoutUpdateTime));
+        Assert.All(listed.ServiceRequests.OrderBy(s => s.Line).Zip(recorded.RequisitionServiceRequests), pair =>
+            Assert.InRange((pair.Second.UpdateTime.ToDateTimeOffset() - pair.First.UpdateTime.ToDateTimeOffset()).Duration(), TimeSpan.Zero, TimeSpan.FromMilliseconds(1)));
+        Assert.Equal(serviceRequests.Select(s => s.Id), recorded.RequisitionServiceRequests.Select(s => s.Id));
+        Assert.Equal(
+            [TaskBusinessStatus.AppointmentAttended, TaskBusinessStatus.FullResultsReady, TaskBusinessStatus.Unspecified],
+            recorded.RequisitionServiceRequests.Select(s => s.TaskBusinessStatus));
+        Assert.Equal(ServiceRequestStatus.Revoked, recorded.RequisitionServiceRequests[2].Status);
+        Assert.Equal(recorded.ServiceRequests[0], recorded.RequisitionServiceRequests[1]);
+    }
+
+    [Fact]
     public async Task UnknownOrForeignId_IsNotFound_AndBadInputIsInvalidArgument()
     {
         var foreign = (await CreateConfirmedAsync(fixture.Client("team-other-" + Guid.NewGuid().ToString("N")[..6]), 1))[0];
@@ -357,6 +387,13 @@ public abstract class ServiceRequestServiceTests(ServiceRequestHostFixture fixtu
 
     private async Task<UpdateTaskStatusResponse> Update(string id, TaskBusinessStatus status, string etag = "") =>
         await Partner.UpdateTaskStatusAsync(new UpdateTaskStatusRequest { Id = id, TaskBusinessStatus = status, Etag = etag }, deadline: Deadline);
+
+    private static Contracts.ServiceRequest.V1.ServiceRequest WithoutUpdateTime(Contracts.ServiceRequest.V1.ServiceRequest serviceRequest)
+    {
+        var copy = serviceRequest.Clone();
+        copy.UpdateTime = null;
+        return copy;
+    }
 
     private async Task<RecordResultsResponse> Record(string requisitionId, bool final, params string[] ids) =>
         await Owner.RecordResultsAsync(new RecordResultsRequest
