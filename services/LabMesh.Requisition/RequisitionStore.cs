@@ -193,7 +193,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     public async Task<RequisitionRecord> InsertUncommittedAsync(
         string teamId, string requestId, string requestHash, Contracts.Requisition.V1.Requisition order, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var record = new RequisitionRecord(Guid.CreateVersion7().ToString(), teamId, requestId, requestHash, false, order.Modality, order,
             OrderStatus.Unspecified, "", LifecycleStatus.NotPurchased, 1, false, 0, 0, now, now, null, []);
         try
@@ -271,7 +271,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
                     "ON CONFLICT DO NOTHING", new { replaced, id, teamId }, transaction);
                 await connection.ExecuteAsync(
                     "UPDATE requisitions SET version = version + 1, update_time = @now WHERE id = @replaced AND team_id = @teamId",
-                    new { replaced, teamId, now = DbTime.ToDb(time.GetUtcNow()) }, transaction);
+                    new { replaced, teamId, now = DbTime.ToDb(DbTime.Now(time)) }, transaction);
             }
 
             if (place)
@@ -394,7 +394,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
                 return (record, false);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var updated = record with { ResultsStage = stage, ResultsStageSequence = sequence, Version = record.Version + 1, UpdateTime = now };
             var rows = await connection.ExecuteAsync(
                 "UPDATE requisitions SET results_stage = @stage, results_seq = @sequence, version = @Version, update_time = @UpdateTime " +
@@ -468,7 +468,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         DbConnection connection, DbTransaction transaction, RequisitionRecord record, IReadOnlyList<LineItem> lineItems, string actor,
         CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var placed = await AddEventInTransactionAsync(connection, transaction, record with { PlaceTime = now },
             Modalities.Parse(record.Modality, Ordered(record.Modality), "status"), note: "", actor, cancellationToken);
         await connection.ExecuteAsync("UPDATE requisitions SET place_time = @time WHERE id = @id",
@@ -484,7 +484,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         DbConnection connection, DbTransaction transaction, RequisitionRecord record, NamespacedStatus next, string note, string actor,
         CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var eventId = record.LastEventId + 1;
         var nextText = next.ToString();
         var orderEvent = new OrderEvent

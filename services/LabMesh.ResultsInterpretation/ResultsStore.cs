@@ -236,7 +236,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     public Task<(ReportRecord Report, ResultsProgress Progress, Event? Critical)> SubmitAsync(Report report, SubmitContext context, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             report.Id = Guid.CreateVersion7().ToString();
             AuditLog.NameCreated(ServiceName, report.Id);
             report.Version = 1;
@@ -279,7 +279,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
                 throw new StaleEtagException("report", $"{reportId} v{expectedVersion}");
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             corrected.Id = latest.Id;
             corrected.Version = latest.Version + 1;
             corrected.RequisitionId = latest.Report.RequisitionId;
@@ -310,7 +310,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             var progress = (await connection.QuerySingleOrDefaultAsync<ProgressRow>(
                 $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId{lockClause}",
                 new { requisitionId, teamId }, transaction))?.ToRecord();
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var (next, changed) = ResultsProgress.Share(progress, now);
             if (!changed)
             {

@@ -254,7 +254,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                         return existing;
                     }
 
-                    var now = time.GetUtcNow();
+                    var now = DbTime.Now(time);
                     var created = new List<ServiceRequestRecord>(items.Count);
                     for (var line = 0; line < items.Count; line++)
                     {
@@ -293,7 +293,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 throw new NotFoundException("requisition", requisitionId);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var result = new List<Change>(rows.Count);
             foreach (var row in rows)
             {
@@ -355,7 +355,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 throw new NotFoundException("requisition", requisitionId);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var result = new List<Change>(rows.Count);
             foreach (var row in rows)
             {
@@ -414,7 +414,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 throw new InvalidArgumentException(unknown);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var result = new List<Change>(ids.Count);
             foreach (var id in ids)
             {
@@ -449,7 +449,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                 throw new NotFoundException("requisition", requisitionId);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var result = new List<Change>(rows.Count);
             foreach (var row in rows)
             {
@@ -494,7 +494,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
                     return new Change(row, false);
                 }
 
-                var now = time.GetUtcNow();
+                var now = DbTime.Now(time);
                 var next = applied with { Version = row.Version + 1, UpdateTime = now };
                 // The version guard makes a concurrent writer that read the same row lose instead of
                 // overwriting: on PostgreSQL (READ COMMITTED) both may have read it.

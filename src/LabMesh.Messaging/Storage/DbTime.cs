@@ -10,6 +10,16 @@ public static class DbTime
 {
     private const string Format = "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'";
 
+    /// <summary>
+    /// The time now as the stores keep it (to the microsecond): a write answers the same time a later read of the row
+    /// does. <see cref="TimeProvider.GetUtcNow"/> has 100 ns ticks, which the stored text drops.
+    /// </summary>
+    public static DateTimeOffset Now(TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        return now.AddTicks(-(now.UtcTicks % TimeSpan.TicksPerMicrosecond));
+    }
+
     public static string ToDb(DateTimeOffset time) => time.UtcDateTime.ToString(Format, CultureInfo.InvariantCulture);
 
     public static DateTimeOffset FromDb(string text) =>
