@@ -17,7 +17,7 @@ internal sealed class BenchFailedException(string message) : Exception(message);
 /// against one Requisition replica in alternating rounds, memory at idle again, and optionally the same
 /// against replica 2 restarted with other settings (<c>--variant</c>).
 /// </summary>
-internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions options, string scriptLog, Action<string> log)
+internal sealed partial class GatewayBench(LocalTopology topology, GatewayBenchOptions options, string scriptLog, Action<string> log)
 {
     private const string Team = "bench-team";
     private const double TargetP99Ms = 2.0;
@@ -62,6 +62,13 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
         var gateway = Client(topology.Gateway);
         var direct = Client(topology.Address("requisition", 1));
         await CreateRequisitionsAsync(gateway, direct, cancellationToken);
+
+        if (options.OverloadOnly)
+        {
+            await OverloadAsync(cancellationToken);
+            PrintSummary();
+            return;
+        }
 
         await MemoryAsync("1. Memory at idle after start-up", cancellationToken);
 
@@ -113,6 +120,11 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
             }
         }
 
+        if (options.Overload > 0)
+        {
+            await OverloadAsync(cancellationToken);
+        }
+
         await MemoryAsync("3. Memory at idle after the load", cancellationToken);
 
         if (options.Variant.Count > 0)
@@ -120,6 +132,11 @@ internal sealed class GatewayBench(LocalTopology topology, GatewayBenchOptions o
             await VariantAsync(cancellationToken);
         }
 
+        PrintSummary();
+    }
+
+    private void PrintSummary()
+    {
         log("");
         log("Summary");
         foreach (var line in _summary)

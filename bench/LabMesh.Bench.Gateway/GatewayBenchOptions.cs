@@ -33,6 +33,19 @@ internal sealed record GatewayBenchOptions
     /// </summary>
     public string? Candidate { get; init; }
 
+    /// <summary>Calls per second of the overload part (2d, GatewayBench.Overload.cs); 0 leaves it out.</summary>
+    public double Overload { get; init; }
+
+    public double OverloadSeconds { get; init; } = 5;
+
+    /// <summary>Seconds requisition-2 is frozen (SIGSTOP, then SIGCONT) from the start of the overload phase: a replica that stalls; 0 none.</summary>
+    public double StallSeconds { get; init; }
+
+    /// <summary>Only the overload part: no memory readings, no closed or open loop comparison.</summary>
+    public bool OverloadOnly { get; init; }
+
+    public TimeSpan OverloadDuration => TimeSpan.FromSeconds(OverloadSeconds);
+
     /// <summary>Let up.sh build the services first (otherwise LABMESH_LOCAL_NO_BUILD=1: run what is built).</summary>
     public bool Build { get; init; }
 
@@ -56,6 +69,12 @@ internal sealed record GatewayBenchOptions
                 continue;
             }
 
+            if (name == "--overload-only")
+            {
+                options = options with { OverloadOnly = true };
+                continue;
+            }
+
             var value = i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value.");
             options = name switch
             {
@@ -70,11 +89,14 @@ internal sealed record GatewayBenchOptions
                 "--state" => options with { State = Path.GetFullPath(value) },
                 "--variant" => options with { Variant = Variables(value) },
                 "--candidate" => options with { Candidate = value },
+                "--overload" => options with { Overload = Number(name, value, 0, 100_000) },
+                "--overload-seconds" => options with { OverloadSeconds = Number(name, value, 1, 60) },
+                "--stall" => options with { StallSeconds = Number(name, value, 0, 10) },
                 _ => throw new ArgumentException($"Unknown option '{name}'. Run with --help."),
             };
         }
 
-        return options;
+        return options.OverloadOnly && options.Overload <= 0 ? throw new ArgumentException("--overload-only needs --overload R.") : options;
     }
 
     public const string Usage = """
@@ -100,6 +122,14 @@ internal sealed record GatewayBenchOptions
                                 rounds, closed and open loop, on BASE+93: nginx (deploy/local's gateway before
                                 YARP, its configuration as it was), gateway:N=V[,N=V] (another LabMesh.Gateway
                                 with that environment, e.g. gateway:DOTNET_gcServer=0), or a URL already running
+          --overload R          then overload and recovery (2d): open loop at --rate (2,000 if 0) for 5 s, R calls/s
+                                for --overload-seconds, --rate again for 10 s, through the gateway and direct to
+                                requisition-1 in alternating rounds: calls shed, other errors, p99, the lowest
+                                successes per 250 ms, the gateway's connections to the replicas, time to recover
+          --overload-seconds S  seconds of the overload phase (default 5)
+          --stall S             with --overload: requisition-2 frozen (SIGSTOP) for the first S seconds of the
+                                overload phase, then resumed (SIGCONT): a replica that stalls (default 0: none)
+          --overload-only       with --overload: only that part (no memory readings, no closed/open loop comparison)
           --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
           --help                this text
 

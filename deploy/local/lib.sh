@@ -285,7 +285,7 @@ stop_replica() {
 
 # --- The gateway: services/LabMesh.Gateway (YARP), h2c on BASE and REST (HTTP/1.1) on BASE+1. Its routes,
 # clusters and their settings are its appsettings.json (shared with compose); here it is given the listeners and
-# each cluster's destinations: both replicas of a service, round-robin, each on HTTP/2 connections the gateway
+# each cluster's destinations: both replicas of a service, each call to the one with fewer calls in flight of the two, each on HTTP/2 connections the gateway
 # keeps and multiplexes. A replica that refuses a connection is passed over for 5 s (passive health) and the call
 # goes to the other one: only a call that never reached a replica is moved, so no call runs twice.
 

@@ -23,18 +23,8 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
     [Fact]
     public async Task CallsPastTheCap_AreShedAtOnce_ResourceExhaustedWithARetryHint_AndTheNextCallsGoThrough()
     {
-        var port = FreePort.Next();
-        var address = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}");
-        await using var gateway = ChildProcess.Start("dotnet",
-        [
-            Repository.Built("services/LabMesh.Gateway", "LabMesh.Gateway.dll"),
-            "--Kestrel:Endpoints:Grpc:Url", address,
-            "--Kestrel:Endpoints:Rest:Url", string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}"),
-            "--ReverseProxy:Clusters:requisition:Destinations:requisition-1:Address", topology.Address("requisition", 1),
-            "--ReverseProxy:Clusters:requisition:Destinations:requisition-2:Address", topology.Address("requisition", 2),
-            "--LabMesh:Gateway:CallsInFlight:PerCluster", "2",
-        ], Repository.Root, new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
-        Assert.True(await GrpcServing.WaitAsync(address, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200)), gateway.Describe());
+        var (gateway, address) = await StartGatewayAsync(perCluster: 2);
+        await using var _ = gateway;
 
         var team = "e2e-overload-" + Guid.NewGuid().ToString("N")[..8];
         string id;
@@ -85,5 +75,106 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
             var answer = await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: DateTime.UtcNow.Add(Mesh.CallTimeout));
             Assert.Equal(id, answer.Status.Id);
         }
+    }
+
+    /// <summary>
+    /// A replica that stops answering (frozen with SIGSTOP: its connections stay open, its calls hang) while calls keep
+    /// coming: the gateway sends each call to the replica with fewer calls in flight of the two, so the frozen one takes
+    /// about as many as the healthy one holds, and the healthy one keeps answering. With round-robin (before) every other
+    /// call went to the frozen replica, its calls filled the whole cap of the service within a few dozen calls, and the
+    /// gateway shed everything else until their deadlines: 0 calls/s with a healthy replica idle (bench/README.md, "The
+    /// gateway under overload and a stalled replica").
+    /// </summary>
+    [Fact]
+    public async Task AReplicaThatStalls_DoesNotTakeTheCap_CallsAreAnsweredByTheOther()
+    {
+        const int Calls = 200;
+        var (gateway, address) = await StartGatewayAsync(perCluster: 16);
+        await using var _ = gateway;
+        var team = "e2e-stall-" + Guid.NewGuid().ToString("N")[..8];
+        string id;
+        using (var mesh = new Mesh(topology.Gateway, team))
+        {
+            id = (await mesh.PlaceAsync(Guid.NewGuid().ToString())).Requisition.Id;
+        }
+
+        using var channel = GrpcChannel.ForAddress(address);
+        var client = new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(channel, team));
+        // Both replicas connected and answering before one stalls.
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(id, (await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: DateTime.UtcNow.Add(Mesh.CallTimeout))).Status.Id);
+        }
+
+        var frozen = topology.Pid("requisition-2") ?? throw new InvalidOperationException("requisition-2 is not running");
+        var outcomes = new List<Task<StatusCode>>();
+        await SignalAsync("STOP", frozen);
+        try
+        {
+            // 100 calls/s for 2 s, each with a 3 s deadline: the frozen replica holds whatever it took until after the last one left.
+            for (var i = 0; i < Calls; i++)
+            {
+                outcomes.Add(StatusOfAsync(client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id }, deadline: DateTime.UtcNow.AddSeconds(3)).ResponseAsync));
+                await Task.Delay(10);
+            }
+
+            await Task.WhenAll(outcomes);
+        }
+        finally
+        {
+            await SignalAsync("CONT", frozen);
+        }
+
+        var statuses = outcomes.Select(o => o.Result).ToList();
+        var summary = string.Join("; ", statuses.Chunk(Calls / 4).Select((part, i) =>
+            $"calls {i * Calls / 4}-{(i + 1) * Calls / 4 - 1}: " + string.Join(", ", part.GroupBy(s => s).Select(g => $"{g.Key} {g.Count()}"))));
+        // The calls the frozen replica took end at their deadline; past the cap a call is shed; nothing else.
+        Assert.All(statuses, s => Assert.True(s is StatusCode.OK or StatusCode.DeadlineExceeded or StatusCode.ResourceExhausted, summary));
+        // The frozen replica holds about as many calls as requisition-1 has in flight, not the whole cap: requisition-1
+        // answers calls all through the stall, the last second's too (round-robin answered none of them).
+        Assert.True(statuses.Skip(Calls / 2).Count(s => s == StatusCode.OK) >= Calls / 8, summary);
+    }
+
+    private async Task<(ChildProcess Gateway, string Address)> StartGatewayAsync(int perCluster)
+    {
+        var address = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
+        var gateway = ChildProcess.Start("dotnet",
+        [
+            Repository.Built("services/LabMesh.Gateway", "LabMesh.Gateway.dll"),
+            "--Kestrel:Endpoints:Grpc:Url", address,
+            "--Kestrel:Endpoints:Rest:Url", string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}"),
+            "--ReverseProxy:Clusters:requisition:Destinations:requisition-1:Address", topology.Address("requisition", 1),
+            "--ReverseProxy:Clusters:requisition:Destinations:requisition-2:Address", topology.Address("requisition", 2),
+            "--LabMesh:Gateway:CallsInFlight:PerCluster", perCluster.ToString(CultureInfo.InvariantCulture),
+        ], Repository.Root, new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        if (!await GrpcServing.WaitAsync(address, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200)))
+        {
+            var described = gateway.Describe();
+            await gateway.DisposeAsync();
+            Assert.Fail(described);
+        }
+
+        return (gateway, address);
+    }
+
+    private static async Task<StatusCode> StatusOfAsync(Task call)
+    {
+        try
+        {
+            await call;
+            return StatusCode.OK;
+        }
+        catch (RpcException e)
+        {
+            return e.StatusCode;
+        }
+    }
+
+    /// <summary>kill -STOP / -CONT of a process of the topology (by its pid).</summary>
+    private static async Task SignalAsync(string signal, int pid)
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+        Assert.Equal(0, kill.ExitCode);
     }
 }

@@ -34,8 +34,8 @@ public sealed class GatewayRoutingTests(LocalTopologyFixture topology)
         await topology.CtlAsync("kill", "requisition-1");
         try
         {
-            // Round-robin sends every other call to the dead replica until passive health takes it out: each of
-            // those is refused a connection, and the gateway sends it to requisition-2. None may fail.
+            // The balancer sends calls to the dead replica (both have none in flight) until passive health takes it
+            // out: each of those is refused a connection, and the gateway sends it to requisition-2. None may fail.
             for (var i = 0; i < 10; i++)
             {
                 var status = await mesh.Requisitions.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = id },
