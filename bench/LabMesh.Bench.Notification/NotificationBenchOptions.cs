@@ -29,6 +29,9 @@ internal sealed class NotificationBenchOptions
     /// <summary>Events published for the webhook part.</summary>
     public int WebhookEvents { get; private set; } = 2000;
 
+    /// <summary>Events delivered by the service (and POSTed by the baseline) before the webhook part's measured runs, not measured.</summary>
+    public int WebhookWarmupEvents { get; private set; } = 200;
+
     /// <summary>Webhook attempts per replica at once (<c>LabMesh:Notification:DeliveryConcurrency</c>), and the baseline's concurrency.</summary>
     public int DeliveryConcurrency { get; private set; } = 16;
 
@@ -87,6 +90,9 @@ internal sealed class NotificationBenchOptions
                 case "--webhook-events":
                     options.WebhookEvents = Count(arg, Value(), 1, 100_000);
                     break;
+                case "--webhook-warmup":
+                    options.WebhookWarmupEvents = Count(arg, Value(), 1, 100_000);
+                    break;
                 case "--delivery-concurrency":
                     options.DeliveryConcurrency = Count(arg, Value(), 1, 1000);
                     break;
@@ -118,6 +124,8 @@ internal sealed class NotificationBenchOptions
           --requisitions N          critical: requisitions placed first and used in turn (default 300)
           --max-in-flight N         critical: calls in flight beyond this are skipped and counted (default 128)
           --webhook-events N        webhooks: events published for the endpoint (default 2000)
+          --webhook-warmup N        webhooks: events delivered by the service and POSTed by the baseline
+                                    before the measured runs, not measured (default 200)
           --delivery-concurrency N  webhooks: LabMesh:Notification:DeliveryConcurrency of each replica and
                                     the baseline client's concurrency (default 16, the service's default)
           --trickle S               webhooks: seconds of one event every 50 ms, publish-to-receipt

@@ -48,7 +48,6 @@ internal sealed class WebhookBench : IAsyncDisposable
 {
     public const string Team = "bench-hooks";
 
-    private const int WarmupEvents = 200;
     private const int PublishConcurrency = 16;
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(180);
 
@@ -99,12 +98,13 @@ internal sealed class WebhookBench : IAsyncDisposable
         _secret = created.Secret;
         _log($"   receiver {Sink.Url} (Kestrel, HTTP/1.1, answers 200); endpoint {created.Endpoint.Id} for {EventTypes.OrderStatusChanged}");
 
-        var warmup = Events(WarmupEvents);
-        var round = Sink.Reset(WarmupEvents);
+        var warmupEvents = _options.WebhookWarmupEvents;
+        var warmup = Events(warmupEvents);
+        var round = Sink.Reset(warmupEvents);
         await PublishAllAsync(warmup);
-        await round.Complete.WaitAsync(TimeSpan.FromSeconds(60));
-        await PostAllAsync(Bodies(warmup), _options.DeliveryConcurrency, Sink.Reset(WarmupEvents));
-        _log($"   warm-up: {WarmupEvents} events delivered by the service, {WarmupEvents} posted by the baseline client, not measured");
+        await round.Complete.WaitAsync(TimeSpan.FromSeconds(120));
+        await PostAllAsync(Bodies(warmup), _options.DeliveryConcurrency, Sink.Reset(warmupEvents));
+        _log($"   warm-up: {warmupEvents} events delivered by the service, {warmupEvents} posted by the baseline client, not measured");
     }
 
     /// <summary>The baseline at one replica's concurrency and at both replicas', then the service.</summary>
@@ -189,7 +189,11 @@ internal sealed class WebhookBench : IAsyncDisposable
             gate.TrySetResult();
         }
         var completed = await Task.WhenAny(round.Complete, Task.Delay(DrainTimeout)) == round.Complete;
-        var elapsed = Stopwatch.GetElapsedTime(started);
+        var ended = Stopwatch.GetTimestamp();
+        var elapsed = Stopwatch.GetElapsedTime(started, ended);
+        // Stopwatch is CLOCK_MONOTONIC on Linux: the window as `perf record -k CLOCK_MONOTONIC` stamps its samples.
+        _log(F("   measured window: {0:0.000000},{1:0.000000} (CLOCK_MONOTONIC seconds, for perf report --time)",
+            (double)started / Stopwatch.Frequency, (double)ended / Stopwatch.Frequency));
         var use = cpu.Stop();
         pool.Dispose();
         await stopWatching.CancelAsync();

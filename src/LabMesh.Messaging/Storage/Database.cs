@@ -18,6 +18,10 @@ public sealed partial class Database : IAsyncDisposable
 {
     private const int MaxWriteAttempts = 5;
 
+    // How long a SQLite writer waits for the file's write lock: SQLite's busy timeout (a writer in another process),
+    // and at most as long for this process's gate (SqliteWriteGate).
+    private static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
+
     // The SQLite connections (native handles, which the pool keeps across opens) whose PRAGMAs are set; an entry goes
     // with its handle once the pool has closed it.
     private static readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> Configured = new();
@@ -27,10 +31,12 @@ public sealed partial class Database : IAsyncDisposable
     private readonly NpgsqlDataSource? _postgres;
     private readonly ILogger _logger;
     private readonly IWriteParticipant? _participant;
+    private readonly SqliteWriteGate? _gate;
 
     private Database(string serviceName, StorageProvider provider, string connectionString, NpgsqlDataSource? postgres, ILogger logger, IWriteParticipant? participant)
     {
         _participant = participant;
+        _gate = provider == StorageProvider.Sqlite ? SqliteWriteGate.For(new SqliteConnectionStringBuilder(connectionString).DataSource) : null;
         ServiceName = serviceName;
         Provider = provider;
         _connectionString = connectionString;
@@ -74,7 +80,7 @@ public sealed partial class Database : IAsyncDisposable
             Mode = SqliteOpenMode.ReadWriteCreate,
             Cache = SqliteCacheMode.Private,
             Pooling = true,
-            DefaultTimeout = 30,
+            DefaultTimeout = (int)BusyTimeout.TotalSeconds,
         };
         return new Database(serviceName, StorageProvider.Sqlite, sqlite.ConnectionString, null, logger, participant);
     }
@@ -136,7 +142,7 @@ public sealed partial class Database : IAsyncDisposable
                 using var pragma = connection.CreateCommand();
                 // WAL lets readers run beside the one writer; NORMAL sync is durable across process
                 // crashes in WAL mode. busy_timeout makes a second writer wait instead of failing.
-                pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;";
+                pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=" + (int)BusyTimeout.TotalMilliseconds + ";";
                 await pragma.ExecuteNonQueryAsync(cancellationToken);
                 if (handle is not null)
                 {
@@ -156,7 +162,9 @@ public sealed partial class Database : IAsyncDisposable
     /// <summary>
     /// Runs <paramref name="work"/> in one write transaction and commits it. On SQLite the transaction
     /// takes the write lock at once (BEGIN IMMEDIATE), so two writers never deadlock upgrading a read
-    /// lock; on PostgreSQL it is READ COMMITTED and retried on serialization failures and deadlocks.
+    /// lock, after waiting for this process's other writers of the file in its <see cref="SqliteWriteGate"/>
+    /// (without blocking a thread; <paramref name="work"/> must not write to the same file another way);
+    /// on PostgreSQL it is READ COMMITTED and retried on serialization failures and deadlocks.
     /// The registered <see cref="IWriteParticipant"/> (inside a mutating call not yet audited, the call's
     /// audit record) joins the same transaction before the commit.
     /// </summary>
@@ -164,40 +172,54 @@ public sealed partial class Database : IAsyncDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            await using var connection = await OpenAsync(cancellationToken);
-            await using var transaction = connection is SqliteConnection sqlite
-                ? sqlite.BeginTransaction(deferred: false)
-                : await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
             try
             {
-                var result = await work(connection, transaction);
-                // The registered participant (the audit record of the mutating call in progress) commits with the change.
-                var joined = _participant is null ? null : await _participant.JoinAsync(ServiceName, connection, transaction, cancellationToken);
-                var committed = false;
-                try
-                {
-                    await transaction.CommitAsync(cancellationToken);
-                    committed = true;
-                }
-                finally
-                {
-                    joined?.Invoke(committed);
-                }
-
-                return result;
+                return await WriteOnceAsync(work, cancellationToken);
             }
             catch (Exception ex) when (attempt < MaxWriteAttempts && IsTransient(ex))
             {
+                // The transaction is rolled back and the file's gate left before the pause.
                 LogTransientRetry(_logger, ServiceName, attempt, ex);
                 await Task.Delay(TimeSpan.FromMilliseconds(10 * attempt * attempt), cancellationToken);
             }
         }
     }
 
+    private async Task<T> WriteOnceAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        // Left after the transaction below is committed or rolled back (disposed in reverse order).
+        using var entry = _gate is null ? null : await _gate.EnterAsync(BusyTimeout, cancellationToken);
+        if (entry is not null)
+        {
+            SqliteWriteGate.Hold(entry);
+        }
+
+        await using var transaction = connection is SqliteConnection sqlite
+            ? sqlite.BeginTransaction(deferred: false)
+            : await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+        var result = await work(connection, transaction);
+        // The registered participant (the audit record of the mutating call in progress) commits with the change.
+        var joined = _participant is null ? null : await _participant.JoinAsync(ServiceName, connection, transaction, cancellationToken);
+        var committed = false;
+        try
+        {
+            await transaction.CommitAsync(cancellationToken);
+            committed = true;
+        }
+        finally
+        {
+            joined?.Invoke(committed);
+        }
+
+        return result;
+    }
+
     /// <summary>
     /// Applies the migrations not applied yet, in version order, each in its own transaction with
     /// its row in <c>schema_migrations</c>. Replicas starting together are serialised by a
-    /// PostgreSQL advisory lock (SQLite by its write lock), so each step runs exactly once.
+    /// PostgreSQL advisory lock (SQLite by the file's <see cref="SqliteWriteGate"/> in one process and its
+    /// write lock across processes), so each step runs exactly once.
     /// </summary>
     public async Task MigrateAsync(IEnumerable<Migration> migrations, CancellationToken cancellationToken)
     {
@@ -208,6 +230,13 @@ public sealed partial class Database : IAsyncDisposable
         }
 
         await using var connection = await OpenAsync(cancellationToken);
+        // SQLite: this process's other writers of the file wait in its gate meanwhile (other processes in SQLite's write lock).
+        using var entry = _gate is null ? null : await _gate.EnterAsync(BusyTimeout, cancellationToken);
+        if (entry is not null)
+        {
+            SqliteWriteGate.Hold(entry);
+        }
+
         if (Provider == StorageProvider.Postgres)
         {
             await ExecuteAsync(connection, null, $"SELECT pg_advisory_lock(hashtext('labmesh:migrate:{ServiceName}'));", cancellationToken);

@@ -130,11 +130,12 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     public string Now() => DbTime.ToDb(time.GetUtcNow());
 
     /// <summary>The peer took the item at <paramref name="itemVersion"/>: its attempts, and those of earlier versions, are forgotten.</summary>
-    public async Task SucceededAsync(string kind, string itemId, long itemVersion, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await SucceededAsync(connection, null, kind, itemId, itemVersion, cancellationToken);
-    }
+    public Task SucceededAsync(string kind, string itemId, long itemVersion, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            await SucceededAsync(connection, transaction, kind, itemId, itemVersion, cancellationToken);
+            return 0;
+        }, cancellationToken);
 
     /// <summary>
     /// As <see cref="SucceededAsync(string, string, long, CancellationToken)"/>, in the caller's transaction on this store: a
@@ -151,26 +152,30 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     {
         var transient = PeerErrors.IsTransient(status);
         var now = time.GetUtcNow();
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var before = await connection.QuerySingleOrDefaultAsync<AttemptRow>(new CommandDefinition(
-            "SELECT attempts AS Attempts, refusals AS Refusals FROM peer_work WHERE kind = @kind AND item_id = @itemId AND item_version = @itemVersion",
-            new { kind, itemId, itemVersion }, cancellationToken: cancellationToken));
-        var attempts = (before?.Attempts ?? 0) + 1;
-        var refusals = (before?.Refusals ?? 0) + (transient ? 0 : 1);
-        var parked = refusals >= Math.Max(1, options.ParkAfter);
-        var wait = transient ? options.FirstBackoff : Backoff(refusals);
-        await connection.ExecuteAsync(new CommandDefinition(
-            """
-            INSERT INTO peer_work (kind, item_id, item_version, item_team, attempts, refusals, next_attempt_at, parked, last_error, changed_at)
-            VALUES (@kind, @itemId, @itemVersion, @teamId, @attempts, @refusals, @next, @parked, @error, @now)
-            ON CONFLICT (kind, item_id, item_version) DO UPDATE SET attempts = excluded.attempts, refusals = excluded.refusals,
-                next_attempt_at = excluded.next_attempt_at, parked = excluded.parked, last_error = excluded.last_error, changed_at = excluded.changed_at
-            """,
-            new
-            {
-                kind, itemId, itemVersion, teamId, attempts, refusals, next = DbTime.ToDb(now + wait), parked = parked ? 1 : 0,
-                error = StatusWord(status), now = DbTime.ToDb(now),
-            }, cancellationToken: cancellationToken));
+        // In a write transaction (so, on SQLite, in the file's write gate): the count read and the row written together.
+        var (parked, refusals) = await database.WriteAsync(async (connection, transaction) =>
+        {
+            var before = await connection.QuerySingleOrDefaultAsync<AttemptRow>(new CommandDefinition(
+                "SELECT attempts AS Attempts, refusals AS Refusals FROM peer_work WHERE kind = @kind AND item_id = @itemId AND item_version = @itemVersion",
+                new { kind, itemId, itemVersion }, transaction, cancellationToken: cancellationToken));
+            var attempts = (before?.Attempts ?? 0) + 1;
+            var refusals = (before?.Refusals ?? 0) + (transient ? 0 : 1);
+            var parked = refusals >= Math.Max(1, options.ParkAfter);
+            var wait = transient ? options.FirstBackoff : Backoff(refusals);
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                INSERT INTO peer_work (kind, item_id, item_version, item_team, attempts, refusals, next_attempt_at, parked, last_error, changed_at)
+                VALUES (@kind, @itemId, @itemVersion, @teamId, @attempts, @refusals, @next, @parked, @error, @now)
+                ON CONFLICT (kind, item_id, item_version) DO UPDATE SET attempts = excluded.attempts, refusals = excluded.refusals,
+                    next_attempt_at = excluded.next_attempt_at, parked = excluded.parked, last_error = excluded.last_error, changed_at = excluded.changed_at
+                """,
+                new
+                {
+                    kind, itemId, itemVersion, teamId, attempts, refusals, next = DbTime.ToDb(now + wait), parked = parked ? 1 : 0,
+                    error = StatusWord(status), now = DbTime.ToDb(now),
+                }, transaction, cancellationToken: cancellationToken));
+            return (parked, refusals);
+        }, cancellationToken);
         if (parked)
         {
             Parked.Add(1, new KeyValuePair<string, object?>("labmesh.work.kind", kind));
@@ -197,11 +202,10 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     public async Task<bool> RetryAsync(string teamId, string kind, string itemId, CancellationToken cancellationToken)
     {
         var now = Now();
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var changed = await connection.ExecuteAsync(new CommandDefinition(
+        var changed = await database.WriteAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
             "UPDATE peer_work SET parked = 0, refusals = 0, next_attempt_at = @now, changed_at = @now " +
             "WHERE kind = @kind AND item_id = @itemId AND item_team = @teamId AND parked = 1",
-            new { kind, itemId, teamId, now }, cancellationToken: cancellationToken));
+            new { kind, itemId, teamId, now }, transaction, cancellationToken: cancellationToken)), cancellationToken);
         return changed > 0;
     }
 
