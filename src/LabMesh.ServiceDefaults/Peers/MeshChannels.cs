@@ -62,19 +62,11 @@ public static class MeshChannels
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(address);
         var handler = CreateHandler();
-        if (configureTls is not null)
-        {
-            ConfigureTls(handler, configureTls);
-        }
+        configureTls?.Invoke(handler.SslOptions);
         var options = new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true };
         Configure(options, address, retry, loggerFactory);
         return GrpcChannel.ForAddress(address, options);
     }
-
-    // A method of its own, never inlined: naming SslOptions JIT-loads System.Net.Security (0.8 MB), which a replica on
-    // h2c peers without PostgreSQL never needs otherwise.
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static void ConfigureTls(SocketsHttpHandler handler, Action<SslClientAuthenticationOptions> configureTls) => configureTls(handler.SslOptions);
 
     /// <summary>
     /// The HTTP/2 handler under every LabMesh channel: keepalive pings (PING after 60 s without a frame, the
