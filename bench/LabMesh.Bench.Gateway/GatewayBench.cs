@@ -289,12 +289,12 @@ internal sealed partial class GatewayBench(LocalTopology topology, GatewayBenchO
             .Select(name => topology.Pid(name) is { } pid ? ResidentMemory.Read(name, pid) : null)
             .OfType<ResidentMemory>()
             .ToList();
-        log("   process                     pid    RSS MB  anon MB  file MB   PSS MB  threads  GC                  GC environment      RSS / bare host");
+        log("   process                     pid    RSS MB  anon MB  file MB shmem MB   PSS MB  threads  GC                  GC environment      RSS / bare host");
         foreach (var m in bare.Concat(replicas))
         {
             var baseline = BaselineFor(m, bare);
-            log(F("   {0,-24} {1,7} {2,8:0.0} {3,8:0.0} {4,8:0.0} {9,8:0.0} {5,8}  {6,-19} {7,-18} {8}",
-                m.Name, m.Pid, m.RssMb, m.AnonMb, m.FileMb, m.Threads, m.Gc, m.GcEnvironment, baseline is null || baseline == m ? "" : F("x{0:0.00}", m.RssMb / baseline.RssMb), m.PssMb));
+            log(F("   {0,-24} {1,7} {2,8:0.0} {3,8:0.0} {4,8:0.0} {10,8:0.0} {9,8:0.0} {5,8}  {6,-19} {7,-18} {8}",
+                m.Name, m.Pid, m.RssMb, m.AnonMb, m.FileMb, m.Threads, m.Gc, m.GcEnvironment, baseline is null || baseline == m ? "" : F("x{0:0.00}", m.RssMb / baseline.RssMb), m.PssMb, m.ShmemMb));
         }
 
         foreach (var service in LocalTopology.Services)
@@ -306,9 +306,10 @@ internal sealed partial class GatewayBench(LocalTopology topology, GatewayBenchO
             }
 
             var largest = own.MaxBy(r => r.RssMb)!;
-            var line = F("{0}: {1}: largest RSS {2} {3:0.0} MB ({4}; anon {5}; PSS {6}): {7}", title, service, largest.Name, largest.RssMb,
+            var line = F("{0}: {1}: largest RSS {2} {3:0.0} MB ({4}; anon {5}; shmem {8}; PSS {6}): {7}", title, service, largest.Name, largest.RssMb,
                 string.Join(", ", own.Select(r => F("{0} {1:0.0}", r.Name, r.RssMb))), string.Join("/", own.Select(r => F("{0:0.0}", r.AnonMb))),
-                string.Join("/", own.Select(r => F("{0:0.0}", r.PssMb))), largest.RssMb < TargetRssMb ? "under 100 MB" : "NOT under 100 MB");
+                string.Join("/", own.Select(r => F("{0:0.0}", r.PssMb))), largest.RssMb < TargetRssMb ? "under 100 MB" : "NOT under 100 MB",
+                string.Join("/", own.Select(r => F("{0:0.0}", r.ShmemMb))));
             log("   " + line);
             _summary.Add(line);
         }

@@ -3,13 +3,16 @@ using System.Globalization;
 namespace LabMesh.Bench.Gateway;
 
 /// <summary>One process's memory as /proc/PID/status has it, and which GC it runs (from its thread names).</summary>
-internal sealed record ResidentMemory(string Name, int Pid, long RssKb, long AnonKb, long FileKb, long PssKb, int Threads, int ServerGcThreads, string GcEnvironment)
+internal sealed record ResidentMemory(string Name, int Pid, long RssKb, long AnonKb, long FileKb, long ShmemKb, long PssKb, int Threads, int ServerGcThreads, string GcEnvironment)
 {
     public double RssMb => RssKb * 1024 / 1e6;
 
     public double AnonMb => AnonKb * 1024 / 1e6;
 
     public double FileMb => FileKb * 1024 / 1e6;
+
+    /// <summary>RssShmem: for .NET the runtime's executable memory (/memfd:doublemapper: JIT'd code, stubs, type data).</summary>
+    public double ShmemMb => ShmemKb * 1024 / 1e6;
 
     /// <summary>Proportional set size: shared pages (the framework's mapped assemblies) divided among the processes mapping them.</summary>
     public double PssMb => PssKb * 1024 / 1e6;
@@ -28,7 +31,7 @@ internal sealed record ResidentMemory(string Name, int Pid, long RssKb, long Ano
         var fields = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var line in File.ReadLines(status))
         {
-            if (line.Split(':', 2) is [var key, var value] && key is "VmRSS" or "RssAnon" or "RssFile" or "Threads")
+            if (line.Split(':', 2) is [var key, var value] && key is "VmRSS" or "RssAnon" or "RssFile" or "RssShmem" or "Threads")
             {
                 fields[key] = long.Parse(value.Trim().Split(' ')[0], CultureInfo.InvariantCulture);
             }
@@ -39,7 +42,7 @@ internal sealed record ResidentMemory(string Name, int Pid, long RssKb, long Ano
             ? File.ReadLines(rollup).Where(l => l.StartsWith("Pss:", StringComparison.Ordinal))
                 .Select(l => long.Parse(l["Pss:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture)).FirstOrDefault()
             : 0;
-        return new ResidentMemory(name, pid, fields.GetValueOrDefault("VmRSS"), fields.GetValueOrDefault("RssAnon"), fields.GetValueOrDefault("RssFile"), pss,
+        return new ResidentMemory(name, pid, fields.GetValueOrDefault("VmRSS"), fields.GetValueOrDefault("RssAnon"), fields.GetValueOrDefault("RssFile"), fields.GetValueOrDefault("RssShmem"), pss,
             (int)fields.GetValueOrDefault("Threads"), CountThreads(pid, ".NET Server GC"), GcVariables(pid));
     }
 

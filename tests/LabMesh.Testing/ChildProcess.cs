@@ -55,6 +55,9 @@ public sealed class ChildProcess : IAsyncDisposable
 
     public string CommandLine { get; }
 
+    /// <summary>The process id (what /proc/PID/ reads, e.g. the files it maps).</summary>
+    public int Id => _process.Id;
+
     public bool HasExited => _process.HasExited;
 
     public IReadOnlyList<string> StandardOutput

@@ -73,6 +73,9 @@ public static class ServiceDefaultsExtensions
         var telemetry = LabMeshOpenTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
+        // Every interceptor added by type below is in the container, so grpc-dotnet never compiles a factory for one (GrpcActivation).
+        builder.Services.AddSingleton<DomainExceptionInterceptor>();
+        builder.Services.AddSingleton<RequestTextInterceptor>();
         // The interceptor's record commits with the call's first write: the audit log joins every store's write transactions.
         builder.Services.AddSingleton<IWriteParticipant, AuditWriteParticipant>();
         builder.Services.AddGrpc(options =>
@@ -95,6 +98,8 @@ public static class ServiceDefaultsExtensions
         })
             // REST: JSON over HTTP through the same interceptors (RestEndpoints), and its HTTP/1.1 listener.
             .AddLabMeshJsonTranscoding();
+        // The service classes built per call without an expression tree (GrpcActivation).
+        builder.Services.AddGrpcActivationWithoutExpressions();
         // Bytes that do not parse are INVALID_ARGUMENT, not grpc-dotnet's UNKNOWN (MalformedRequests).
         builder.Services.AddStrictRequestParsing();
         builder.Services.AddLabMeshSecurity(builder.Configuration);

@@ -73,7 +73,7 @@ public static class MeshChannels
     /// connection closed when no ACK comes in 20 s), several connections per peer when one's streams are all
     /// in use, pooled connections kept, 5 s to connect.
     /// </summary>
-    public static SocketsHttpHandler CreateHandler() => new()
+    private static SocketsHttpHandler CreateHandler() => new()
     {
         EnableMultipleHttp2Connections = true,
         KeepAlivePingDelay = TimeSpan.FromSeconds(60),
@@ -83,11 +83,8 @@ public static class MeshChannels
         ConnectTimeout = TimeSpan.FromSeconds(5),
     };
 
-    /// <summary>
-    /// Sets <paramref name="options"/> as <see cref="Create"/> does for <paramref name="address"/>, except the
-    /// HTTP handler (<see cref="CreateHandler"/>; Grpc.Net.ClientFactory supplies it to <c>AddGrpcClient</c> clients).
-    /// </summary>
-    public static void Configure(GrpcChannelOptions options, string address, MethodConfig? retry, ILoggerFactory? loggerFactory)
+    /// <summary>Sets <paramref name="options"/> for <paramref name="address"/> as <see cref="Create"/> describes, except the HTTP handler.</summary>
+    private static void Configure(GrpcChannelOptions options, string address, MethodConfig? retry, ILoggerFactory? loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrWhiteSpace(address);

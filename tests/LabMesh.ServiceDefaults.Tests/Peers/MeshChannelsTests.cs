@@ -35,7 +35,24 @@ public sealed class MeshChannelsTests
     }
 
     [Fact]
-    public async Task PeerClientFromTheClientFactory_BalancesOverTheConfiguredList()
+    public async Task PeerClient_IsOneClientWhoseChannelIsDisposedWithTheProvider()
+    {
+        await using var a = await Replica.StartAsync("a");
+        var services = new ServiceCollection().AddLogging();
+        services.Configure<PeerOptions>(o => o.ServiceRequest = $"http://127.0.0.1:{a.Port}");
+        services.AddPeerClient<Health.HealthClient>(p => p.ServiceRequest, Health.Descriptor.FullName);
+        var provider = services.BuildServiceProvider();
+        var client = provider.GetRequiredService<Health.HealthClient>();
+        Assert.Same(client, provider.GetRequiredService<Health.HealthClient>());
+        Assert.Equal("a", await Replica.WhoAsync(client));
+
+        await provider.DisposeAsync();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => Replica.WhoAsync(client));
+    }
+
+    [Fact]
+    public async Task PeerClient_BalancesOverTheConfiguredList()
     {
         await using var a = await Replica.StartAsync("a");
         await using var b = await Replica.StartAsync("b");

@@ -34,10 +34,10 @@ public sealed class ReplicaKillTests
     [InlineData(0, 8, 0, false, 250, 3)]
     // Many quick rounds on a saturated machine (the chaos run's load average was 30-39 on 2 cores): threads spin meanwhile.
     [InlineData(30, 16, 0, false, 150, 10, 6)]
-    // The client as services get it (AddPeerClient: Grpc.Net.ClientFactory over HttpClientFactory's handlers).
+    // The client as services get it (AddPeerClient: a singleton client on its own MeshChannels channel).
     [InlineData(1500, 8, 0, false, 150, 2, 0, true)]
     public async Task EachReplicaKilledAndRestarted_EveryCallOnceBothAreBack_Succeeds(
-        int downMilliseconds, int callers, int pauseMilliseconds, bool bothDownAtOnce, int openStreams = 0, int rounds = 1, int spinningThreads = 0, bool viaClientFactory = false)
+        int downMilliseconds, int callers, int pauseMilliseconds, bool bothDownAtOnce, int openStreams = 0, int rounds = 1, int spinningThreads = 0, bool viaPeerClients = false)
     {
         await using var a = await KillableReplica.StartAsync("a");
         await using var b = await KillableReplica.StartAsync("b");
@@ -49,7 +49,7 @@ public sealed class ReplicaKillTests
         await using var provider = services.BuildServiceProvider();
         using var channel = MeshChannels.Create(
             target, MeshChannels.RetryIdempotent(Health.Descriptor.FullName), loggerFactory: provider.GetRequiredService<ILoggerFactory>());
-        var client = viaClientFactory ? provider.GetRequiredService<Health.HealthClient>() : new Health.HealthClient(channel);
+        var client = viaPeerClients ? provider.GetRequiredService<Health.HealthClient>() : new Health.HealthClient(channel);
         using var load = new Load(client, callers, pauseMilliseconds);
         load.Start(openStreams);
 

@@ -1,0 +1,113 @@
+using Grpc.Net.Client;
+using LabMesh.Contracts.Common.V1;
+using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Security.Identity;
+using LabMesh.Testing;
+
+namespace LabMesh.ServiceDefaults.Tests.Hosting;
+
+/// <summary>
+/// What a replica maps into memory, read from /proc/PID/maps (Linux, as the replicas run) of real replica processes (Requisition calling
+/// ServiceRequest through its peer client): after start-up and calls, Grpc.Net.ClientFactory and
+/// Microsoft.Extensions.Http are not among it (PeerClients builds the peer clients on their channel; bench/README.md,
+/// idle memory). System.Linq.Expressions still is: Dapper's first query loads it (its DapperRow is an
+/// IDynamicMetaObjectProvider), though no expression is compiled any more (GrpcActivation).
+/// </summary>
+public sealed class ReplicaAssembliesTests
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
+    private static readonly string[] NotLoaded = ["Grpc.Net.ClientFactory.dll", "Microsoft.Extensions.Http.dll"];
+
+    [Fact]
+    public async Task AReplicaAfterStartAndCallsThroughItsPeerClient_MapsNoClientFactory()
+    {
+        await using var serviceRequest = await Replica.StartAsync("LabMesh.ServiceRequest.dll", new Dictionary<string, string>());
+        await using var requisition = await Replica.StartAsync(
+            "LabMesh.Requisition.dll", new Dictionary<string, string> { ["LabMesh__Services__ServiceRequest"] = serviceRequest.Address });
+
+        using var channel = GrpcChannel.ForAddress(requisition.Address);
+        var client = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, "assemblies-team", CallerRole.Clinician));
+        var request = new CreateRequisitionRequest
+        {
+            RequestId = "assemblies-1",
+            Patient = new Patient { Id = "assemblies-patient", GivenName = "Test", FamilyName = "Patient", BirthDate = "1970-01-01", Sex = "unknown" },
+            OrderingProvider = new Provider { Id = "assemblies-provider", Name = "Test Provider" },
+            Lab = "LabCorp",
+            Modality = TestModality.Testkit,
+            // Placing the order creates its service requests on the ServiceRequest replica: a call through the peer client.
+            Place = true,
+        };
+        request.Tests.Add(new OrderedTest { Code = "BMP", PartnerId = "assemblies-partner" });
+        var created = await client.CreateRequisitionAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
+        Assert.NotEmpty(created.Requisition.ServiceRequests);
+        var status = await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Requisition.Id }, deadline: DateTime.UtcNow.AddSeconds(30));
+        Assert.Equal(created.Requisition.Id, status.Status.Id);
+
+        // The reading is of the right thing: the replica that called its peer maps grpc-dotnet's client.
+        Assert.Contains("Grpc.Net.Client.dll", await requisition.MappedAssembliesAsync());
+        foreach (var replica in new[] { requisition, serviceRequest })
+        {
+            Assert.Empty(NotLoaded.Intersect(await replica.MappedAssembliesAsync()));
+        }
+    }
+
+    /// <summary>A service replica process (Development, its SQLite files in a directory of its own) trusting the test's signing key.</summary>
+    private sealed class Replica : IAsyncDisposable
+    {
+        private readonly DirectoryInfo _directory;
+        private readonly ChildProcess _process;
+
+        private Replica(DirectoryInfo directory, ChildProcess process, int port)
+        {
+            _directory = directory;
+            _process = process;
+            Address = $"http://127.0.0.1:{port}";
+        }
+
+        public string Address { get; }
+
+        public static async Task<Replica> StartAsync(string assembly, IReadOnlyDictionary<string, string> settings)
+        {
+            var port = FreePort.Next();
+            var directory = Directory.CreateTempSubdirectory("labmesh-assemblies-");
+            var environment = new Dictionary<string, string>(settings)
+            {
+                ["ASPNETCORE_ENVIRONMENT"] = "Development",
+                ["DOTNET_ENVIRONMENT"] = "Development",
+            };
+            foreach (var (key, value) in TestCaller.HostSettings)
+            {
+                environment[key.Replace(":", "__", StringComparison.Ordinal)] = value!;
+            }
+
+            var process = ChildProcess.Start("dotnet", [Path.Combine(AppContext.BaseDirectory, assembly), "--urls", $"http://127.0.0.1:{port}"], directory.FullName, environment);
+            var replica = new Replica(directory, process, port);
+            try
+            {
+                await process.WaitForLineAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), StartTimeout, assembly + " listening");
+            }
+            catch
+            {
+                await replica.DisposeAsync();
+                throw;
+            }
+
+            return replica;
+        }
+
+        /// <summary>The file names of the .dll files the process maps.</summary>
+        public async Task<IReadOnlySet<string>> MappedAssembliesAsync() =>
+            (await File.ReadAllLinesAsync($"/proc/{_process.Id}/maps"))
+                .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Where(fields => fields.Length >= 6 && fields[^1].EndsWith(".dll", StringComparison.Ordinal))
+                .Select(fields => Path.GetFileName(fields[^1]))
+                .ToHashSet(StringComparer.Ordinal);
+
+        public async ValueTask DisposeAsync()
+        {
+            await _process.DisposeAsync();
+            _directory.Delete(recursive: true);
+        }
+    }
+}
