@@ -364,16 +364,21 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         return rows.Select(r => r.ToRecord([])).ToList();
     }
 
-    public Task MarkServiceRequestsConfirmedAsync(string id, CancellationToken cancellationToken) =>
-        database.WriteAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE requisitions SET sr_confirmed = 1 WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken)),
-            cancellationToken);
+    public async Task MarkServiceRequestsConfirmedAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE requisitions SET sr_confirmed = 1 WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
 
     /// <summary>Notes that the service requests have the order event <paramref name="eventId"/> (never moves back).</summary>
-    public Task MarkServiceRequestsSyncedAsync(string id, long eventId, CancellationToken cancellationToken) =>
-        database.WriteAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
+    public async Task MarkServiceRequestsSyncedAsync(string id, long eventId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE requisitions SET sr_synced_event_id = @eventId WHERE id = @id AND sr_synced_event_id < @eventId",
-            new { id, eventId }, transaction, cancellationToken: cancellationToken)), cancellationToken);
+            new { id, eventId }, cancellationToken: cancellationToken));
+    }
 
     /// <summary>
     /// Records the results milestone <paramref name="stage"/> numbered <paramref name="sequence"/>
@@ -410,11 +415,14 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     /// moved on since (another change got there first: what was derived may be stale) or already has that
     /// lifecycle. The version moves like any change's, so the status cache (versioned) takes the new lifecycle.
     /// </summary>
-    public Task<long?> UpdateLifecycleAsync(string id, long derivedFrom, LifecycleStatus lifecycle, CancellationToken cancellationToken) =>
-        database.WriteAsync((connection, transaction) => connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+    public async Task<long?> UpdateLifecycleAsync(string id, long derivedFrom, LifecycleStatus lifecycle, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
             "UPDATE requisitions SET lifecycle = @lifecycle, version = version + 1 " +
             "WHERE id = @id AND version = @derivedFrom AND lifecycle <> @lifecycle RETURNING version",
-            new { id, derivedFrom, lifecycle = (int)lifecycle }, transaction, cancellationToken: cancellationToken)), cancellationToken);
+            new { id, derivedFrom, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
+    }
 
     /// <summary>
     /// The requisitions that replace <paramref name="id"/> (oldest first), and its whole replacement chain: every

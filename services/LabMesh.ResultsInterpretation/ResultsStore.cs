@@ -364,29 +364,31 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     /// Notes that the report version's service requests have it, and forgets its <paramref name="workKind"/> attempts
     /// (<see cref="PeerWork"/>), in one write.
     /// </summary>
-    public Task MarkEffectsAppliedAsync(string id, int version, string workKind, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) =>
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version }, transaction,
-                cancellationToken: cancellationToken));
-            await PeerWork.SucceededAsync(connection, transaction, workKind, id, version, cancellationToken);
-            return true;
-        }, cancellationToken);
+    public async Task MarkEffectsAppliedAsync(string id, int version, string workKind, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version }, transaction,
+            cancellationToken: cancellationToken));
+        await PeerWork.SucceededAsync(connection, transaction, workKind, id, version, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
 
     /// <summary>
     /// Notes that the Requisition service has milestone <paramref name="sequence"/> (never moves back), and forgets its
     /// <paramref name="workKind"/> attempts (<see cref="PeerWork"/>), in one write.
     /// </summary>
-    public Task MarkProgressSyncedAsync(string requisitionId, long sequence, string workKind, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) =>
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE requisition_results SET stage_synced_seq = @sequence WHERE requisition_id = @requisitionId AND stage_synced_seq < @sequence",
-                new { requisitionId, sequence }, transaction, cancellationToken: cancellationToken));
-            await PeerWork.SucceededAsync(connection, transaction, workKind, requisitionId, sequence, cancellationToken);
-            return true;
-        }, cancellationToken);
+    public async Task MarkProgressSyncedAsync(string requisitionId, long sequence, string workKind, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE requisition_results SET stage_synced_seq = @sequence WHERE requisition_id = @requisitionId AND stage_synced_seq < @sequence",
+            new { requisitionId, sequence }, transaction, cancellationToken: cancellationToken));
+        await PeerWork.SucceededAsync(connection, transaction, workKind, requisitionId, sequence, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
 
     private static async Task InsertReportAsync(
         DbConnection connection, DbTransaction transaction, Report report, string requestHash, bool effectsApplied, DateTimeOffset now) =>
