@@ -102,15 +102,7 @@ public sealed class SqliteWriteGateTests : IAsyncLifetime
     {
         // What the first test would see without the gate: the counter counts a writer waiting for the file's lock.
         var store = await StoreAsync();
-        var (inside, release) = (NewSignal(), NewSignal());
-        var holding = store.WriteAsync(async (connection, transaction) =>
-        {
-            await InsertAsync(connection, transaction, 1);
-            inside.SetResult();
-            await release.Task;
-            return 0;
-        }, CancellationToken.None);
-        await inside.Task.WaitAsync(Timeout);
+        var (holding, release) = await HoldTheLockAsync(store);
 
         await using var outsider = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = File, Pooling = false }.ConnectionString);
         await outsider.OpenAsync().WaitAsync(Timeout);
@@ -139,15 +131,7 @@ public sealed class SqliteWriteGateTests : IAsyncLifetime
     {
         var (a, b) = (await StoreAsync(), await StoreAsync());
         var gate = SqliteWriteGate.For(File);
-        var (inside, release) = (NewSignal(), NewSignal());
-        var holding = a.WriteAsync(async (connection, transaction) =>
-        {
-            await InsertAsync(connection, transaction, 1);
-            inside.SetResult();
-            await release.Task;
-            return 0;
-        }, CancellationToken.None);
-        await inside.Task.WaitAsync(Timeout);
+        var (holding, release) = await HoldTheLockAsync(a);
 
         using var cancel = new CancellationTokenSource();
         var ran = false;
@@ -227,6 +211,21 @@ public sealed class SqliteWriteGateTests : IAsyncLifetime
         _stores.Add(store);
         await store.MigrateAsync(Items, CancellationToken.None).WaitAsync(Timeout);
         return store;
+    }
+
+    /// <summary>A write transaction of <paramref name="store"/> that has inserted a row and holds the file until <c>release</c> is set.</summary>
+    private static async Task<(Task<int> Holding, TaskCompletionSource Release)> HoldTheLockAsync(Database store)
+    {
+        var (inside, release) = (NewSignal(), NewSignal());
+        var holding = store.WriteAsync(async (connection, transaction) =>
+        {
+            await InsertAsync(connection, transaction, 1);
+            inside.SetResult();
+            await release.Task;
+            return 0;
+        }, CancellationToken.None);
+        await inside.Task.WaitAsync(Timeout);
+        return (holding, release);
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
