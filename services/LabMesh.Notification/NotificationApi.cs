@@ -90,7 +90,7 @@ public sealed class NotificationApi(
 
         NotificationValidation.ThrowIfAny(violations);
         var secret = request.Secret.Length > 0 ? request.Secret : WebhookSecret.Generate();
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var endpoint = new EndpointRecord(
             "whep_" + Guid.CreateVersion7().ToString("N"), caller.TeamId, url, request.Description, types, request.Escalation, true, "",
             secret, null, null, 1, now, now);
@@ -214,12 +214,12 @@ public sealed class NotificationApi(
         }
 
         var secret = WebhookSecret.Generate();
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var updated = await store.UpdateEndpointAsync(caller.TeamId, request.Id, null, current => current with
         {
             Secret = secret,
             PreviousSecret = overlap > TimeSpan.Zero ? current.Secret : null,
-            PreviousSecretExpiresAt = overlap > TimeSpan.Zero ? now + overlap : null,
+            PreviousSecretExpiresAt = overlap > TimeSpan.Zero ? DbTime.AsStored(now + overlap) : null,
         }, context.CancellationToken);
         return new RotateWebhookSecretResponse { Endpoint = ToProto(updated), Secret = secret };
     }
@@ -340,7 +340,7 @@ public sealed class NotificationApi(
             violations.Add(new FieldViolation("acknowledged_by", "is longer than 200 characters."));
         }
 
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var at = now;
         if (ProtoTime.ToDateTimeOffset(request.AcknowledgedAt, "acknowledged_at") is { } given)
         {

@@ -111,7 +111,7 @@ public sealed partial class NotificationStore
 
             var channelWord = NotificationWords.Channel(channel);
             await InsertAuditAsync(connection, transaction, new AuditRecord(
-                id, time.GetUtcNow(), AuditActions.Acknowledged, acknowledgedBy, channelWord,
+                id, DbTime.Now(time), AuditActions.Acknowledged, acknowledgedBy, channelWord,
                 $"read back at {acknowledgedAt:O} after {current.Escalations} escalation(s)"), cancellationToken);
             await Outbox.AddAsync(transaction, new Event
             {
@@ -144,7 +144,7 @@ public sealed partial class NotificationStore
     public Task<IReadOnlyList<CriticalRecord>> EscalateOverdueAsync(int limit, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var lockClause = database.Provider == StorageProvider.Postgres ? "FOR UPDATE SKIP LOCKED" : "";
             var due = await connection.QueryAsync<CriticalRow>(new CommandDefinition(
                 $"SELECT {CriticalColumns} FROM critical_results WHERE acknowledged_at IS NULL AND due_at <= @now ORDER BY due_at LIMIT @limit {lockClause}",
@@ -180,7 +180,7 @@ public sealed partial class NotificationStore
                     $"Critical result {id} (acknowledged by {current.AcknowledgedBy} at {when:O})", "acknowledged", "declined", []);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             await InsertAuditAsync(connection, transaction, new AuditRecord(
                 id, now, AuditActions.Declined, declinedBy, "answer",
                 $"not my patient ({(current.EscalatedTo.Length == 0 ? "first notification" : "had it as " + current.EscalatedTo)}): {reason}"),

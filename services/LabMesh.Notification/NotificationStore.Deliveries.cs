@@ -25,7 +25,7 @@ public sealed partial class NotificationStore
     /// <summary>Queues a <c>webhook.test</c> event for one endpoint.</summary>
     public async Task<DeliveryRecord> CreateTestDeliveryAsync(EndpointRecord endpoint, Event evt, RetrySchedule schedule, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
+        var now = DbTime.Now(time);
         var body = WebhookPayload.Create(evt);
         await database.WriteAsync(
             (connection, transaction) => InsertDeliveryAsync(connection, transaction, endpoint, evt, null, body, schedule.FirstAttemptAt(now), now, cancellationToken),
@@ -156,7 +156,7 @@ public sealed partial class NotificationStore
                 {
                     await connection.ExecuteAsync(new CommandDefinition(
                         "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0 AND enabled = 1",
-                        new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(time.GetUtcNow()) },
+                        new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(DbTime.Now(time)) },
                         transaction, cancellationToken: cancellationToken));
                 }
             }
@@ -263,7 +263,7 @@ public sealed partial class NotificationStore
                     $"Delivery {id}", WordOf(delivery.State), "pending", ["enable the endpoint first (UpdateWebhookEndpoint enabled=true)"]);
             }
 
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var next = schedule.FirstAttemptAt(now);
             var updated = await connection.QuerySingleAsync<DeliveryRow>(new CommandDefinition(
                 $"""

@@ -83,7 +83,7 @@ public sealed partial class NotificationStore
                 throw new StaleEtagException("WebhookEndpoint", id);
             }
 
-            var updated = change(current) with { Version = current.Version + 1, UpdatedAt = time.GetUtcNow() };
+            var updated = change(current) with { Version = current.Version + 1, UpdatedAt = DbTime.Now(time) };
             await connection.ExecuteAsync(new CommandDefinition(
                 """
                 UPDATE webhook_endpoints SET url = @Url, description = @Description, event_types = @types, escalation = @escalation,
@@ -112,7 +112,7 @@ public sealed partial class NotificationStore
                 throw new StaleEtagException("WebhookEndpoint", id);
             }
 
-            var at = DbTime.ToDb(time.GetUtcNow());
+            var at = DbTime.ToDb(DbTime.Now(time));
             await connection.ExecuteAsync(new CommandDefinition(
                 "UPDATE webhook_endpoints SET deleted = 1, version = version + 1, updated_at = @at WHERE id = @id",
                 new { id, at }, transaction, cancellationToken: cancellationToken));

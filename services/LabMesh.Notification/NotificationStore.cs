@@ -137,7 +137,7 @@ public sealed partial class NotificationStore(Database database, TimeProvider ti
         var opened = 0;
         var queued = await database.WriteAsync(async (connection, transaction) =>
         {
-            var now = time.GetUtcNow();
+            var now = DbTime.Now(time);
             var endpointsByTeam = new Dictionary<string, IReadOnlyList<EndpointRecord>>(StringComparer.Ordinal);
             var deliveries = 0;
             opened = 0;

@@ -14,11 +14,10 @@ public static class DbTime
     /// The time now as the stores keep it (to the microsecond): a write answers the same time a later read of the row
     /// does. <see cref="TimeProvider.GetUtcNow"/> has 100 ns ticks, which the stored text drops.
     /// </summary>
-    public static DateTimeOffset Now(TimeProvider time)
-    {
-        var now = time.GetUtcNow();
-        return now.AddTicks(-(now.UtcTicks % TimeSpan.TicksPerMicrosecond));
-    }
+    public static DateTimeOffset Now(TimeProvider time) => AsStored(time.GetUtcNow());
+
+    /// <summary><paramref name="time"/> as the stores keep it: to the microsecond.</summary>
+    public static DateTimeOffset AsStored(DateTimeOffset time) => time.AddTicks(-(time.UtcTicks % TimeSpan.TicksPerMicrosecond));
 
     public static string ToDb(DateTimeOffset time) => time.UtcDateTime.ToString(Format, CultureInfo.InvariantCulture);
 

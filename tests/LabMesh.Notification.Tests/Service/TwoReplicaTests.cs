@@ -350,6 +350,9 @@ public sealed class TwoReplicaTests(TwoReplicaFixture fixture) : IClassFixture<T
         var rotated = await client.RotateWebhookSecretAsync(new RotateWebhookSecretRequest { Id = created.Endpoint.Id }, deadline: Deadline);
         Assert.NotEqual(created.Secret, rotated.Secret);
         Assert.NotNull(rotated.Endpoint.PreviousSecretExpiresAt);
+        // A change answers the endpoint as a later read gives it back, its times included (to the microsecond, as stored).
+        var read = await client.GetWebhookEndpointAsync(new GetWebhookEndpointRequest { Id = created.Endpoint.Id }, deadline: Deadline);
+        Assert.Equal(rotated.Endpoint, read.Endpoint);
         var test = await client.SendTestEventAsync(new SendTestEventRequest { EndpointId = created.Endpoint.Id }, deadline: Deadline);
 
         var received = await Eventually.MatchAsync(() => Task.FromResult(receiver.Received), r => r.Count == 1, Timeout, "the test event");
