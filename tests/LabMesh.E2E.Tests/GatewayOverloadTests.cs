@@ -118,7 +118,7 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
                 await Task.Delay(10);
             }
 
-            await Task.WhenAll(outcomes);
+            await Task.WhenAll(outcomes).WaitAsync(Bound);
         }
         finally
         {
@@ -174,7 +174,7 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
     private static async Task SignalAsync(string signal, int pid)
     {
         using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync();
+        await kill.WaitForExitAsync().WaitAsync(Bound);
         Assert.Equal(0, kill.ExitCode);
     }
 }
