@@ -60,6 +60,18 @@ public sealed partial class Database : IAsyncDisposable
         if (!string.IsNullOrWhiteSpace(options.PostgresConnectionString))
         {
             var builder = new NpgsqlConnectionStringBuilder(options.PostgresConnectionString) { SearchPath = serviceName };
+            // GSS (Kerberos) encryption only when the connection string or libpq's PGGSSENCMODE asks for it. Npgsql's
+            // default (Prefer) asks GSSAPI for Kerberos credentials at every physical open, which maps libgssapi_krb5
+            // and libkrb5 (about 1.3 MB resident) into every replica, where passwords log in and TLS encrypts.
+            // Kerberos authentication, when a server asks for it, is not affected (bench/README.md, session 12).
+            // (NpgsqlConnectionStringBuilder.ContainsKey is true for every keyword it knows, so the string is read as written.)
+            var written = new DbConnectionStringBuilder { ConnectionString = options.PostgresConnectionString };
+            if (!written.ContainsKey("GSS Encryption Mode") && !written.ContainsKey("GssEncryptionMode")
+                && Environment.GetEnvironmentVariable("PGGSSENCMODE") is null)
+            {
+                builder.GssEncryptionMode = GssEncryptionMode.Disable;
+            }
+
             var sources = new NpgsqlDataSourceBuilder(builder.ConnectionString);
             // SQL is traced as a part of the work that ran it: a command outside any span (the outbox relay's and
             // the workers' polls, several a second per replica) would be a trace of its own and bury the orders.

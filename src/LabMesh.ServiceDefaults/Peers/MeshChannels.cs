@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Security;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Balancer;
@@ -55,14 +54,17 @@ public static class MeshChannels
     /// </summary>
     /// <param name="address">The target.</param>
     /// <param name="retry">A retry policy for the methods it names (only methods safe to repeat), or null for none.</param>
-    /// <param name="configureTls">Adjusts TLS for an https:// target (a test CA, a client certificate), or null.</param>
     /// <param name="loggerFactory">Where grpc-dotnet's client logs go (connectivity, picks, retries at Debug), or null for nowhere.</param>
-    public static GrpcChannel Create(
-        string address, MethodConfig? retry = null, Action<SslClientAuthenticationOptions>? configureTls = null, ILoggerFactory? loggerFactory = null)
+    /// <remarks>
+    /// An https:// target is verified against the machine's trusted roots; there is no parameter to adjust TLS (none was
+    /// used). Without it a process that makes a channel no longer loads System.Net.Security at start-up, but its first
+    /// call does (SocketsHttpHandler's connection pool names it), so this saves memory only until then (bench/README.md,
+    /// idle memory, session 12).
+    /// </remarks>
+    public static GrpcChannel Create(string address, MethodConfig? retry = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(address);
         var handler = CreateHandler();
-        configureTls?.Invoke(handler.SslOptions);
         var options = new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true };
         Configure(options, address, retry, loggerFactory);
         return GrpcChannel.ForAddress(address, options);

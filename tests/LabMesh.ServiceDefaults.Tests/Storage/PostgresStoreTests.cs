@@ -24,6 +24,21 @@ public sealed class PostgresStoreTests(PostgresDatabaseFixture database) : Store
     protected override Task<StorageOptions> CreateOptionsAsync() =>
         Task.FromResult(new StorageOptions { PostgresConnectionString = database.ConnectionString });
 
+    [Theory]
+    [InlineData("", Npgsql.GssEncryptionMode.Disable)]
+    [InlineData(";GSS Encryption Mode=Prefer", Npgsql.GssEncryptionMode.Prefer)]
+    [InlineData(";gssencryptionmode=Prefer", Npgsql.GssEncryptionMode.Prefer)]
+    public async Task Create_GssEncryption_OffUnlessTheConnectionStringNamesIt(string setting, Npgsql.GssEncryptionMode expected)
+    {
+        // Npgsql's default (Prefer) asks GSSAPI for Kerberos credentials at every physical open, loading the Kerberos
+        // libraries into every replica; a deployment that uses Kerberos says so in its connection string.
+        var store = Database.Create("gss_mode", new StorageOptions { PostgresConnectionString = database.ConnectionString + setting }, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        await using var connection = await store.OpenAsync(CancellationToken.None).WaitAsync(Timeout);
+
+        Assert.Equal(expected, new Npgsql.NpgsqlConnectionStringBuilder(connection.ConnectionString).GssEncryptionMode);
+    }
+
     [Fact]
     public async Task Relay_TwoReplicasOnOneSchema_PublishEachRowOnceInOrder()
     {
