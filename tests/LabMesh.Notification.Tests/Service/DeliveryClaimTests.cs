@@ -147,12 +147,27 @@ public sealed class DeliveryClaimTests(ITestOutputHelper output)
         var now = DateTimeOffset.UtcNow;
         var claimedBy = new System.Collections.Concurrent.ConcurrentDictionary<string, string>(StringComparer.Ordinal);
 
-        // Two replicas, each recording what it holds and claiming the next few in the same transaction, at the same time.
+        // Two replicas, each recording what it holds and claiming the next few in the same transaction, at the same
+        // time: each round starts both transactions together (a replica done with the backlog leaves the barrier).
+        using var together = new Barrier(2);
         async Task ReplicaAsync(string owner)
+        {
+            try
+            {
+                await ClaimRoundsAsync(owner);
+            }
+            finally
+            {
+                together.RemoveParticipant();
+            }
+        }
+
+        async Task ClaimRoundsAsync(string owner)
         {
             IReadOnlyList<ClaimedDelivery> held = [];
             for (var round = 0; round < 100; round++)
             {
+                Assert.True(together.SignalAndWait(Timeout), "the other replica's round began");
                 var attempts = held.Select(c => Delivered(c.Delivery, now)).ToArray();
                 var done = await store.RecordAndClaimAsync(attempts, owner, now, now.AddSeconds(30), 4, CancellationToken.None);
                 Assert.All(done.Recorded, Assert.True);
