@@ -57,6 +57,12 @@ public sealed record ClaimedDelivery(DeliveryRecord Delivery, EndpointRecord End
 /// <summary>One finished attempt of a delivery and what comes next, to be recorded.</summary>
 public sealed record AttemptRecord(DeliveryRecord Delivery, WebhookDecision Decision, int StatusCode, string Error, DateTimeOffset AttemptedAt);
 
+/// <summary>
+/// What one write transaction of the delivery worker did: for each attempt given, whether it was recorded (false: its
+/// lease was lost, another replica owns the delivery); and the deliveries it claimed next.
+/// </summary>
+public sealed record RecordedAndClaimed(bool[] Recorded, IReadOnlyList<ClaimedDelivery> Claimed);
+
 /// <summary>A critical result waiting for (or having had) a person's acknowledgement.</summary>
 public sealed record CriticalRecord(
     string Id,

@@ -34,32 +34,49 @@ public sealed partial class NotificationStore
     }
 
     /// <summary>
+    /// Records the finished <paramref name="attempts"/> of <paramref name="owner"/> (<see cref="RecordAsync"/>) and then
+    /// takes up to <paramref name="limit"/> due deliveries for it (<see cref="ClaimAsync"/>), in ONE write transaction:
+    /// a replica's slots freed by the recorded attempts are filled again without a transaction of their own. Both or
+    /// neither: if the transaction fails, nothing is recorded (the attempts' leases lapse and they are attempted again)
+    /// and nothing is claimed; if the replica dies after the commit, what it claimed is due again when the leases end.
+    /// Either part may be empty (no attempts: a claim; <paramref name="limit"/> 0: a recording).
+    /// </summary>
+    public Task<RecordedAndClaimed> RecordAndClaimAsync(
+        IReadOnlyList<AttemptRecord> attempts, string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken) =>
+        database.WriteAsync(async (connection, transaction) =>
+        {
+            var recorded = attempts.Count == 0 ? [] : await RecordAsync(connection, transaction, attempts, owner, cancellationToken);
+            var claimed = limit > 0 ? await ClaimAsync(connection, transaction, owner, now, leaseUntil, limit, cancellationToken) : [];
+            return new RecordedAndClaimed(recorded, claimed);
+        }, cancellationToken);
+
+    /// <summary>
     /// Takes up to <paramref name="limit"/> due deliveries of enabled endpoints for <paramref name="owner"/>
     /// until <paramref name="leaseUntil"/>, each with its endpoint as of the claim: no other replica attempts
     /// them meanwhile, and if this one dies they are due again when the lease ends. One statement picks and
     /// leases the rows (<see cref="ClaimSql"/>); PostgreSQL replicas skip each other's locked rows, SQLite's
     /// write lock serialises the claims. The endpoints are read once per claim, not once per attempt.
     /// </summary>
-    public Task<IReadOnlyList<ClaimedDelivery>> ClaimDueAsync(string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) =>
+    private async Task<IReadOnlyList<ClaimedDelivery>> ClaimAsync(
+        DbConnection connection, DbTransaction transaction, string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken)
+    {
+        var rows = (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+            ClaimSql(database.Provider),
+            new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
+        if (rows.Count == 0)
         {
-            var rows = (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
-                ClaimSql(database.Provider),
-                new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
-            if (rows.Count == 0)
-            {
-                return (IReadOnlyList<ClaimedDelivery>)[];
-            }
+            return [];
+        }
 
-            var endpointIds = rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal).ToArray();
-            var endpoints = (await connection.QueryAsync<EndpointRow>(new CommandDefinition(
-                // Dapper expands the list for SQLite; Npgsql takes it as one array parameter.
-                $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id {(database.Provider == StorageProvider.Postgres ? "= ANY(@endpointIds)" : "IN @endpointIds")}",
-                new { endpointIds }, transaction, cancellationToken: cancellationToken))).ToDictionary(e => e.Id, e => e.ToRecord(), StringComparer.Ordinal);
-            return (IReadOnlyList<ClaimedDelivery>)[.. rows
-                .OrderBy(r => r.NextAttemptAt, StringComparer.Ordinal)
-                .Select(r => new ClaimedDelivery(r.ToRecord(), endpoints[r.EndpointId]))];
-        }, cancellationToken);
+        var endpointIds = rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal).ToArray();
+        var endpoints = (await connection.QueryAsync<EndpointRow>(new CommandDefinition(
+            // Dapper expands the list for SQLite; Npgsql takes it as one array parameter.
+            $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id {(database.Provider == StorageProvider.Postgres ? "= ANY(@endpointIds)" : "IN @endpointIds")}",
+            new { endpointIds }, transaction, cancellationToken: cancellationToken))).ToDictionary(e => e.Id, e => e.ToRecord(), StringComparer.Ordinal);
+        return [.. rows
+            .OrderBy(r => r.NextAttemptAt, StringComparer.Ordinal)
+            .Select(r => new ClaimedDelivery(r.ToRecord(), endpoints[r.EndpointId]))];
+    }
 
     /// <summary>
     /// The claim: picks the due rows along <c>ix_deliveries_due</c> (a partial index of the pending rows by
@@ -88,81 +105,113 @@ public sealed partial class NotificationStore
            """;
 
     /// <summary>
-    /// Records attempts by <paramref name="owner"/>, each with what comes next, and releases their leases, all
-    /// in one transaction (the delivery worker gathers the attempts that finish together) and with one
+    /// Records attempts by <paramref name="owner"/>, each with what comes next, and releases their leases, in the
+    /// caller's transaction (the delivery worker gathers the attempts that finish together) and with one
     /// <c>UPDATE</c> for the whole batch (<see cref="RecordSql"/>). For each attempt, false when its lease was
     /// lost meanwhile (another replica took the delivery over): nothing is written for it. A successful critical
     /// delivery adds a "notified" line to its critical result's audit trail; a decision to disable the endpoint
     /// (410 Gone) disables it in the same transaction.
     /// </summary>
-    public Task<bool[]> RecordAttemptsAsync(IReadOnlyList<AttemptRecord> attempts, string owner, CancellationToken cancellationToken) =>
-        database.WriteAsync(async (connection, transaction) =>
+    private async Task<bool[]> RecordAsync(
+        DbConnection connection, DbTransaction transaction, IReadOnlyList<AttemptRecord> attempts, string owner, CancellationToken cancellationToken)
+    {
+        var recorded = new bool[attempts.Count];
+        var start = 0;
+        while (start < attempts.Count)
         {
-            var recorded = new bool[attempts.Count];
-            var start = 0;
-            while (start < attempts.Count)
+            // One statement per run of distinct deliveries: a delivery twice in one batch is recorded once, as one UPDATE per attempt did.
+            var ids = new HashSet<string>(StringComparer.Ordinal);
+            var end = start;
+            while (end < attempts.Count && end - start < RecordRowsPerStatement && ids.Add(attempts[end].Delivery.Id))
             {
-                // One statement per run of distinct deliveries: a delivery twice in one batch is recorded once, as one UPDATE per attempt did.
-                var ids = new HashSet<string>(StringComparer.Ordinal);
-                var end = start;
-                while (end < attempts.Count && end - start < RecordRowsPerStatement && ids.Add(attempts[end].Delivery.Id))
-                {
-                    end++;
-                }
-
-                var parameters = new DynamicParameters();
-                parameters.Add("owner", owner);
-                for (var i = start; i < end; i++)
-                {
-                    var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
-                    var state = StateAfter(decision);
-                    var at = DbTime.ToDb(attemptedAt);
-                    var row = i - start;
-                    parameters.Add($"id{row}", delivery.Id);
-                    parameters.Add($"state{row}", (int)state);
-                    parameters.Add($"next{row}", decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null, System.Data.DbType.String);
-                    parameters.Add($"delivered{row}", state == DeliveryState.Delivered ? at : null, System.Data.DbType.String);
-                    parameters.Add($"at{row}", at);
-                    parameters.Add($"status{row}", statusCode);
-                    parameters.Add($"error{row}", Truncate(error, 1000));
-                }
-
-                var updated = (await connection.QueryAsync<string>(new CommandDefinition(
-                    RecordSql(end - start), parameters, transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
-                for (var i = start; i < end; i++)
-                {
-                    recorded[i] = updated.Contains(attempts[i].Delivery.Id);
-                }
-
-                start = end;
+                end++;
             }
 
-            for (var i = 0; i < attempts.Count; i++)
+            // A command of its own rather than Dapper's: binding P parameters by name costs about P^2 comparisons (each
+            // sqlite3_bind_parameter_index is a linear scan of the statement's names). Dapper strips the "@", so
+            // Microsoft.Data.Sqlite's first lookup of each name fails after scanning them all before the prefixed one
+            // finds it, and Dapper first checks each name against those already added (Parameters.Contains, another
+            // scan). Named as the SQL names them, each parameter is found by one lookup.
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = RecordSql(end - start);
+            AddParameter(command, "@owner", owner);
+            for (var i = start; i < end; i++)
             {
-                if (!recorded[i])
-                {
-                    continue;
-                }
+                var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
+                var state = StateAfter(decision);
+                var at = DbTime.ToDb(attemptedAt);
+                var row = i - start;
+                AddParameter(command, $"@id{row}", delivery.Id);
+                AddParameter(command, $"@state{row}", (int)state);
+                AddParameter(command, $"@next{row}", decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null);
+                AddParameter(command, $"@delivered{row}", state == DeliveryState.Delivered ? at : null);
+                AddParameter(command, $"@at{row}", at);
+                AddParameter(command, $"@status{row}", statusCode);
+                AddParameter(command, $"@error{row}", Truncate(error, 1000));
+            }
 
-                var (delivery, decision, _, _, attemptedAt) = attempts[i];
-                if (StateAfter(decision) == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
+            var updated = new HashSet<string>(StringComparer.Ordinal);
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
                 {
-                    await InsertAuditAsync(connection, transaction, new AuditRecord(
-                        criticalId, attemptedAt, AuditActions.Notified, "webhook:" + delivery.EndpointId, "webhook",
-                        $"{delivery.EventType} delivered as {delivery.Id} (attempt {delivery.Attempts + 1})"), cancellationToken);
-                }
-
-                if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
-                {
-                    await connection.ExecuteAsync(new CommandDefinition(
-                        "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0 AND enabled = 1",
-                        new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(DbTime.Now(time)) },
-                        transaction, cancellationToken: cancellationToken));
+                    updated.Add(reader.GetString(0));
                 }
             }
 
-            return recorded;
-        }, cancellationToken);
+            for (var i = start; i < end; i++)
+            {
+                recorded[i] = updated.Contains(attempts[i].Delivery.Id);
+            }
+
+            start = end;
+        }
+
+        for (var i = 0; i < attempts.Count; i++)
+        {
+            if (!recorded[i])
+            {
+                continue;
+            }
+
+            var (delivery, decision, _, _, attemptedAt) = attempts[i];
+            if (StateAfter(decision) == DeliveryState.Delivered && delivery.CriticalId is { } criticalId)
+            {
+                await InsertAuditAsync(connection, transaction, new AuditRecord(
+                    criticalId, attemptedAt, AuditActions.Notified, "webhook:" + delivery.EndpointId, "webhook",
+                    $"{delivery.EventType} delivered as {delivery.Id} (attempt {delivery.Attempts + 1})"), cancellationToken);
+            }
+
+            if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0 AND enabled = 1",
+                    new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(DbTime.Now(time)) },
+                    transaction, cancellationToken: cancellationToken));
+            }
+        }
+
+        return recorded;
+    }
+
+    private static void AddParameter(DbCommand command, string name, string? value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.DbType = System.Data.DbType.String;
+        parameter.Value = (object?)value ?? DBNull.Value;
+        command.Parameters.Add(parameter);
+    }
+
+    private static void AddParameter(DbCommand command, string name, int value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.DbType = System.Data.DbType.Int32;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
 
     // Attempts recorded by one UPDATE at most: 7 parameters a row, well under SQLite's and PostgreSQL's limits.
     private const int RecordRowsPerStatement = 256;

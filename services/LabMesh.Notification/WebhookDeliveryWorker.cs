@@ -18,8 +18,9 @@ namespace LabMesh.Notification;
 /// The store work per delivery is kept small and flat whatever the backlog: a claim takes several due
 /// deliveries at once (it waits until at least a quarter of the slots are free while busy) with their
 /// endpoints in one statement along the due index, and the attempts that finish together are recorded
-/// in one transaction by one recorder. An attempt holds its slot until its outcome is recorded, so the
-/// number of leases in play stays at <see cref="NotificationOptions.DeliveryConcurrency"/>.
+/// in one transaction, the same one that claims the deliveries for the slots they free. An attempt holds
+/// its slot until its outcome is recorded, so the number of leases in play stays at
+/// <see cref="NotificationOptions.DeliveryConcurrency"/>.
 /// </para>
 /// </summary>
 public sealed partial class WebhookDeliveryWorker : BackgroundService
@@ -71,65 +72,76 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var recorder = RecordAsync();
         var inFlight = new List<Task>();
+        var batch = new List<(AttemptRecord Attempt, TaskCompletionSource<bool> Recorded)>(RecordBatch);
         var failures = 0;
         // While attempts run, a claim waits for this many free slots, so claims come in batches, not one per finished attempt.
         var minClaim = Math.Max(1, _options.DeliveryConcurrency / 4);
+        // The last claim found fewer due deliveries than it asked for: a claim of its own (one that records nothing)
+        // waits for a nudge or the poll interval; a recording still claims for the slots it frees.
+        var drained = false;
 
         // One wait outlives the iterations an attempt ends early: a new wait per iteration would leave the
         // old one queued on the signal, swallowing the next nudge.
         Task? wake = null;
+        Task? outcomes = null;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                Gather(batch);
                 inFlight.RemoveAll(t => t.IsCompleted);
-                var room = _options.DeliveryConcurrency - inFlight.Count;
-                var claimedAll = false;
-                if (room >= minClaim || inFlight.Count == 0)
+                // The attempts being recorded free their slots in the same transaction.
+                var free = _options.DeliveryConcurrency - inFlight.Count + batch.Count;
+                var limit = free >= minClaim && (batch.Count > 0 || !drained) ? free : 0;
+                if (batch.Count > 0 || limit > 0)
                 {
-                    try
+                    var (claimed, error) = await RecordAndClaimAsync(batch, limit, stoppingToken);
+                    if (claimed is not null)
                     {
-                        var now = _time.GetUtcNow();
-                        var claimed = await _store.ClaimDueAsync(_owner, now, now + _webhooks.Timeout + _options.DeliveryLeaseMargin, room, stoppingToken);
                         foreach (var delivery in claimed)
                         {
                             inFlight.Add(AttemptAsync(delivery, stoppingToken));
                         }
 
-                        claimedAll = claimed.Count == room;
+                        drained = limit > 0 ? claimed.Count < limit : drained;
                         failures = 0;
                     }
-                    catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                    else if (limit > 0)
                     {
                         failures++;
-                        LogClaimFailed(_logger, failures, ex);
+                        LogClaimFailed(_logger, failures, error!);
                     }
                 }
 
-                var busy = _options.DeliveryConcurrency - inFlight.Count < minClaim;
-                if (claimedAll && !busy)
+                if (failures == 0 && _outcomes.Reader.TryPeek(out _))
                 {
                     continue;
                 }
 
                 var wait = failures > 0 ? TimeSpan.FromMilliseconds(Math.Min(5000, 200 * failures)) : _options.DeliveryPollInterval;
                 wake ??= _wake.WaitAsync(wait, stoppingToken);
-                if (busy || claimedAll)
+                outcomes ??= _outcomes.Reader.WaitToReadAsync(CancellationToken.None).AsTask();
+                if (!drained && failures == 0 && inFlight.Count > 0)
                 {
-                    // More may be due: claim again as soon as enough slots are free.
-                    await Task.WhenAny(Task.WhenAny(inFlight), wake);
+                    // More may be due: claim again as soon as enough slots are free (an attempt may end without an outcome to record).
+                    await Task.WhenAny(outcomes, wake, Task.WhenAny(inFlight));
                 }
                 else
                 {
-                    await wake;
+                    await Task.WhenAny(outcomes, wake);
+                }
+
+                if (outcomes.IsCompleted)
+                {
+                    outcomes = null;
                 }
 
                 if (wake.IsCompleted)
                 {
                     await wake;
                     wake = null;
+                    drained = false;
                 }
             }
         }
@@ -138,9 +150,72 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
             // Stopping: attempts in flight keep their leases and are taken again later.
         }
 
-        await Task.WhenAll(inFlight);
-        _outcomes.Writer.TryComplete();
-        await recorder;
+        // Stopping: nothing more is claimed, but what the attempts in flight finish with is recorded, so what was
+        // POSTed is written down even while the host stops and is not sent again after the restart.
+        inFlight.RemoveAll(t => t.IsCompleted);
+        while (inFlight.Count > 0 || _outcomes.Reader.TryPeek(out _))
+        {
+            if (!_outcomes.Reader.TryPeek(out _))
+            {
+                await Task.WhenAny(Task.WhenAll(inFlight), _outcomes.Reader.WaitToReadAsync(CancellationToken.None).AsTask());
+            }
+
+            Gather(batch);
+            if (batch.Count > 0)
+            {
+                await RecordAndClaimAsync(batch, 0, stoppingToken);
+            }
+
+            inFlight.RemoveAll(t => t.IsCompleted);
+        }
+    }
+
+    // The finished attempts waiting to be recorded, up to RecordBatch.
+    private void Gather(List<(AttemptRecord Attempt, TaskCompletionSource<bool> Recorded)> batch)
+    {
+        while (batch.Count < RecordBatch && _outcomes.Reader.TryRead(out var item))
+        {
+            batch.Add(item);
+        }
+    }
+
+    /// <summary>
+    /// Records the finished attempts gathered in <paramref name="batch"/> and claims up to <paramref name="limit"/> due
+    /// deliveries, in one transaction (<see cref="NotificationStore.RecordAndClaimAsync"/>), and tells each attempt
+    /// whether it was recorded. The claimed deliveries; none and the error when the transaction failed (nothing
+    /// recorded, nothing claimed: the attempts' leases lapse and they are attempted again). A transaction that records
+    /// goes through even while the host stops.
+    /// </summary>
+    private async Task<(IReadOnlyList<ClaimedDelivery>? Claimed, Exception? Error)> RecordAndClaimAsync(
+        List<(AttemptRecord Attempt, TaskCompletionSource<bool> Recorded)> batch, int limit, CancellationToken stoppingToken)
+    {
+        try
+        {
+            var now = _time.GetUtcNow();
+            var attempts = new AttemptRecord[batch.Count];
+            for (var i = 0; i < batch.Count; i++)
+            {
+                attempts[i] = batch[i].Attempt;
+            }
+
+            var done = await _store.RecordAndClaimAsync(
+                attempts, _owner, now, now + _webhooks.Timeout + _options.DeliveryLeaseMargin, limit, batch.Count > 0 ? CancellationToken.None : stoppingToken);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch[i].Recorded.TrySetResult(done.Recorded[i]);
+            }
+
+            return (done.Claimed, null);
+        }
+        catch (Exception ex) when (batch.Count > 0 || !stoppingToken.IsCancellationRequested)
+        {
+            batch.ForEach(b => b.Recorded.TrySetException(ex));
+            return (null, ex);
+        }
+        finally
+        {
+            batch.Clear();
+        }
     }
 
     private async Task AttemptAsync(ClaimedDelivery claimed, CancellationToken stoppingToken)
@@ -194,38 +269,6 @@ public sealed partial class WebhookDeliveryWorker : BackgroundService
         catch (OperationCanceledException)
         {
             // Stopping.
-        }
-    }
-
-    /// <summary>
-    /// Records the finished attempts, everything that has gathered since the last transaction in one (up to
-    /// <see cref="RecordBatch"/>). Runs until the worker has stopped and its last attempts are recorded: what
-    /// was POSTed is written down even while the host stops, so it is not sent again after the restart.
-    /// </summary>
-    private async Task RecordAsync()
-    {
-        var batch = new List<(AttemptRecord Attempt, TaskCompletionSource<bool> Recorded)>(RecordBatch);
-        while (await _outcomes.Reader.WaitToReadAsync(CancellationToken.None))
-        {
-            while (batch.Count < RecordBatch && _outcomes.Reader.TryRead(out var item))
-            {
-                batch.Add(item);
-            }
-
-            try
-            {
-                var recorded = await _store.RecordAttemptsAsync([.. batch.Select(b => b.Attempt)], _owner, CancellationToken.None);
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch[i].Recorded.TrySetResult(recorded[i]);
-                }
-            }
-            catch (Exception ex)
-            {
-                batch.ForEach(b => b.Recorded.TrySetException(ex));
-            }
-
-            batch.Clear();
         }
     }
 
