@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace LabMesh.ServiceDefaults.Hosting;
@@ -70,6 +71,10 @@ public static class ServiceDefaultsExtensions
         });
         // Traces, metrics and logs over OTLP when the standard OTEL_* variables name an endpoint (LabMeshOpenTelemetry).
         builder.AddLabMeshTelemetry();
+        // The slim builder the services start with leaves out the EventSource log provider; it stays, so an operator's
+        // `dotnet-trace` or `dotnet-monitor` can still collect a replica's logs without a restart (a no-op where
+        // CreateBuilder already added it, as in the all-in-one host).
+        builder.Logging.AddEventSourceLogger();
         var telemetry = LabMeshOpenTelemetry.IsEnabled(builder.Configuration);
         builder.Services.AddLabMeshLimits(builder.Configuration);
         builder.Services.AddSingleton<AuditInterceptor>();
