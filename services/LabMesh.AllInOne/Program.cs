@@ -5,7 +5,7 @@ using LabMesh.ResultsInterpretation;
 using LabMesh.ServiceDefaults.Hosting;
 using LabMesh.ServiceRequest;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateBuilder(HostArgs.WithoutConfigReload(args));
 var url = AllInOne.ListenUrl(builder.Configuration);
 if (!AllInOne.EndpointsConfigured(builder.Configuration))
 {

@@ -52,6 +52,36 @@ public sealed class ReplicaAssembliesTests
         }
     }
 
+    /// <summary>
+    /// A replica's working directory is its content root and holds its SQLite files (<c>data/</c>): with configuration
+    /// reload on, the host kept an inotify watch on it and every directory under it, and each database write woke the
+    /// watcher (HostArgs.WithoutConfigReload). After start and a write, the process holds no inotify watch at all.
+    /// </summary>
+    [Fact]
+    public async Task AReplicaAfterStartAndAWrite_WatchesNoDirectory()
+    {
+        await using var serviceRequest = await Replica.StartAsync("LabMesh.ServiceRequest.dll", new Dictionary<string, string>());
+        await using var requisition = await Replica.StartAsync(
+            "LabMesh.Requisition.dll", new Dictionary<string, string> { ["LabMesh__Services__ServiceRequest"] = serviceRequest.Address });
+
+        using var channel = GrpcChannel.ForAddress(requisition.Address);
+        var client = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, "watches-team", CallerRole.Clinician));
+        var request = new CreateRequisitionRequest
+        {
+            RequestId = "watches-1",
+            Patient = new Patient { Id = "watches-patient", GivenName = "Test", FamilyName = "Patient", BirthDate = "1970-01-01", Sex = "unknown" },
+            OrderingProvider = new Provider { Id = "watches-provider", Name = "Test Provider" },
+            Lab = "LabCorp",
+            Modality = TestModality.Testkit,
+        };
+        request.Tests.Add(new OrderedTest { Code = "BMP", PartnerId = "watches-partner" });
+        await client.CreateRequisitionAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
+
+        Assert.True(Directory.Exists(Path.Combine(requisition.WorkingDirectory, "data")), "the replica's SQLite directory is under its working directory");
+        Assert.Equal(0, requisition.InotifyWatches());
+        Assert.Equal(0, serviceRequest.InotifyWatches());
+    }
+
     /// <summary>A service replica process (Development, its SQLite files in a directory of its own) trusting the test's signing key.</summary>
     private sealed class Replica : IAsyncDisposable
     {
@@ -66,6 +96,14 @@ public sealed class ReplicaAssembliesTests
         }
 
         public string Address { get; }
+
+        public string WorkingDirectory => _directory.FullName;
+
+        /// <summary>The inotify watches the process holds, over all its inotify descriptors (one fdinfo line per watch).</summary>
+        public int InotifyWatches() =>
+            new DirectoryInfo($"/proc/{_process.Id}/fd").GetFileSystemInfos()
+                .Where(fd => fd.LinkTarget == "anon_inode:inotify")
+                .Sum(fd => File.ReadLines($"/proc/{_process.Id}/fdinfo/{fd.Name}").Count(l => l.StartsWith("inotify wd:", StringComparison.Ordinal)));
 
         public static async Task<Replica> StartAsync(string assembly, IReadOnlyDictionary<string, string> settings)
         {
