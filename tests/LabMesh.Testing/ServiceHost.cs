@@ -1,5 +1,6 @@
 using System.Net;
 using Grpc.Net.Client;
+using LabMesh.ServiceDefaults.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -42,7 +43,8 @@ public sealed class ServiceHost : IAsyncDisposable
         Action<WebApplication> map,
         int port = 0)
     {
-        var builder = WebApplication.CreateBuilder();
+        // As the services' Program.cs: no configuration reload, so no watcher on the working directory (HostArgs).
+        var builder = WebApplication.CreateBuilder(HostArgs.WithoutConfigReload([]));
         // Trust TestCaller's tokens (the test's settings may override).
         builder.Configuration.AddInMemoryCollection(TestCaller.HostSettings);
         builder.Configuration.AddInMemoryCollection(settings);
