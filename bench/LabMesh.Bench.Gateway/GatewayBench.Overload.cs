@@ -35,6 +35,7 @@ internal sealed partial class GatewayBench
         if (options.Candidate is { } spec && _candidate is null)
         {
             _candidate = await Candidate.StartAsync(spec, topology, options.PortBase + 93, cancellationToken);
+            log(F("   the candidate {0}: {1}", _candidate.Name, _candidate.Started));
         }
 
         var sides = new List<(string Name, string Address, int? Upstream)>
