@@ -45,7 +45,15 @@ internal sealed partial class GatewayBench
         };
         if (_candidate is not null)
         {
-            sides.Add((F("{0} -> 2 replicas", _candidate.Name), _candidate.Address, _candidate.Pid));
+            var candidate = (F("{0} -> 2 replicas", _candidate.Name), _candidate.Address, _candidate.Pid);
+            if (options.CandidateFirst)
+            {
+                sides.Insert(0, candidate);
+            }
+            else
+            {
+                sides.Add(candidate);
+            }
         }
 
         if (options.StallSeconds > 0)

@@ -44,6 +44,9 @@ internal sealed record GatewayBenchOptions
     /// <summary>Only the overload part: no memory readings, no closed or open loop comparison.</summary>
     public bool OverloadOnly { get; init; }
 
+    /// <summary>With --overload and --candidate: round 1 runs the candidate first, then the gateway, then direct (both gateways' first load before direct's backlog).</summary>
+    public bool CandidateFirst { get; init; }
+
     public TimeSpan OverloadDuration => TimeSpan.FromSeconds(OverloadSeconds);
 
     /// <summary>Let up.sh build the services first (otherwise LABMESH_LOCAL_NO_BUILD=1: run what is built).</summary>
@@ -72,6 +75,12 @@ internal sealed record GatewayBenchOptions
             if (name == "--overload-only")
             {
                 options = options with { OverloadOnly = true };
+                continue;
+            }
+
+            if (name == "--candidate-first")
+            {
+                options = options with { CandidateFirst = true };
                 continue;
             }
 
@@ -132,6 +141,8 @@ internal sealed record GatewayBenchOptions
           --stall S             with --overload: requisition-2 frozen (SIGSTOP) for the first S seconds of the
                                 overload phase, then resumed (SIGCONT): a replica that stalls (default 0: none)
           --overload-only       with --overload: only that part (no memory readings, no closed/open loop comparison)
+          --candidate-first     with --overload and --candidate: round 1 runs the candidate, the gateway, then direct
+                                (each gateway's first load comes before direct's overload; later rounds reversed)
           --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
           --help                this text
 

@@ -7,8 +7,7 @@ using Yarp.ReverseProxy.Health;
 // (appsettings.json, section ReverseProxy); each deployment adds the destinations (deploy/local/lib.sh,
 // docker-compose.yml). The code below is what YARP does not do by itself: a refused connection moved to the other
 // replica (RefusedConnectionRetry), a cap on the gRPC calls in flight per service (CallsInFlightLimit), the upstream connect timeout (GatewayHttpClientFactory), a gRPC status for a
-// call no route takes (NoRoute), passive health that does not count callers' cancellations (ReplicaFailureRate) and a
-// warm-up before readiness answers healthy (GatewayWarmUp, GET /healthz/ready).
+// call no route takes (NoRoute) and a warm-up before readiness answers healthy (GatewayWarmUp, GET /healthz/ready).
 // The configuration is read from beside the assembly, wherever the process is started from.
 var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.WebHost.UseKestrel(kestrel => kestrel.AddServerHeader = false);
@@ -16,7 +15,6 @@ builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSecti
 builder.Services.AddSingleton<IForwarderHttpClientFactory, GatewayHttpClientFactory>();
 builder.Services.AddCallsInFlightLimit(builder.Configuration.GetSection("LabMesh:Gateway:CallsInFlight"));
 builder.Services.Configure<TransportFailureRateHealthPolicyOptions>(builder.Configuration.GetSection("LabMesh:Gateway:PassiveHealth"));
-builder.Services.AddSingleton<IPassiveHealthCheckPolicy, ReplicaFailureRate>();
 builder.Services.Configure<GatewayWarmUp.Options>(builder.Configuration.GetSection("LabMesh:Gateway:WarmUp"));
 builder.Services.AddSingleton<GatewayWarmUp>();
 builder.Services.AddHostedService(services => services.GetRequiredService<GatewayWarmUp>());

@@ -11,8 +11,7 @@ namespace LabMesh.E2E.Tests;
 /// <summary>
 /// The gateway's start (services/LabMesh.Gateway, GatewayWarmUp): its readiness (<c>GET /healthz/ready</c> on the REST
 /// listener) answers 503 until it has sent real calls through itself to the replicas, and 200 after; a warm-up that
-/// cannot reach a replica never holds the start beyond its bound. And its passive health (ReplicaFailureRate): the
-/// callers' deadlines do not take a replica out, a refused connection does. Each test starts a gateway of its own in
+/// cannot reach a replica never holds the start beyond its bound. Each test starts a gateway of its own in
 /// front of the topology's Requisition replicas, as deployed but for the settings named.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
@@ -112,59 +111,6 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
         Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
     }
 
-    /// <summary>
-    /// Calls whose callers give up (their deadline passes while requisition-2 is frozen) are not the replica's failures:
-    /// requisition-2 is never marked unhealthy by them. YARP's own TransportFailureRate policy marked it at the first
-    /// such call (one call in the window is enough here, 30% of them failing). A destination that refuses connections
-    /// is still marked, in the same gateway and the same minutes: what the replica does still counts.
-    /// </summary>
-    [Fact]
-    public async Task CallersDeadlines_DoNotMarkAReplicaUnhealthy_ARefusedConnectionDoes()
-    {
-        var refusing = Closed();
-        await using var gateway = await GatewayAsync([topology.Address("requisition", 1), topology.Address("requisition", 2), refusing],
-            ["--LabMesh:Gateway:WarmUp:Enabled", "false", "--Logging:LogLevel:Yarp.ReverseProxy.Health", "Information"]);
-        await ReadyAsync(gateway, []);
-        var team = "e2e-health-" + Guid.NewGuid().ToString("N")[..8];
-        string id;
-        using (var mesh = new Mesh(topology.Gateway, team))
-        {
-            id = (await mesh.PlaceAsync(Guid.NewGuid().ToString())).Requisition.Id;
-        }
-
-        using var channel = GrpcChannel.ForAddress(gateway.Address);
-        var client = new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(channel, team));
-        var frozen = topology.Pid("requisition-2") ?? throw new InvalidOperationException("requisition-2 is not running");
-        var statuses = new List<StatusCode>();
-        await SignalAsync("STOP", frozen);
-        try
-        {
-            // Bursts of calls with a short deadline for 3 s: the frozen replica takes some (the less busy of two while
-            // its calls are few), and those end at the caller's deadline, the client resetting the stream.
-            for (var burst = 0; burst < 15; burst++)
-            {
-                statuses.AddRange(await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => StatusOfAsync(client.GetRequisitionStatusAsync(
-                    new GetRequisitionStatusRequest { Id = id }, deadline: DateTime.UtcNow.AddMilliseconds(400)).ResponseAsync))));
-            }
-        }
-        finally
-        {
-            await SignalAsync("CONT", frozen);
-        }
-
-        var summary = string.Join(", ", statuses.GroupBy(s => s).Select(g => $"{g.Key} {g.Count()}"));
-        Assert.Contains(StatusCode.DeadlineExceeded, statuses);
-        Assert.Contains(StatusCode.OK, statuses);
-        // What the replica did counts: the refusing destination is marked (its calls moved to another replica).
-        await Eventually.HoldsAsync(() => Task.FromResult(Marked(gateway.Process, "requisition-3")), TimeSpan.FromSeconds(15),
-            () => $"the refusing destination marked unhealthy ({summary}):\n{gateway.Process.Describe()}", TimeSpan.FromMilliseconds(100));
-        // What the callers did does not: requisition-2 took calls that ended at their deadlines and is not marked.
-        Assert.False(Marked(gateway.Process, "requisition-2"), $"requisition-2 marked unhealthy by its callers' deadlines ({summary}):\n{gateway.Process.Describe()}");
-    }
-
-    private static bool Marked(ChildProcess gateway, string destination) =>
-        gateway.StandardOutput.Any(l => l.Contains($"Destination `{destination}` marked as 'Unhealthy`", StringComparison.Ordinal));
-
     private static int Forwarded(string body) =>
         body.Split(' ') is var words && Array.IndexOf(words, "calls") is var at && at > 0 && int.TryParse(words[at - 1], CultureInfo.InvariantCulture, out var n) ? n : -1;
 
@@ -191,7 +137,11 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
         return last;
     }
 
-    private static async Task<Gateway> GatewayAsync(IReadOnlyList<string> replicas, IEnumerable<string> settings)
+    private static Task<Gateway> GatewayAsync(IReadOnlyList<string> replicas, IEnumerable<string> settings) =>
+        GatewayAsync("requisition", replicas, settings);
+
+    /// <summary>A gateway as deployed, with <paramref name="cluster"/>'s destinations (named CLUSTER-1, -2, ...) and <paramref name="settings"/> on its command line.</summary>
+    private static async Task<Gateway> GatewayAsync(string cluster, IReadOnlyList<string> replicas, IEnumerable<string> settings)
     {
         var address = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
         var rest = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
@@ -203,7 +153,7 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
         ];
         for (var i = 0; i < replicas.Count; i++)
         {
-            arguments.AddRange([string.Create(CultureInfo.InvariantCulture, $"--ReverseProxy:Clusters:requisition:Destinations:requisition-{i + 1}:Address"), replicas[i]]);
+            arguments.AddRange([string.Create(CultureInfo.InvariantCulture, $"--ReverseProxy:Clusters:{cluster}:Destinations:{cluster}-{i + 1}:Address"), replicas[i]]);
         }
 
         arguments.AddRange(settings);
@@ -213,19 +163,6 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
 
     /// <summary>A loopback address nothing listens on: connections are refused.</summary>
     private static string Closed() => string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
-
-    private static async Task<StatusCode> StatusOfAsync(Task call)
-    {
-        try
-        {
-            await call;
-            return StatusCode.OK;
-        }
-        catch (RpcException e)
-        {
-            return e.StatusCode;
-        }
-    }
 
     private static async Task SignalAsync(string signal, int pid)
     {
