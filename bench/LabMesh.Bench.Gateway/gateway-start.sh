@@ -40,4 +40,5 @@ while :; do
 done
 ready=$(( ($(date +%s%N) - start) / 1000000 ))
 cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat")
-echo "$name: listening ${listening} ms, ready ${ready} ms (HTTP $code), CPU at ready ${cpu} s, load $(cut -d' ' -f1 /proc/loadavg); $(printf '%s\n' "$answer" | tail -n 1)"
+what=$([ "$code" = 404 ] && echo "no readiness endpoint: ready when listening" || printf '%s\n' "$answer" | tail -n 1)
+echo "$name: listening ${listening} ms, ready ${ready} ms (HTTP $code), CPU at ready ${cpu} s, load $(cut -d' ' -f1 /proc/loadavg); $what"
