@@ -10,7 +10,8 @@ namespace LabMesh.Bench.Gateway;
 /// topology's own gateway (services/LabMesh.Gateway) in the same rounds. <c>nginx</c> is the gateway deploy/local ran
 /// before (Debian's nginx, its generated configuration as it was: grpc_pass round-robin, keepalive 256, buffered
 /// access log), the "before" of issue 22 item 4; <c>gateway:N=V,...</c> is another LabMesh.Gateway with that
-/// environment (a runtime setting to compare, e.g. <c>DOTNET_gcServer=0</c>); a URL is one already running.
+/// environment (a runtime setting to compare, e.g. <c>DOTNET_gcServer=0</c>), <c>gateway@DLL[:N=V,...]</c> another build of it
+/// (main before a change, a ReadyToRun publish); a URL is one already running.
 /// </summary>
 internal sealed class Candidate : IAsyncDisposable
 {
@@ -29,6 +30,9 @@ internal sealed class Candidate : IAsyncDisposable
     public string Address { get; }
 
     public int? Pid => _process?.Id;
+
+    /// <summary>How long it took to listen and to be ready, as the bench prints it.</summary>
+    public string Started { get; private set; } = "already running";
 
     public static async Task<Candidate> StartAsync(string spec, LocalTopology topology, int port, CancellationToken cancellationToken)
     {
@@ -49,11 +53,21 @@ internal sealed class Candidate : IAsyncDisposable
             await File.WriteAllTextAsync(config, NginxConfig(directory, port, replicas), cancellationToken);
             start = new ProcessStartInfo("nginx") { ArgumentList = { "-p", directory, "-c", config, "-e", Path.Combine(directory, "error.log") } };
         }
-        else if (spec == "gateway" || spec.StartsWith("gateway:", StringComparison.Ordinal))
+        else if (spec == "gateway" || spec.StartsWith("gateway:", StringComparison.Ordinal) || spec.StartsWith("gateway@", StringComparison.Ordinal))
         {
             // Not "gateway": that is the topology's own in the comparison and in the CPU readings.
             name = spec == "gateway" ? "gateway (a second one)" : spec;
-            var dll = Path.Combine(LocalTopology.Root, "services", "LabMesh.Gateway", "bin", "Release", "net10.0", "LabMesh.Gateway.dll");
+            // gateway@DLL: another build (e.g. main before a change, or a ReadyToRun publish), else this tree's.
+            var colon = spec.IndexOf(':', StringComparison.Ordinal);
+            var dll = spec.StartsWith("gateway@", StringComparison.Ordinal)
+                ? spec["gateway@".Length..(colon < 0 ? spec.Length : colon)]
+                : Path.Combine(LocalTopology.Root, "services", "LabMesh.Gateway", "bin", "Release", "net10.0", "LabMesh.Gateway.dll");
+            if (!File.Exists(dll))
+            {
+                throw new ArgumentException($"--candidate {spec}: {dll} does not exist.");
+            }
+
+            spec = colon < 0 ? "gateway" : "gateway" + spec[colon..];
             start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
             foreach (var arg in new[]
             {
@@ -78,7 +92,7 @@ internal sealed class Candidate : IAsyncDisposable
         }
         else
         {
-            throw new ArgumentException($"--candidate takes nginx, gateway[:N=V,...] or an http:// URL, not '{spec}'.");
+            throw new ArgumentException($"--candidate takes nginx, gateway[@DLL][:N=V,...] or an http:// URL, not '{spec}'.");
         }
 
         start.RedirectStandardOutput = true;
@@ -101,7 +115,40 @@ internal sealed class Candidate : IAsyncDisposable
             await Task.Delay(100, cancellationToken);
         }
 
+        var listening = waited.Elapsed;
+        // A LabMesh.Gateway is measured as deployed: from when its readiness says 200 (after its warm-up); a build
+        // without a readiness endpoint (404: main before the warm-up) or nginx is ready when it listens, as deploy/local
+        // took it then.
+        var readiness = spec.StartsWith("gateway", StringComparison.Ordinal) ? await ReadyAsync(port + 1, waited, cancellationToken) : "no readiness endpoint";
+        candidate.Started = F("listening {0:0.0} s after start, ready {1:0.0} s after start ({2})", listening.TotalSeconds, waited.Elapsed.TotalSeconds, readiness);
         return candidate;
+    }
+
+    /// <summary>GET /healthz/ready on the REST listener until it is not 503, for 60 s at most.</summary>
+    private static async Task<string> ReadyAsync(int restPort, Stopwatch waited, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        while (true)
+        {
+            using var answer = await http.GetAsync(F("http://127.0.0.1:{0}/healthz/ready", restPort), cancellationToken);
+            var body = (await answer.Content.ReadAsStringAsync(cancellationToken)).Trim();
+            if (answer.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return "no readiness endpoint: ready when listening";
+            }
+
+            if (answer.IsSuccessStatusCode)
+            {
+                return body;
+            }
+
+            if (waited.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                throw new BenchFailedException($"the candidate is not ready 60 s after start: {(int)answer.StatusCode} {body}");
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
     }
 
     // deploy/local/lib.sh's nginx configuration before the YARP gateway, for the Requisition upstream alone.

@@ -35,6 +35,7 @@ internal sealed partial class GatewayBench
         if (options.Candidate is { } spec && _candidate is null)
         {
             _candidate = await Candidate.StartAsync(spec, topology, options.PortBase + 93, cancellationToken);
+            log(F("   the candidate {0}: {1}", _candidate.Name, _candidate.Started));
         }
 
         var sides = new List<(string Name, string Address, int? Upstream)>
@@ -44,7 +45,15 @@ internal sealed partial class GatewayBench
         };
         if (_candidate is not null)
         {
-            sides.Add((F("{0} -> 2 replicas", _candidate.Name), _candidate.Address, _candidate.Pid));
+            var candidate = (F("{0} -> 2 replicas", _candidate.Name), _candidate.Address, _candidate.Pid);
+            if (options.CandidateFirst)
+            {
+                sides.Insert(0, candidate);
+            }
+            else
+            {
+                sides.Add(candidate);
+            }
         }
 
         if (options.StallSeconds > 0)

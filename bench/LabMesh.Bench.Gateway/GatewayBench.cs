@@ -98,6 +98,7 @@ internal sealed partial class GatewayBench(LocalTopology topology, GatewayBenchO
         if (options.Candidate is { } spec)
         {
             _candidate = await Candidate.StartAsync(spec, topology, options.PortBase + 93, cancellationToken);
+            log(F("   the candidate {0}: {1}", _candidate.Name, _candidate.Started));
             var candidate = Client(_candidate.Address);
             var name = _candidate.Name;
             log("");

@@ -44,6 +44,9 @@ internal sealed record GatewayBenchOptions
     /// <summary>Only the overload part: no memory readings, no closed or open loop comparison.</summary>
     public bool OverloadOnly { get; init; }
 
+    /// <summary>With --overload and --candidate: round 1 runs the candidate first, then the gateway, then direct (both gateways' first load before direct's backlog).</summary>
+    public bool CandidateFirst { get; init; }
+
     public TimeSpan OverloadDuration => TimeSpan.FromSeconds(OverloadSeconds);
 
     /// <summary>Let up.sh build the services first (otherwise LABMESH_LOCAL_NO_BUILD=1: run what is built).</summary>
@@ -72,6 +75,12 @@ internal sealed record GatewayBenchOptions
             if (name == "--overload-only")
             {
                 options = options with { OverloadOnly = true };
+                continue;
+            }
+
+            if (name == "--candidate-first")
+            {
+                options = options with { CandidateFirst = true };
                 continue;
             }
 
@@ -121,7 +130,9 @@ internal sealed record GatewayBenchOptions
                                 compared against the topology's gateway (services/LabMesh.Gateway) in the same
                                 rounds, closed and open loop, on BASE+93: nginx (deploy/local's gateway before
                                 YARP, its configuration as it was), gateway:N=V[,N=V] (another LabMesh.Gateway
-                                with that environment, e.g. gateway:DOTNET_gcServer=0), or a URL already running
+                                with that environment, e.g. gateway:DOTNET_gcServer=0), gateway@DLL[:N=V,...]
+                                (another build of it: main before a change, a ReadyToRun publish), or a URL
+                                already running; a LabMesh.Gateway is measured from when /healthz/ready says 200
           --overload R          then overload and recovery (2d): open loop at --rate (2,000 if 0) for 5 s, R calls/s
                                 for --overload-seconds, --rate again for 10 s, through the gateway and direct to
                                 requisition-1 in alternating rounds: calls shed, other errors, p99, the lowest
@@ -130,6 +141,8 @@ internal sealed record GatewayBenchOptions
           --stall S             with --overload: requisition-2 frozen (SIGSTOP) for the first S seconds of the
                                 overload phase, then resumed (SIGCONT): a replica that stalls (default 0: none)
           --overload-only       with --overload: only that part (no memory readings, no closed/open loop comparison)
+          --candidate-first     with --overload and --candidate: round 1 runs the candidate, the gateway, then direct
+                                (each gateway's first load comes before direct's overload; later rounds reversed)
           --build               let up.sh build the services (default: LABMESH_LOCAL_NO_BUILD=1)
           --help                this text
 

@@ -312,13 +312,30 @@ start_gateway() {
     exec setsid dotnet "$dll" "${args[@]}" >>"$STATE/logs/gateway.log" 2>&1 </dev/null
   ) &
   echo $! > "$(pid_file gateway)"
-  local deadline=$((SECONDS + 30))
-  until gateway_listening; do
+  # Ready once it has warmed up: it sends health checks through itself to the replicas until its JIT has settled,
+  # 10 s at most (its LabMesh:Gateway:WarmUp), and less when no replica answers.
+  local deadline=$((SECONDS + 40)) started=$SECONDS
+  until gateway_ready; do
     running_pid gateway >/dev/null || { tail -n 30 "$STATE/logs/gateway.log" >&2; die "the gateway exited while starting (log above: $STATE/logs/gateway.log)"; }
-    [ $SECONDS -lt $deadline ] || die "the gateway is not listening after 30s; see $STATE/logs/gateway.log"
+    [ $SECONDS -lt $deadline ] || die "the gateway is not ready after 40s; see $STATE/logs/gateway.log"
     sleep 0.2
   done
-  say "gateway (services/LabMesh.Gateway, YARP) on 127.0.0.1:$GATEWAY_PORT (gRPC, h2c) and 127.0.0.1:$GATEWAY_REST_PORT (REST)"
+  say "gateway (services/LabMesh.Gateway, YARP) on 127.0.0.1:$GATEWAY_PORT (gRPC, h2c) and 127.0.0.1:$GATEWAY_REST_PORT (REST), ready in $((SECONDS - started))s ($(gateway_readiness | tail -n 1))"
+}
+
+# Both of the gateway's ports accept connections and its readiness (GET /healthz/ready on the REST port) says 200:
+# listening, and warmed up (or its warm-up gave up: no replica answered, or its bound passed).
+gateway_ready() {
+  gateway_listening && gateway_readiness | head -n 1 | grep -q '^HTTP/1.1 200 '
+}
+
+# The gateway's readiness answer: the status line, then the body (what the warm-up did), over bash's /dev/tcp.
+gateway_readiness() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_REST_PORT" || exit 1
+    printf 'GET /healthz/ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+    timeout 2 cat <&3 | tr -d '\r' | sed -n '1p;/^$/,$p' | sed '/^$/d'
+  ) 2>/dev/null
 }
 
 # Both of the gateway's ports accept connections.
