@@ -25,6 +25,15 @@ namespace LabMesh.ServiceDefaults.Peers;
 /// stayed unreachable long after it was back. Here the next attempt is always about 50 ms away, which the
 /// retry policy of idempotent calls outlasts. The price: an address that is down is tried 20 times a second
 /// per channel; a refused connection costs next to nothing, and DNS re-resolution drops a pod that is gone.</item>
+/// <item>No connect timeout on the handler. grpc-dotnet 2.85 takes <c>SocketsHttpHandler.ConnectTimeout</c> as the bound
+/// of a subchannel's whole reconnect loop (every attempt and back-off), not of one attempt: a peer that refuses for
+/// longer ends the loop with the subchannel Idle ("Timeout connecting to subchannel."), round-robin asks it to
+/// connect again at once, and the new loop can find the old one's connect context not yet disposed and return
+/// without trying, leaving the subchannel Connecting for good (bench/README.md, "Peer calls stuck in grpc-dotnet's
+/// balancer after replica kills"). Without the timeout the loop a peer's loss starts runs, every
+/// <see cref="ReconnectBackoff"/>, until the peer is back. The price: a connect whose SYN is never answered (a host
+/// gone from the network, not a process killed on a live one, which refuses) waits for the kernel's SYN retries
+/// (about 2 min on Linux) before the next attempt; calls are bounded by their deadlines meanwhile.</item>
 /// <item>HTTP/2 keepalive pings on every connection (a peer gone without closing its socket is found in
 /// 80 s, not when TCP gives up), several HTTP/2 connections per peer when one's streams are all in use,
 /// and 4 MiB message limits both ways.</item>
@@ -61,10 +70,18 @@ public static class MeshChannels
     /// call does (SocketsHttpHandler's connection pool names it), so this saves memory only until then (bench/README.md,
     /// idle memory, session 12).
     /// </remarks>
-    public static GrpcChannel Create(string address, MethodConfig? retry = null, ILoggerFactory? loggerFactory = null)
+    public static GrpcChannel Create(string address, MethodConfig? retry = null, ILoggerFactory? loggerFactory = null) =>
+        CreateWithConnectTimeout(address, retry, loggerFactory, Timeout.InfiniteTimeSpan);
+
+    /// <summary>
+    /// <see cref="Create"/> with <paramref name="connectTimeout"/> on the handler (infinite in <see cref="Create"/>): for
+    /// the tests that show what a connect timeout does to grpc-dotnet's reconnect loop.
+    /// </summary>
+    internal static GrpcChannel CreateWithConnectTimeout(string address, MethodConfig? retry, ILoggerFactory? loggerFactory, TimeSpan connectTimeout)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(address);
         var handler = CreateHandler();
+        handler.ConnectTimeout = connectTimeout;
         var options = new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true };
         Configure(options, address, retry, loggerFactory);
         return GrpcChannel.ForAddress(address, options);
@@ -73,7 +90,7 @@ public static class MeshChannels
     /// <summary>
     /// The HTTP/2 handler under every LabMesh channel: keepalive pings (PING after 60 s without a frame, the
     /// connection closed when no ACK comes in 20 s), several connections per peer when one's streams are all
-    /// in use, pooled connections kept, 5 s to connect.
+    /// in use, pooled connections kept, no connect timeout (see the remarks of <see cref="MeshChannels"/>).
     /// </summary>
     private static SocketsHttpHandler CreateHandler() => new()
     {
@@ -82,7 +99,7 @@ public static class MeshChannels
         KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
         KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
         PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-        ConnectTimeout = TimeSpan.FromSeconds(5),
+        ConnectTimeout = Timeout.InfiniteTimeSpan,
     };
 
     /// <summary>Sets <paramref name="options"/> for <paramref name="address"/> as <see cref="Create"/> describes, except the HTTP handler.</summary>

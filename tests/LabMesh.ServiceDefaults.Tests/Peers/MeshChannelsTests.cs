@@ -184,6 +184,49 @@ public sealed class MeshChannelsTests
         Assert.True(failedAfterBack.Count == 0, $"{failedAfterBack.Count} calls started after the peer was back failed: {string.Join("; ", failedAfterBack.Take(5))}");
     }
 
+    [Fact]
+    public async Task PeerWhoseConnectsHang_IsReachedOnceItAnswersAgain_WithoutAConnectTimeout()
+    {
+        // A listener that never accepts, its accept queue full: the kernel drops further SYNs, so the channel's
+        // connect hangs as to a host gone from the network (MeshChannels sets no connect timeout to end it).
+        var port = FreePort.Next();
+        var stuck = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        stuck.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        stuck.Listen(1);
+        var fillers = new List<Socket>();
+        for (var i = 0; i < 2; i++)
+        {
+            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await filler.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port)).WaitAsync(Timeout);
+            fillers.Add(filler);
+        }
+
+        using var channel = MeshChannels.Create($"ipv4:127.0.0.1:{port}", MeshChannels.RetryIdempotent(Health.Descriptor.FullName));
+        var client = new Health.HealthClient(channel);
+        var hung = await Assert.ThrowsAsync<RpcException>(() =>
+            client.CheckAsync(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync.WaitAsync(Timeout));
+        Assert.Equal(StatusCode.DeadlineExceeded, hung.StatusCode);
+
+        // The peer answers again on its port: the hung connect's next SYN (the kernel resends after 1, 3, 7 s) gets through.
+        fillers.ForEach(f => f.Dispose());
+        stuck.Dispose();
+        await using var replica = await Replica.StartAsync("a", port);
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                try
+                {
+                    return await Replica.WhoAsync(client, TimeSpan.FromSeconds(1)) == "a";
+                }
+                catch (RpcException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(20),
+            "a call served once the peer answers");
+    }
+
     /// <summary>Twenty calls: round-robin once both connections are up (the first calls may all go to the first one ready).</summary>
     private static async Task AssertBothServeAsync(Health.HealthClient client)
     {
@@ -226,8 +269,10 @@ public sealed class MeshChannelsTests
             return new Replica(app, new Uri(app.Urls.Single()).Port);
         }
 
-        public static async Task<string> WhoAsync(Health.HealthClient client) =>
-            (await client.CheckAsync(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow + Timeout)).Status == ServingStatus.Serving ? "a" : "b";
+        public static Task<string> WhoAsync(Health.HealthClient client) => WhoAsync(client, Timeout);
+
+        public static async Task<string> WhoAsync(Health.HealthClient client, TimeSpan deadline) =>
+            (await client.CheckAsync(new HealthCheckRequest { Service = "who" }, deadline: DateTime.UtcNow + deadline)).Status == ServingStatus.Serving ? "a" : "b";
 
         public async ValueTask DisposeAsync()
         {

@@ -26,7 +26,7 @@ public sealed class ReplicaKillTests
     [InlineData(1500, 8, 0, false)]
     [InlineData(100, 8, 0, false)]
     [InlineData(1500, 8, 0, true)]
-    // Both down past the 5 s connect timeout (the subchannel's connect attempt ends and a new one starts).
+    // Both down past the 5 s connect timeout MeshChannels had until session 12 (its connect loop now goes on: ConnectLoopTests).
     [InlineData(6000, 2, 50, true)]
     // Calls now and then, as a service makes its peer calls, so a connection sits idle when its replica dies.
     [InlineData(300, 1, 100, false)]
