@@ -28,18 +28,8 @@ public sealed class ReplicaAssembliesTests
 
         using var channel = GrpcChannel.ForAddress(requisition.Address);
         var client = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, "assemblies-team", CallerRole.Clinician));
-        var request = new CreateRequisitionRequest
-        {
-            RequestId = "assemblies-1",
-            Patient = new Patient { Id = "assemblies-patient", GivenName = "Test", FamilyName = "Patient", BirthDate = "1970-01-01", Sex = "unknown" },
-            OrderingProvider = new Provider { Id = "assemblies-provider", Name = "Test Provider" },
-            Lab = "LabCorp",
-            Modality = TestModality.Testkit,
-            // Placing the order creates its service requests on the ServiceRequest replica: a call through the peer client.
-            Place = true,
-        };
-        request.Tests.Add(new OrderedTest { Code = "BMP", PartnerId = "assemblies-partner" });
-        var created = await client.CreateRequisitionAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
+        // Placing the order creates its service requests on the ServiceRequest replica: a call through the peer client.
+        var created = await CreateAsync(client, "assemblies", place: true);
         Assert.NotEmpty(created.Requisition.ServiceRequests);
         var status = await client.GetRequisitionStatusAsync(new GetRequisitionStatusRequest { Id = created.Requisition.Id }, deadline: DateTime.UtcNow.AddSeconds(30));
         Assert.Equal(created.Requisition.Id, status.Status.Id);
@@ -66,20 +56,26 @@ public sealed class ReplicaAssembliesTests
 
         using var channel = GrpcChannel.ForAddress(requisition.Address);
         var client = new RequisitionService.RequisitionServiceClient(TestCaller.InvokerAs(channel, "watches-team", CallerRole.Clinician));
-        var request = new CreateRequisitionRequest
-        {
-            RequestId = "watches-1",
-            Patient = new Patient { Id = "watches-patient", GivenName = "Test", FamilyName = "Patient", BirthDate = "1970-01-01", Sex = "unknown" },
-            OrderingProvider = new Provider { Id = "watches-provider", Name = "Test Provider" },
-            Lab = "LabCorp",
-            Modality = TestModality.Testkit,
-        };
-        request.Tests.Add(new OrderedTest { Code = "BMP", PartnerId = "watches-partner" });
-        await client.CreateRequisitionAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
+        await CreateAsync(client, "watches", place: false);
 
         Assert.True(Directory.Exists(Path.Combine(requisition.WorkingDirectory, "data")), "the replica's SQLite directory is under its working directory");
         Assert.Equal(0, requisition.InotifyWatches());
         Assert.Equal(0, serviceRequest.InotifyWatches());
+    }
+
+    private static async Task<CreateRequisitionResponse> CreateAsync(RequisitionService.RequisitionServiceClient client, string prefix, bool place)
+    {
+        var request = new CreateRequisitionRequest
+        {
+            RequestId = prefix + "-1",
+            Patient = new Patient { Id = prefix + "-patient", GivenName = "Test", FamilyName = "Patient", BirthDate = "1970-01-01", Sex = "unknown" },
+            OrderingProvider = new Provider { Id = prefix + "-provider", Name = "Test Provider" },
+            Lab = "LabCorp",
+            Modality = TestModality.Testkit,
+            Place = place,
+        };
+        request.Tests.Add(new OrderedTest { Code = "BMP", PartnerId = prefix + "-partner" });
+        return await client.CreateRequisitionAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
     }
 
     /// <summary>A service replica process (Development, its SQLite files in a directory of its own) trusting the test's signing key.</summary>
