@@ -108,7 +108,7 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
 
         var frozen = topology.Pid("requisition-2") ?? throw new InvalidOperationException("requisition-2 is not running");
         var outcomes = new List<Task<StatusCode>>();
-        await SignalAsync("STOP", frozen);
+        await TestGateway.SignalAsync("STOP", frozen, Bound);
         try
         {
             // 100 calls/s for 2 s, each with a 3 s deadline: the frozen replica holds whatever it took until after the last one left.
@@ -122,7 +122,7 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
         }
         finally
         {
-            await SignalAsync("CONT", frozen);
+            await TestGateway.SignalAsync("CONT", frozen, Bound);
         }
 
         var statuses = outcomes.Select(o => o.Result).ToList();
@@ -137,16 +137,8 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
 
     private async Task<(ChildProcess Gateway, string Address)> StartGatewayAsync(int perCluster)
     {
-        var address = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
-        var gateway = ChildProcess.Start("dotnet",
-        [
-            Repository.Built("services/LabMesh.Gateway", "LabMesh.Gateway.dll"),
-            "--Kestrel:Endpoints:Grpc:Url", address,
-            "--Kestrel:Endpoints:Rest:Url", string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}"),
-            "--ReverseProxy:Clusters:requisition:Destinations:requisition-1:Address", topology.Address("requisition", 1),
-            "--ReverseProxy:Clusters:requisition:Destinations:requisition-2:Address", topology.Address("requisition", 2),
-            "--LabMesh:Gateway:CallsInFlight:PerCluster", perCluster.ToString(CultureInfo.InvariantCulture),
-        ], Repository.Root, new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        var (gateway, address, _) = TestGateway.Start("requisition", [topology.Address("requisition", 1), topology.Address("requisition", 2)],
+            ["--LabMesh:Gateway:CallsInFlight:PerCluster", perCluster.ToString(CultureInfo.InvariantCulture)]);
         if (!await GrpcServing.WaitAsync(address, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200)))
         {
             var described = gateway.Describe();
@@ -168,13 +160,5 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
         {
             return e.StatusCode;
         }
-    }
-
-    /// <summary>kill -STOP / -CONT of a process of the topology (by its pid).</summary>
-    private static async Task SignalAsync(string signal, int pid)
-    {
-        using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync().WaitAsync(Bound);
-        Assert.Equal(0, kill.ExitCode);
     }
 }

@@ -22,7 +22,7 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
     [Fact]
     public async Task Readiness_Answers503_UntilTheWarmUpHasForwardedCallsToTheReplicas_Then200()
     {
-        await using var gateway = await GatewayAsync([topology.Address("requisition", 1), topology.Address("requisition", 2)], []);
+        await using var gateway = StartGateway([topology.Address("requisition", 1), topology.Address("requisition", 2)], []);
         var seen = new List<HttpStatusCode>();
         var (status, body) = await ReadyAsync(gateway, seen);
 
@@ -59,13 +59,13 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
         var pids = new[] { "requisition-1", "requisition-2" }.Select(r => topology.Pid(r) ?? throw new InvalidOperationException($"{r} is not running")).ToList();
         foreach (var pid in pids)
         {
-            await SignalAsync("STOP", pid);
+            await TestGateway.SignalAsync("STOP", pid, Bound);
         }
 
         try
         {
             var clock = Stopwatch.StartNew();
-            await using var gateway = await GatewayAsync([topology.Address("requisition", 1), topology.Address("requisition", 2)],
+            await using var gateway = StartGateway([topology.Address("requisition", 1), topology.Address("requisition", 2)],
                 ["--LabMesh:Gateway:WarmUp:Timeout", "00:00:03", "--LabMesh:Gateway:WarmUp:CallTimeout", "00:01:00"]);
             var seen = new List<HttpStatusCode>();
             var (status, body) = await ReadyAsync(gateway, seen);
@@ -83,7 +83,7 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
         {
             foreach (var pid in pids)
             {
-                await SignalAsync("CONT", pid);
+                await TestGateway.SignalAsync("CONT", pid, Bound);
             }
         }
     }
@@ -97,7 +97,7 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
     public async Task WithNoReplicaListening_TheGatewayIsReadyLongBeforeItsBound_AndCallsAreUnavailable()
     {
         var clock = Stopwatch.StartNew();
-        await using var gateway = await GatewayAsync([Closed(), Closed()], ["--LabMesh:Gateway:WarmUp:Timeout", "00:02:00"]);
+        await using var gateway = StartGateway([Closed(), Closed()], ["--LabMesh:Gateway:WarmUp:Timeout", "00:02:00"]);
         var (status, body) = await ReadyAsync(gateway, []);
         var ready = clock.Elapsed;
 
@@ -137,39 +137,15 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
         return last;
     }
 
-    private static Task<Gateway> GatewayAsync(IReadOnlyList<string> replicas, IEnumerable<string> settings) =>
-        GatewayAsync("requisition", replicas, settings);
-
-    /// <summary>A gateway as deployed, with <paramref name="cluster"/>'s destinations (named CLUSTER-1, -2, ...) and <paramref name="settings"/> on its command line.</summary>
-    private static async Task<Gateway> GatewayAsync(string cluster, IReadOnlyList<string> replicas, IEnumerable<string> settings)
+    /// <summary>A gateway as deployed in front of <paramref name="replicas"/> (the requisition cluster), with <paramref name="settings"/> on its command line.</summary>
+    private static Gateway StartGateway(IReadOnlyList<string> replicas, IEnumerable<string> settings)
     {
-        var address = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
-        var rest = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
-        List<string> arguments =
-        [
-            Repository.Built("services/LabMesh.Gateway", "LabMesh.Gateway.dll"),
-            "--Kestrel:Endpoints:Grpc:Url", address,
-            "--Kestrel:Endpoints:Rest:Url", rest,
-        ];
-        for (var i = 0; i < replicas.Count; i++)
-        {
-            arguments.AddRange([string.Create(CultureInfo.InvariantCulture, $"--ReverseProxy:Clusters:{cluster}:Destinations:{cluster}-{i + 1}:Address"), replicas[i]]);
-        }
-
-        arguments.AddRange(settings);
-        var process = ChildProcess.Start("dotnet", arguments, Repository.Root, new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        var (process, address, rest) = TestGateway.Start("requisition", replicas, settings);
         return new Gateway(process, address, new Uri(rest + "/healthz/ready"));
     }
 
     /// <summary>A loopback address nothing listens on: connections are refused.</summary>
     private static string Closed() => string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{FreePort.Next()}");
-
-    private static async Task SignalAsync(string signal, int pid)
-    {
-        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync().WaitAsync(Bound);
-        Assert.Equal(0, kill.ExitCode);
-    }
 
     private sealed record Gateway(ChildProcess Process, string Address, Uri Readiness) : IAsyncDisposable
     {
