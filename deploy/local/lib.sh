@@ -313,7 +313,7 @@ start_gateway() {
   ) &
   echo $! > "$(pid_file gateway)"
   # Ready once it has warmed up: it sends health checks through itself to the replicas until its JIT has settled,
-  # 10 s at most (its LabMesh:Gateway:WarmUp), and less when no replica answers.
+  # 15 s at most (its LabMesh:Gateway:WarmUp), and less when no replica answers.
   local deadline=$((SECONDS + 40)) started=$SECONDS
   until gateway_ready; do
     running_pid gateway >/dev/null || { tail -n 30 "$STATE/logs/gateway.log" >&2; die "the gateway exited while starting (log above: $STATE/logs/gateway.log)"; }

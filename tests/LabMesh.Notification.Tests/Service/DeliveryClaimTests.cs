@@ -185,7 +185,7 @@ public sealed class DeliveryClaimTests(ITestOutputHelper output)
             }
         }
 
-        await Task.WhenAll(Task.Run(() => ReplicaAsync("a")), Task.Run(() => ReplicaAsync("b")));
+        await Task.WhenAll(Task.Run(() => ReplicaAsync("a")), Task.Run(() => ReplicaAsync("b"))).WaitAsync(Timeout);
 
         Assert.Equal(Count, claimedBy.Count);
         Assert.Contains(claimedBy.Values, o => o == "a");
