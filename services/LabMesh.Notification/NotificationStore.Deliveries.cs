@@ -127,24 +127,30 @@ public sealed partial class NotificationStore
                 end++;
             }
 
-            // The run's outcomes as one parameter per column whatever its size (RecordSql): one statement text, and
-            // nothing bound per attempt. A command of its own rather than Dapper's, so nothing is reflected per call.
-            var outcomes = new RecordedOutcome[end - start];
+            // A command of its own rather than Dapper's: binding P parameters by name costs about P^2 comparisons (each
+            // sqlite3_bind_parameter_index is a linear scan of the statement's names). Dapper strips the "@", so
+            // Microsoft.Data.Sqlite's first lookup of each name fails after scanning them all before the prefixed one
+            // finds it, and Dapper first checks each name against those already added (Parameters.Contains, another
+            // scan). Named as the SQL names them, each parameter is found by one lookup.
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = RecordSql(end - start);
+            AddParameter(command, "@owner", owner);
             for (var i = start; i < end; i++)
             {
                 var (delivery, decision, statusCode, error, attemptedAt) = attempts[i];
                 var state = StateAfter(decision);
                 var at = DbTime.ToDb(attemptedAt);
-                outcomes[i - start] = new RecordedOutcome(
-                    delivery.Id, (int)state, decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null,
-                    state == DeliveryState.Delivered ? at : null, at, statusCode, Truncate(error, 1000));
+                var row = i - start;
+                AddParameter(command, $"@id{row}", delivery.Id);
+                AddParameter(command, $"@state{row}", (int)state);
+                AddParameter(command, $"@next{row}", decision.RetryAt is { } retryAt ? DbTime.ToDb(retryAt) : null);
+                AddParameter(command, $"@delivered{row}", state == DeliveryState.Delivered ? at : null);
+                AddParameter(command, $"@at{row}", at);
+                AddParameter(command, $"@status{row}", statusCode);
+                AddParameter(command, $"@error{row}", Truncate(error, 1000));
             }
 
-            await using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = RecordSql(database.Provider);
-            AddParameter(command, "@owner", owner);
-            AddOutcomes(command, database.Provider, outcomes);
             var updated = new HashSet<string>(StringComparer.Ordinal);
             await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
             {
@@ -198,7 +204,16 @@ public sealed partial class NotificationStore
         command.Parameters.Add(parameter);
     }
 
-    // Attempts recorded by one UPDATE at most.
+    private static void AddParameter(DbCommand command, string name, int value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.DbType = System.Data.DbType.Int32;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    // Attempts recorded by one UPDATE at most: 7 parameters a row, well under SQLite's and PostgreSQL's limits.
     private const int RecordRowsPerStatement = 256;
 
     private static DeliveryState StateAfter(WebhookDecision decision) => decision.Kind switch
@@ -209,85 +224,35 @@ public sealed partial class NotificationStore
     };
 
     /// <summary>
-    /// Records a batch of attempts in one statement whose text does not depend on the batch's size: the outcomes
-    /// (<see cref="AddOutcomes"/>) as rows joined to the deliveries by primary key, each row written only while
-    /// <c>@owner</c> still holds its lease; answers the ids written. On SQLite the outcomes are one JSON array
-    /// (<c>json_each</c>); on PostgreSQL one array per column (<c>unnest</c>, whose row estimate is the arrays'
-    /// length). Internal for the query-plan tests.
+    /// Records <paramref name="rows"/> attempts in one statement, the same text for SQLite and PostgreSQL: the
+    /// outcomes as a <c>VALUES</c> list (both name its columns <c>column1</c>, <c>column2</c> ...) joined to the
+    /// deliveries by primary key, each row written only while <c>@owner</c> still holds its lease; answers the ids
+    /// written. Internal for the query-plan tests.
     /// </summary>
-    internal static string RecordSql(StorageProvider provider) => provider == StorageProvider.Postgres ? RecordSqlPostgres : RecordSqlSqlite;
+    internal static string RecordSql(int rows) => RecordSqlTexts[rows] ??= BuildRecordSql(rows);
 
-    private const string RecordSet =
-        """
-        UPDATE deliveries SET attempts = attempts + 1, state = v.state, next_attempt_at = v.next, delivered_at = v.delivered,
-            last_attempt_at = v.at, last_status_code = v.status, last_error = v.error, lease_owner = NULL, lease_until = NULL
-        """;
+    // Built once per row count (a batch's size varies from 1 to RecordRowsPerStatement), not once per recorded batch.
+    private static readonly string?[] RecordSqlTexts = new string?[RecordRowsPerStatement + 1];
 
-    private const string RecordWhere =
-        """
-        WHERE deliveries.id = v.id AND deliveries.lease_owner = @owner AND deliveries.state = 1
-        RETURNING deliveries.id
-        """;
-
-    private const string RecordSqlSqlite = RecordSet + "\n" +
-        """
-        FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next, value ->> 'delivered' AS delivered,
-                     value ->> 'at' AS at, value ->> 'status' AS status, value ->> 'error' AS error
-              FROM json_each(@outcomes)) AS v
-        """ + "\n" + RecordWhere;
-
-    private const string RecordSqlPostgres = RecordSet + "\n" +
-        """
-        FROM unnest(@ids, @states, @nexts, @delivered, @ats, @statuses, @errors) AS v(id, state, next, delivered, at, status, error)
-        """ + "\n" + RecordWhere;
-
-    /// <summary>One recorded attempt's row of <see cref="RecordSql"/> (the timestamps as <see cref="DbTime.ToDb"/> writes them).</summary>
-    internal readonly record struct RecordedOutcome(string Id, int State, string? Next, string? Delivered, string At, int Status, string Error);
-
-    /// <summary>Binds <paramref name="outcomes"/> to <see cref="RecordSql"/>'s parameters: a JSON array of objects on SQLite, seven arrays on PostgreSQL.</summary>
-    internal static void AddOutcomes(DbCommand command, StorageProvider provider, IReadOnlyList<RecordedOutcome> outcomes)
+    private static string BuildRecordSql(int rows)
     {
-        if (provider == StorageProvider.Postgres)
+        var sql = new System.Text.StringBuilder(
+            """
+            UPDATE deliveries SET attempts = attempts + 1, state = v.column2, next_attempt_at = v.column3, delivered_at = v.column4,
+                last_attempt_at = v.column5, last_status_code = v.column6, last_error = v.column7, lease_owner = NULL, lease_until = NULL
+            FROM (VALUES 
+            """);
+        for (var row = 0; row < rows; row++)
         {
-            AddArray(command, "@ids", outcomes.Select(o => o.Id).ToArray());
-            AddArray(command, "@states", outcomes.Select(o => o.State).ToArray());
-            AddArray(command, "@nexts", outcomes.Select(o => o.Next).ToArray());
-            AddArray(command, "@delivered", outcomes.Select(o => o.Delivered).ToArray());
-            AddArray(command, "@ats", outcomes.Select(o => o.At).ToArray());
-            AddArray(command, "@statuses", outcomes.Select(o => o.Status).ToArray());
-            AddArray(command, "@errors", outcomes.Select(o => o.Error).ToArray());
-            return;
+            sql.Append(row == 0 ? "" : ", ").Append($"(@id{row}, @state{row}, @next{row}, @delivered{row}, @at{row}, @status{row}, @error{row})");
         }
 
-        var json = new System.Buffers.ArrayBufferWriter<byte>(64 + (outcomes.Count * 160));
-        using (var writer = new System.Text.Json.Utf8JsonWriter(json))
-        {
-            writer.WriteStartArray();
-            foreach (var o in outcomes)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("id", o.Id);
-                writer.WriteNumber("state", o.State);
-                writer.WriteString("next", o.Next);
-                writer.WriteString("delivered", o.Delivered);
-                writer.WriteString("at", o.At);
-                writer.WriteNumber("status", o.Status);
-                writer.WriteString("error", o.Error);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-        }
-
-        AddParameter(command, "@outcomes", System.Text.Encoding.UTF8.GetString(json.WrittenSpan));
-    }
-
-    private static void AddArray<T>(DbCommand command, string name, T[] values)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.Value = values;
-        command.Parameters.Add(parameter);
+        return sql.Append(
+            """
+            ) AS v
+            WHERE deliveries.id = v.column1 AND deliveries.lease_owner = @owner AND deliveries.state = 1
+            RETURNING deliveries.id
+            """).ToString();
     }
 
     public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string id, CancellationToken cancellationToken)

@@ -98,32 +98,23 @@ public sealed class DeliveryClaimTests(ITestOutputHelper output)
         Assert.Equal(Enumerable.Range(0, 16).Select(i => $"msg_{i:D8}"), leased);
 
         // The recording of those 16 attempts is one UPDATE that finds each delivery by its primary key.
-        var record = NotificationStore.RecordSql(database.Provider);
-        var outcomes = leased.Select((id, i) => new NotificationStore.RecordedOutcome(
-            id, i == 0 ? 1 : 2, i == 0 ? DbTime.ToDb(now.AddMinutes(1)) : null, i == 0 ? null : DbTime.ToDb(now), DbTime.ToDb(now),
-            i == 0 ? 503 : 200, i == 0 ? "HTTP 503" : "")).ToList();
-        async Task<List<string>> RunRecordAsync(string prefix, Func<System.Data.Common.DbDataReader, string> read)
+        var record = NotificationStore.RecordSql(leased.Count);
+        var outcomes = new DynamicParameters();
+        outcomes.Add("owner", "plan");
+        for (var i = 0; i < leased.Count; i++)
         {
-            await using var command = connection.CreateCommand();
-            command.CommandText = prefix + record;
-            var owner = command.CreateParameter();
-            owner.ParameterName = "@owner";
-            owner.Value = "plan";
-            command.Parameters.Add(owner);
-            NotificationStore.AddOutcomes(command, database.Provider, outcomes);
-            var lines = new List<string>();
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                lines.Add(read(reader));
-            }
-
-            return lines;
+            outcomes.Add($"id{i}", leased[i]);
+            outcomes.Add($"state{i}", i == 0 ? 1 : 2);
+            outcomes.Add($"next{i}", i == 0 ? DbTime.ToDb(now.AddMinutes(1)) : null, System.Data.DbType.String);
+            outcomes.Add($"delivered{i}", i == 0 ? null : DbTime.ToDb(now), System.Data.DbType.String);
+            outcomes.Add($"at{i}", DbTime.ToDb(now));
+            outcomes.Add($"status{i}", i == 0 ? 503 : 200);
+            outcomes.Add($"error{i}", i == 0 ? "HTTP 503" : "");
         }
 
         var recordPlan = backend == Backend.Postgres
-            ? string.Join('\n', await RunRecordAsync("EXPLAIN ", r => r.GetString(0)))
-            : string.Join('\n', await RunRecordAsync("EXPLAIN QUERY PLAN ", r => r.GetString(r.GetOrdinal("detail"))));
+            ? string.Join('\n', await connection.QueryAsync<string>("EXPLAIN " + record, outcomes))
+            : string.Join('\n', (await connection.QueryAsync("EXPLAIN QUERY PLAN " + record, outcomes)).Select(r => (string)r.detail));
         output.WriteLine(recordPlan);
         if (backend == Backend.Postgres)
         {
@@ -137,8 +128,8 @@ public sealed class DeliveryClaimTests(ITestOutputHelper output)
         }
 
         // It writes the rows this owner leased (the first one due again, the others delivered) and no other.
-        outcomes[15] = outcomes[15] with { Id = "msg_00000999" };
-        var written = (await RunRecordAsync("", r => r.GetString(0))).Order(StringComparer.Ordinal).ToList();
+        outcomes.Add("id15", "msg_00000999");
+        var written = (await connection.QueryAsync<string>(record, outcomes)).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(leased.Take(15), written);
         var states = (await connection.QueryAsync<(string Id, int State, int Attempts)>(
             "SELECT id AS Id, state AS State, attempts AS Attempts FROM deliveries WHERE id IN ('msg_00000000', 'msg_00000001', 'msg_00000015', 'msg_00000999') ORDER BY id")).ToList();
