@@ -32,6 +32,12 @@ internal sealed class NotificationBenchOptions
     /// <summary>Events delivered by the service (and POSTed by the baseline) before the webhook part's measured runs, not measured.</summary>
     public int WebhookWarmupEvents { get; private set; } = 200;
 
+    /// <summary>Warm-up rounds of the webhook part: the measured round's shape (baseline, then service, N fresh events), not in the summary.</summary>
+    public int WebhookWarmupRounds { get; private set; } = 2;
+
+    /// <summary>Measured rounds of the webhook part (baseline, then service, N fresh events each), after the warm-up rounds.</summary>
+    public int WebhookRounds { get; private set; } = 3;
+
     /// <summary>Webhook attempts per replica at once (<c>LabMesh:Notification:DeliveryConcurrency</c>), and the baseline's concurrency.</summary>
     public int DeliveryConcurrency { get; private set; } = 16;
 
@@ -93,6 +99,12 @@ internal sealed class NotificationBenchOptions
                 case "--webhook-warmup":
                     options.WebhookWarmupEvents = Count(arg, Value(), 1, 100_000);
                     break;
+                case "--webhook-rounds":
+                    options.WebhookRounds = Count(arg, Value(), 1, 1000);
+                    break;
+                case "--webhook-warmup-rounds":
+                    options.WebhookWarmupRounds = Count(arg, Value(), 0, 1000);
+                    break;
                 case "--delivery-concurrency":
                     options.DeliveryConcurrency = Count(arg, Value(), 1, 1000);
                     break;
@@ -125,7 +137,12 @@ internal sealed class NotificationBenchOptions
           --max-in-flight N         critical: calls in flight beyond this are skipped and counted (default 128)
           --webhook-events N        webhooks: events published for the endpoint (default 2000)
           --webhook-warmup N        webhooks: events delivered by the service and POSTed by the baseline
-                                    before the measured runs, not measured (default 200)
+                                    before the first round, not measured (default 200)
+          --webhook-warmup-rounds W webhooks: rounds of the measured shape (the baseline, then the service, N fresh
+                                    events each) that warm both sides alike, not in the summary (default 2; 0: the
+                                    service's first drain of N measured, as before session 13)
+          --webhook-rounds R        webhooks: measured rounds after them, the JIT settled before each side's
+                                    window; the summary gives each and the median ratio (default 3)
           --delivery-concurrency N  webhooks: LabMesh:Notification:DeliveryConcurrency of each replica and
                                     the baseline client's concurrency (default 16, the service's default)
           --trickle S               webhooks: seconds of one event every 50 ms, publish-to-receipt

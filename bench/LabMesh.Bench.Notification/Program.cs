@@ -80,22 +80,42 @@ if (options.Webhooks)
         options.WebhookEvents, options.Replicas == 2 ? "two replicas" : "one replica (diagnostic)", options.DeliveryConcurrency));
     await using var webhooks = new WebhookBench(mesh, options, Console.WriteLine);
     await webhooks.SetUpAsync();
-    var (baseline, both, service, ingest) = await webhooks.RunAsync();
-    Console.WriteLine("   side                               delivered dup    total s  deliveries/s  steady/s  first ms    50% ms    90% ms  max in receiver  connections  cores: process machine");
-    foreach (var r in new[] { baseline, both, service })
+    var rounds = options.WebhookWarmupRounds + options.WebhookRounds;
+    Console.WriteLine(F("   {0} warm-up round(s) then {1} measured, each the baseline then the service with {2} fresh events, the JIT settled before each side's window (nothing compiled for 0.5 s, at most 10 s); the warm-up rounds warm both sides alike and are not in the summary",
+        options.WebhookWarmupRounds, options.WebhookRounds, options.WebhookEvents));
+    var ratios = new List<double>();
+    for (var r = 1; r <= rounds; r++)
     {
-        Console.WriteLine(F("   {0,-34} {1,5}/{2,-5} {3,3} {4,8:0.000} {5,13:N0} {6,9:N0} {7,9:0.0} {8,9:0.0} {9,9:0.0} {10,16} {11,12}  {12,14:0.00} {13,7:0.00}",
-            r.Side, r.Delivered, r.Expected, r.Duplicates, r.Elapsed.TotalSeconds, r.PerSecond, r.SteadyPerSecond, r.FirstMs, r.HalfMs, r.NinetyMs,
-            r.MaxInHandler, r.Connections, r.Cpu.ProcessCores, r.Cpu.MachineCores));
+        var warmUp = r <= options.WebhookWarmupRounds;
+        var (baseline, both, service, ingest) = await webhooks.RunAsync();
+        Console.WriteLine(F("   round {0} of {1}{2}", r, rounds, warmUp ? " (warm-up, not in the summary)" : ""));
+        Console.WriteLine("   side                               delivered dup    total s  deliveries/s  steady/s  first ms    50% ms    90% ms  max in receiver  connections  cores: process machine  CPU us/delivery  JIT in window: methods ms  settled before");
+        foreach (var d in new[] { baseline, both, service })
+        {
+            Console.WriteLine(F("   {0,-34} {1,5}/{2,-5} {3,3} {4,8:0.000} {5,13:N0} {6,9:N0} {7,9:0.0} {8,9:0.0} {9,9:0.0} {10,16} {11,12}  {12,14:0.00} {13,7:0.00} {14,16:0} {15,23} {16,4:0}  {17}",
+                d.Side, d.Delivered, d.Expected, d.Duplicates, d.Elapsed.TotalSeconds, d.PerSecond, d.SteadyPerSecond, d.FirstMs, d.HalfMs, d.NinetyMs,
+                d.MaxInHandler, d.Connections, d.Cpu.ProcessCores, d.Cpu.MachineCores, d.CpuPerDeliveryUs, d.Cpu.JitMethods, d.Cpu.JitTime.TotalMilliseconds, d.Settled));
+        }
+
+        Console.WriteLine(F("   service: all {0} published on the bus after {1:0} ms; the consumer group was empty (all turned into deliveries) after {2:0} ms; afterwards the store holds {3} pending and {4} dead-lettered deliveries; {5}",
+            options.WebhookEvents, ingest.PublishedMs, ingest.IngestedMs, ingest.PendingAfter, ingest.DeadLetterAfter, ingest.ThreadPool));
+        Console.WriteLine(F("   service / baseline ({0} at once): deliveries/s {1:0.000}; against the baseline at {2}: {3:0.000}; CPU per delivery {4:0} us against {5:0} us",
+            options.DeliveryConcurrency, service.PerSecond / baseline.PerSecond, 2 * options.DeliveryConcurrency, service.PerSecond / both.PerSecond,
+            service.CpuPerDeliveryUs, baseline.CpuPerDeliveryUs));
+        if (!warmUp)
+        {
+            ratios.Add(service.PerSecond / baseline.PerSecond);
+            summary.Add(F("webhooks, round {8}: {0:N0} deliveries/s ({1} of {2} in {3:0.00} s, {4} duplicates) against {5:N0}/s from one HttpClient at {6} at once: x{7:0.000}; CPU per delivery {9:0} us against {10:0} us",
+                service.PerSecond, service.Delivered, service.Expected, service.Elapsed.TotalSeconds, service.Duplicates, baseline.PerSecond, options.DeliveryConcurrency,
+                service.PerSecond / baseline.PerSecond, r, service.CpuPerDeliveryUs, baseline.CpuPerDeliveryUs));
+        }
     }
 
-    Console.WriteLine(F("   service: all {0} published on the bus after {1:0} ms; the consumer group was empty (all turned into deliveries) after {2:0} ms; afterwards the store holds {3} pending and {4} dead-lettered deliveries; {5}",
-        options.WebhookEvents, ingest.PublishedMs, ingest.IngestedMs, ingest.PendingAfter, ingest.DeadLetterAfter, ingest.ThreadPool));
-    Console.WriteLine(F("   service / baseline ({0} at once): deliveries/s {1:0.000}; against the baseline at {2}: {3:0.000}",
-        options.DeliveryConcurrency, service.PerSecond / baseline.PerSecond, 2 * options.DeliveryConcurrency, service.PerSecond / both.PerSecond));
-    summary.Add(F("webhooks: {0:N0} deliveries/s ({1} of {2} in {3:0.00} s, {4} duplicates) against {5:N0}/s from one HttpClient at {6} at once: x{7:0.000}",
-        service.PerSecond, service.Delivered, service.Expected, service.Elapsed.TotalSeconds, service.Duplicates, baseline.PerSecond, options.DeliveryConcurrency,
-        service.PerSecond / baseline.PerSecond));
+    if (ratios.Count > 1)
+    {
+        ratios.Sort();
+        summary.Add(F("webhooks: service / baseline over the {0} measured rounds: median x{1:0.000}, {2:0.000}-{3:0.000}", ratios.Count, ratios[ratios.Count / 2], ratios[0], ratios[^1]));
+    }
 
     if (options.TrickleSeconds > 0)
     {

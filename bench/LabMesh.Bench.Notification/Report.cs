@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 
 namespace LabMesh.Bench.Notification;
 
@@ -60,6 +61,8 @@ internal sealed class CpuWindow
     private readonly long _started = Stopwatch.GetTimestamp();
     private readonly TimeSpan _process = Environment.CpuUsage.TotalTime;
     private readonly (long Busy, long Total) _machine = MachineJiffies();
+    private readonly long _jitMethods = JitInfo.GetCompiledMethodCount();
+    private readonly TimeSpan _jitTime = JitInfo.GetCompilationTime();
 
     public CpuUse Stop()
     {
@@ -67,7 +70,41 @@ internal sealed class CpuWindow
         var process = Environment.CpuUsage.TotalTime - _process;
         var (busy, total) = MachineJiffies();
         var machineCores = total == _machine.Total ? double.NaN : (double)(busy - _machine.Busy) / (total - _machine.Total) * Environment.ProcessorCount;
-        return new CpuUse(elapsed, process / elapsed, machineCores);
+        return new CpuUse(elapsed, process / elapsed, machineCores)
+        {
+            JitMethods = JitInfo.GetCompiledMethodCount() - _jitMethods,
+            JitTime = JitInfo.GetCompilationTime() - _jitTime,
+        };
+    }
+
+    /// <summary>
+    /// Waits until the JIT has compiled nothing for <paramref name="quiet"/> (tiered compilation's promotions of what
+    /// ran before, in the background), at most <paramref name="bound"/>: a window measured after it starts with the
+    /// code the process has warmed as far as it goes, whichever side ran before. Answers the wait and the methods
+    /// compiled meanwhile.
+    /// </summary>
+    public static async Task<(TimeSpan Waited, long Methods, bool Settled)> SettleJitAsync(TimeSpan quiet, TimeSpan bound)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var first = JitInfo.GetCompiledMethodCount();
+        var last = first;
+        var quietSince = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(started) < bound)
+        {
+            await Task.Delay(50);
+            var now = JitInfo.GetCompiledMethodCount();
+            if (now != last)
+            {
+                last = now;
+                quietSince = Stopwatch.GetTimestamp();
+            }
+            else if (Stopwatch.GetElapsedTime(quietSince) >= quiet)
+            {
+                return (Stopwatch.GetElapsedTime(started), last - first, true);
+            }
+        }
+
+        return (Stopwatch.GetElapsedTime(started), last - first, false);
     }
 
     private static (long Busy, long Total) MachineJiffies()
@@ -89,6 +126,14 @@ internal sealed class CpuWindow
 /// <summary>Cores busy over a window: this process, and the whole machine.</summary>
 internal sealed record CpuUse(TimeSpan Elapsed, double ProcessCores, double MachineCores)
 {
+    /// <summary>Methods the JIT compiled in the window (any tier, the whole process), and its time compiling them.</summary>
+    public long JitMethods { get; init; }
+
+    public TimeSpan JitTime { get; init; }
+
+    /// <summary>This process's CPU in the window per operation, in microseconds.</summary>
+    public double MicrosecondsPer(int operations) => ProcessCores * Elapsed.TotalMilliseconds * 1000 / operations;
+
     public override string ToString() => Report.F("cores busy: this process {0:0.00}, machine {1:0.00} of {2}", ProcessCores, MachineCores, Environment.ProcessorCount);
 }
 

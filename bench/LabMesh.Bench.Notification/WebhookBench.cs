@@ -32,6 +32,12 @@ internal sealed record DeliveryRun(
 
     /// <summary>Deliveries per second between the 10th and the 90th percent delivered (the steady part).</summary>
     public double SteadyPerSecond { get; init; } = double.NaN;
+
+    /// <summary>The JIT's settling before the window: how long it took and what was compiled meanwhile.</summary>
+    public string Settled { get; init; } = "";
+
+    /// <summary>This process's CPU in the window per delivery, in microseconds (the whole process: services, client, receiver).</summary>
+    public double CpuPerDeliveryUs => Cpu.MicrosecondsPer(Math.Max(Delivered, 1));
 }
 
 /// <summary>When the service side's events had all been turned into deliveries (consumer group empty), and what the store holds after.</summary>
@@ -107,17 +113,28 @@ internal sealed class WebhookBench : IAsyncDisposable
         _log($"   warm-up: {warmupEvents} events delivered by the service, {warmupEvents} posted by the baseline client, not measured");
     }
 
-    /// <summary>The baseline at one replica's concurrency and at both replicas', then the service.</summary>
+    /// <summary>
+    /// One round: the baseline at one replica's concurrency and at both replicas', then the service, each with the
+    /// same N fresh events. Before each side's window the JIT settles (<see cref="CpuWindow.SettleJitAsync"/>: nothing
+    /// compiled for 500 ms, at most 10 s), so neither side starts while the other's promotions are still compiling.
+    /// </summary>
     public async Task<(DeliveryRun Baseline, DeliveryRun BaselineBoth, DeliveryRun Service, IngestTimeline Ingest)> RunAsync()
     {
         var events = Events(_options.WebhookEvents);
         var bodies = Bodies(events);
-        var baseline = await PostAllAsync(bodies, _options.DeliveryConcurrency, Sink.Reset(events.Count));
-        await Task.Delay(500);
-        var both = await PostAllAsync(bodies, 2 * _options.DeliveryConcurrency, Sink.Reset(events.Count));
-        await Task.Delay(500);
+        var settled = await SettleAsync();
+        var baseline = await PostAllAsync(bodies, _options.DeliveryConcurrency, Sink.Reset(events.Count)) with { Settled = settled };
+        settled = await SettleAsync();
+        var both = await PostAllAsync(bodies, 2 * _options.DeliveryConcurrency, Sink.Reset(events.Count)) with { Settled = settled };
+        settled = await SettleAsync();
         var (service, ingest) = await DeliverAsync(events);
-        return (baseline, both, service, ingest);
+        return (baseline, both, service with { Settled = settled }, ingest);
+    }
+
+    private static async Task<string> SettleAsync()
+    {
+        var (waited, methods, quiet) = await CpuWindow.SettleJitAsync(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10));
+        return F("{0:0.0} s, {1} compiled{2}", waited.TotalSeconds, methods, quiet ? "" : ", still compiling at the bound");
     }
 
     /// <summary>One event every 50 ms for <paramref name="duration"/>: from the publish call to the receiver, per event (ms).</summary>
