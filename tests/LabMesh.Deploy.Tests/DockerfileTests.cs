@@ -23,15 +23,17 @@ public sealed class DockerfileTests
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime(string project)
+    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime_OrNativeAotOnItsDependencies(string project)
     {
         var dockerfile = Load(project);
+        // A Native AOT executable (the gateway) carries its runtime: it runs on the runtime's native dependencies alone.
+        var runtime = Repository.PublishesNativeAot(Repository.ProjectFile(project)) ? "mcr.microsoft.com/dotnet/runtime-deps:10.0" : "mcr.microsoft.com/dotnet/aspnet:10.0";
 
         Assert.True(dockerfile.Stages.Count >= 2, $"{dockerfile} is not multi-stage.");
         var build = dockerfile.Stages[0];
         Assert.StartsWith("mcr.microsoft.com/dotnet/sdk:10.0", build.Image, StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty(build.Name), $"{dockerfile}: the build stage has no name to copy from.");
-        Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile.Final.Image);
+        Assert.Equal(runtime, dockerfile.Final.Image);
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains($"--from={build.Name}"));
     }
 
@@ -60,7 +62,16 @@ public sealed class DockerfileTests
         var output = publish[publish.ToList().IndexOf("-o") + 1];
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains(output) || copy.Words.Contains(output + "/"));
         var entrypoint = Assert.Single(dockerfile.Final.All("ENTRYPOINT")).Words;
-        Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
+        if (Repository.PublishesNativeAot(published))
+        {
+            // The native executable for the image's platform, started as it is.
+            Assert.Equal("linux-x64", publish[publish.ToList().IndexOf("-r") + 1]);
+            Assert.Equal(["./" + Repository.AssemblyName(published)], entrypoint);
+        }
+        else
+        {
+            Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
+        }
     }
 
     [Theory]
