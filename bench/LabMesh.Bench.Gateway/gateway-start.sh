@@ -42,6 +42,8 @@ while :; do
   sleep 0.05
 done
 ready=$(( ($(date +%s%N) - start) / 1000000 ))
+# Readiness (the REST port) can answer before the gRPC port was seen listening: then both opened by then.
+[ -n "$listening" ] || listening="<$ready"
 cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat")
 rss=$(awk '/^VmRSS:/ {printf "%.1f", $2 * 1024 / 1e6}' "/proc/$pid/status")
 what=$([ "$code" = 404 ] && echo "no readiness endpoint: ready when listening" || printf '%s\n' "$answer" | tail -n 1)

@@ -121,10 +121,6 @@ internal static class Repository
         XDocument.Load(PathOf(projectFile)).Descendants("AssemblyName").Select(e => e.Value.Trim()).FirstOrDefault()
         ?? Path.GetFileNameWithoutExtension(projectFile);
 
-    /// <summary>&lt;PublishAot&gt; true in the project file: published as a Native AOT executable, which needs no .NET runtime.</summary>
-    public static bool PublishesNativeAot(string projectFile) =>
-        XDocument.Load(PathOf(projectFile)).Descendants("PublishAot").Any(e => string.Equals(e.Value.Trim(), "true", StringComparison.OrdinalIgnoreCase));
-
     private static IEnumerable<string> Items(string projectFile, string item) =>
         XDocument.Load(PathOf(projectFile)).Descendants(item)
             .Select(e => (string?)e.Attribute("Include"))
