@@ -10,8 +10,9 @@ namespace LabMesh.Bench.Gateway;
 /// topology's own gateway (services/LabMesh.Gateway) in the same rounds. <c>nginx</c> is the gateway deploy/local ran
 /// before (Debian's nginx, its generated configuration as it was: grpc_pass round-robin, keepalive 256, buffered
 /// access log), the "before" of issue 22 item 4; <c>gateway:N=V,...</c> is another LabMesh.Gateway with that
-/// environment (a runtime setting to compare, e.g. <c>DOTNET_gcServer=0</c>), <c>gateway@DLL[:N=V,...]</c> another build of it
-/// (main before a change, a ReadyToRun publish); a URL is one already running.
+/// environment (a runtime setting to compare, e.g. <c>DOTNET_gcServer=0</c>), <c>gateway@PATH[:N=V,...]</c> another build of it:
+/// a <c>.dll</c> is run with <c>dotnet</c> (main before a change, a ReadyToRun publish), anything else is an executable
+/// run as it is (a Native AOT publish); a URL is one already running.
 /// </summary>
 internal sealed class Candidate : IAsyncDisposable
 {
@@ -57,18 +58,19 @@ internal sealed class Candidate : IAsyncDisposable
         {
             // Not "gateway": that is the topology's own in the comparison and in the CPU readings.
             name = spec == "gateway" ? "gateway (a second one)" : spec;
-            // gateway@DLL: another build (e.g. main before a change, or a ReadyToRun publish), else this tree's.
+            // gateway@PATH: another build (e.g. main before a change, a ReadyToRun or a Native AOT publish), else this tree's.
             var colon = spec.IndexOf(':', StringComparison.Ordinal);
-            var dll = spec.StartsWith("gateway@", StringComparison.Ordinal)
-                ? spec["gateway@".Length..(colon < 0 ? spec.Length : colon)]
+            var path = spec.StartsWith("gateway@", StringComparison.Ordinal)
+                ? Path.GetFullPath(spec["gateway@".Length..(colon < 0 ? spec.Length : colon)])
                 : Path.Combine(LocalTopology.Root, "services", "LabMesh.Gateway", "bin", "Release", "net10.0", "LabMesh.Gateway.dll");
-            if (!File.Exists(dll))
+            if (!File.Exists(path))
             {
-                throw new ArgumentException($"--candidate {spec}: {dll} does not exist.");
+                throw new ArgumentException($"--candidate {spec}: {path} does not exist.");
             }
 
             spec = colon < 0 ? "gateway" : "gateway" + spec[colon..];
-            start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
+            // An assembly runs on the shared runtime; a native executable (Native AOT) is its own runtime.
+            start = path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? new ProcessStartInfo("dotnet") { ArgumentList = { path } } : new ProcessStartInfo(path);
             foreach (var arg in new[]
             {
                 "--Kestrel:Endpoints:Grpc:Url", F("http://127.0.0.1:{0}", port), "--Kestrel:Endpoints:Rest:Url", F("http://127.0.0.1:{0}", port + 1),
@@ -92,7 +94,7 @@ internal sealed class Candidate : IAsyncDisposable
         }
         else
         {
-            throw new ArgumentException($"--candidate takes nginx, gateway[@DLL][:N=V,...] or an http:// URL, not '{spec}'.");
+            throw new ArgumentException($"--candidate takes nginx, gateway[@PATH][:N=V,...] or an http:// URL, not '{spec}'.");
         }
 
         start.RedirectStandardOutput = true;

@@ -290,8 +290,13 @@ internal sealed partial class GatewayBench(LocalTopology topology, GatewayBenchO
             .Select(name => topology.Pid(name) is { } pid ? ResidentMemory.Read(name, pid) : null)
             .OfType<ResidentMemory>()
             .ToList();
+        // The topology's gateway and a candidate gateway, read beside the replicas (a Native AOT build against the JIT one).
+        var gateways = new[] { ("gateway", topology.Pid("gateway")), (_candidate?.Name ?? "", _candidate?.Pid) }
+            .Select(g => g.Item2 is { } pid ? ResidentMemory.Read(g.Item1, pid) : null)
+            .OfType<ResidentMemory>()
+            .ToList();
         log("   process                     pid    RSS MB  anon MB  file MB shmem MB   PSS MB  threads  GC                  GC environment      RSS / bare host");
-        foreach (var m in bare.Concat(replicas))
+        foreach (var m in bare.Concat(replicas).Concat(gateways))
         {
             var baseline = BaselineFor(m, bare);
             log(F("   {0,-24} {1,7} {2,8:0.0} {3,8:0.0} {4,8:0.0} {10,8:0.0} {9,8:0.0} {5,8}  {6,-19} {7,-18} {8}",
@@ -315,7 +320,7 @@ internal sealed partial class GatewayBench(LocalTopology topology, GatewayBenchO
             _summary.Add(line);
         }
 
-        foreach (var b in bare)
+        foreach (var b in bare.Concat(gateways))
         {
             _summary.Add(F("{0}: {1} {2:0.0} MB, anon {3:0.0}, PSS {4:0.0} ({5})", title, b.Name, b.RssMb, b.AnonMb, b.PssMb, b.Gc));
         }

@@ -130,8 +130,9 @@ internal sealed record GatewayBenchOptions
                                 compared against the topology's gateway (services/LabMesh.Gateway) in the same
                                 rounds, closed and open loop, on BASE+93: nginx (deploy/local's gateway before
                                 YARP, its configuration as it was), gateway:N=V[,N=V] (another LabMesh.Gateway
-                                with that environment, e.g. gateway:DOTNET_gcServer=0), gateway@DLL[:N=V,...]
-                                (another build of it: main before a change, a ReadyToRun publish), or a URL
+                                with that environment, e.g. gateway:DOTNET_gcServer=0), gateway@PATH[:N=V,...]
+                                (another build of it: a .dll run with dotnet, main before a change or a
+                                ReadyToRun publish; else an executable, a Native AOT publish), or a URL
                                 already running; a LabMesh.Gateway is measured from when /healthz/ready says 200
           --overload R          then overload and recovery (2d): open loop at --rate (2,000 if 0) for 5 s, R calls/s
                                 for --overload-seconds, --rate again for 10 s, through the gateway and direct to

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
@@ -16,6 +17,9 @@ namespace LabMesh.Gateway;
 /// real calls through its own gRPC listener, <c>grpc.health.v1.Health/Check</c> to each gRPC cluster that has
 /// destinations (the <c>health-*</c> routes, by their <c>x-labmesh-service</c> header), in a closed loop, until the
 /// JIT has settled (a second in which it compiled almost nothing new) or <see cref="Options.Timeout"/> has passed.
+/// Published as Native AOT (deploy/local, compose) there is no JIT: the warm-up then ends once
+/// <see cref="Options.MinimumCalls"/> calls have been answered, so readiness still means the replicas answer through the
+/// gateway, on connections it has opened (about a second after start; bench/README.md, "The gateway as Native AOT").
 /// Until then its readiness (<c>GET /healthz/ready</c>, ASP.NET Core's health checks) answers 503; after it, 200.
 /// A cluster whose call is not answered by a replica (none listening, none answering within
 /// <see cref="Options.CallTimeout"/>) is left out of the rest of the warm-up, so absent replicas never hold start
@@ -40,6 +44,9 @@ internal sealed partial class GatewayWarmUp(
 
     private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>False when published as Native AOT: no code is compiled at run time, so there is nothing to settle.</summary>
+    private static readonly bool Jitted = RuntimeFeature.IsDynamicCodeCompiled;
+
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private long _forwarded;
@@ -54,7 +61,7 @@ internal sealed partial class GatewayWarmUp(
         /// <summary>The bound: ready after this long whatever the warm-up has done.</summary>
         public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
 
-        /// <summary>Calls answered before the JIT's settling is even looked at.</summary>
+        /// <summary>Calls answered before the JIT's settling is even looked at; without a JIT (Native AOT), the whole warm-up.</summary>
         public int MinimumCalls { get; set; } = 2000;
 
         /// <summary>Calls in flight at once (a closed loop).</summary>
@@ -160,7 +167,10 @@ internal sealed partial class GatewayWarmUp(
                 // only the bound cuts it short.
                 if (await CallAsync(client, service, settings.CallTimeout, bound.Token) is not { } failure)
                 {
-                    Interlocked.Increment(ref _forwarded);
+                    if (Interlocked.Increment(ref _forwarded) >= settings.MinimumCalls && !Jitted)
+                    {
+                        settled.Cancel();
+                    }
                 }
                 else if (!bound.IsCancellationRequested)
                 {
@@ -199,11 +209,11 @@ internal sealed partial class GatewayWarmUp(
         await Task.WhenAll([WatchAsync(), .. Enumerable.Range(0, settings.Concurrency).Select(_ => WorkerAsync())]);
         stoppingToken.ThrowIfCancellationRequested();
         var forwarded = Interlocked.Read(ref _forwarded);
-        var jitted = JitInfo.GetCompiledMethodCount() - jitBefore;
+        var jitted = Jitted ? $"{JitInfo.GetCompiledMethodCount() - jitBefore} methods compiled" : "no JIT (Native AOT)";
         var why = left.Count == 0 ? "no replica answered"
             : bound.IsCancellationRequested ? $"the bound of {settings.Timeout.TotalSeconds:0.#} s"
-            : "the JIT settled";
-        _outcome = $"warm-up: {forwarded} calls forwarded in {clock.Elapsed.TotalMilliseconds:0} ms, {jitted} methods compiled, ended by {why}"
+            : Jitted ? "the JIT settled" : $"{settings.MinimumCalls} calls answered";
+        _outcome = $"warm-up: {forwarded} calls forwarded in {clock.Elapsed.TotalMilliseconds:0} ms, {jitted}, ended by {why}"
             + (dropped.Count > 0 ? $"; no replica answered for {string.Join(", ", dropped)}" : "");
         LogWarm(logger, _outcome);
     }

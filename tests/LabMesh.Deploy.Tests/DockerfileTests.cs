@@ -23,15 +23,17 @@ public sealed class DockerfileTests
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime(string project)
+    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime_OrNativeAotOnItsDependencies(string project)
     {
         var dockerfile = Load(project);
+        // A Native AOT executable (the gateway) carries its runtime: it runs on the runtime's native dependencies alone.
+        var runtime = PublishesNativeAot(dockerfile) ? "mcr.microsoft.com/dotnet/runtime-deps:10.0" : "mcr.microsoft.com/dotnet/aspnet:10.0";
 
         Assert.True(dockerfile.Stages.Count >= 2, $"{dockerfile} is not multi-stage.");
         var build = dockerfile.Stages[0];
         Assert.StartsWith("mcr.microsoft.com/dotnet/sdk:10.0", build.Image, StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty(build.Name), $"{dockerfile}: the build stage has no name to copy from.");
-        Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile.Final.Image);
+        Assert.Equal(runtime, dockerfile.Final.Image);
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains($"--from={build.Name}"));
     }
 
@@ -51,7 +53,7 @@ public sealed class DockerfileTests
     public void Dockerfile_PublishesItsOwnProject_AndStartsItsAssembly(string project)
     {
         var dockerfile = Load(project);
-        var publish = dockerfile.Stages[0].All("RUN").Select(run => run.Words).SingleOrDefault(words => words.Take(2).SequenceEqual(["dotnet", "publish"]));
+        var publish = Publish(dockerfile);
 
         Assert.NotNull(publish);
         var published = publish.Skip(2).Single(word => word.EndsWith(".csproj", StringComparison.Ordinal));
@@ -60,7 +62,16 @@ public sealed class DockerfileTests
         var output = publish[publish.ToList().IndexOf("-o") + 1];
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains(output) || copy.Words.Contains(output + "/"));
         var entrypoint = Assert.Single(dockerfile.Final.All("ENTRYPOINT")).Words;
-        Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
+        if (PublishesNativeAot(dockerfile))
+        {
+            // The native executable for the image's platform, started as it is.
+            Assert.Equal("linux-x64", publish[publish.ToList().IndexOf("-r") + 1]);
+            Assert.Equal(["./" + Repository.AssemblyName(published)], entrypoint);
+        }
+        else
+        {
+            Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
+        }
     }
 
     [Theory]
@@ -146,6 +157,13 @@ public sealed class DockerfileTests
         Assert.True(Repository.Exists(path), $"{project} has no {path}.");
         return Dockerfile.Load(path);
     }
+
+    /// <summary>The build stage's <c>dotnet publish</c> command, as words (null when it has none).</summary>
+    internal static IReadOnlyList<string>? Publish(Dockerfile dockerfile) =>
+        dockerfile.Stages[0].All("RUN").Select(run => run.Words).SingleOrDefault(words => words.Take(2).SequenceEqual(["dotnet", "publish"]));
+
+    /// <summary>Published as a Native AOT executable (<c>-p:PublishAot=true</c>), which needs no .NET runtime.</summary>
+    internal static bool PublishesNativeAot(Dockerfile dockerfile) => Publish(dockerfile)?.Contains("-p:PublishAot=true") == true;
 
     /// <summary>The numeric user id of the final stage's last USER (a name would fail: Kubernetes cannot check it is not root).</summary>
     internal static int UserId(Dockerfile dockerfile)

@@ -137,7 +137,7 @@ public sealed class GatewayOverloadTests(LocalTopologyFixture topology)
 
     private async Task<(ChildProcess Gateway, string Address)> StartGatewayAsync(int perCluster)
     {
-        var (gateway, address, _) = TestGateway.Start("requisition", [topology.Address("requisition", 1), topology.Address("requisition", 2)],
+        var (gateway, address, _) = TestGateway.Start(topology, "requisition", [topology.Address("requisition", 1), topology.Address("requisition", 2)],
             ["--LabMesh:Gateway:CallsInFlight:PerCluster", perCluster.ToString(CultureInfo.InvariantCulture)]);
         if (!await GrpcServing.WaitAsync(address, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200)))
         {

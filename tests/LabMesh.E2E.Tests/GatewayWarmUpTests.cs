@@ -138,9 +138,9 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
     }
 
     /// <summary>A gateway as deployed in front of <paramref name="replicas"/> (the requisition cluster), with <paramref name="settings"/> on its command line.</summary>
-    private static Gateway StartGateway(IReadOnlyList<string> replicas, IEnumerable<string> settings)
+    private Gateway StartGateway(IReadOnlyList<string> replicas, IEnumerable<string> settings)
     {
-        var (process, address, rest) = TestGateway.Start("requisition", replicas, settings);
+        var (process, address, rest) = TestGateway.Start(topology, "requisition", replicas, settings);
         return new Gateway(process, address, new Uri(rest + "/healthz/ready"));
     }
 
