@@ -109,7 +109,12 @@ public static class MalformedRequests
 /// as grpc-dotnet does, each method's request marshaller wrapped so that a message that does not parse is
 /// INVALID_ARGUMENT (see <see cref="MalformedRequests"/>).
 /// </summary>
-internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] TService> : IServiceMethodProvider<TService>
+/// <remarks>
+/// <typeparamref name="TService"/> carries grpc-dotnet's own annotation of <c>IServiceMethodProvider&lt;TService&gt;</c> (public
+/// constructors, public and non-public methods), no more: the container refuses, in a trimmed executable, an open generic
+/// whose implementation asks for more than its service type.
+/// </remarks>
+internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(GrpcActivation.ServiceAccessibility)] TService> : IServiceMethodProvider<TService>
     where TService : class
 {
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<TService> context)
@@ -152,7 +157,8 @@ internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(Dy
         {
             var parse = method.RequestMarshaller.ContextualDeserializer;
             var what = $"The request is not a {method.ServiceName}/{method.Name} request message: its bytes do not parse.";
-            var descriptor = (Activator.CreateInstance<TRequest>() as IMessage)?.Descriptor;
+            // An empty payload parses to the default message: its descriptor, without constructing TRequest by reflection.
+            var descriptor = (method.RequestMarshaller.Deserializer([]) as IMessage)?.Descriptor;
             var strict = Marshallers.Create(method.RequestMarshaller.ContextualSerializer, context =>
             {
                 try
