@@ -98,6 +98,18 @@ public static class MalformedRequests
         return status.ToRpcException();
     }
 
+    /// <summary>A request of no bytes, which a protobuf message parser reads as the default message.</summary>
+    internal sealed class EmptyPayload : DeserializationContext
+    {
+        public static EmptyPayload Instance { get; } = new();
+
+        public override int PayloadLength => 0;
+
+        public override byte[] PayloadAsNewBuffer() => [];
+
+        public override ReadOnlySequence<byte> PayloadAsReadOnlySequence() => ReadOnlySequence<byte>.Empty;
+    }
+
     private sealed class BodyPipe(PipeReader reader) : IRequestBodyPipeFeature
     {
         public PipeReader Reader { get; } = reader;
@@ -158,7 +170,7 @@ internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(Gr
             var parse = method.RequestMarshaller.ContextualDeserializer;
             var what = $"The request is not a {method.ServiceName}/{method.Name} request message: its bytes do not parse.";
             // An empty payload parses to the default message: its descriptor, without constructing TRequest by reflection.
-            var descriptor = (method.RequestMarshaller.Deserializer([]) as IMessage)?.Descriptor;
+            var descriptor = (parse(MalformedRequests.EmptyPayload.Instance) as IMessage)?.Descriptor;
             var strict = Marshallers.Create(method.RequestMarshaller.ContextualSerializer, context =>
             {
                 try
