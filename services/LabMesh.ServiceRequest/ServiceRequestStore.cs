@@ -108,10 +108,14 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
     public async Task<ServiceRequestRecord?> GetAsync(string teamId, string id, string? partnerId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0" +
-            (partnerId is null ? "" : " AND partner_id = @partnerId"),
-            new { id, teamId, partnerId }, cancellationToken: cancellationToken));
+        // One constant statement per case: Dapper.AOT reads each at build time (and carries the token only beside a constant one).
+        var row = partnerId is null
+            ? await connection.QuerySingleOrDefaultAsync<Row>(
+                $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0",
+                new { id, teamId, cancellationToken })
+            : await connection.QuerySingleOrDefaultAsync<Row>(
+                $"SELECT {Columns} FROM service_requests WHERE id = @id AND team_id = @teamId AND pending = 0 AND partner_id = @partnerId",
+                new { id, teamId, partnerId, cancellationToken });
         return row?.ToRecord();
     }
 
@@ -123,9 +127,8 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
     public async Task<string?> PartnerOfAsync(string teamId, string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
-            "SELECT partner_id FROM service_requests WHERE id = @id AND team_id = @teamId",
-            new { id, teamId }, cancellationToken: cancellationToken));
+        return await connection.QuerySingleOrDefaultAsync<string>(
+            "SELECT partner_id FROM service_requests WHERE id = @id AND team_id = @teamId", new { id, teamId, cancellationToken });
     }
 
     /// <summary>Newest first; up to <paramref name="pageSize"/> + 1 rows so the caller knows whether another page follows.</summary>
@@ -170,7 +173,10 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
 
         sql.Append(" ORDER BY id DESC LIMIT @limit");
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<Row>(new CommandDefinition(sql.ToString(), new
+        // No cancellation token among the parameters: Dapper.AOT 1.1.0 generates code that does not compile (CS0103) for a
+        // token beside a statement text built at run time, so the token is checked before the read (bounded by its limit).
+        cancellationToken.ThrowIfCancellationRequested();
+        var rows = await connection.QueryAsync<Row>(sql.ToString(), new
         {
             teamId,
             filter.RequisitionId,
@@ -180,7 +186,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             filter.Code,
             afterId,
             limit = pageSize + 1,
-        }, cancellationToken: cancellationToken));
+        });
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
@@ -188,12 +194,16 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
     public async Task<IReadOnlyList<ServiceRequestRecord>> GetManyAsync(string teamId, IReadOnlyList<string> ids, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
-            // Npgsql binds a list as one array parameter; SQLite needs Dapper to expand it.
-            database.Provider == StorageProvider.Postgres
-                ? $"SELECT {Columns} FROM service_requests WHERE id = ANY(@ids) AND team_id = @teamId AND pending = 0"
-                : $"SELECT {Columns} FROM service_requests WHERE id IN @ids AND team_id = @teamId AND pending = 0",
-            new { ids = ids.ToArray(), teamId }, cancellationToken: cancellationToken));
+        // The ids as one JSON array parameter, which each database reads as a set: Dapper's list expansion (IN @ids) would run
+        // SqlMapper's code, which Dapper.AOT's interceptors otherwise keep out of the process. One constant statement each.
+        var json = JsonIds(ids);
+        var rows = database.Provider == StorageProvider.Postgres
+            ? await connection.QueryAsync<Row>(
+                $"SELECT {Columns} FROM service_requests WHERE id IN (SELECT json_array_elements_text(CAST(@json AS json))) AND team_id = @teamId AND pending = 0",
+                new { json, teamId, cancellationToken })
+            : await connection.QueryAsync<Row>(
+                $"SELECT {Columns} FROM service_requests WHERE id IN (SELECT value FROM json_each(@json)) AND team_id = @teamId AND pending = 0",
+                new { json, teamId, cancellationToken });
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
@@ -210,11 +220,11 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<HistoryRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<HistoryRow>(
             "SELECT sequence AS Sequence, time AS Time, actor AS Actor, from_status AS FromStatus, to_status AS ToStatus, " +
             "from_business AS FromBusiness, to_business AS ToBusiness, note AS Note, cause AS Cause " +
             "FROM service_request_history WHERE service_request_id = @id AND sequence > @afterSequence ORDER BY sequence LIMIT @limit",
-            new { id, afterSequence, limit }, cancellationToken: cancellationToken));
+            new { id, afterSequence, limit, cancellationToken });
         return rows.Select(r => new ServiceRequestChange
         {
             Sequence = r.Sequence,
@@ -614,29 +624,52 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
+    private static string JsonIds(IReadOnlyList<string> ids)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var id in ids)
+            {
+                writer.WriteStringValue(id);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
     private static bool SameItems(IReadOnlyList<ServiceRequestRecord> existing, IReadOnlyList<NewServiceRequest> items) =>
         existing.Count == items.Count &&
         existing.Zip(items).All(pair => pair.First.Code == pair.Second.Code && pair.First.PartnerId == pair.Second.PartnerId &&
                                         pair.First.TaskDescription == pair.Second.TaskDescription);
 
-    private static object Parameters(ServiceRequestRecord r) => new
-    {
-        r.Id,
-        r.TeamId,
-        r.RequisitionId,
-        r.Line,
-        r.Code,
-        r.TaskDescription,
-        r.PartnerId,
-        Status = (int)r.Status,
-        BusinessStatus = (int)r.BusinessStatus,
-        r.Version,
-        r.LastOrderEventId,
-        CreateTime = DbTime.ToDb(r.CreateTime),
-        UpdateTime = DbTime.ToDb(r.UpdateTime),
-    };
+    /// <summary>
+    /// A record's columns as the statements bind them. Typed (not an <c>object</c>) so Dapper.AOT's generator sees its members and
+    /// binds, for each statement, the ones its SQL names.
+    /// </summary>
+    private static RowParameters Parameters(ServiceRequestRecord r) => new(
+        r.Id, r.TeamId, r.RequisitionId, r.Line, r.Code, r.TaskDescription, r.PartnerId, (int)r.Status, (int)r.BusinessStatus, r.Version,
+        r.LastOrderEventId, DbTime.ToDb(r.CreateTime), DbTime.ToDb(r.UpdateTime));
 
-    private sealed class Row
+    internal sealed record RowParameters(
+        string Id,
+        string TeamId,
+        string RequisitionId,
+        int Line,
+        string Code,
+        string TaskDescription,
+        string PartnerId,
+        int Status,
+        int BusinessStatus,
+        long Version,
+        long LastOrderEventId,
+        string CreateTime,
+        string UpdateTime);
+
+    internal sealed class Row
     {
         public string Id { get; set; } = "";
         public string TeamId { get; set; } = "";
@@ -658,7 +691,7 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             DbTime.FromDb(CreateTime), DbTime.FromDb(UpdateTime));
     }
 
-    private sealed class HistoryRow
+    internal sealed class HistoryRow
     {
         public long Sequence { get; set; }
         public string Time { get; set; } = "";

@@ -760,10 +760,14 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     // down for not answering; about once in three runs of the CLIENT PAUSE test on a loaded machine) and
     // Pipelines.Sockets.Unofficial's ConnectionResetException, an IOException (Redis killed; once in about
     // 20 runs of the start/stop test). Only such an exception that passed through the client counts; one
-    // raised in our code stays a bug.
+    // raised in our code stays a bug. A frame's assembly by DiagnosticMethodInfo, which a Native AOT executable keeps
+    // (StackFrame.GetMethod needs the reflection metadata it does not).
     private static bool IsClientFaultOnBrokenConnection(Exception ex) =>
         ex is InvalidOperationException or IOException
-        && new StackTrace(ex).GetFrames().Any(f => f.GetMethod()?.DeclaringType?.Assembly == typeof(ConnectionMultiplexer).Assembly);
+        && new StackTrace(ex).GetFrames().Any(f => DiagnosticMethodInfo.Create(f)?.DeclaringAssemblyName is { } assembly
+            && new System.Reflection.AssemblyName(assembly).Name == RedisAssembly);
+
+    private static readonly string? RedisAssembly = typeof(ConnectionMultiplexer).Assembly.GetName().Name;
 
     private static RedisUnavailableException Unavailable(string operation, Exception ex) =>
         new($"Redis could not serve the {operation}: {ex.Message}", ex);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Grpc.Core;
 using LabMesh.Security.Identity;
@@ -102,7 +103,7 @@ public static class AuditCatalog
     /// The classification of each RPC of the gRPC service class <paramref name="implementation"/>, in the
     /// order of its proto. A method without an <see cref="AuditedAttribute"/> is left out (and refused when called).
     /// </summary>
-    public static IEnumerable<AuditedMethod> Methods(Type implementation)
+    public static IEnumerable<AuditedMethod> Methods([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] Type implementation)
     {
         var store = implementation.GetCustomAttribute<AuditStoreAttribute>(inherit: false)?.Store;
         return from rpc in RpcHandlers.Of(implementation)

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Text;
 using Google.Protobuf.Reflection;
@@ -88,7 +89,7 @@ public static class AccessMatrix
     /// The rows of the gRPC service class <paramref name="implementation"/>, in the order of its proto. A
     /// method without an <see cref="AllowAttribute"/> has no row (and is refused to every role).
     /// </summary>
-    public static IEnumerable<AccessRule> Rules(Type implementation) =>
+    public static IEnumerable<AccessRule> Rules([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] Type implementation) =>
         from rpc in RpcHandlers.Of(implementation)
         let allow = rpc.Handler.GetCustomAttribute<AllowAttribute>()
         where allow is not null
@@ -156,7 +157,8 @@ public static class RpcHandlers
     /// answers it as grpc-dotnet binds it (so its attributes are the endpoint's metadata): the class's override of
     /// the generated virtual method, or that method itself (which answers UNIMPLEMENTED) when not overridden.
     /// </summary>
-    public static IEnumerable<(string FullName, MethodDescriptor Method, MethodInfo Handler)> Of(Type implementation)
+    public static IEnumerable<(string FullName, MethodDescriptor Method, MethodInfo Handler)> Of(
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] Type implementation)
     {
         var (service, serviceBase) = Contract(implementation);
         var handlers = implementation.GetMethods(BindingFlags.Public | BindingFlags.Instance)

@@ -174,7 +174,7 @@ public sealed class DevelopmentKey
         ArgumentNullException.ThrowIfNull(file);
         if (File.Exists(file))
         {
-            var stored = JsonSerializer.Deserialize<DevelopmentKey>(File.ReadAllText(file))
+            var stored = JsonSerializer.Deserialize(File.ReadAllText(file), DevelopmentKeyJson.Default.DevelopmentKey)
                 ?? throw new InvalidOperationException($"{file} is empty: delete it to make a new development key.");
             var key = SigningKey.FromPem(stored.KeyId, stored.PrivateKeyPem, file);
             if (stored.Issuer != issuer || stored.Audience != audience)
@@ -202,11 +202,13 @@ public sealed class DevelopmentKey
 
     /// <summary>Reads a development key file (the CLI, tests).</summary>
     public static DevelopmentKey Read(string file) =>
-        JsonSerializer.Deserialize<DevelopmentKey>(File.ReadAllText(file)) ?? throw new InvalidOperationException($"{file} is empty.");
+        JsonSerializer.Deserialize(File.ReadAllText(file), DevelopmentKeyJson.Default.DevelopmentKey) ?? throw new InvalidOperationException($"{file} is empty.");
 
     private static void Write(string file, SigningKey key, string issuer, string audience)
     {
-        var json = JsonSerializer.Serialize(new DevelopmentKey { KeyId = key.KeyId, Issuer = issuer, Audience = audience, PrivateKeyPem = key.ExportPrivateKeyPem() });
+        var json = JsonSerializer.Serialize(
+            new DevelopmentKey { KeyId = key.KeyId, Issuer = issuer, Audience = audience, PrivateKeyPem = key.ExportPrivateKeyPem() },
+            DevelopmentKeyJson.Default.DevelopmentKey);
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
@@ -218,6 +220,10 @@ public sealed class DevelopmentKey
         writer.Write(json);
     }
 }
+
+/// <summary>The development key file's JSON, by generated code (no reflection: the Native AOT executable reads it too).</summary>
+[JsonSerializable(typeof(DevelopmentKey))]
+internal sealed partial class DevelopmentKeyJson : JsonSerializerContext;
 
 /// <summary>Settles <see cref="SecurityKeys"/> once the server listens (its addresses are known only then).</summary>
 internal sealed class SecurityKeysStartup(SecurityKeys keys, IServer server) : IHostedLifecycleService

@@ -20,6 +20,13 @@ namespace LabMesh.ServiceDefaults.Hosting;
 /// </remarks>
 internal static class GrpcActivation
 {
+    /// <summary>
+    /// What grpc-dotnet asks the trimmer to keep of a service class (its <c>IGrpcServiceActivator&lt;T&gt;</c> and
+    /// <c>IServiceMethodProvider&lt;T&gt;</c> carry it): the implementations registered for them carry the same.
+    /// </summary>
+    internal const DynamicallyAccessedMemberTypes ServiceAccessibility =
+        DynamicallyAccessedMemberTypes.PublicConstructors | DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.NonPublicMethods;
+
     public static IServiceCollection AddGrpcActivationWithoutExpressions(this IServiceCollection services)
     {
         services.Replace(ServiceDescriptor.Singleton(typeof(IGrpcServiceActivator<>), typeof(ConstructorServiceActivator<>)));
@@ -27,7 +34,7 @@ internal static class GrpcActivation
     }
 
     /// <summary>Builds <typeparamref name="TService"/> per call (unless the container holds one) and disposes what it built.</summary>
-    private sealed class ConstructorServiceActivator<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>
+    private sealed class ConstructorServiceActivator<[DynamicallyAccessedMembers(ServiceAccessibility)] TService>
         : IGrpcServiceActivator<TService>
         where TService : class
     {

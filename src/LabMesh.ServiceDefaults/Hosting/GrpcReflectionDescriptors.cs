@@ -57,15 +57,30 @@ public static class GrpcReflectionDescriptors
     public const string ApiScope = "api";
 
     /// <summary>
+    /// Every file of LabMesh.Contracts (protos/labmesh/**), named rather than found by scanning the assembly's types, which a
+    /// trimmed (Native AOT) executable cannot do. <c>GrpcReflectionTests</c> checks the list against the assembly's types.
+    /// </summary>
+    public static IReadOnlyList<FileDescriptor> ContractFiles { get; } =
+    [
+        LabMesh.Contracts.Audit.V1.AuditReflection.Descriptor,
+        LabMesh.Contracts.Common.V1.CommonReflection.Descriptor,
+        LabMesh.Contracts.Common.V1.EventsReflection.Descriptor,
+        LabMesh.Contracts.Common.V1.PeerWorkReflection.Descriptor,
+        LabMesh.Contracts.Notification.V1.NotificationReflection.Descriptor,
+        LabMesh.Contracts.Requisition.V1.RequisitionReflection.Descriptor,
+        LabMesh.Contracts.Results.V1.ResultsReflection.Descriptor,
+        LabMesh.Contracts.ServiceRequest.V1.ServiceRequestReflection.Descriptor,
+    ];
+
+    /// <summary>
     /// The public API as the gateway serves it, the same list as the all-in-one host's: every LabMesh contract
     /// service (packages <c>labmesh.*</c> of LabMesh.Contracts; the gateway routes each by its path, and the
     /// per-process audit log to the process the <c>x-labmesh-service</c> header names), gRPC health and reflection.
     /// </summary>
     public static IReadOnlyList<ServiceDescriptor> ApiServices { get; } =
     [
-        .. typeof(LabMesh.Contracts.Requisition.V1.RequisitionService).Assembly.GetTypes()
-            .Select(type => type.GetProperty("Descriptor", BindingFlags.Public | BindingFlags.Static)?.GetValue(null))
-            .OfType<ServiceDescriptor>()
+        .. ContractFiles
+            .SelectMany(file => file.Services)
             .Where(d => d.File.Package.StartsWith("labmesh.", StringComparison.Ordinal))
             .OrderBy(d => d.FullName, StringComparer.Ordinal),
         Grpc.Health.V1.Health.Descriptor,

@@ -98,6 +98,18 @@ public static class MalformedRequests
         return status.ToRpcException();
     }
 
+    /// <summary>A request of no bytes, which a protobuf message parser reads as the default message.</summary>
+    internal sealed class EmptyPayload : DeserializationContext
+    {
+        public static EmptyPayload Instance { get; } = new();
+
+        public override int PayloadLength => 0;
+
+        public override byte[] PayloadAsNewBuffer() => [];
+
+        public override ReadOnlySequence<byte> PayloadAsReadOnlySequence() => ReadOnlySequence<byte>.Empty;
+    }
+
     private sealed class BodyPipe(PipeReader reader) : IRequestBodyPipeFeature
     {
         public PipeReader Reader { get; } = reader;
@@ -109,7 +121,12 @@ public static class MalformedRequests
 /// as grpc-dotnet does, each method's request marshaller wrapped so that a message that does not parse is
 /// INVALID_ARGUMENT (see <see cref="MalformedRequests"/>).
 /// </summary>
-internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] TService> : IServiceMethodProvider<TService>
+/// <remarks>
+/// <typeparamref name="TService"/> carries grpc-dotnet's own annotation of <c>IServiceMethodProvider&lt;TService&gt;</c> (public
+/// constructors, public and non-public methods), no more: the container refuses, in a trimmed executable, an open generic
+/// whose implementation asks for more than its service type.
+/// </remarks>
+internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(GrpcActivation.ServiceAccessibility)] TService> : IServiceMethodProvider<TService>
     where TService : class
 {
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<TService> context)
@@ -152,7 +169,8 @@ internal sealed class StrictServiceMethodProvider<[DynamicallyAccessedMembers(Dy
         {
             var parse = method.RequestMarshaller.ContextualDeserializer;
             var what = $"The request is not a {method.ServiceName}/{method.Name} request message: its bytes do not parse.";
-            var descriptor = (Activator.CreateInstance<TRequest>() as IMessage)?.Descriptor;
+            // An empty payload parses to the default message: its descriptor, without constructing TRequest by reflection.
+            var descriptor = (parse(MalformedRequests.EmptyPayload.Instance) as IMessage)?.Descriptor;
             var strict = Marshallers.Create(method.RequestMarshaller.ContextualSerializer, context =>
             {
                 try

@@ -118,8 +118,7 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     public async Task CountParkedAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var count = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-            "SELECT COUNT(*) FROM peer_work WHERE parked = 1", cancellationToken: cancellationToken));
+        var count = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM peer_work WHERE parked = 1", new { cancellationToken });
         Interlocked.Exchange(ref _parked, count);
     }
 
@@ -143,9 +142,9 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     /// </summary>
     public static Task SucceededAsync(
         DbConnection connection, DbTransaction? transaction, string kind, string itemId, long itemVersion, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(new CommandDefinition(
+        connection.ExecuteAsync(
             "DELETE FROM peer_work WHERE kind = @kind AND item_id = @itemId AND item_version <= @itemVersion",
-            new { kind, itemId, itemVersion }, transaction, cancellationToken: cancellationToken));
+            new { kind, itemId, itemVersion, cancellationToken }, transaction);
 
     /// <summary>Counts a failed attempt and sets the next one; returns true when this refusal parked the item.</summary>
     public async Task<bool> FailedAsync(string kind, string itemId, long itemVersion, string teamId, StatusCode status, CancellationToken cancellationToken)
@@ -155,14 +154,14 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
         // In a write transaction (so, on SQLite, in the file's write gate): the count read and the row written together.
         var (parked, refusals) = await database.WriteAsync(async (connection, transaction) =>
         {
-            var before = await connection.QuerySingleOrDefaultAsync<AttemptRow>(new CommandDefinition(
+            var before = await connection.QuerySingleOrDefaultAsync<AttemptRow>(
                 "SELECT attempts AS Attempts, refusals AS Refusals FROM peer_work WHERE kind = @kind AND item_id = @itemId AND item_version = @itemVersion",
-                new { kind, itemId, itemVersion }, transaction, cancellationToken: cancellationToken));
+                new { kind, itemId, itemVersion, cancellationToken }, transaction);
             var attempts = (before?.Attempts ?? 0) + 1;
             var refusals = (before?.Refusals ?? 0) + (transient ? 0 : 1);
             var parked = refusals >= Math.Max(1, options.ParkAfter);
             var wait = transient ? options.FirstBackoff : Backoff(refusals);
-            await connection.ExecuteAsync(new CommandDefinition(
+            await connection.ExecuteAsync(
                 """
                 INSERT INTO peer_work (kind, item_id, item_version, item_team, attempts, refusals, next_attempt_at, parked, last_error, changed_at)
                 VALUES (@kind, @itemId, @itemVersion, @teamId, @attempts, @refusals, @next, @parked, @error, @now)
@@ -172,8 +171,8 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
                 new
                 {
                     kind, itemId, itemVersion, teamId, attempts, refusals, next = DbTime.ToDb(now + wait), parked = parked ? 1 : 0,
-                    error = StatusWord(status), now = DbTime.ToDb(now),
-                }, transaction, cancellationToken: cancellationToken));
+                    error = StatusWord(status), now = DbTime.ToDb(now), cancellationToken,
+                }, transaction);
             return (parked, refusals);
         }, cancellationToken);
         if (parked)
@@ -189,11 +188,11 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     public async Task<IReadOnlyList<ParkedWork>> ListParkedAsync(string teamId, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ParkedRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ParkedRow>(
             "SELECT kind AS Kind, item_id AS ItemId, item_version AS ItemVersion, item_team AS TeamId, attempts AS Attempts, " +
             "refusals AS Refusals, last_error AS LastError, changed_at AS ChangedAt FROM peer_work " +
             "WHERE parked = 1 AND item_team = @teamId ORDER BY changed_at DESC, kind, item_id LIMIT @limit",
-            new { teamId, limit }, cancellationToken: cancellationToken));
+            new { teamId, limit, cancellationToken });
         return rows.Select(r => new ParkedWork(r.Kind, r.ItemId, r.ItemVersion, r.TeamId, r.Attempts, r.Refusals, r.LastError,
             DbTime.FromDb(r.ChangedAt))).ToList();
     }
@@ -202,10 +201,10 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
     public async Task<bool> RetryAsync(string teamId, string kind, string itemId, CancellationToken cancellationToken)
     {
         var now = Now();
-        var changed = await database.WriteAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
+        var changed = await database.WriteAsync((connection, transaction) => connection.ExecuteAsync(
             "UPDATE peer_work SET parked = 0, refusals = 0, next_attempt_at = @now, changed_at = @now " +
             "WHERE kind = @kind AND item_id = @itemId AND item_team = @teamId AND parked = 1",
-            new { kind, itemId, teamId, now }, transaction, cancellationToken: cancellationToken)), cancellationToken);
+            new { kind, itemId, teamId, now, cancellationToken }, transaction), cancellationToken);
         return changed > 0;
     }
 
@@ -270,13 +269,13 @@ public sealed partial class PeerWork(Database database, PeerWorkOptions options,
         Message = "Parked {Kind} {ItemId} (version {ItemVersion}) after {Refusals} refusals, the last {Status}: not tried again until an admin retries it (RetryParkedWork)")]
     private static partial void LogParked(ILogger logger, string kind, string itemId, long itemVersion, int refusals, string status);
 
-    private sealed class AttemptRow
+    internal sealed class AttemptRow
     {
         public int Attempts { get; set; }
         public int Refusals { get; set; }
     }
 
-    private sealed class ParkedRow
+    internal sealed class ParkedRow
     {
         public string Kind { get; set; } = "";
         public string ItemId { get; set; } = "";
