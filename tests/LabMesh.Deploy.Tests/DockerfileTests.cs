@@ -7,6 +7,12 @@ public sealed class DockerfileTests
 {
     public const int Port = 8080;
 
+    /// <summary>
+    /// The services whose image is a Native AOT executable on the runtime-deps image (issue 22: an idle replica under
+    /// 100 MB); deploy/local runs the same executables for the services LABMESH_LOCAL_AOT names.
+    /// </summary>
+    public static readonly string[] NativeAotProjects = ["LabMesh.ServiceRequest"];
+
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
 
     /// <summary>Every image compose builds: the services and the gateway.</summary>
@@ -23,7 +29,7 @@ public sealed class DockerfileTests
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime(string project)
+    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime_OrNativeOnRuntimeDeps(string project)
     {
         var dockerfile = Load(project);
 
@@ -31,7 +37,18 @@ public sealed class DockerfileTests
         var build = dockerfile.Stages[0];
         Assert.StartsWith("mcr.microsoft.com/dotnet/sdk:10.0", build.Image, StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty(build.Name), $"{dockerfile}: the build stage has no name to copy from.");
-        Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile.Final.Image);
+        if (NativeAotProjects.Contains(project))
+        {
+            // The SDK's Native AOT image (the SDK and the C toolchain the ILCompiler links with) and the runtime-deps
+            // image of the same Ubuntu, so the executable runs against the glibc and OpenSSL it was linked with.
+            Assert.Equal("mcr.microsoft.com/dotnet/sdk:10.0-noble-aot", build.Image);
+            Assert.Equal("mcr.microsoft.com/dotnet/runtime-deps:10.0-noble", dockerfile.Final.Image);
+        }
+        else
+        {
+            Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile.Final.Image);
+        }
+
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains($"--from={build.Name}"));
     }
 
@@ -60,7 +77,27 @@ public sealed class DockerfileTests
         var output = publish[publish.ToList().IndexOf("-o") + 1];
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains(output) || copy.Words.Contains(output + "/"));
         var entrypoint = Assert.Single(dockerfile.Final.All("ENTRYPOINT")).Words;
-        Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
+        if (NativeAotProjects.Contains(project))
+        {
+            // Published for the image's platform as a Native AOT executable, restored for the same (publish --no-restore
+            // needs the runtime's ILCompiler package in the assets), and that executable is what starts.
+            Assert.True(publish.Contains("-p:PublishAot=true"), $"{dockerfile}: {string.Join(' ', publish)} is not a Native AOT publish.");
+            Assert.Equal("linux-x64", publish[publish.ToList().IndexOf("-r") + 1]);
+            Assert.DoesNotContain("-p:UseAppHost=false", publish);
+            if (publish.Contains("--no-restore"))
+            {
+                var restore = dockerfile.Stages[0].All("RUN").Select(run => run.Words).Single(words => words.Take(2).SequenceEqual(["dotnet", "restore"]));
+                Assert.Contains("-p:PublishAot=true", restore);
+                Assert.Equal("linux-x64", restore[restore.ToList().IndexOf("-r") + 1]);
+            }
+
+            Assert.Equal([$"{dockerfile.Final.WorkingDirectory.TrimEnd('/')}/{Repository.AssemblyName(published)}"], entrypoint);
+        }
+        else
+        {
+            Assert.DoesNotContain(publish, word => word.StartsWith("-p:PublishAot", StringComparison.Ordinal));
+            Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
+        }
     }
 
     [Theory]
