@@ -23,6 +23,10 @@ packages=(
   "postgresql:/usr/lib/postgresql/*/bin/initdb"
   "kubernetes-client:/usr/bin/kubectl"
   "openssl:/usr/bin/openssl"
+  # deploy/local publishes the services LABMESH_LOCAL_AOT names as Native AOT executables (the end-to-end tests run
+  # them): the ILCompiler links with gcc (binutils comes with it) against libc6-dev, which gcc only recommends.
+  "gcc:/usr/bin/gcc"
+  "libc6-dev:/usr/lib/*-linux-gnu/crt1.o"
 )
 # Packages whose command anywhere on PATH will do: the Node tests look node and npm up on PATH, so a
 # Node.js installed another way (nvm, a tarball under /usr/local) serves as well as Debian's.

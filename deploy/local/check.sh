@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One line per part of the local topology: running or not, answering or not. Exits 0 only when every
-# part is up and every service is SERVING both directly and through the gateway.
+# part is up and every service is SERVING both directly and through the gateway, each replica running what
+# LABMESH_LOCAL_AOT says (its Native AOT executable, or dotnet and the service's assembly).
 source "$(dirname "$0")/lib.sh"
 
 failed=0
@@ -16,10 +17,19 @@ for service in "${SERVICES[@]}"; do
     name="$service-$r" port=$(replica_port "$service" "$r")
     if ! pid=$(running_pid "$name"); then
       report "$name" DOWN "not running (127.0.0.1:$port)"
+      continue
+    fi
+    # What the process runs: the Native AOT executable (LABMESH_LOCAL_AOT) or dotnet and the service's assembly.
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || echo unknown)
+    if is_aot "$service"; then runs="Native AOT"; expected=$(aot_executable "$service"); else runs=dotnet; expected=""; fi
+    if [ -n "$expected" ] && [ "$exe" != "$expected" ]; then
+      report "$name" DOWN "127.0.0.1:$port pid $pid runs $exe, not $expected (LABMESH_LOCAL_AOT names $service): ctl.sh stop $name, then start"
+    elif [ -z "$expected" ] && [ "${exe##*/}" != dotnet ]; then
+      report "$name" DOWN "127.0.0.1:$port pid $pid runs $exe, not dotnet (LABMESH_LOCAL_AOT does not name $service): ctl.sh stop $name, then start"
     elif replica_healthy "$service" "$r" >/dev/null 2>&1; then
-      report "$name" ok "127.0.0.1:$port pid $pid SERVING"
+      report "$name" ok "127.0.0.1:$port pid $pid SERVING ($runs)"
     else
-      report "$name" DOWN "127.0.0.1:$port pid $pid not SERVING"
+      report "$name" DOWN "127.0.0.1:$port pid $pid not SERVING ($runs)"
     fi
   done
 done

@@ -10,6 +10,11 @@
 #                            OTLP/gRPC on BASE+91, OTLP/HTTP on BASE+92
 #   LABMESH_LOCAL_CONFIGURATION  the build configuration the services run from (Release)
 #   LABMESH_LOCAL_NO_BUILD   1: run what is already built instead of building first
+#   LABMESH_LOCAL_AOT        the services whose replicas run as Native AOT executables, a list of the names below
+#                            (e.g. servicerequest; spaces or commas between them; empty: none): AOT_DEFAULT unless
+#                            set. up.sh publishes each (dotnet publish -r linux-x64 -p:PublishAot=true) into
+#                            LABMESH_LOCAL_AOT_DIR (artifacts/aot) when its sources are newer than the executable,
+#                            with or without LABMESH_LOCAL_NO_BUILD, so a replica never runs stale native code
 #   LABMESH_LOCAL_GATEWAY_SHUTDOWN_TIMEOUT  seconds a stopping gateway lets open calls and streams run (5)
 #   LABMESH_LOCAL_TRUST_KEY_ID, LABMESH_LOCAL_TRUST_KEY_PEM  one more public key (PEM) whose tokens the
 #                            services accept, besides the topology's own key (the end-to-end tests' key)
@@ -44,8 +49,19 @@ declare -A PROJECT=(
   [resultsinterpretation]=LabMesh.ResultsInterpretation
   [notification]=LabMesh.Notification
 )
+# The gateway's project too (it is no service: not in SERVICES, no replicas), so that publish_aot and aot_executable take it.
+PROJECT[gateway]=LabMesh.Gateway
 declare -A OFFSET=([requisition]=11 [servicerequest]=21 [resultsinterpretation]=31 [notification]=41)
 REPLICAS=(1 2)
+
+# The services run as Native AOT executables unless LABMESH_LOCAL_AOT says otherwise (set and empty: none).
+AOT_DEFAULT=""
+IFS=', ' read -r -a AOT_SERVICES <<< "${LABMESH_LOCAL_AOT-$AOT_DEFAULT}"
+for aot_service in "${AOT_SERVICES[@]}"; do
+  [ -n "${OFFSET[$aot_service]:-}" ] || { echo "labmesh-local: LABMESH_LOCAL_AOT names '$aot_service', not one of: ${SERVICES[*]}" >&2; exit 1; }
+done
+unset aot_service
+AOT_DIR=${LABMESH_LOCAL_AOT_DIR:-$LABMESH_ROOT/artifacts/aot}
 
 # replica_port requisition 2 -> BASE+12
 replica_port() { echo $((BASE + ${OFFSET[$1]} + $2 - 1)); }
@@ -61,6 +77,58 @@ service_target() {
 }
 
 service_dll() { echo "$LABMESH_ROOT/services/${PROJECT[$1]}/bin/$CONFIGURATION/net10.0/${PROJECT[$1]}.dll"; }
+
+# --- Native AOT (LABMESH_LOCAL_AOT): a service's native executable, published into a directory of its own.
+
+is_aot() { [[ " ${AOT_SERVICES[*]} " == *" $1 "* ]]; }
+aot_executable() { echo "$AOT_DIR/$CONFIGURATION/${PROJECT[$1]}/${PROJECT[$1]}"; }
+
+# The command a replica of the service runs: its native executable, or dotnet and its assembly.
+service_command() {
+  if is_aot "$1"; then aot_executable "$1"; else echo dotnet; service_dll "$1"; fi
+}
+
+# The first file its build reads that is newer than the service's executable (nothing when it is current): the
+# service's project, the shared libraries and contracts, and the build settings at the root and in services/
+# (not the Dockerfiles and READMEs beside them).
+aot_stale_source() {
+  local exe
+  exe=$(aot_executable "$1")
+  [ -x "$exe" ] || { echo "$exe"; return 0; }
+  find "$LABMESH_ROOT/services/${PROJECT[$1]}" "$LABMESH_ROOT/src" "$LABMESH_ROOT/protos" "$LABMESH_ROOT/third_party" \
+    "$LABMESH_ROOT/global.json" "$LABMESH_ROOT/Directory.Build.props" "$LABMESH_ROOT/Directory.Packages.props" \
+    "$LABMESH_ROOT/.editorconfig" "$LABMESH_ROOT/services/Directory.Build.props" \
+    \( -name bin -o -name obj \) -prune -o -type f ! -name Dockerfile ! -name '*.md' -newer "$exe" -print -quit
+}
+
+# Publishes the service as a Native AOT executable unless it is current. The C toolchain links it (gcc, libc6-dev and
+# zlib1g-dev; tools/test.sh installs them). Intermediate files go under AOT_DIR/build (--artifacts-path), never
+# into the project's obj/, so a publish does not rewrite what dotnet build and the tests use. One publish at a time
+# (flock): topologies started side by side share the executable.
+publish_aot() {
+  local service=$1 project=${PROJECT[$1]} stale started=$SECONDS since lock reason
+  mkdir -p "$AOT_DIR"
+  exec {lock}>"$AOT_DIR/publish.lock"
+  flock "$lock"
+  stale=$(aot_stale_source "$service")
+  if [ -n "$stale" ]; then
+    since=$(date +%s)
+    reason="${stale#"$LABMESH_ROOT/"} is newer"
+    [ "$stale" != "$(aot_executable "$service")" ] || reason="not published yet"
+    say "publishing $project as a Native AOT executable ($CONFIGURATION, linux-x64; $reason)"
+    # Trim and AOT analysis warnings stay warnings (in the log): packages LabMesh uses give some of their own (IL2104 and
+    # IL3053 from Microsoft.AspNetCore.Grpc.JsonTranscoding and Grpc.AspNetCore.Server.Reflection), which the
+    # repository's TreatWarningsAsErrors would turn into a failed publish; the end-to-end tests check what runs.
+    dotnet publish "$LABMESH_ROOT/services/$project" -c "$CONFIGURATION" -r linux-x64 -p:PublishAot=true -p:TreatWarningsAsErrors=false \
+      --artifacts-path "$AOT_DIR/build" -o "$AOT_DIR/$CONFIGURATION/$project" -v q -nologo >"$AOT_DIR/$project.publish.log" 2>&1 \
+      || { exec {lock}>&-; tail -n 30 "$AOT_DIR/$project.publish.log" >&2; die "publishing $project as Native AOT failed (log above: $AOT_DIR/$project.publish.log)"; }
+    # The executable's time is the link's; touched so that a source edited during the publish counts as newer next time.
+    touch -d "@$since" "$(aot_executable "$service")"
+    say "published $(aot_executable "$service") in $((SECONDS - started))s"
+  fi
+  exec {lock}>&-
+}
+
 cli_dll() { echo "$LABMESH_ROOT/tools/LabMesh.Cli/bin/$CONFIGURATION/net10.0/labmesh.dll"; }
 
 postgres_bin() {
@@ -207,11 +275,15 @@ stop_redis() {
 # (ConnectionStrings:*, LabMesh:Services:* naming every replica of a peer, balanced round-robin).
 
 start_replica() {
-  local service=$1 replica=$2 name="$1-$2" port dll
+  local service=$1 replica=$2 name="$1-$2" port command
   if running_pid "$name" >/dev/null; then return 0; fi
   port=$(replica_port "$service" "$replica")
-  dll=$(service_dll "$service")
-  [ -f "$dll" ] || die "$dll is missing: build first (dotnet build -c $CONFIGURATION) or drop LABMESH_LOCAL_NO_BUILD"
+  mapfile -t command < <(service_command "$service")
+  if is_aot "$service"; then
+    [ -x "${command[0]}" ] || die "${command[0]} is missing: up.sh publishes it (LABMESH_LOCAL_AOT names $service)"
+  else
+    [ -f "${command[1]}" ] || die "${command[1]} is missing: build first (dotnet build -c $CONFIGURATION) or drop LABMESH_LOCAL_NO_BUILD"
+  fi
   mkdir -p "$STATE/$name"
   (
     cd "$STATE/$name"
@@ -239,7 +311,8 @@ start_replica() {
       export LabMesh__Security__Keys__0__Id=$LABMESH_LOCAL_TRUST_KEY_ID
       export LabMesh__Security__Keys__0__PublicKeyPem=${LABMESH_LOCAL_TRUST_KEY_PEM:?LABMESH_LOCAL_TRUST_KEY_PEM goes with LABMESH_LOCAL_TRUST_KEY_ID}
     fi
-    exec setsid dotnet "$dll" --urls "http://127.0.0.1:$port" --LabMesh:Rest:Url "http://127.0.0.1:$(rest_port "$service" "$replica")" \
+    # The pid file holds the replica's own process: exec keeps the pid, whether it is dotnet or the native executable.
+    exec setsid "${command[@]}" --urls "http://127.0.0.1:$port" --LabMesh:Rest:Url "http://127.0.0.1:$(rest_port "$service" "$replica")" \
       >>"$STATE/logs/$name.log" 2>&1 </dev/null
   ) &
   echo $! > "$(pid_file "$name")"
@@ -289,13 +362,14 @@ stop_replica() {
 # keeps and multiplexes. A replica that refuses a connection is passed over for 5 s (passive health) and the call
 # goes to the other one: only a call that never reached a replica is moved, so no call runs twice.
 
-gateway_dll() { echo "$LABMESH_ROOT/services/LabMesh.Gateway/bin/$CONFIGURATION/net10.0/LabMesh.Gateway.dll"; }
+# It runs as its Native AOT executable, always (services/LabMesh.Gateway/README.md, "Native AOT"): up.sh publishes it.
+gateway_executable() { aot_executable gateway; }
 
 start_gateway() {
   if running_pid gateway >/dev/null; then return 0; fi
-  local dll service r args=()
-  dll=$(gateway_dll)
-  [ -f "$dll" ] || die "$dll is missing: build first (dotnet build services/LabMesh.Gateway -c $CONFIGURATION) or drop LABMESH_LOCAL_NO_BUILD"
+  local exe service r args=()
+  exe=$(gateway_executable)
+  [ -x "$exe" ] || die "$exe is missing: up.sh publishes it (Native AOT)"
   args+=(--Kestrel:Endpoints:Grpc:Url "http://127.0.0.1:$GATEWAY_PORT" --Kestrel:Endpoints:Rest:Url "http://127.0.0.1:$GATEWAY_REST_PORT")
   # A stop lets open calls and streams (Subscribe never ends by itself) run this long, then closes them.
   args+=(--shutdownTimeoutSeconds "$GATEWAY_SHUTDOWN_TIMEOUT")
@@ -309,11 +383,11 @@ start_gateway() {
   (
     cd "$STATE/gateway"
     export ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production
-    exec setsid dotnet "$dll" "${args[@]}" >>"$STATE/logs/gateway.log" 2>&1 </dev/null
+    exec setsid "$exe" "${args[@]}" >>"$STATE/logs/gateway.log" 2>&1 </dev/null
   ) &
   echo $! > "$(pid_file gateway)"
-  # Ready once it has warmed up: it sends health checks through itself to the replicas until its JIT has settled,
-  # 15 s at most (its LabMesh:Gateway:WarmUp), and less when no replica answers.
+  # Ready once it has warmed up: it sends health checks through itself to the replicas until 2,000 are answered (about
+  # a second: Native AOT has no JIT to settle), 15 s at most (its LabMesh:Gateway:WarmUp), and less when no replica answers.
   local deadline=$((SECONDS + 40)) started=$SECONDS
   until gateway_ready; do
     running_pid gateway >/dev/null || { tail -n 30 "$STATE/logs/gateway.log" >&2; die "the gateway exited while starting (log above: $STATE/logs/gateway.log)"; }

@@ -3,6 +3,7 @@
 # four services (separate processes on their own loopback ports) and the gateway (services/LabMesh.Gateway,
 # YARP) in front of them for gRPC and REST.
 # Waits until every part answers, then prints where the gateway is. See README.md here.
+# The services LABMESH_LOCAL_AOT names (lib.sh) run as Native AOT executables, published first when out of date.
 #
 #   up.sh               the topology; the replicas export telemetry only if OTEL_EXPORTER_OTLP_ENDPOINT is set
 #   up.sh --dashboard   also the Aspire Dashboard (tools/Aspire.Dashboard), started first, and every replica
@@ -23,6 +24,11 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v dotnet >/dev/null || die "the .NET SDK is not on PATH"
 command -v openssl >/dev/null || missing+=(openssl)
 [ "$dashboard" != 1 ] || command -v curl >/dev/null || missing+=(curl)
+# A Native AOT publish (the gateway always; the services LABMESH_LOCAL_AOT names) links with the C toolchain (gcc, its
+# binutils, libc6-dev); zlib comes with the runtime pack.
+command -v gcc >/dev/null || missing+=(gcc)
+compgen -G "/usr/lib/*-linux-gnu/crt1.o" >/dev/null || missing+=(libc6-dev)
+command -v flock >/dev/null || missing+=(util-linux)
 [ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]} (sudo apt-get install -y ${missing[*]})"
 
 mkdir -p "$STATE/run" "$STATE/logs"
@@ -35,6 +41,10 @@ if [ "${LABMESH_LOCAL_NO_BUILD:-0}" != 1 ]; then
   dotnet build "$LABMESH_ROOT/services/LabMesh.Gateway" -c "$CONFIGURATION" -v q -nologo >/dev/null || die "building the gateway failed (run: dotnet build services/LabMesh.Gateway)"
   dotnet build "$LABMESH_ROOT/tools/LabMesh.Cli" -c "$CONFIGURATION" -v q -nologo >/dev/null || die "building the labmesh command failed"
 fi
+# The Native AOT executables (LABMESH_LOCAL_AOT), published only when a source is newer than the executable; also
+# with LABMESH_LOCAL_NO_BUILD, which says the assemblies are built, not that the native code is current.
+for service in "${AOT_SERVICES[@]}"; do publish_aot "$service"; done
+publish_aot gateway
 
 ensure_keys
 start_postgres

@@ -7,6 +7,13 @@ public sealed class DockerfileTests
 {
     public const int Port = 8080;
 
+    /// <summary>
+    /// The images that are a Native AOT executable on the runtime-deps image (issue 22): the gateway. ServiceRequest runs
+    /// as one in deploy/local when LABMESH_LOCAL_AOT names it, but its image stays on the ASP.NET runtime until its REST
+    /// endpoints (JSON transcoding) work under Native AOT (bench/README.md, "ServiceRequest as a Native AOT executable").
+    /// </summary>
+    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway"];
+
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
 
     /// <summary>Every image compose builds: the services and the gateway.</summary>
@@ -23,17 +30,26 @@ public sealed class DockerfileTests
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime_OrNativeAotOnItsDependencies(string project)
+    public void Dockerfile_BuildsWithTheSdk_AndRunsOnTheAspNetRuntime_OrNativeOnRuntimeDeps(string project)
     {
         var dockerfile = Load(project);
-        // A Native AOT executable (the gateway) carries its runtime: it runs on the runtime's native dependencies alone.
-        var runtime = PublishesNativeAot(dockerfile) ? "mcr.microsoft.com/dotnet/runtime-deps:10.0" : "mcr.microsoft.com/dotnet/aspnet:10.0";
 
         Assert.True(dockerfile.Stages.Count >= 2, $"{dockerfile} is not multi-stage.");
         var build = dockerfile.Stages[0];
         Assert.StartsWith("mcr.microsoft.com/dotnet/sdk:10.0", build.Image, StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty(build.Name), $"{dockerfile}: the build stage has no name to copy from.");
-        Assert.Equal(runtime, dockerfile.Final.Image);
+        if (NativeAotProjects.Contains(project))
+        {
+            // The SDK's Native AOT image (the SDK and the C toolchain the ILCompiler links with) and the runtime-deps
+            // image of the same Ubuntu, so the executable runs against the glibc and OpenSSL it was linked with.
+            Assert.Equal("mcr.microsoft.com/dotnet/sdk:10.0-noble-aot", build.Image);
+            Assert.Equal("mcr.microsoft.com/dotnet/runtime-deps:10.0-noble", dockerfile.Final.Image);
+        }
+        else
+        {
+            Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile.Final.Image);
+        }
+
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains($"--from={build.Name}"));
     }
 
@@ -53,7 +69,7 @@ public sealed class DockerfileTests
     public void Dockerfile_PublishesItsOwnProject_AndStartsItsAssembly(string project)
     {
         var dockerfile = Load(project);
-        var publish = Publish(dockerfile);
+        var publish = dockerfile.Stages[0].All("RUN").Select(run => run.Words).SingleOrDefault(words => words.Take(2).SequenceEqual(["dotnet", "publish"]));
 
         Assert.NotNull(publish);
         var published = publish.Skip(2).Single(word => word.EndsWith(".csproj", StringComparison.Ordinal));
@@ -62,14 +78,25 @@ public sealed class DockerfileTests
         var output = publish[publish.ToList().IndexOf("-o") + 1];
         Assert.Contains(dockerfile.Final.All("COPY"), copy => copy.Words.Contains(output) || copy.Words.Contains(output + "/"));
         var entrypoint = Assert.Single(dockerfile.Final.All("ENTRYPOINT")).Words;
-        if (PublishesNativeAot(dockerfile))
+        if (NativeAotProjects.Contains(project))
         {
-            // The native executable for the image's platform, started as it is.
+            // Published for the image's platform as a Native AOT executable, restored for the same (publish --no-restore
+            // needs the runtime's ILCompiler package in the assets), and that executable is what starts.
+            Assert.True(publish.Contains("-p:PublishAot=true"), $"{dockerfile}: {string.Join(' ', publish)} is not a Native AOT publish.");
             Assert.Equal("linux-x64", publish[publish.ToList().IndexOf("-r") + 1]);
-            Assert.Equal(["./" + Repository.AssemblyName(published)], entrypoint);
+            Assert.DoesNotContain("-p:UseAppHost=false", publish);
+            if (publish.Contains("--no-restore"))
+            {
+                var restore = dockerfile.Stages[0].All("RUN").Select(run => run.Words).Single(words => words.Take(2).SequenceEqual(["dotnet", "restore"]));
+                Assert.Contains("-p:PublishAot=true", restore);
+                Assert.Equal("linux-x64", restore[restore.ToList().IndexOf("-r") + 1]);
+            }
+
+            Assert.Equal([$"{dockerfile.Final.WorkingDirectory.TrimEnd('/')}/{Repository.AssemblyName(published)}"], entrypoint);
         }
         else
         {
+            Assert.DoesNotContain(publish, word => word.StartsWith("-p:PublishAot", StringComparison.Ordinal));
             Assert.Equal(["dotnet", Repository.AssemblyName(published) + ".dll"], entrypoint);
         }
     }
@@ -157,13 +184,6 @@ public sealed class DockerfileTests
         Assert.True(Repository.Exists(path), $"{project} has no {path}.");
         return Dockerfile.Load(path);
     }
-
-    /// <summary>The build stage's <c>dotnet publish</c> command, as words (null when it has none).</summary>
-    internal static IReadOnlyList<string>? Publish(Dockerfile dockerfile) =>
-        dockerfile.Stages[0].All("RUN").Select(run => run.Words).SingleOrDefault(words => words.Take(2).SequenceEqual(["dotnet", "publish"]));
-
-    /// <summary>Published as a Native AOT executable (<c>-p:PublishAot=true</c>), which needs no .NET runtime.</summary>
-    internal static bool PublishesNativeAot(Dockerfile dockerfile) => Publish(dockerfile)?.Contains("-p:PublishAot=true") == true;
 
     /// <summary>The numeric user id of the final stage's last USER (a name would fail: Kubernetes cannot check it is not root).</summary>
     internal static int UserId(Dockerfile dockerfile)

@@ -205,5 +205,13 @@ public sealed class GatewayTests(LocalTopologyFixture topology, ITestOutputHelpe
         {
             Assert.Matches($"(?m)^{part} +ok", check.Stdout);
         }
+
+        // Each replica's line says what it runs, as LABMESH_LOCAL_AOT (lib.sh) has it.
+        var aot = await topology.AotExecutablesAsync();
+        foreach (var service in LocalTopology.Services)
+        {
+            var runs = aot.ContainsKey(service) ? "Native AOT" : "dotnet";
+            Assert.All(LocalTopology.Replicas, r => Assert.Matches($"(?m)^{LocalTopology.Replica(service, r)} +ok .* SERVING \\({runs}\\)$", check.Stdout));
+        }
     }
 }

@@ -121,7 +121,7 @@ public class LocalTopology
         }
     }
 
-    /// <summary>The pid in a part's pid file (up.sh writes a replica's own dotnet process there), alive or not.</summary>
+    /// <summary>The pid in a part's pid file (up.sh writes a replica's own process there: dotnet, or its Native AOT executable), alive or not.</summary>
     public int? Pid(string part)
     {
         var file = Path.Combine(State, "run", part + ".pid");
@@ -145,6 +145,23 @@ public class LocalTopology
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// The services whose replicas run as Native AOT executables (lib.sh's LABMESH_LOCAL_AOT, or its default), each with
+    /// the executable they run, as lib.sh says it in this topology's environment.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string>> AotExecutablesAsync(CancellationToken cancellationToken = default)
+    {
+        const string List = """source "$1" && for s in "${AOT_SERVICES[@]}"; do printf '%s %s\n' "$s" "$(aot_executable "$s")"; done""";
+        await using var process = ChildProcess.Start("bash", ["-c", List, "lib.sh", Path.Combine(Root, "deploy", "local", "lib.sh")], Root, _environment, standardInput: false);
+        var exitCode = await process.WaitForExitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"lib.sh did not list its Native AOT services (exit {exitCode}):\n{string.Join('\n', process.StandardError)}");
+        }
+
+        return process.StandardOutput.Where(line => line.Length > 0).Select(line => line.Split(' ', 2)).ToDictionary(pair => pair[0], pair => pair[1]);
     }
 
     /// <summary>The last lines of a part's log (for a failure message).</summary>
@@ -223,7 +240,9 @@ public sealed class LocalTopologyFixture : LocalTopology, IAsyncLifetime
                 ["LABMESH_LOCAL_TRUST_KEY_ID"] = TestCaller.KeyId,
                 ["LABMESH_LOCAL_TRUST_KEY_PEM"] = TestCaller.Key.ExportPublicKeyPem(),
             }) =>
-        ScriptTimeout = TimeSpan.FromMinutes(4);
+        // up.sh also publishes the Native AOT executables (LABMESH_LOCAL_AOT) when they are not current: 1.5-4 minutes
+        // once, before the 1-2 minutes of starting; the topology's later scripts take seconds.
+        ScriptTimeout = TimeSpan.FromMinutes(8);
 
     public async Task InitializeAsync()
     {
