@@ -22,7 +22,10 @@ public sealed class GatewayWarmUpTests(LocalTopologyFixture topology)
     [Fact]
     public async Task Readiness_Answers503_UntilTheWarmUpHasForwardedCallsToTheReplicas_Then200()
     {
-        await using var gateway = StartGateway([topology.Address("requisition", 1), topology.Address("requisition", 2)], []);
+        // As deployed (Native AOT, no JIT to settle) the warm-up ends once MinimumCalls are answered, about a second at the
+        // default 2,000: ten times that keeps it running for several of the 20 ms polls below on any machine.
+        await using var gateway = StartGateway([topology.Address("requisition", 1), topology.Address("requisition", 2)],
+            ["--LabMesh:Gateway:WarmUp:MinimumCalls", "20000"]);
         var seen = new List<HttpStatusCode>();
         var (status, body) = await ReadyAsync(gateway, seen);
 
