@@ -54,8 +54,10 @@ PROJECT[gateway]=LabMesh.Gateway
 declare -A OFFSET=([requisition]=11 [servicerequest]=21 [resultsinterpretation]=31 [notification]=41)
 REPLICAS=(1 2)
 
-# The services run as Native AOT executables unless LABMESH_LOCAL_AOT says otherwise (set and empty: none).
-AOT_DEFAULT=""
+# The services whose replicas run as Native AOT executables unless LABMESH_LOCAL_AOT says otherwise (set and empty:
+# none). ServiceRequest is the one whose code and packages run under Native AOT (its README, "Native AOT"); the others
+# still use Dapper's run-time IL (Requisition, Notification) or the Firely SDK's reflection (ResultsInterpretation).
+AOT_DEFAULT="servicerequest"
 IFS=', ' read -r -a AOT_SERVICES <<< "${LABMESH_LOCAL_AOT-$AOT_DEFAULT}"
 for aot_service in "${AOT_SERVICES[@]}"; do
   [ -n "${OFFSET[$aot_service]:-}" ] || { echo "labmesh-local: LABMESH_LOCAL_AOT names '$aot_service', not one of: ${SERVICES[*]}" >&2; exit 1; }

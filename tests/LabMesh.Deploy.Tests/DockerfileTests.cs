@@ -8,11 +8,10 @@ public sealed class DockerfileTests
     public const int Port = 8080;
 
     /// <summary>
-    /// The images that are a Native AOT executable on the runtime-deps image (issue 22): the gateway. ServiceRequest runs
-    /// as one in deploy/local when LABMESH_LOCAL_AOT names it, but its image stays on the ASP.NET runtime until its REST
-    /// endpoints (JSON transcoding) work under Native AOT (bench/README.md, "ServiceRequest as a Native AOT executable").
+    /// The images that are a Native AOT executable on the runtime-deps image (issue 22: memory, and a gateway ready without
+    /// a JIT to warm): the gateway and ServiceRequest, as deploy/local runs them (LABMESH_LOCAL_AOT's default).
     /// </summary>
-    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway"];
+    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway", "LabMesh.ServiceRequest"];
 
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
 
