@@ -103,8 +103,8 @@ aot_stale_source() {
     \( -name bin -o -name obj \) -prune -o -type f ! -name Dockerfile ! -name '*.md' -newer "$exe" -print -quit
 }
 
-# Publishes the service as a Native AOT executable unless it is current. The C toolchain links it (gcc, libc6-dev and
-# zlib1g-dev; tools/test.sh installs them). Intermediate files go under AOT_DIR/build (--artifacts-path), never
+# Publishes the service as a Native AOT executable unless it is current. The C toolchain links it (gcc and libc6-dev;
+# zlib comes with the runtime pack; tools/test.sh installs them). Intermediate files go under AOT_DIR/build (--artifacts-path), never
 # into the project's obj/, so a publish does not rewrite what dotnet build and the tests use. One publish at a time
 # (flock): topologies started side by side share the executable.
 publish_aot() {
