@@ -170,17 +170,5 @@ public sealed class AotRestDirectivesTests
             });
     }
 
-    private static string ProjectDirectory()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "LabMesh.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return Path.Combine(
-            directory?.FullName ?? throw new InvalidOperationException("LabMesh.sln not found above the test assembly."),
-            "services",
-            "LabMesh.ServiceRequest");
-    }
+    private static string ProjectDirectory() => Path.Combine(LabMesh.Testing.Repository.Root, "services", "LabMesh.ServiceRequest");
 }
