@@ -126,14 +126,16 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     public async Task<RequisitionRecord?> GetAsync(string teamId, string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await SelectAsync(connection, null, "id = @id AND team_id = @teamId AND committed = 1", new { id, teamId });
+        return await WithEventsAsync(connection, null, await connection.QuerySingleOrDefaultAsync<Row>(
+            $"SELECT {Columns} FROM requisitions WHERE id = @id AND team_id = @teamId AND committed = 1", new { id, teamId, cancellationToken }));
     }
 
     /// <summary>The requisition a request_id created, committed or not.</summary>
     public async Task<RequisitionRecord?> FindByRequestAsync(string teamId, string requestId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await SelectAsync(connection, null, "team_id = @teamId AND request_id = @requestId", new { teamId, requestId });
+        return await WithEventsAsync(connection, null, await connection.QuerySingleOrDefaultAsync<Row>(
+            $"SELECT {Columns} FROM requisitions WHERE team_id = @teamId AND request_id = @requestId", new { teamId, requestId, cancellationToken }));
     }
 
     public async Task<IReadOnlyList<RequisitionRecord>> ListAsync(
@@ -171,7 +173,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+        // No cancellation token among the parameters: Dapper.AOT 1.1.0 generates code that does not compile (CS0103) for a
+        // token beside a statement text built at run time, so the token is checked before the read (bounded by its limit).
+        cancellationToken.ThrowIfCancellationRequested();
+        var rows = await connection.QueryAsync<Row>(
             $"SELECT {Columns} FROM requisitions WHERE {where} ORDER BY id DESC LIMIT @limit",
             new
             {
@@ -182,7 +187,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
                 filter.PatientId,
                 afterId,
                 limit = pageSize + 1,
-            }, cancellationToken: cancellationToken));
+            });
         return rows.Select(r => r.ToRecord([])).ToList();
     }
 
@@ -200,23 +205,25 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         {
             await database.WriteAsync(async (connection, transaction) =>
             {
-                await connection.ExecuteAsync(
+                // ADO.NET itself, as Outbox.AddAsync does, not Dapper: Dapper.AOT 1.1.0 takes a byte[] member for a list and
+                // expands it (DapperLib/DapperAOT#226; SQLite answers "row value misused"), through SqlMapper's run-time code.
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText =
                     "INSERT INTO requisitions (id, team_id, request_id, request_hash, committed, patient_id, modality, order_body, status, " +
                     "sub_status, lifecycle, version, sr_confirmed, sr_synced_event_id, last_event_id, create_time, update_time, place_time) " +
                     "VALUES (@Id, @TeamId, @RequestId, @RequestHash, 0, @PatientId, @Modality, @OrderBody, 0, '', @Lifecycle, 1, 0, 0, 0, " +
-                    "@Time, @Time, NULL)",
-                    new
-                    {
-                        record.Id,
-                        TeamId = teamId,
-                        RequestId = requestId,
-                        RequestHash = requestHash,
-                        PatientId = order.Patient?.Id ?? "",
-                        Modality = (int)order.Modality,
-                        OrderBody = order.ToByteArray(),
-                        Lifecycle = (int)record.Lifecycle,
-                        Time = DbTime.ToDb(now),
-                    }, transaction);
+                    "@Time, @Time, NULL)";
+                AddParameter(command, "Id", record.Id);
+                AddParameter(command, "TeamId", teamId);
+                AddParameter(command, "RequestId", requestId);
+                AddParameter(command, "RequestHash", requestHash);
+                AddParameter(command, "PatientId", order.Patient?.Id ?? "");
+                AddParameter(command, "Modality", (int)order.Modality);
+                AddParameter(command, "OrderBody", order.ToByteArray());
+                AddParameter(command, "Lifecycle", (int)record.Lifecycle);
+                AddParameter(command, "Time", DbTime.ToDb(now));
+                await command.ExecuteNonQueryAsync(cancellationToken);
                 return true;
             }, cancellationToken);
             return record;
@@ -248,7 +255,8 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         string teamId, string id, bool place, IReadOnlyList<LineItem> lineItems, string actor, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var record = await SelectAsync(connection, transaction, "id = @id AND team_id = @teamId", new { id, teamId })
+            var record = await WithEventsAsync(connection, transaction, await connection.QuerySingleOrDefaultAsync<Row>(
+                    $"SELECT {Columns} FROM requisitions WHERE id = @id AND team_id = @teamId", new { id, teamId }, transaction))
                 ?? throw new NotFoundException("requisition", id);
             if (record.Committed)
             {
@@ -258,7 +266,8 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             // Concurrent retries of one create may all get here: the guard lets exactly one commit.
             if (await connection.ExecuteAsync("UPDATE requisitions SET committed = 1 WHERE id = @id AND committed = 0", new { id }, transaction) == 0)
             {
-                var winner = await SelectAsync(connection, transaction, "id = @id", new { id });
+                var winner = await WithEventsAsync(connection, transaction, await connection.QuerySingleOrDefaultAsync<Row>(
+                    $"SELECT {Columns} FROM requisitions WHERE id = @id", new { id }, transaction));
                 return (winner!, false);
             }
 
@@ -357,27 +366,29 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     public async Task<IReadOnlyList<RequisitionRecord>> ListUnsyncedAsync(string kind, string now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+        // The join names the work kind, so the statement is built at run time: the token is checked before the read, not
+        // carried beside it (Dapper.AOT 1.1.0's CS0103, as in ListAsync).
+        cancellationToken.ThrowIfCancellationRequested();
+        var rows = await connection.QueryAsync<Row>(
             $"SELECT {Columns} FROM requisitions{PeerWork.DueJoin(kind, "requisitions.id", "requisitions.last_event_id")} " +
             $"WHERE committed = 1 AND (sr_confirmed = 0 OR sr_synced_event_id < last_event_id) AND {PeerWork.DueFilter} " +
-            $"ORDER BY {PeerWork.DueOrder}, id LIMIT @limit", new { now, limit }, cancellationToken: cancellationToken));
+            $"ORDER BY {PeerWork.DueOrder}, id LIMIT @limit", new { now, limit });
         return rows.Select(r => r.ToRecord([])).ToList();
     }
 
     public async Task MarkServiceRequestsConfirmedAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE requisitions SET sr_confirmed = 1 WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync("UPDATE requisitions SET sr_confirmed = 1 WHERE id = @id", new { id, cancellationToken });
     }
 
     /// <summary>Notes that the service requests have the order event <paramref name="eventId"/> (never moves back).</summary>
     public async Task MarkServiceRequestsSyncedAsync(string id, long eventId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
+        await connection.ExecuteAsync(
             "UPDATE requisitions SET sr_synced_event_id = @eventId WHERE id = @id AND sr_synced_event_id < @eventId",
-            new { id, eventId }, cancellationToken: cancellationToken));
+            new { id, eventId, cancellationToken });
     }
 
     /// <summary>
@@ -418,10 +429,10 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
     public async Task<long?> UpdateLifecycleAsync(string id, long derivedFrom, LifecycleStatus lifecycle, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+        return await connection.ExecuteScalarAsync<long?>(
             "UPDATE requisitions SET lifecycle = @lifecycle, version = version + 1 " +
             "WHERE id = @id AND version = @derivedFrom AND lifecycle <> @lifecycle RETURNING version",
-            new { id, derivedFrom, lifecycle = (int)lifecycle }, cancellationToken: cancellationToken));
+            new { id, derivedFrom, lifecycle = (int)lifecycle, cancellationToken });
     }
 
     /// <summary>
@@ -438,18 +449,18 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         var queue = new Queue<string>([id]);
         while (queue.TryDequeue(out var next) && seen.Count < MaxChain)
         {
-            var links = await connection.QueryAsync<(string Replaced, string Replacement)>(new CommandDefinition(
-                "SELECT requisition_id, replaced_by_id FROM requisition_replacements " +
+            var links = await connection.QueryAsync<LinkRow>(
+                "SELECT requisition_id AS Replaced, replaced_by_id AS Replacement FROM requisition_replacements " +
                 "WHERE team_id = @teamId AND (requisition_id = @next OR replaced_by_id = @next)",
-                new { teamId, next }, cancellationToken: cancellationToken));
-            foreach (var (replaced, replacement) in links)
+                new { teamId, next, cancellationToken });
+            foreach (var link in links)
             {
-                if (next == id && replaced == id)
+                if (next == id && link.Replaced == id)
                 {
-                    replacedBy.Add(replacement);
+                    replacedBy.Add(link.Replacement);
                 }
 
-                foreach (var linked in new[] { replaced, replacement })
+                foreach (var linked in new[] { link.Replaced, link.Replacement })
                 {
                     if (seen.Add(linked))
                     {
@@ -557,9 +568,13 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
 
     private async Task<RequisitionRecord> LoadForUpdateAsync(DbConnection connection, DbTransaction transaction, string teamId, string id, string? etag)
     {
-        var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
-        var record = await SelectAsync(connection, transaction, "id = @id AND team_id = @teamId AND committed = 1", new { id, teamId }, lockClause)
-            ?? throw new NotFoundException("requisition", id);
+        // One constant statement per database: Dapper.AOT reads each at build time.
+        var row = database.Provider == StorageProvider.Postgres
+            ? await connection.QuerySingleOrDefaultAsync<Row>(
+                $"SELECT {Columns} FROM requisitions WHERE id = @id AND team_id = @teamId AND committed = 1 FOR UPDATE", new { id, teamId }, transaction)
+            : await connection.QuerySingleOrDefaultAsync<Row>(
+                $"SELECT {Columns} FROM requisitions WHERE id = @id AND team_id = @teamId AND committed = 1", new { id, teamId }, transaction);
+        var record = await WithEventsAsync(connection, transaction, row) ?? throw new NotFoundException("requisition", id);
         if (!string.IsNullOrEmpty(etag) && etag != record.Etag)
         {
             throw new StaleEtagException("requisition", id);
@@ -568,10 +583,20 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         return record;
     }
 
-    private static async Task<RequisitionRecord?> SelectAsync(
-        DbConnection connection, DbTransaction? transaction, string where, object parameters, string suffix = "")
+    private static void AddParameter(DbCommand command, string name, object value)
     {
-        var row = await connection.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM requisitions WHERE {where}{suffix}", parameters, transaction);
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    /// <summary>
+    /// The record of <paramref name="row"/> (null when none) with its order events. Each caller selects the row with a constant
+    /// statement of its own, so Dapper.AOT's generator sees every statement and its parameters.
+    /// </summary>
+    private static async Task<RequisitionRecord?> WithEventsAsync(DbConnection connection, DbTransaction? transaction, Row? row)
+    {
         if (row is null)
         {
             return null;
@@ -589,7 +614,7 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
         }).ToList());
     }
 
-    private sealed class Row
+    internal sealed class Row
     {
         public string Id { get; set; } = "";
         public string TeamId { get; set; } = "";
@@ -618,11 +643,17 @@ public sealed class RequisitionStore(Database database, TimeProvider time)
             (LifecycleStatus)ResultsStage, ResultsStageSequence);
     }
 
-    private sealed class EventRow
+    internal sealed class EventRow
     {
         public long Id { get; set; }
         public string CreatedAt { get; set; } = "";
         public string Status { get; set; } = "";
         public string Note { get; set; } = "";
+    }
+
+    internal sealed class LinkRow
+    {
+        public string Replaced { get; set; } = "";
+        public string Replacement { get; set; } = "";
     }
 }

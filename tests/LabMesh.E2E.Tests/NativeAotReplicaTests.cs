@@ -4,6 +4,8 @@ using System.Text.Json;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Google.Protobuf.Reflection;
+using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.Security.Identity;
 using LabMesh.Testing;
@@ -13,15 +15,22 @@ namespace LabMesh.E2E.Tests;
 
 /// <summary>
 /// deploy/local's LABMESH_LOCAL_AOT (lib.sh, issue 22 item 3): the replicas of the services it names run their Native
-/// AOT executable, the others dotnet and their assembly, and ServiceRequest (the service it names by default once its
-/// executable serves) answers gRPC, REST, health and reflection through the gateway and on each replica's own port.
+/// AOT executable, the others dotnet and their assembly, and ServiceRequest and Requisition (the services it names by
+/// default) answer gRPC, REST, health and reflection through the gateway and on each replica's own port.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
 public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisposable
 {
     private const string ServiceRequest = "servicerequest";
-    private const string ServiceName = "labmesh.servicerequest.v1.ServiceRequestService";
+    private const string Requisition = "requisition";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The gRPC contract of each service the tests below cover.</summary>
+    private static readonly Dictionary<string, ServiceDescriptor> Contracts = new(StringComparer.Ordinal)
+    {
+        [ServiceRequest] = ServiceRequestService.Descriptor,
+        [Requisition] = RequisitionService.Descriptor,
+    };
 
     private readonly GrpcChannel _gateway = GrpcChannel.ForAddress(topology.Gateway);
 
@@ -51,7 +60,7 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
     [Fact]
     public async Task ServiceRequest_AnswersGrpcAndRest_ThroughTheGateway_AndOnEachReplica()
     {
-        var kinds = await ReplicaKindsAsync();
+        var kinds = await ReplicaKindsAsync(ServiceRequest);
         var team = "e2e-aot-" + Guid.NewGuid().ToString("N")[..8];
         using var mesh = new Mesh(topology.Gateway, team);
 
@@ -86,18 +95,61 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
     }
 
     [Fact]
-    public async Task ServiceRequest_AnswersHealthAndReflection_ThroughTheGateway_AndOnEachReplica()
+    public async Task Requisition_AnswersGrpcAndRest_ThroughTheGateway_AndOnEachReplica()
     {
-        var kinds = await ReplicaKindsAsync();
-        var named = new Metadata { { "x-labmesh-service", ServiceRequest } };
+        var kinds = await ReplicaKindsAsync(Requisition);
+        var team = "e2e-aot-" + Guid.NewGuid().ToString("N")[..8];
+        using var mesh = new Mesh(topology.Gateway, team);
 
-        var health = await new Health.HealthClient(_gateway).CheckAsync(new HealthCheckRequest { Service = ServiceName }, named, DateTime.UtcNow + Timeout);
+        var placed = (await mesh.PlaceAsync(Guid.NewGuid().ToString("N"))).Requisition;
+        var read = new List<Contracts.Requisition.V1.Requisition>();
+        foreach (var r in LocalTopology.Replicas)
+        {
+            using var direct = GrpcChannel.ForAddress(topology.Address(Requisition, r));
+            var own = await new RequisitionService.RequisitionServiceClient(TestCaller.Invoker(direct, team))
+                .GetRequisitionAsync(new GetRequisitionRequest { Id = placed.Id }, deadline: DateTime.UtcNow + Timeout);
+            Assert.True(own.Requisition.Id == placed.Id && own.Requisition.Etag == placed.Etag, $"{LocalTopology.Replica(Requisition, r)} ({kinds}) answered {own}");
+            read.Add(own.Requisition);
+        }
+
+        // REST reads the enums, timestamps and nested service requests (rd.xml's instantiations), and an error keeps its details.
+        using var http = new HttpClient { BaseAddress = new Uri(topology.RestGateway), Timeout = Timeout };
+        var token = TestCaller.Token(team, CallerRole.Clinician);
+        var (status, text) = await GetAsync(http, $"/v1/requisitions/{placed.Id}", token);
+        Assert.True(status == HttpStatusCode.OK, $"GET /v1/requisitions/{placed.Id} ({kinds}): {(int)status} {text}");
+        using (var body = JsonDocument.Parse(text))
+        {
+            var requisition = body.RootElement.GetProperty("requisition");
+            Assert.Equal(placed.Id, requisition.GetProperty("id").GetString());
+            Assert.Equal("ORDER_STATUS_RECEIVED", requisition.GetProperty("status").GetString());
+            Assert.Equal(read[0].CreateTime.ToDateTimeOffset(), requisition.GetProperty("createTime").GetDateTimeOffset());
+            Assert.Equal(placed.ServiceRequests[0].Id, Assert.Single(requisition.GetProperty("serviceRequests").EnumerateArray()).GetProperty("id").GetString());
+        }
+
+        var missing = Guid.NewGuid().ToString();
+        var (notFound, error) = await GetAsync(http, $"/v1/requisitions/{missing}", token);
+        Assert.True(notFound == HttpStatusCode.NotFound, $"GET /v1/requisitions/{missing} ({kinds}): {(int)notFound} {error}");
+        using var errorBody = JsonDocument.Parse(error);
+        Assert.Equal((int)StatusCode.NotFound, errorBody.RootElement.GetProperty("code").GetInt32());
+        Assert.Contains(errorBody.RootElement.GetProperty("details").EnumerateArray(), d => d.GetProperty("@type").GetString() == "type.googleapis.com/google.rpc.ResourceInfo");
+    }
+
+    [Theory]
+    [InlineData(ServiceRequest)]
+    [InlineData(Requisition)]
+    public async Task Service_AnswersHealthAndReflection_ThroughTheGateway_AndOnEachReplica(string service)
+    {
+        var contract = Contracts[service];
+        var kinds = await ReplicaKindsAsync(service);
+        var named = new Metadata { { "x-labmesh-service", service } };
+
+        var health = await new Health.HealthClient(_gateway).CheckAsync(new HealthCheckRequest { Service = contract.FullName }, named, DateTime.UtcNow + Timeout);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
         foreach (var r in LocalTopology.Replicas)
         {
-            using var direct = GrpcChannel.ForAddress(topology.Address(ServiceRequest, r));
-            var own = await new Health.HealthClient(direct).CheckAsync(new HealthCheckRequest { Service = ServiceName }, deadline: DateTime.UtcNow + Timeout);
-            Assert.True(own.Status == HealthCheckResponse.Types.ServingStatus.Serving, $"{LocalTopology.Replica(ServiceRequest, r)} ({kinds}): {own.Status}");
+            using var direct = GrpcChannel.ForAddress(topology.Address(service, r));
+            var own = await new Health.HealthClient(direct).CheckAsync(new HealthCheckRequest { Service = contract.FullName }, deadline: DateTime.UtcNow + Timeout);
+            Assert.True(own.Status == HealthCheckResponse.Types.ServingStatus.Serving, $"{LocalTopology.Replica(service, r)} ({kinds}): {own.Status}");
         }
 
         // The process's own reflection: its service among what it lists, and its contract's every method described.
@@ -106,27 +158,35 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
             await list.RequestStream.WriteAsync(new V1.ServerReflectionRequest { ListServices = "" });
             await list.RequestStream.CompleteAsync();
             Assert.True(await list.ResponseStream.MoveNext());
-            Assert.Contains(ServiceName, list.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name));
+            Assert.Contains(contract.FullName, list.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name));
         }
 
         using var describe = new V1.ServerReflection.ServerReflectionClient(_gateway).ServerReflectionInfo(named, DateTime.UtcNow + Timeout);
-        await describe.RequestStream.WriteAsync(new V1.ServerReflectionRequest { FileContainingSymbol = ServiceName });
+        await describe.RequestStream.WriteAsync(new V1.ServerReflectionRequest { FileContainingSymbol = contract.FullName });
         await describe.RequestStream.CompleteAsync();
         Assert.True(await describe.ResponseStream.MoveNext());
         var answer = describe.ResponseStream.Current;
         Assert.True(answer.ErrorResponse is null, $"reflection ({kinds}): {answer.ErrorResponse}");
         var described = answer.FileDescriptorResponse.FileDescriptorProto
-            .Select(Google.Protobuf.Reflection.FileDescriptorProto.Parser.ParseFrom)
-            .SelectMany(file => file.Service.Select(service => (Name: $"{file.Package}.{service.Name}", service.Method)))
-            .Single(service => service.Name == ServiceName);
-        Assert.Equal(ServiceRequestService.Descriptor.Methods.Select(m => m.Name), described.Method.Select(m => m.Name));
+            .Select(FileDescriptorProto.Parser.ParseFrom)
+            .SelectMany(file => file.Service.Select(s => (Name: $"{file.Package}.{s.Name}", s.Method)))
+            .Single(s => s.Name == contract.FullName);
+        Assert.Equal(contract.Methods.Select(m => m.Name), described.Method.Select(m => m.Name));
     }
 
-    /// <summary>What ServiceRequest's replicas run, for failure messages: a failure reads differently for a native replica.</summary>
-    private async Task<string> ReplicaKindsAsync()
+    /// <summary>What a service's replicas run, for failure messages: a failure reads differently for a native replica.</summary>
+    private async Task<string> ReplicaKindsAsync(string service)
     {
         var aot = await topology.AotExecutablesAsync();
-        return aot.ContainsKey(ServiceRequest) ? "Native AOT replicas" : "dotnet replicas";
+        return aot.ContainsKey(service) ? "Native AOT replicas" : "dotnet replicas";
+    }
+
+    private static async Task<(HttpStatusCode Status, string Body)> GetAsync(HttpClient http, string path, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
     /// <summary>The executable a replica's process runs (/proc/PID/exe) and whether the CoreCLR runtime is mapped into it.</summary>
