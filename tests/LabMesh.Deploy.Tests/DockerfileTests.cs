@@ -11,7 +11,7 @@ public sealed class DockerfileTests
     /// The images that are a Native AOT executable on the runtime-deps image (issue 22: memory, and a gateway ready without
     /// a JIT to warm): the gateway and ServiceRequest, as deploy/local runs them (LABMESH_LOCAL_AOT's default).
     /// </summary>
-    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway", "LabMesh.ServiceRequest"];
+    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway", "LabMesh.ServiceRequest", "LabMesh.Notification"];
 
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
 
