@@ -46,7 +46,7 @@ public sealed class NativeAotNotificationTests(LocalTopologyFixture topology) : 
         Assert.NotEmpty(created.Secret);
         var updated = await admin.UpdateWebhookEndpointAsync(new UpdateWebhookEndpointRequest
         {
-            Id = id, UpdateDescription = true, Description = "native aot, updated",
+            Id = id, Etag = created.Endpoint.Etag, UpdateDescription = true, Description = "native aot, updated",
         }, deadline: DateTime.UtcNow + Timeout);
         Assert.Equal("native aot, updated", updated.Endpoint.Description);
 
