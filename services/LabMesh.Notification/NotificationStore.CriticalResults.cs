@@ -33,23 +33,23 @@ public sealed partial class NotificationStore
     public async Task<IReadOnlyList<CriticalRecord>> ListOpenCriticalAsync(string teamId, string? requisitionId, string? after, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<CriticalRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<CriticalRow>(
             $"""
             SELECT {CriticalColumns} FROM critical_results
             WHERE team_id = @teamId AND acknowledged_at IS NULL AND (@requisitionId IS NULL OR requisition_id = @requisitionId)
               AND (@after IS NULL OR id > @after)
             ORDER BY id LIMIT @limit
             """,
-            new { teamId, requisitionId, after, limit }, cancellationToken: cancellationToken));
+            new { teamId, requisitionId, after, limit, cancellationToken });
         return [.. rows.Select(r => r.ToRecord())];
     }
 
     public async Task<IReadOnlyList<AuditRecord>> ListAuditAsync(string criticalId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<AuditRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<AuditRow>(
             "SELECT critical_id AS CriticalId, at AS At, action AS Action, actor AS Actor, channel AS Channel, detail AS Detail FROM critical_audit WHERE critical_id = @criticalId ORDER BY at, sequence",
-            new { criticalId }, cancellationToken: cancellationToken));
+            new { criticalId, cancellationToken });
         return [.. rows.Select(r => new AuditRecord(r.CriticalId, DbTime.FromDb(r.At), r.Action, r.Actor, r.Channel, r.Detail))];
     }
 
@@ -98,12 +98,12 @@ public sealed partial class NotificationStore
                 throw new InvalidArgumentException("acknowledged_at", $"is before the critical result opened ({current.OpenedAt:O}).");
             }
 
-            var changed = await connection.ExecuteAsync(new CommandDefinition(
+            var changed = await connection.ExecuteAsync(
                 """
                 UPDATE critical_results SET acknowledged_at = @at, acknowledged_by = @acknowledgedBy, channel = @channel, read_back = @readBack
                 WHERE id = @id AND acknowledged_at IS NULL
                 """,
-                new { at = DbTime.ToDb(acknowledgedAt), acknowledgedBy, channel = (int)channel, readBack, id }, transaction, cancellationToken: cancellationToken));
+                new { at = DbTime.ToDb(acknowledgedAt), acknowledgedBy, channel = (int)channel, readBack, id, cancellationToken }, transaction);
             if (changed == 0)
             {
                 throw new StaleEtagException("CriticalResult", id);
@@ -145,10 +145,14 @@ public sealed partial class NotificationStore
         database.WriteAsync(async (connection, transaction) =>
         {
             var now = DbTime.Now(time);
-            var lockClause = database.Provider == StorageProvider.Postgres ? "FOR UPDATE SKIP LOCKED" : "";
-            var due = await connection.QueryAsync<CriticalRow>(new CommandDefinition(
-                $"SELECT {CriticalColumns} FROM critical_results WHERE acknowledged_at IS NULL AND due_at <= @now ORDER BY due_at LIMIT @limit {lockClause}",
-                new { now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken));
+            // One constant statement per provider (Dapper.AOT reads each at build time): PostgreSQL replicas skip each other's locked rows.
+            var due = database.Provider == StorageProvider.Postgres
+                ? await connection.QueryAsync<CriticalRow>(
+                    $"SELECT {CriticalColumns} FROM critical_results WHERE acknowledged_at IS NULL AND due_at <= @now ORDER BY due_at LIMIT @limit FOR UPDATE SKIP LOCKED",
+                    new { now = DbTime.ToDb(now), limit, cancellationToken }, transaction)
+                : await connection.QueryAsync<CriticalRow>(
+                    $"SELECT {CriticalColumns} FROM critical_results WHERE acknowledged_at IS NULL AND due_at <= @now ORDER BY due_at LIMIT @limit",
+                    new { now = DbTime.ToDb(now), limit, cancellationToken }, transaction);
             var escalated = new List<CriticalRecord>();
             foreach (var row in due)
             {
@@ -170,9 +174,9 @@ public sealed partial class NotificationStore
     public Task<CriticalRecord> DeclineAsync(string teamId, string id, string declinedBy, string reason, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<CriticalRow>(new CommandDefinition(
+            var row = await connection.QuerySingleOrDefaultAsync<CriticalRow>(
                 $"SELECT {CriticalColumns} FROM critical_results WHERE id = @id AND team_id = @teamId",
-                new { id, teamId }, transaction, cancellationToken: cancellationToken)) ?? throw new NotFoundException("CriticalResult", id);
+                new { id, teamId, cancellationToken }, transaction) ?? throw new NotFoundException("CriticalResult", id);
             var current = row.ToRecord();
             if (current.AcknowledgedAt is { } when)
             {
@@ -203,7 +207,7 @@ public sealed partial class NotificationStore
         // The latest MaxDeclinedBy decliners (every decline stays in the audit trail), so the record stays small.
         IReadOnlyList<string> declined = declinedBy is null ? current.DeclinedBy : [.. current.DeclinedBy.TakeLast(MaxDeclinedBy - 1), declinedBy];
         var next = current with { Escalations = escalation, DueAt = now + policy.Window, EscalatedTo = step, DeclinedBy = declined };
-        var changed = await connection.ExecuteAsync(new CommandDefinition(
+        var changed = await connection.ExecuteAsync(
             """
             UPDATE critical_results SET escalations = @Escalations, due_at = @dueAt, escalated_to = @EscalatedTo, declined_by = @declinedBy
             WHERE id = @Id AND due_at = @oldDue AND escalations = @previous AND acknowledged_at IS NULL
@@ -211,9 +215,9 @@ public sealed partial class NotificationStore
             new
             {
                 next.Escalations, dueAt = DbTime.ToDb(next.DueAt), next.EscalatedTo, declinedBy = string.Join('\n', declined), next.Id, oldDue,
-                previous = current.Escalations,
+                previous = current.Escalations, cancellationToken,
             },
-            transaction, cancellationToken: cancellationToken));
+            transaction);
         if (changed == 0)
         {
             return null;
@@ -258,7 +262,7 @@ public sealed partial class NotificationStore
         // give the clinician a longer window, and "opened" precedes every notification of it. A creation
         // time ahead of this clock (skew between hosts) counts as now.
         var opened = evt.CreatedAt is { } created && created.ToDateTimeOffset() < now ? created.ToDateTimeOffset() : now;
-        var inserted = await connection.ExecuteAsync(new CommandDefinition(
+        var inserted = await connection.ExecuteAsync(
             """
             INSERT INTO critical_results (id, team_id, requisition_id, report_id, report_version, critical_analytes, opened_at, due_at, escalations, channel,
                 tier, escalated_to, declined_by)
@@ -268,9 +272,9 @@ public sealed partial class NotificationStore
             new
             {
                 evt.Id, evt.TeamId, evt.RequisitionId, critical.ReportId, critical.ReportVersion, tier = policy.Tier,
-                analytes = string.Join(' ', critical.CriticalAnalytes), opened = DbTime.ToDb(opened), due = DbTime.ToDb(opened + window),
+                analytes = string.Join(' ', critical.CriticalAnalytes), opened = DbTime.ToDb(opened), due = DbTime.ToDb(opened + window), cancellationToken,
             },
-            transaction, cancellationToken: cancellationToken));
+            transaction);
         if (inserted == 0)
         {
             return false;
@@ -284,23 +288,23 @@ public sealed partial class NotificationStore
     }
 
     private static Task<int> InsertAuditAsync(DbConnection connection, DbTransaction transaction, AuditRecord entry, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(new CommandDefinition(
+        connection.ExecuteAsync(
             """
             INSERT INTO critical_audit (critical_id, at, action, actor, channel, detail)
             VALUES (@criticalId, @at, @action, @actor, @channel, @detail)
             """,
-            new { criticalId = entry.CriticalId, at = DbTime.ToDb(entry.At), action = entry.Action, actor = Truncate(entry.Actor, 200), channel = entry.Channel, detail = entry.Detail },
-            transaction, cancellationToken: cancellationToken));
+            new { criticalId = entry.CriticalId, at = DbTime.ToDb(entry.At), action = entry.Action, actor = Truncate(entry.Actor, 200), channel = entry.Channel, detail = entry.Detail, cancellationToken },
+            transaction);
 
     private static async Task<CriticalRecord?> FindCriticalAsync(DbConnection connection, DbTransaction? transaction, string teamId, string id, CancellationToken cancellationToken)
     {
-        var row = await connection.QuerySingleOrDefaultAsync<CriticalRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<CriticalRow>(
             $"SELECT {CriticalColumns} FROM critical_results WHERE id = @id AND team_id = @teamId",
-            new { id, teamId }, transaction, cancellationToken: cancellationToken));
+            new { id, teamId, cancellationToken }, transaction);
         return row?.ToRecord();
     }
 
-    private sealed class CriticalRow
+    internal sealed class CriticalRow
     {
         public string Id { get; set; } = "";
         public string TeamId { get; set; } = "";
@@ -325,7 +329,7 @@ public sealed partial class NotificationStore
             Tier, EscalatedTo, DeclinedBy.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
-    private sealed class AuditRow
+    internal sealed class AuditRow
     {
         public string CriticalId { get; set; } = "";
         public string At { get; set; } = "";

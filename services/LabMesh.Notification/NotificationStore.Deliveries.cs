@@ -60,22 +60,51 @@ public sealed partial class NotificationStore
     private async Task<IReadOnlyList<ClaimedDelivery>> ClaimAsync(
         DbConnection connection, DbTransaction transaction, string owner, DateTimeOffset now, DateTimeOffset leaseUntil, int limit, CancellationToken cancellationToken)
     {
-        var rows = (await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
-            ClaimSql(database.Provider),
-            new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit }, transaction, cancellationToken: cancellationToken))).ToList();
+        // One constant statement per provider at its own call site: Dapper.AOT reads each at build time (and carries the
+        // token only beside a constant one).
+        var claimed = database.Provider == StorageProvider.Postgres
+            ? await connection.QueryAsync<DeliveryRow>(
+                ClaimSqlPostgres, new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit, cancellationToken }, transaction)
+            : await connection.QueryAsync<DeliveryRow>(
+                ClaimSqlSqlite, new { owner, until = DbTime.ToDb(leaseUntil), now = DbTime.ToDb(now), limit, cancellationToken }, transaction);
+        var rows = claimed.ToList();
         if (rows.Count == 0)
         {
             return [];
         }
 
-        var endpointIds = rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal).ToArray();
-        var endpoints = (await connection.QueryAsync<EndpointRow>(new CommandDefinition(
-            // Dapper expands the list for SQLite; Npgsql takes it as one array parameter.
-            $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id {(database.Provider == StorageProvider.Postgres ? "= ANY(@endpointIds)" : "IN @endpointIds")}",
-            new { endpointIds }, transaction, cancellationToken: cancellationToken))).ToDictionary(e => e.Id, e => e.ToRecord(), StringComparer.Ordinal);
+        // The endpoint ids as one JSON array parameter, which each database reads as a set: Dapper's list expansion
+        // (IN @ids) would run SqlMapper's code, which Dapper.AOT's interceptors otherwise keep out of the process. One
+        // statement text whatever the number of endpoints.
+        var endpointIds = JsonIds(rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal));
+        var endpointRows = database.Provider == StorageProvider.Postgres
+            ? await connection.QueryAsync<EndpointRow>(
+                $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id IN (SELECT json_array_elements_text(CAST(@endpointIds AS json)))",
+                new { endpointIds, cancellationToken }, transaction)
+            : await connection.QueryAsync<EndpointRow>(
+                $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id IN (SELECT value FROM json_each(@endpointIds))",
+                new { endpointIds, cancellationToken }, transaction);
+        var endpoints = endpointRows.ToDictionary(e => e.Id, e => e.ToRecord(), StringComparer.Ordinal);
         return [.. rows
             .OrderBy(r => r.NextAttemptAt, StringComparer.Ordinal)
             .Select(r => new ClaimedDelivery(r.ToRecord(), endpoints[r.EndpointId]))];
+    }
+
+    private static string JsonIds(IEnumerable<string> ids)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var id in ids)
+            {
+                writer.WriteStringValue(id);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     /// <summary>
@@ -85,8 +114,9 @@ public sealed partial class NotificationStore
     /// which reads and sorts every pending row of the endpoint) and leases them in the same statement.
     /// Internal for the query-plan tests.
     /// </summary>
-    internal static string ClaimSql(StorageProvider provider) => provider == StorageProvider.Postgres
-        ? $"""
+    internal static string ClaimSql(StorageProvider provider) => provider == StorageProvider.Postgres ? ClaimSqlPostgres : ClaimSqlSqlite;
+
+    private const string ClaimSqlPostgres = $"""
            UPDATE deliveries SET lease_owner = @owner, lease_until = @until
            FROM (SELECT d.id AS claim_id FROM deliveries d
                  WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
@@ -94,8 +124,9 @@ public sealed partial class NotificationStore
                  ORDER BY d.next_attempt_at LIMIT @limit FOR UPDATE OF d SKIP LOCKED) claim
            WHERE deliveries.id = claim.claim_id
            RETURNING {DeliveryColumns}
-           """
-        : $"""
+           """;
+
+    private const string ClaimSqlSqlite = $"""
            UPDATE deliveries SET lease_owner = @owner, lease_until = @until
            WHERE id IN (SELECT d.id FROM deliveries d
                         WHERE d.state = 1 AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until < @now)
@@ -185,10 +216,10 @@ public sealed partial class NotificationStore
 
             if (decision.Kind == WebhookDecisionKind.DisableEndpoint)
             {
-                await connection.ExecuteAsync(new CommandDefinition(
+                await connection.ExecuteAsync(
                     "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = @reason, version = version + 1, updated_at = @at WHERE id = @id AND deleted = 0 AND enabled = 1",
-                    new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(DbTime.Now(time)) },
-                    transaction, cancellationToken: cancellationToken));
+                    new { id = delivery.EndpointId, reason = "endpoint answered 410 Gone", at = DbTime.ToDb(DbTime.Now(time)), cancellationToken },
+                    transaction);
             }
         }
 
@@ -258,17 +289,17 @@ public sealed partial class NotificationStore
     public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
-            $"SELECT {DeliveryColumns} FROM deliveries WHERE id = @id AND team_id = @teamId", new { id, teamId }, cancellationToken: cancellationToken));
+        var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(
+            $"SELECT {DeliveryColumns} FROM deliveries WHERE id = @id AND team_id = @teamId", new { id, teamId, cancellationToken });
         return row?.ToRecord() ?? throw new NotFoundException("Delivery", id);
     }
 
     public async Task<DeliveryRecord> GetDeliveryAsync(string teamId, string endpointId, string eventId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(
             $"SELECT {DeliveryColumns} FROM deliveries WHERE endpoint_id = @endpointId AND event_id = @eventId AND team_id = @teamId",
-            new { endpointId, eventId, teamId }, cancellationToken: cancellationToken));
+            new { endpointId, eventId, teamId, cancellationToken });
         return row?.ToRecord() ?? throw new NotFoundException("Delivery", $"{endpointId}/{eventId}");
     }
 
@@ -277,14 +308,14 @@ public sealed partial class NotificationStore
         string teamId, string? endpointId, string? eventId, DeliveryState state, string? before, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<DeliveryRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<DeliveryRow>(
             $"""
             SELECT {DeliveryColumns} FROM deliveries
             WHERE team_id = @teamId AND (@endpointId IS NULL OR endpoint_id = @endpointId) AND (@eventId IS NULL OR event_id = @eventId)
               AND (@state = 0 OR state = @state) AND (@before IS NULL OR id < @before)
             ORDER BY id DESC LIMIT @limit
             """,
-            new { teamId, endpointId, eventId, state = (int)state, before, limit }, cancellationToken: cancellationToken));
+            new { teamId, endpointId, eventId, state = (int)state, before, limit, cancellationToken });
         return [.. rows.Select(r => r.ToRecord())];
     }
 
@@ -295,8 +326,8 @@ public sealed partial class NotificationStore
     public Task<DeliveryRecord> RedeliverAsync(string teamId, string id, RetrySchedule schedule, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(new CommandDefinition(
-                $"SELECT {DeliveryColumns} FROM deliveries WHERE id = @id AND team_id = @teamId", new { id, teamId }, transaction, cancellationToken: cancellationToken))
+            var row = await connection.QuerySingleOrDefaultAsync<DeliveryRow>(
+                $"SELECT {DeliveryColumns} FROM deliveries WHERE id = @id AND team_id = @teamId", new { id, teamId, cancellationToken }, transaction)
                 ?? throw new NotFoundException("Delivery", id);
             var delivery = row.ToRecord();
             var endpoint = await FindEndpointAsync(connection, transaction, teamId, delivery.EndpointId, cancellationToken)
@@ -314,40 +345,55 @@ public sealed partial class NotificationStore
 
             var now = DbTime.Now(time);
             var next = schedule.FirstAttemptAt(now);
-            var updated = await connection.QuerySingleAsync<DeliveryRow>(new CommandDefinition(
+            var updated = await connection.QuerySingleAsync<DeliveryRow>(
                 $"""
                 UPDATE deliveries SET state = @pending, attempts = 0, next_attempt_at = @next, lease_owner = NULL, lease_until = NULL,
                     delivered_at = NULL, last_error = 'redelivery requested'
                 WHERE id = @id RETURNING {DeliveryColumns}
                 """,
-                new { pending = (int)DeliveryState.Pending, next = DbTime.ToDb(next), id }, transaction, cancellationToken: cancellationToken));
+                new { pending = (int)DeliveryState.Pending, next = DbTime.ToDb(next), id, cancellationToken }, transaction);
             return updated.ToRecord();
         }, cancellationToken);
 
     internal static string WordOf(DeliveryState state) => EnumWords.Word(state) is { Length: > 0 } word ? word : "unspecified";
 
-    private static Task<int> InsertDeliveryAsync(
+    // A command of its own rather than Dapper's: Dapper.AOT 1.1.0 takes a byte[] member for a list and expands it
+    // (SqlMapper.PackListParameters rewrites @body into one parameter per byte; DapperAOT issue 226), so the body is bound
+    // here as one binary parameter, each parameter named as the SQL names it (one lookup each, see RecordAsync).
+    private static async Task<int> InsertDeliveryAsync(
         DbConnection connection, DbTransaction transaction, EndpointRecord endpoint, Event evt, string? criticalId,
-        byte[] body, DateTimeOffset firstAttempt, DateTimeOffset now, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(new CommandDefinition(
-            """
+        byte[] body, DateTimeOffset firstAttempt, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
             INSERT INTO deliveries (id, endpoint_id, team_id, event_id, event_type, critical_id, body, state, attempts, created_at, next_attempt_at,
                 last_status_code, last_error, traceparent)
             VALUES (@id, @endpointId, @teamId, @eventId, @eventType, @criticalId, @body, @pending, 0, @now, @next, 0, '', @traceparent)
             ON CONFLICT (event_id, endpoint_id) DO NOTHING
-            """,
-            new
-            {
-                id = NewDeliveryId(), endpointId = endpoint.Id, teamId = endpoint.TeamId, eventId = evt.Id, eventType = evt.Type, criticalId, body,
-                traceparent = string.IsNullOrEmpty(evt.Traceparent) ? null : evt.Traceparent,
-                pending = (int)DeliveryState.Pending, now = DbTime.ToDb(now), next = DbTime.ToDb(firstAttempt),
-            },
-            transaction, cancellationToken: cancellationToken));
+            """;
+        AddParameter(command, "@id", NewDeliveryId());
+        AddParameter(command, "@endpointId", endpoint.Id);
+        AddParameter(command, "@teamId", endpoint.TeamId);
+        AddParameter(command, "@eventId", evt.Id);
+        AddParameter(command, "@eventType", evt.Type);
+        AddParameter(command, "@criticalId", criticalId);
+        var bodyParameter = command.CreateParameter();
+        bodyParameter.ParameterName = "@body";
+        bodyParameter.DbType = System.Data.DbType.Binary;
+        bodyParameter.Value = body;
+        command.Parameters.Add(bodyParameter);
+        AddParameter(command, "@pending", (int)DeliveryState.Pending);
+        AddParameter(command, "@now", DbTime.ToDb(now));
+        AddParameter(command, "@next", DbTime.ToDb(firstAttempt));
+        AddParameter(command, "@traceparent", string.IsNullOrEmpty(evt.Traceparent) ? null : evt.Traceparent);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     /// <summary>A Standard Webhooks message id: <c>msg_</c> and a version 7 GUID, so ids order by creation time.</summary>
     internal static string NewDeliveryId() => "msg_" + Guid.CreateVersion7().ToString("N");
 
-    private sealed class DeliveryRow
+    internal sealed class DeliveryRow
     {
         public string Id { get; set; } = "";
         public string EndpointId { get; set; } = "";

@@ -26,9 +26,9 @@ public sealed partial class NotificationStore
     {
         return await database.WriteAsync(async (connection, transaction) =>
         {
-            var existing = await connection.QuerySingleOrDefaultAsync<EndpointRow>(new CommandDefinition(
+            var existing = await connection.QuerySingleOrDefaultAsync<EndpointRow>(
                 $"SELECT {EndpointColumns}, request_hash AS RequestHash, deleted AS Deleted FROM webhook_endpoints WHERE team_id = @TeamId AND request_id = @requestId",
-                new { endpoint.TeamId, requestId }, transaction, cancellationToken: cancellationToken));
+                new { endpoint.TeamId, requestId, cancellationToken }, transaction);
             if (existing is not null)
             {
                 RepeatRequests.EnsureSame(existing.RequestHash, requestHash, "WebhookEndpoint", existing.Id, "webhook endpoint", requestId);
@@ -37,7 +37,7 @@ public sealed partial class NotificationStore
                     : (existing.ToRecord(), false);
             }
 
-            await connection.ExecuteAsync(new CommandDefinition(
+            await connection.ExecuteAsync(
                 """
                 INSERT INTO webhook_endpoints (id, team_id, request_id, request_hash, url, description, event_types, escalation, enabled,
                     disabled_reason, secret, previous_secret, previous_secret_expires_at, version, deleted, created_at, updated_at)
@@ -46,9 +46,9 @@ public sealed partial class NotificationStore
                 new
                 {
                     endpoint.Id, endpoint.TeamId, requestId, requestHash, endpoint.Url, endpoint.Description,
-                    types = JoinTypes(endpoint.EventTypes), escalation = endpoint.Escalation ? 1 : 0, endpoint.Secret, at = DbTime.ToDb(endpoint.CreatedAt),
+                    types = JoinTypes(endpoint.EventTypes), escalation = endpoint.Escalation ? 1 : 0, endpoint.Secret, at = DbTime.ToDb(endpoint.CreatedAt), cancellationToken,
                 },
-                transaction, cancellationToken: cancellationToken));
+                transaction);
             return (endpoint with { Enabled = true, Version = 1 }, true);
         }, cancellationToken);
     }
@@ -63,9 +63,9 @@ public sealed partial class NotificationStore
     public async Task<IReadOnlyList<EndpointRecord>> ListEndpointsAsync(string teamId, string? after, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<EndpointRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<EndpointRow>(
             $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE team_id = @teamId AND deleted = 0 AND (@after IS NULL OR id > @after) ORDER BY id LIMIT @limit",
-            new { teamId, after, limit }, cancellationToken: cancellationToken));
+            new { teamId, after, limit, cancellationToken });
         return [.. rows.Select(r => r.ToRecord())];
     }
 
@@ -84,7 +84,7 @@ public sealed partial class NotificationStore
             }
 
             var updated = change(current) with { Version = current.Version + 1, UpdatedAt = DbTime.Now(time) };
-            await connection.ExecuteAsync(new CommandDefinition(
+            await connection.ExecuteAsync(
                 """
                 UPDATE webhook_endpoints SET url = @Url, description = @Description, event_types = @types, escalation = @escalation,
                     enabled = @enabled, disabled_reason = @DisabledReason, secret = @Secret, previous_secret = @PreviousSecret,
@@ -96,9 +96,9 @@ public sealed partial class NotificationStore
                     updated.Url, updated.Description, types = JoinTypes(updated.EventTypes), escalation = updated.Escalation ? 1 : 0,
                     enabled = updated.Enabled ? 1 : 0, updated.DisabledReason, updated.Secret, updated.PreviousSecret,
                     previousExpires = updated.PreviousSecretExpiresAt is { } expires ? DbTime.ToDb(expires) : null,
-                    updated.Version, at = DbTime.ToDb(updated.UpdatedAt), updated.Id,
+                    updated.Version, at = DbTime.ToDb(updated.UpdatedAt), updated.Id, cancellationToken,
                 },
-                transaction, cancellationToken: cancellationToken));
+                transaction);
             return updated;
         }, cancellationToken);
 
@@ -113,26 +113,26 @@ public sealed partial class NotificationStore
             }
 
             var at = DbTime.ToDb(DbTime.Now(time));
-            await connection.ExecuteAsync(new CommandDefinition(
+            await connection.ExecuteAsync(
                 "UPDATE webhook_endpoints SET deleted = 1, version = version + 1, updated_at = @at WHERE id = @id",
-                new { id, at }, transaction, cancellationToken: cancellationToken));
-            await connection.ExecuteAsync(new CommandDefinition(
+                new { id, at, cancellationToken }, transaction);
+            await connection.ExecuteAsync(
                 "UPDATE deliveries SET state = @cancelled, next_attempt_at = NULL, last_error = 'endpoint deleted' WHERE endpoint_id = @id AND state = @pending",
-                new { id, cancelled = (int)DeliveryState.Cancelled, pending = (int)DeliveryState.Pending }, transaction, cancellationToken: cancellationToken));
+                new { id, cancelled = (int)DeliveryState.Cancelled, pending = (int)DeliveryState.Pending, cancellationToken }, transaction);
             return 0;
         }, cancellationToken);
 
     private static async Task<EndpointRecord?> FindEndpointAsync(DbConnection connection, DbTransaction? transaction, string teamId, string id, CancellationToken cancellationToken)
     {
-        var row = await connection.QuerySingleOrDefaultAsync<EndpointRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<EndpointRow>(
             $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id = @id AND team_id = @teamId AND deleted = 0",
-            new { id, teamId }, transaction, cancellationToken: cancellationToken));
+            new { id, teamId, cancellationToken }, transaction);
         return row?.ToRecord();
     }
 
     private static string JoinTypes(IReadOnlyList<string> types) => string.Join(' ', types);
 
-    private sealed class EndpointRow
+    internal sealed class EndpointRow
     {
         public string Id { get; set; } = "";
         public string TeamId { get; set; } = "";

@@ -156,9 +156,9 @@ public sealed partial class NotificationStore(Database database, TimeProvider ti
 
                 if (!endpointsByTeam.TryGetValue(evt.TeamId, out var endpoints))
                 {
-                    var rows = await connection.QueryAsync<EndpointRow>(new CommandDefinition(
+                    var rows = await connection.QueryAsync<EndpointRow>(
                         $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE team_id = @TeamId AND deleted = 0 AND enabled = 1",
-                        new { evt.TeamId }, transaction, cancellationToken: cancellationToken));
+                        new { evt.TeamId, cancellationToken }, transaction);
                     endpoints = [.. rows.Select(r => r.ToRecord())];
                     endpointsByTeam[evt.TeamId] = endpoints;
                 }
