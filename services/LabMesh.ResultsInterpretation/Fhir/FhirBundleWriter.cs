@@ -3,8 +3,10 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Hl7.Fhir.Introspection;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Specification;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ResultsInterpretation.Domain;
@@ -69,7 +71,16 @@ public static class FhirBundleWriter
 
     // Firely's own JSON writer, straight into a Utf8JsonWriter: not System.Text.Json's JsonSerializer with Firely's converter,
     // which builds its contracts by reflection (RequiresUnreferencedCode and RequiresDynamicCode) to reach the same writer.
-    private static readonly Lazy<BaseFhirJsonSerializer> Json = new(() => new BaseFhirJsonSerializer(ModelInfo.ModelInspector));
+    // Its model inspector imports the two model assemblies by name: ModelInfo.ModelInspector (ModelInspector.ForAssembly) finds
+    // them with Assembly.GetReferencedAssemblies, which throws PlatformNotSupportedException in the Native AOT executable.
+    // FhirBundleTests checks that the JSON is what ModelInfo.ModelInspector writes of the same Bundle.
+    private static readonly Lazy<BaseFhirJsonSerializer> Json = new(() =>
+    {
+        var inspector = new ModelInspector(FhirRelease.R4);
+        inspector.Import(typeof(Base).Assembly);
+        inspector.Import(typeof(ModelInfo).Assembly);
+        return new BaseFhirJsonSerializer(inspector);
+    });
 
     /// <summary>
     /// The Bundle of <paramref name="requisition"/> (read with its service requests) and the report versions of one
