@@ -68,8 +68,7 @@ command -v dotnet >/dev/null || { echo "test.sh: the .NET SDK (see global.json) 
 # The Native AOT executables deploy/local runs (the gateway, and the services LABMESH_LOCAL_AOT names) are published
 # first, one after the other: their compile takes both cores for minutes, and inside the run it would overlap the
 # test projects that dotnet test runs beside the end-to-end ones. up.sh then finds them current and starts them.
-# ResultsInterpretation's too, which its NativeAotResultsTests run (not deployed as Native AOT yet: its README).
 LABMESH_LOCAL_CONFIGURATION="${CONFIGURATION:-Release}" bash -c \
-  'source deploy/local/lib.sh && for part in gateway "${AOT_SERVICES[@]}" resultsinterpretation; do publish_aot "$part"; done'
+  'source deploy/local/lib.sh && for part in gateway "${AOT_SERVICES[@]}"; do publish_aot "$part"; done'
 
 dotnet test LabMesh.sln -c "${CONFIGURATION:-Release}" --logger "console;verbosity=minimal" "$@"
