@@ -1,3 +1,4 @@
+using System.Data;
 using System.Data.Common;
 using Dapper;
 using Google.Protobuf;
@@ -73,6 +74,11 @@ public sealed class ResultsStore(Database database, TimeProvider time)
 {
     public const string ServiceName = "results";
 
+    // A page of a requisition's reports after (@afterId, @afterVersion): every version when @history is 1, else the latest.
+    private const string PageFilter =
+        "team_id = @teamId AND requisition_id = @requisitionId AND (@history = 1 OR superseded = 0)" +
+        " AND (@afterId IS NULL OR id > @afterId OR (id = @afterId AND version > @afterVersion))";
+
     private const string ReportColumns = "body AS Body, request_hash AS RequestHash, effects_applied AS EffectsApplied, superseded AS Superseded";
 
     private const string ProgressColumns =
@@ -129,9 +135,9 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     public async Task<ReportRecord?> FindByRequestAsync(string teamId, string requestId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ReportRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ReportRow>(
             $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND request_id = @requestId",
-            new { teamId, requestId }, cancellationToken: cancellationToken));
+            new { teamId, requestId, cancellationToken });
         return row?.ToRecord();
     }
 
@@ -139,10 +145,10 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     public async Task<ReportRecord?> GetReportAsync(string teamId, string id, int version, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QueryFirstOrDefaultAsync<ReportRow>(new CommandDefinition(
+        var row = await connection.QueryFirstOrDefaultAsync<ReportRow>(
             $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @id AND (@version = 0 OR version = @version) " +
             "ORDER BY version DESC LIMIT 1",
-            new { teamId, id, version }, cancellationToken: cancellationToken));
+            new { teamId, id, version, cancellationToken });
         return row?.ToRecord();
     }
 
@@ -156,12 +162,14 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         string teamId, string requisitionId, bool includeHistory, ReportKey? after, int pageSize, int maxBytes, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var where = "team_id = @teamId AND requisition_id = @requisitionId" + (includeHistory ? "" : " AND superseded = 0") +
-            " AND (@afterId IS NULL OR id > @afterId OR (id = @afterId AND version > @afterVersion))";
-        var parameters = new { teamId, requisitionId, afterId = after?.Id, afterVersion = after?.Version ?? 0, limit = pageSize + 1 };
-        var sizes = (await connection.QueryAsync<ReportSizeRow>(new CommandDefinition(
-            $"SELECT id AS Id, version AS Version, length(body) AS Size FROM reports WHERE {where} ORDER BY id, version LIMIT @limit",
-            parameters, cancellationToken: cancellationToken))).ToList();
+        // One constant statement (Dapper.AOT reads it at build time): history or not is a parameter, not a clause.
+        var history = includeHistory ? 1 : 0;
+        var afterId = after?.Id;
+        var afterVersion = after?.Version ?? 0;
+        var limit = pageSize + 1;
+        var sizes = (await connection.QueryAsync<ReportSizeRow>(
+            $"SELECT id AS Id, version AS Version, length(body) AS Size FROM reports WHERE {PageFilter} ORDER BY id, version LIMIT @limit",
+            new { teamId, requisitionId, history, afterId, afterVersion, limit, cancellationToken })).ToList();
 
         // What each would take in the response: its field tag, its length prefix, its body and the `superseded` flag set on read.
         var take = 0;
@@ -183,9 +191,9 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             return new ReportPage([], null);
         }
 
-        var rows = await connection.QueryAsync<ReportRow>(new CommandDefinition(
-            $"SELECT {ReportColumns} FROM reports WHERE {where} ORDER BY id, version LIMIT @take",
-            new { parameters.teamId, parameters.requisitionId, parameters.afterId, parameters.afterVersion, take }, cancellationToken: cancellationToken));
+        var rows = await connection.QueryAsync<ReportRow>(
+            $"SELECT {ReportColumns} FROM reports WHERE {PageFilter} ORDER BY id, version LIMIT @take",
+            new { teamId, requisitionId, history, afterId, afterVersion, take, cancellationToken });
         // A report amended between the two reads may differ from the sizes read: measure what is answered.
         var reports = new List<Report>();
         bytes = 0;
@@ -210,19 +218,19 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         string teamId, string requisitionId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ReadingRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ReadingRow>(
             "SELECT interpretation AS Interpretation, unsolicited AS Unsolicited FROM reports " +
             "WHERE team_id = @teamId AND requisition_id = @requisitionId AND superseded = 0",
-            new { teamId, requisitionId }, cancellationToken: cancellationToken));
+            new { teamId, requisitionId, cancellationToken });
         return [.. rows.Select(r => ((Interpretation)r.Interpretation, r.Unsolicited != 0))];
     }
 
     public async Task<ResultsProgress?> GetProgressAsync(string teamId, string requisitionId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ProgressRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ProgressRow>(
             $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId",
-            new { requisitionId, teamId }, cancellationToken: cancellationToken));
+            new { requisitionId, teamId, cancellationToken });
         return row?.ToRecord();
     }
 
@@ -262,12 +270,10 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         string teamId, string reportId, int expectedVersion, Report corrected, string requestHash, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
-            var select = $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @reportId AND superseded = 0{lockClause}";
             // On PostgreSQL a concurrent amendment that held the lock supersedes the row this one waited for, which
             // then no longer matches: read the new latest version once more rather than answer NOT_FOUND.
-            var latest = (await connection.QuerySingleOrDefaultAsync<ReportRow>(select, new { teamId, reportId }, transaction)
-                    ?? await connection.QuerySingleOrDefaultAsync<ReportRow>(select, new { teamId, reportId }, transaction))
+            var latest = (await LatestReportAsync(connection, transaction, teamId, reportId)
+                    ?? await LatestReportAsync(connection, transaction, teamId, reportId))
                 ?.ToRecord() ?? throw new NotFoundException("report", reportId);
             if (!latest.IsFinal)
             {
@@ -306,10 +312,14 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     public Task<(ResultsProgress Progress, bool Changed)> ShareAsync(string teamId, string requisitionId, string note, CancellationToken cancellationToken) =>
         database.WriteAsync(async (connection, transaction) =>
         {
-            var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
-            var progress = (await connection.QuerySingleOrDefaultAsync<ProgressRow>(
-                $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId{lockClause}",
-                new { requisitionId, teamId }, transaction))?.ToRecord();
+            // One constant statement per database (Dapper.AOT reads each at build time): PostgreSQL locks the row.
+            var progress = (database.Provider == StorageProvider.Postgres
+                ? await connection.QuerySingleOrDefaultAsync<ProgressRow>(
+                    $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId FOR UPDATE",
+                    new { requisitionId, teamId }, transaction)
+                : await connection.QuerySingleOrDefaultAsync<ProgressRow>(
+                    $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId AND team_id = @teamId",
+                    new { requisitionId, teamId }, transaction))?.ToRecord();
             var now = DbTime.Now(time);
             var (next, changed) = ResultsProgress.Share(progress, now);
             if (!changed)
@@ -332,11 +342,15 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         string? requisitionId, string kind, string now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ReportRow>(new CommandDefinition(
+        // The work kind is in the statement's text (PeerWork.DueJoin), so it is built at run time, and Dapper.AOT 1.1.0
+        // generates code that does not compile (CS0103) for a token beside such a statement: the token is checked before
+        // the read (bounded by its limit) instead.
+        cancellationToken.ThrowIfCancellationRequested();
+        var rows = await connection.QueryAsync<ReportRow>(
             $"SELECT {ReportColumns} FROM reports{PeerWork.DueJoin(kind, "reports.id", "reports.version")} " +
-            $"WHERE effects_applied = 0 AND {PeerWork.DueFilter}" +
-            (requisitionId is null ? "" : " AND requisition_id = @requisitionId") + $" ORDER BY {PeerWork.DueOrder}, create_time, id LIMIT @limit",
-            new { requisitionId, now, limit }, cancellationToken: cancellationToken));
+            $"WHERE effects_applied = 0 AND {PeerWork.DueFilter} AND (@requisitionId IS NULL OR requisition_id = @requisitionId)" +
+            $" ORDER BY {PeerWork.DueOrder}, create_time, id LIMIT @limit",
+            new { requisitionId, now, limit });
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
@@ -349,14 +363,16 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         string? requisitionId, string kind, string now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ProgressRow>(new CommandDefinition(
+        // Built at run time (the work kind, as above): the token is checked before the read.
+        cancellationToken.ThrowIfCancellationRequested();
+        var rows = await connection.QueryAsync<ProgressRow>(
             $"SELECT {ProgressColumns} FROM requisition_results" +
             PeerWork.DueJoin(kind, "requisition_results.requisition_id", "requisition_results.stage_seq") +
             $" WHERE stage_synced_seq < stage_seq AND {PeerWork.DueFilter}" +
             " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.requisition_id = requisition_results.requisition_id AND r.effects_applied = 0)" +
-            (requisitionId is null ? "" : " AND requisition_results.requisition_id = @requisitionId") +
+            " AND (@requisitionId IS NULL OR requisition_results.requisition_id = @requisitionId)" +
             $" ORDER BY {PeerWork.DueOrder}, update_time LIMIT @limit",
-            new { requisitionId, now, limit }, cancellationToken: cancellationToken));
+            new { requisitionId, now, limit });
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
@@ -368,9 +384,8 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version }, transaction,
-            cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(
+            "UPDATE reports SET effects_applied = 1 WHERE id = @id AND version = @version", new { id, version, cancellationToken }, transaction);
         await PeerWork.SucceededAsync(connection, transaction, workKind, id, version, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
@@ -383,35 +398,51 @@ public sealed class ResultsStore(Database database, TimeProvider time)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
+        await connection.ExecuteAsync(
             "UPDATE requisition_results SET stage_synced_seq = @sequence WHERE requisition_id = @requisitionId AND stage_synced_seq < @sequence",
-            new { requisitionId, sequence }, transaction, cancellationToken: cancellationToken));
+            new { requisitionId, sequence, cancellationToken }, transaction);
         await PeerWork.SucceededAsync(connection, transaction, workKind, requisitionId, sequence, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
+    /// <remarks>
+    /// Plain ADO.NET, not Dapper: Dapper.AOT 1.1.0 takes a <c>byte[]</c> member for a list to expand (its generated binder
+    /// calls SqlMapper.PackListParameters, so SQLite reads <c>(@Body1,@Body2,...)</c> and refuses the row; DapperLib/DapperAOT
+    /// issue 226), and Dapper's own binder is the code Native AOT cannot run. The body is one binary parameter.
+    /// </remarks>
     private static async Task InsertReportAsync(
-        DbConnection connection, DbTransaction transaction, Report report, string requestHash, bool effectsApplied, DateTimeOffset now) =>
-        await connection.ExecuteAsync(
+        DbConnection connection, DbTransaction transaction, Report report, string requestHash, bool effectsApplied, DateTimeOffset now)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText =
             "INSERT INTO reports (id, version, team_id, requisition_id, request_id, request_hash, status, interpretation, " +
             "service_request_ids, body, superseded, effects_applied, create_time, unsolicited) VALUES (@Id, @Version, @TeamId, @RequisitionId, " +
-            "@RequestId, @RequestHash, @Status, @Interpretation, @ServiceRequestIds, @Body, 0, @EffectsApplied, @CreateTime, @Unsolicited)",
-            new
-            {
-                report.Id,
-                report.Version,
-                report.TeamId,
-                report.RequisitionId,
-                report.RequestId,
-                RequestHash = requestHash,
-                Status = (int)report.Metadata.Status,
-                Interpretation = (int)report.Metadata.Interpretation,
-                ServiceRequestIds = string.Join(',', report.ServiceRequestIds),
-                Body = report.ToByteArray(),
-                EffectsApplied = effectsApplied ? 1 : 0,
-                CreateTime = DbTime.ToDb(now),
-                Unsolicited = report.Unsolicited ? 1 : 0,
-            }, transaction);
+            "@RequestId, @RequestHash, @Status, @Interpretation, @ServiceRequestIds, @Body, 0, @EffectsApplied, @CreateTime, @Unsolicited)";
+        Bind(command, "Id", DbType.String, report.Id);
+        Bind(command, "Version", DbType.Int32, report.Version);
+        Bind(command, "TeamId", DbType.String, report.TeamId);
+        Bind(command, "RequisitionId", DbType.String, report.RequisitionId);
+        Bind(command, "RequestId", DbType.String, report.RequestId);
+        Bind(command, "RequestHash", DbType.String, requestHash);
+        Bind(command, "Status", DbType.Int32, (int)report.Metadata.Status);
+        Bind(command, "Interpretation", DbType.Int32, (int)report.Metadata.Interpretation);
+        Bind(command, "ServiceRequestIds", DbType.String, string.Join(',', report.ServiceRequestIds));
+        Bind(command, "Body", DbType.Binary, report.ToByteArray());
+        Bind(command, "EffectsApplied", DbType.Int32, effectsApplied ? 1 : 0);
+        Bind(command, "CreateTime", DbType.String, DbTime.ToDb(now));
+        Bind(command, "Unsolicited", DbType.Int32, report.Unsolicited ? 1 : 0);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static void Bind(DbCommand command, string name, DbType type, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.DbType = type;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
 
     /// <summary>The requisition's progress row, created if missing, locked for this transaction (PostgreSQL).</summary>
     private async Task<ResultsProgress> LockProgressAsync(
@@ -422,11 +453,23 @@ public sealed class ResultsStore(Database database, TimeProvider time)
             "shared_time, share_note, update_time) VALUES (@requisitionId, @teamId, @patientId, 0, 0, 0, 0, NULL, '', @now) " +
             "ON CONFLICT (requisition_id) DO NOTHING",
             new { requisitionId, teamId, patientId, now = DbTime.ToDb(now) }, transaction);
-        var lockClause = database.Provider == StorageProvider.Postgres ? " FOR UPDATE" : "";
-        var row = await connection.QuerySingleAsync<ProgressRow>(
-            $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId{lockClause}", new { requisitionId }, transaction);
+        var row = database.Provider == StorageProvider.Postgres
+            ? await connection.QuerySingleAsync<ProgressRow>(
+                $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId FOR UPDATE", new { requisitionId }, transaction)
+            : await connection.QuerySingleAsync<ProgressRow>(
+                $"SELECT {ProgressColumns} FROM requisition_results WHERE requisition_id = @requisitionId", new { requisitionId }, transaction);
         return row.ToRecord();
     }
+
+    /// <summary>The report's latest version, locked for this transaction on PostgreSQL; one constant statement per database.</summary>
+    private Task<ReportRow?> LatestReportAsync(DbConnection connection, DbTransaction transaction, string teamId, string reportId) =>
+        database.Provider == StorageProvider.Postgres
+            ? connection.QuerySingleOrDefaultAsync<ReportRow>(
+                $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @reportId AND superseded = 0 FOR UPDATE",
+                new { teamId, reportId }, transaction)
+            : connection.QuerySingleOrDefaultAsync<ReportRow>(
+                $"SELECT {ReportColumns} FROM reports WHERE team_id = @teamId AND id = @reportId AND superseded = 0",
+                new { teamId, reportId }, transaction);
 
     private static async Task<HashSet<string>> FinalServiceRequestIdsAsync(
         DbConnection connection, DbTransaction transaction, string teamId, string requisitionId)
@@ -517,20 +560,20 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         Source = ServiceName,
     };
 
-    private sealed class ReadingRow
+    internal sealed class ReadingRow
     {
         public int Interpretation { get; set; }
         public int Unsolicited { get; set; }
     }
 
-    private sealed class ReportSizeRow
+    internal sealed class ReportSizeRow
     {
         public string Id { get; set; } = "";
         public int Version { get; set; }
         public long Size { get; set; }
     }
 
-    private sealed class ReportRow
+    internal sealed class ReportRow
     {
         public byte[] Body { get; set; } = [];
         public string RequestHash { get; set; } = "";
@@ -545,7 +588,7 @@ public sealed class ResultsStore(Database database, TimeProvider time)
         }
     }
 
-    private sealed class ProgressRow
+    internal sealed class ProgressRow
     {
         public string RequisitionId { get; set; } = "";
         public string TeamId { get; set; } = "";

@@ -52,6 +52,14 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
 
     private static readonly Lock ProfilesLock = new();
 
+    private static readonly Lazy<BaseFhirJsonSerializer> ByName = new(() =>
+    {
+        var inspector = new Hl7.Fhir.Introspection.ModelInspector(Hl7.Fhir.Specification.FhirRelease.R4);
+        inspector.Import(typeof(Base).Assembly);
+        inspector.Import(typeof(ModelInfo).Assembly);
+        return new BaseFhirJsonSerializer(inspector);
+    });
+
     private readonly string _team = "team-" + Guid.NewGuid().ToString("N")[..8];
 
     private static DateTime Deadline => DateTime.UtcNow.AddSeconds(30);
@@ -304,7 +312,11 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
                 var reports = (await Results.GetResultsAsync(new GetResultsRequest { RequisitionId = requisitionId, IncludeHistory = true }, deadline: Deadline)).Reports;
                 var response = await Results.GetFhirBundleAsync(new GetFhirBundleRequest { RequisitionId = requisitionId }, deadline: Deadline);
                 Assert.Equal(FhirBundleWriter.ContentType, response.ContentType);
-                return (Bundle: ParseAndValidate(response.BundleJson, state), requisition, reports.ToList());
+                var parsed = ParseAndValidate(response.BundleJson, state);
+                // A model inspector made as FhirBundleWriter makes its own (the two model assemblies imported by name, for
+                // Native AOT) writes what the SDK's ModelInfo.ModelInspector writes of the same Bundle, byte for byte.
+                Assert.Equal(new BaseFhirJsonSerializer(ModelInfo.ModelInspector).SerializeToString(parsed), ByName.Value.SerializeToString(parsed));
+                return (Bundle: parsed, requisition, reports.ToList());
             },
             read => Resources<FhirTask>(read.Bundle).Select(t => t.BusinessStatus?.Coding.Single().Code ?? "")
                 .SequenceEqual(read.requisition.ServiceRequests.OrderBy(s => s.Line).Select(s => BusinessStatusWord(s.TaskBusinessStatus))),
@@ -406,7 +418,7 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
         ? ""
         : ServiceRequestReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.EnumDescriptor>("TaskBusinessStatus").FindValueByNumber((int)status).Name;
 
-    private static CreateRequisitionRequest Draft() => new()
+    internal static CreateRequisitionRequest Draft() => new()
     {
         RequestId = Guid.NewGuid().ToString(),
         Patient = new Patient { Id = "demo-patient-" + Guid.NewGuid().ToString("N")[..6], GivenName = GivenName, FamilyName = FamilyName, BirthDate = BirthDate, Sex = "female" },
@@ -421,7 +433,7 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
         Place = false,
     };
 
-    private static SubmitResultsRequest CriticalPartial(string requisitionId, string panel) => new()
+    internal static SubmitResultsRequest CriticalPartial(string requisitionId, string panel) => new()
     {
         RequestId = Guid.NewGuid().ToString(),
         RequisitionId = requisitionId,
@@ -430,7 +442,7 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
         Results = { Marker("potassium", "mmol/L", 6.8, 3.5, 5.1, panel), Marker("sodium", "mmol/L", 138, 135, 145, panel) },
     };
 
-    private static SubmitResultsRequest Final(string requisitionId, string panel, string bloodCount, double glucoseHigh) => new()
+    internal static SubmitResultsRequest Final(string requisitionId, string panel, string bloodCount, double glucoseHigh) => new()
     {
         RequestId = Guid.NewGuid().ToString(),
         RequisitionId = requisitionId,
@@ -439,7 +451,7 @@ public abstract class FhirBundleTests(ResultsMesh mesh)
         Results = { FinalMarkers(panel, bloodCount, glucoseHigh) },
     };
 
-    private static AmendResultsRequest Amendment(string reportId, string panel, string bloodCount) => new()
+    internal static AmendResultsRequest Amendment(string reportId, string panel, string bloodCount) => new()
     {
         RequestId = Guid.NewGuid().ToString(),
         ReportId = reportId,

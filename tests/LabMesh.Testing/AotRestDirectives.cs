@@ -118,10 +118,24 @@ public static class AotRestDirectives
                 continue;
             }
 
-            Assert.False(
-                field.IsRepeated,
-                $"{field.FullName}: a repeated {type.Name}; the transcoder instantiates RepeatedField<> and List<> over it, which rd.xml does not name yet.");
             var argument = Argument(type);
+            if (field.IsRepeated)
+            {
+                // The property is RepeatedField<T> (not nullable), which System.Text.Json writes with its IList<T> converter
+                // over T's own contract.
+                var repeated = $"[Google.Protobuf.Collections.RepeatedField`1[{argument}],Google.Protobuf]";
+                needed.Add($"{Stj}|System.Text.Json.Serialization.Metadata.JsonPropertyInfo`1[{repeated}]");
+                needed.Add($"{Stj}|System.Text.Json.Serialization.Metadata.JsonTypeInfo`1[{repeated}]");
+                needed.Add($"{Stj}|System.Text.Json.Serialization.Converters.IListOfTConverter`2[{repeated},{argument}]");
+                needed.Add($"{Stj}|System.Text.Json.Serialization.Metadata.JsonTypeInfo`1[{argument}]");
+                if (type.IsEnum)
+                {
+                    needed.Add($"{Transcoding}|{Transcoding}.Internal.Json.EnumConverter`1[{argument}]");
+                }
+
+                continue;
+            }
+
             var nullable = $"[System.Nullable`1[{argument}],System.Private.CoreLib]";
             needed.Add($"{Stj}|System.Text.Json.Serialization.Metadata.JsonPropertyInfo`1[{nullable}]");
             needed.Add($"{Stj}|System.Text.Json.Serialization.Metadata.JsonTypeInfo`1[{nullable}]");

@@ -1,9 +1,12 @@
+using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Hl7.Fhir.Introspection;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Specification;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.ResultsInterpretation.Domain;
@@ -66,8 +69,18 @@ public static class FhirBundleWriter
     public const string UcumSystem = "http://unitsofmeasure.org";
     public const string InterpretationSystem = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 
-    // Compact, not indented: the JSON travels in a string field, and indentation would take a third of a page's budget.
-    private static readonly Lazy<JsonSerializerOptions> Json = new(() => new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector));
+    // Firely's own JSON writer, straight into a Utf8JsonWriter: not System.Text.Json's JsonSerializer with Firely's converter,
+    // which builds its contracts by reflection (RequiresUnreferencedCode and RequiresDynamicCode) to reach the same writer.
+    // Its model inspector imports the two model assemblies by name: ModelInfo.ModelInspector (ModelInspector.ForAssembly) finds
+    // them with Assembly.GetReferencedAssemblies, which throws PlatformNotSupportedException in the Native AOT executable.
+    // FhirBundleTests checks that the JSON is what ModelInfo.ModelInspector writes of the same Bundle.
+    private static readonly Lazy<BaseFhirJsonSerializer> Json = new(() =>
+    {
+        var inspector = new ModelInspector(FhirRelease.R4);
+        inspector.Import(typeof(Base).Assembly);
+        inspector.Import(typeof(ModelInfo).Assembly);
+        return new BaseFhirJsonSerializer(inspector);
+    });
 
     /// <summary>
     /// The Bundle of <paramref name="requisition"/> (read with its service requests) and the report versions of one
@@ -81,7 +94,15 @@ public static class FhirBundleWriter
     {
         ArgumentNullException.ThrowIfNull(requisition);
         ArgumentNullException.ThrowIfNull(reports);
-        return JsonSerializer.SerializeToUtf8Bytes(Build(requisition, reports, now, before, next), Json.Value);
+        // Compact, not indented (the writer's defaults, as JsonSerializer's): the JSON travels in a string field, and
+        // indentation would take a third of a page's budget.
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            Json.Value.Serialize(Build(requisition, reports, now, before, next), writer);
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     private static Bundle Build(
