@@ -55,9 +55,8 @@ declare -A OFFSET=([requisition]=11 [servicerequest]=21 [resultsinterpretation]=
 REPLICAS=(1 2)
 
 # The services whose replicas run as Native AOT executables unless LABMESH_LOCAL_AOT says otherwise (set and empty:
-# none). ServiceRequest, Requisition and Notification are those whose code and packages run under Native AOT (their
-# READMEs, "Native AOT"); ResultsInterpretation still uses the Firely SDK's reflection.
-AOT_DEFAULT="servicerequest requisition notification"
+# none): every service, since each one's code and packages run under Native AOT (their READMEs, "Native AOT").
+AOT_DEFAULT="servicerequest requisition resultsinterpretation notification"
 IFS=', ' read -r -a AOT_SERVICES <<< "${LABMESH_LOCAL_AOT-$AOT_DEFAULT}"
 for aot_service in "${AOT_SERVICES[@]}"; do
   [ -n "${OFFSET[$aot_service]:-}" ] || { echo "labmesh-local: LABMESH_LOCAL_AOT names '$aot_service', not one of: ${SERVICES[*]}" >&2; exit 1; }

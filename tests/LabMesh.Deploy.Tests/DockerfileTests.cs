@@ -9,9 +9,9 @@ public sealed class DockerfileTests
 
     /// <summary>
     /// The images that are a Native AOT executable on the runtime-deps image (issue 22: memory, and a gateway ready without
-    /// a JIT to warm): the gateway, ServiceRequest, Requisition and Notification, as deploy/local runs them (LABMESH_LOCAL_AOT's default).
+    /// a JIT to warm): the gateway and every service, as deploy/local runs them (LABMESH_LOCAL_AOT's default).
     /// </summary>
-    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway", "LabMesh.ServiceRequest", "LabMesh.Requisition", "LabMesh.Notification"];
+    public static readonly string[] NativeAotProjects = ["LabMesh.Gateway", "LabMesh.ServiceRequest", "LabMesh.Requisition", "LabMesh.ResultsInterpretation", "LabMesh.Notification"];
 
     public static TheoryData<string> Projects => new(Repository.DeployableProjects);
 

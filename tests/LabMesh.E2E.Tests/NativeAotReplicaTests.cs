@@ -6,6 +6,7 @@ using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Google.Protobuf.Reflection;
 using LabMesh.Contracts.Requisition.V1;
+using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
 using LabMesh.Security.Identity;
 using LabMesh.Testing;
@@ -15,14 +16,15 @@ namespace LabMesh.E2E.Tests;
 
 /// <summary>
 /// deploy/local's LABMESH_LOCAL_AOT (lib.sh, issue 22 item 3): the replicas of the services it names run their Native
-/// AOT executable, the others dotnet and their assembly, and ServiceRequest and Requisition (the services it names by
-/// default) answer gRPC, REST, health and reflection through the gateway and on each replica's own port.
+/// AOT executable, the others dotnet and their assembly, and the services it names by default answer gRPC, REST, health
+/// and reflection through the gateway and on each replica's own port.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
 public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisposable
 {
     private const string ServiceRequest = "servicerequest";
     private const string Requisition = "requisition";
+    private const string ResultsInterpretation = "resultsinterpretation";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The gRPC contract of each service the tests below cover.</summary>
@@ -30,6 +32,7 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
     {
         [ServiceRequest] = ServiceRequestService.Descriptor,
         [Requisition] = RequisitionService.Descriptor,
+        [ResultsInterpretation] = ResultsInterpretationService.Descriptor,
     };
 
     private readonly GrpcChannel _gateway = GrpcChannel.ForAddress(topology.Gateway);
@@ -134,9 +137,58 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
         Assert.Contains(errorBody.RootElement.GetProperty("details").EnumerateArray(), d => d.GetProperty("@type").GetString() == "type.googleapis.com/google.rpc.ResourceInfo");
     }
 
+    [Fact]
+    public async Task ResultsInterpretation_ConvertsUcumUnits_AndWritesFhir_ThroughTheGateway_AndOnEachReplica()
+    {
+        // UCUM (Fhir.Metrics) and FHIR (the Firely SDK) work by reflection and expression trees: in an executable whose
+        // trimming dropped what they reach, a unit no longer converts (a critical hemoglobin in g/L is missed) or the
+        // Bundle is not written.
+        var kinds = await ReplicaKindsAsync(ResultsInterpretation);
+        var team = "e2e-aot-" + Guid.NewGuid().ToString("N")[..8];
+        var hemoglobin = new InterpretMarkersRequest { Results = { new Marker { Name = "Hemoglobin", Slug = "hemoglobin", Unit = "g/L", NumericValue = 66 } } };
+        foreach (var r in LocalTopology.Replicas)
+        {
+            using var direct = GrpcChannel.ForAddress(topology.Address(ResultsInterpretation, r));
+            var read = await new ResultsInterpretationService.ResultsInterpretationServiceClient(TestCaller.Invoker(direct, team))
+                .InterpretMarkersAsync(hemoglobin, deadline: DateTime.UtcNow + Timeout);
+            var reading = Assert.Single(read.Results).Reading;
+            Assert.True(
+                reading.ComputedInterpretation == Interpretation.Critical && reading.ConvertedValue == "6.6 g/dL" && reading.CriticalLimitAnalyte == "hemoglobin",
+                $"{LocalTopology.Replica(ResultsInterpretation, r)} ({kinds}) read 66 g/L hemoglobin as {reading}");
+        }
+
+        using var mesh = new Mesh(topology.Gateway, team);
+        var placed = (await mesh.PlaceAsync(Guid.NewGuid().ToString("N"))).Requisition;
+        var results = new ResultsInterpretationService.ResultsInterpretationServiceClient(TestCaller.Invoker(_gateway, team));
+        var bundle = await results.GetFhirBundleAsync(new GetFhirBundleRequest { RequisitionId = placed.Id }, deadline: DateTime.UtcNow + Timeout);
+        using (var json = JsonDocument.Parse(bundle.BundleJson))
+        {
+            Assert.Equal("Bundle", json.RootElement.GetProperty("resourceType").GetString());
+            Assert.Contains(
+                json.RootElement.GetProperty("entry").EnumerateArray(),
+                e => e.GetProperty("resource").GetProperty("resourceType").GetString() == "ServiceRequest");
+        }
+
+        // REST: the reading's enums and its repeated flags (rd.xml's instantiations) in JSON.
+        using var http = new HttpClient { BaseAddress = new Uri(topology.RestGateway), Timeout = Timeout };
+        using var post = new HttpRequestMessage(HttpMethod.Post, "/v1/results:interpret")
+        {
+            Content = new StringContent("""{"results":[{"name":"Hemoglobin","slug":"hemoglobin","unit":"g/L","numericValue":66}]}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        post.Headers.Authorization = new AuthenticationHeaderValue("Bearer", TestCaller.Token(team, CallerRole.Clinician));
+        using var response = await http.SendAsync(post);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"POST /v1/results:interpret ({kinds}): {(int)response.StatusCode} {text}");
+        using var body = JsonDocument.Parse(text);
+        var rest = Assert.Single(body.RootElement.GetProperty("results").EnumerateArray()).GetProperty("reading");
+        Assert.Equal("INTERPRETATION_CRITICAL", rest.GetProperty("computedInterpretation").GetString());
+        Assert.Equal("6.6 g/dL", rest.GetProperty("convertedValue").GetString());
+    }
+
     [Theory]
     [InlineData(ServiceRequest)]
     [InlineData(Requisition)]
+    [InlineData(ResultsInterpretation)]
     public async Task Service_AnswersHealthAndReflection_ThroughTheGateway_AndOnEachReplica(string service)
     {
         var contract = Contracts[service];
