@@ -73,10 +73,8 @@ public sealed partial class NotificationStore
             return [];
         }
 
-        // The endpoint ids as one JSON array parameter, which each database reads as a set: Dapper's list expansion
-        // (IN @ids) would run SqlMapper's code, which Dapper.AOT's interceptors otherwise keep out of the process. One
-        // statement text whatever the number of endpoints.
-        var endpointIds = JsonIds(rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal));
+        // The endpoint ids as one JSON array parameter (DbIdSet), read as a set: one statement text whatever their number.
+        var endpointIds = DbIdSet.ToJson(rows.Select(r => r.EndpointId).Distinct(StringComparer.Ordinal));
         var endpointRows = database.Provider == StorageProvider.Postgres
             ? await connection.QueryAsync<EndpointRow>(
                 $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id IN (SELECT json_array_elements_text(CAST(@endpointIds AS json)))",
@@ -88,23 +86,6 @@ public sealed partial class NotificationStore
         return [.. rows
             .OrderBy(r => r.NextAttemptAt, StringComparer.Ordinal)
             .Select(r => new ClaimedDelivery(r.ToRecord(), endpoints[r.EndpointId]))];
-    }
-
-    private static string JsonIds(IEnumerable<string> ids)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartArray();
-            foreach (var id in ids)
-            {
-                writer.WriteStringValue(id);
-            }
-
-            writer.WriteEndArray();
-        }
-
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     /// <summary>

@@ -194,9 +194,8 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
     public async Task<IReadOnlyList<ServiceRequestRecord>> GetManyAsync(string teamId, IReadOnlyList<string> ids, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        // The ids as one JSON array parameter, which each database reads as a set: Dapper's list expansion (IN @ids) would run
-        // SqlMapper's code, which Dapper.AOT's interceptors otherwise keep out of the process. One constant statement each.
-        var json = JsonIds(ids);
+        // The ids as one JSON array parameter (DbIdSet), read as a set: one constant statement per database.
+        var json = DbIdSet.ToJson(ids);
         var rows = database.Provider == StorageProvider.Postgres
             ? await connection.QueryAsync<Row>(
                 $"SELECT {Columns} FROM service_requests WHERE id IN (SELECT json_array_elements_text(CAST(@json AS json))) AND team_id = @teamId AND pending = 0",
@@ -622,23 +621,6 @@ public sealed class ServiceRequestStore(Database database, TimeProvider time)
             $"SELECT {Columns} FROM service_requests WHERE requisition_id = @requisitionId ORDER BY line{lockClause}",
             new { requisitionId }, transaction);
         return rows.Select(r => r.ToRecord()).ToList();
-    }
-
-    private static string JsonIds(IReadOnlyList<string> ids)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartArray();
-            foreach (var id in ids)
-            {
-                writer.WriteStringValue(id);
-            }
-
-            writer.WriteEndArray();
-        }
-
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     private static bool SameItems(IReadOnlyList<ServiceRequestRecord> existing, IReadOnlyList<NewServiceRequest> items) =>
