@@ -3,26 +3,24 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Grpc.Core;
-using Grpc.Health.V1;
 using Grpc.Net.Client;
 using LabMesh.Contracts.Notification.V1;
 using LabMesh.Security.Identity;
 using LabMesh.Testing;
-using V1 = Grpc.Reflection.V1;
 
 namespace LabMesh.E2E.Tests;
 
 /// <summary>
 /// Notification as deploy/local runs it by default, its Native AOT executable (lib.sh's <c>AOT_DEFAULT</c>; which process
 /// each replica runs is <see cref="NativeAotReplicaTests.EveryReplica_RunsWhatLabMeshLocalAotSays"/>'s): its store
-/// (Dapper.AOT), event streams, REST (JSON transcoding with rd.xml), errors with their details, health and reflection,
+/// (Dapper.AOT), event streams, REST (JSON transcoding with rd.xml) and errors with their details (health and reflection:
+/// NativeAotReplicaTests' theory),
 /// through the gateway and on each replica's own port.
 /// </summary>
 [Collection(LocalTopologyCollection.Name)]
 public sealed class NativeAotNotificationTests(LocalTopologyFixture topology) : IDisposable
 {
     private const string Notification = "notification";
-    private const string ServiceName = "labmesh.notification.v1.NotificationService";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly GrpcChannel _gateway = GrpcChannel.ForAddress(topology.Gateway);
@@ -98,34 +96,6 @@ public sealed class NativeAotNotificationTests(LocalTopologyFixture topology) : 
             error.RootElement.GetProperty("details").EnumerateArray(),
             d => d.GetProperty("@type").GetString() == "type.googleapis.com/google.rpc.BadRequest");
         Assert.Contains("url", badRequest.GetProperty("fieldViolations").EnumerateArray().Select(v => v.GetProperty("field").GetString()));
-    }
-
-    [Fact]
-    public async Task Notification_AnswersHealthAndReflection_ThroughTheGateway_AndOnEachReplica()
-    {
-        var kinds = await ReplicaKindsAsync();
-        var named = new Metadata { { "x-labmesh-service", Notification } };
-
-        var health = await new Health.HealthClient(_gateway).CheckAsync(new HealthCheckRequest { Service = ServiceName }, named, DateTime.UtcNow + Timeout);
-        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
-        foreach (var r in LocalTopology.Replicas)
-        {
-            using var direct = GrpcChannel.ForAddress(topology.Address(Notification, r));
-            var own = await new Health.HealthClient(direct).CheckAsync(new HealthCheckRequest { Service = ServiceName }, deadline: DateTime.UtcNow + Timeout);
-            Assert.True(own.Status == HealthCheckResponse.Types.ServingStatus.Serving, $"{LocalTopology.Replica(Notification, r)} ({kinds}): {own.Status}");
-        }
-
-        using var describe = new V1.ServerReflection.ServerReflectionClient(_gateway).ServerReflectionInfo(named, DateTime.UtcNow + Timeout);
-        await describe.RequestStream.WriteAsync(new V1.ServerReflectionRequest { FileContainingSymbol = ServiceName });
-        await describe.RequestStream.CompleteAsync();
-        Assert.True(await describe.ResponseStream.MoveNext());
-        var answer = describe.ResponseStream.Current;
-        Assert.True(answer.ErrorResponse is null, $"reflection ({kinds}): {answer.ErrorResponse}");
-        var described = answer.FileDescriptorResponse.FileDescriptorProto
-            .Select(Google.Protobuf.Reflection.FileDescriptorProto.Parser.ParseFrom)
-            .SelectMany(file => file.Service.Select(service => (Name: $"{file.Package}.{service.Name}", service.Method)))
-            .Single(service => service.Name == ServiceName);
-        Assert.Equal(NotificationService.Descriptor.Methods.Select(m => m.Name), described.Method.Select(m => m.Name));
     }
 
     private static async Task<JsonDocument> SendAsync(

@@ -5,6 +5,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Google.Protobuf.Reflection;
+using LabMesh.Contracts.Notification.V1;
 using LabMesh.Contracts.Requisition.V1;
 using LabMesh.Contracts.Results.V1;
 using LabMesh.Contracts.ServiceRequest.V1;
@@ -25,6 +26,7 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
     private const string ServiceRequest = "servicerequest";
     private const string Requisition = "requisition";
     private const string ResultsInterpretation = "resultsinterpretation";
+    private const string Notification = "notification";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The gRPC contract of each service the tests below cover.</summary>
@@ -33,6 +35,7 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
         [ServiceRequest] = ServiceRequestService.Descriptor,
         [Requisition] = RequisitionService.Descriptor,
         [ResultsInterpretation] = ResultsInterpretationService.Descriptor,
+        [Notification] = NotificationService.Descriptor,
     };
 
     private readonly GrpcChannel _gateway = GrpcChannel.ForAddress(topology.Gateway);
@@ -189,6 +192,7 @@ public sealed class NativeAotReplicaTests(LocalTopologyFixture topology) : IDisp
     [InlineData(ServiceRequest)]
     [InlineData(Requisition)]
     [InlineData(ResultsInterpretation)]
+    [InlineData(Notification)]
     public async Task Service_AnswersHealthAndReflection_ThroughTheGateway_AndOnEachReplica(string service)
     {
         var contract = Contracts[service];
